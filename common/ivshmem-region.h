@@ -1,0 +1,135 @@
+/* gst-ivshmem: finding and mapping an IVSHMEM region
+ * SPDX-License-Identifier: MIT
+ *
+ * A region is the same memory seen from two sides:
+ *  - on the host, the file that QEMU's memory-backend-file shares
+ *    (usually /dev/shm/NAME), mapped MAP_SHARED;
+ *  - in a guest, BAR2 of the ivshmem PCI device (1af4:1110), found with
+ *    libpci and mapped from sysfs resource2.
+ *
+ * This file has no GStreamer dependency.
+ */
+#ifndef IVSHMEM_REGION_H
+#define IVSHMEM_REGION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ivshmem-status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IVSHM_PCI_VENDOR_ID 0x1af4      /* Red Hat, Inc. */
+#define IVSHM_PCI_DEVICE_ID 0x1110      /* Inter-VM shared memory */
+#define IVSHM_PCI_BAR 2                 /* the shared memory BAR */
+
+/* The environment variable that points PCI discovery at another sysfs root
+ * (a fake tree in tests). Read in one place: ivshm_sysfs_root(). */
+#define IVSHM_SYSFS_ROOT_ENV "IVSHMEM_SYSFS_ROOT"
+
+typedef struct
+{
+  uint16_t domain;
+  uint8_t bus;
+  uint8_t device;
+  uint8_t function;
+} IvshmPciAddr;
+
+/* "0000:00:03.0" plus NUL */
+#define IVSHM_PCI_ADDR_STRLEN 13
+
+typedef struct
+{
+  IvshmPciAddr addr;
+  char location[IVSHM_PCI_ADDR_STRLEN];         /* "0000:00:03.0" */
+  uint64_t size;                                /* BAR2 size in bytes */
+  char sysfs_path[512];                         /* ROOT/bus/pci/devices/0000:00:03.0 */
+  char resource_path[512];                      /* sysfs_path + "/resource2" */
+} IvshmPciDevice;
+
+/* Details of a failure, filled by the functions below that take one.
+ * `detail` is a complete sentence fragment for a user: what failed, on
+ * which path, and (where one exists) what to do about it. */
+typedef struct
+{
+  IvshmStatus status;
+  int sys_errno;                /* errno of the failing call, or 0 */
+  char detail[512];
+} IvshmError;
+
+/* Sets err (may be NULL) and returns status. printf-style detail. */
+IvshmStatus ivshm_error_set (IvshmError * err, IvshmStatus status,
+    int sys_errno, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format (printf, 4, 5)))
+#endif
+    ;
+
+/* The sysfs root to use: $IVSHMEM_SYSFS_ROOT if set and not empty, else
+ * "/sys". Read once per process. */
+const char *ivshm_sysfs_root (void);
+
+/* Parses "DDDD:BB:DD.F" or "BB:DD.F" (domain 0). Returns 0 on success,
+ * -1 if the text is not a PCI address. */
+int ivshm_pci_addr_parse (const char *text, IvshmPciAddr * out);
+void ivshm_pci_addr_format (const IvshmPciAddr * addr,
+    char out[IVSHM_PCI_ADDR_STRLEN]);
+
+/* Lists the IVSHMEM devices (1af4:1110) under sysfs_root (NULL: the
+ * default, ivshm_sysfs_root()), sorted by domain, bus, device, function.
+ * On success *devices is a malloc'd array of *n_devices entries (NULL and
+ * 0 when there is none; that is not an error) to free with free().
+ * IVSHM_ERR_UNSUPPORTED when built without libpci. */
+IvshmStatus ivshm_pci_list (const char *sysfs_root,
+    IvshmPciDevice ** devices, size_t *n_devices, IvshmError * err);
+
+/* How a device string is understood. */
+typedef enum
+{
+  IVSHM_REGION_HOST_FILE,       /* a path: host side */
+  IVSHM_REGION_PCI,             /* a PCI address, or empty: guest side */
+} IvshmRegionKind;
+
+typedef struct IvshmRegion IvshmRegion;
+
+typedef struct
+{
+  /* For a host file that does not exist: create it with this size (must be
+   * a power of two, QEMU refuses anything else). 0: it must exist. */
+  uint64_t create_size;
+  /* The sysfs root for PCI discovery; NULL: ivshm_sysfs_root(). */
+  const char *sysfs_root;
+} IvshmRegionOptions;
+
+/* Opens and maps a region.
+ *  - device starting with '/' or '.': a host file, mapped MAP_SHARED
+ *    read-write. If it is missing and options->create_size > 0 it is created
+ *    (O_CREAT|O_EXCL, mode 0660) with that size.
+ *  - device that parses as a PCI address: that IVSHMEM device's BAR2.
+ *  - NULL or "": the first IVSHMEM device found.
+ * Errors: NOT_FOUND, PERMISSION, LOCKDOWN, TOO_SMALL, NOT_POW2, IO,
+ * INVALID_ARG (a PCI address that is not an IVSHMEM device), UNSUPPORTED. */
+IvshmStatus ivshm_region_open (const char *device,
+    const IvshmRegionOptions * options, IvshmRegion ** region,
+    IvshmError * err);
+void ivshm_region_close (IvshmRegion * region);
+
+void *ivshm_region_data (const IvshmRegion * region);
+uint64_t ivshm_region_size (const IvshmRegion * region);
+IvshmRegionKind ivshm_region_kind (const IvshmRegion * region);
+/* The file that was mapped: the host path, or the resource2 path. */
+const char *ivshm_region_path (const IvshmRegion * region);
+/* "0000:00:03.0" for a PCI region, "" for a host file. */
+const char *ivshm_region_location (const IvshmRegion * region);
+/* True if the region was created by this open. */
+int ivshm_region_created (const IvshmRegion * region);
+
+/* "Linux", "Windows", ...: the system this build runs on. */
+const char *ivshm_system_name (void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IVSHMEM_REGION_H */

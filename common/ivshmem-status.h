@@ -1,0 +1,81 @@
+/* gst-ivshmem: status codes of the core
+ * SPDX-License-Identifier: MIT
+ *
+ * The core never includes a GStreamer header. Every function that can fail
+ * returns an IvshmStatus; the GStreamer layer turns it into an element error.
+ */
+#ifndef IVSHMEM_STATUS_H
+#define IVSHMEM_STATUS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum
+{
+  IVSHM_OK = 0,
+  /* Not an error: the operation would block (ring full for a writer, empty
+   * for a reader). Wait and try again. */
+  IVSHM_AGAIN,
+  /* The region (file or PCI device) does not exist. */
+  IVSHM_ERR_NOT_FOUND,
+  /* open() or mmap() refused with EACCES/EPERM. BAR access needs root or a
+   * udev rule that grants access to resource2. */
+  IVSHM_ERR_PERMISSION,
+  /* The kernel is in lockdown mode, which forbids mapping PCI BARs from
+   * user space whatever the permissions. */
+  IVSHM_ERR_LOCKDOWN,
+  /* The region is smaller than the protocol needs. */
+  IVSHM_ERR_TOO_SMALL,
+  /* A size asked for is not a power of two (QEMU refuses such an ivshmem
+   * region). */
+  IVSHM_ERR_NOT_POW2,
+  /* The region does not start with this protocol's magic. */
+  IVSHM_ERR_BAD_MAGIC,
+  /* The region carries this protocol, but an ABI version we cannot read. */
+  IVSHM_ERR_VERSION,
+  /* The handle is already mapped (or, on Windows, the driver already has
+   * a mapping of this device). */
+  IVSHM_ERR_ALREADY_MAPPED,
+  /* The handle is not mapped. */
+  IVSHM_ERR_NOT_MAPPED,
+  /* An operating system call failed; the errno is kept beside the status. */
+  IVSHM_ERR_IO,
+  /* A caller passed an argument that can never work. */
+  IVSHM_ERR_INVALID_ARG,
+  /* Shared memory holds values that break the protocol (a peer is buggy or
+   * hostile, or the region was overwritten). */
+  IVSHM_ERR_CORRUPT,
+  /* A record can never fit in this ring, whatever the readers do. */
+  IVSHM_ERR_TOO_BIG,
+  /* No producer has initialised the region yet. */
+  IVSHM_ERR_NO_PRODUCER,
+  /* The producer restarted: the session id changed under a reader. */
+  IVSHM_ERR_SESSION_CHANGED,
+  /* The producer stopped (closed the session) or its heartbeat stopped. */
+  IVSHM_ERR_PRODUCER_GONE,
+  /* Every reader slot of the region is taken. */
+  IVSHM_ERR_NO_SLOT,
+  /* The producer dropped this reader (its lease expired or its slot held
+   * invalid values). */
+  IVSHM_ERR_EVICTED,
+  /* Another producer is alive on this region. */
+  IVSHM_ERR_PRODUCER_BUSY,
+  /* Not supported on this platform or in this build. */
+  IVSHM_ERR_UNSUPPORTED,
+  /* Out of memory in the local process. */
+  IVSHM_ERR_NO_MEMORY,
+  IVSHM_STATUS_COUNT
+} IvshmStatus;
+
+/* A short, stable, human-readable description ("region not found"). Never
+ * returns NULL, also for values outside the enum. */
+const char *ivshm_status_string (IvshmStatus status);
+
+/* A short machine name ("not-found"), for logs and JSON. */
+const char *ivshm_status_name (IvshmStatus status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IVSHMEM_STATUS_H */
