@@ -1,0 +1,269 @@
+/* gst-ivshmem: the shared layout (ABI) of a region
+ * SPDX-License-Identifier: MIT
+ *
+ * This header IS the protocol's ABI; common/PROTOCOL.md describes it in
+ * prose. Every field is fixed-width little-endian, every offset is pinned by
+ * a _Static_assert below, and every value read from it is untrusted: the
+ * peer may be a buggy or hostile VM. Code reads each shared value once into
+ * a local and validates the local (see ivshmem-ring.c).
+ *
+ * Region map (version 1):
+ *
+ *   0x00000  IvshmHeader        4 KiB   identity, session, hot counters
+ *   0x01000  IvshmReaderSlot[32]  4 KiB   one 128-byte slot per reader
+ *   0x02000  IvshmSticky        56 KiB  seqlocked copy of sticky records
+ *   0x10000  ring               region_size - 64 KiB, records of 64-byte
+ *                                        multiples, never wrapping
+ */
+#ifndef IVSHMEM_LAYOUT_H
+#define IVSHMEM_LAYOUT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "gst-ivshmem's shared layout is little-endian; this build is not"
+#endif
+
+_Static_assert (ATOMIC_LLONG_LOCK_FREE == 2,
+    "64-bit atomics must be lock-free to work across processes and VMs");
+_Static_assert (ATOMIC_INT_LOCK_FREE == 2,
+    "32-bit atomics must be lock-free to work across processes and VMs");
+
+/* "IVSHMGST" read as a little-endian u64 */
+#define IVSHM_MAGIC             UINT64_C(0x5453474d48535649)
+#define IVSHM_VERSION_MAJOR     1u
+#define IVSHM_VERSION_MINOR     0u
+
+#define IVSHM_CACHE_LINE        64u
+#define IVSHM_RECORD_ALIGN      64u
+#define IVSHM_HEADER_SIZE       4096u
+#define IVSHM_SLOT_OFFSET       4096u
+#define IVSHM_SLOT_SIZE         128u
+#define IVSHM_MAX_READERS       32u
+#define IVSHM_STICKY_OFFSET     8192u
+#define IVSHM_STICKY_SIZE       (56u * 1024u)
+#define IVSHM_RING_OFFSET       (64u * 1024u)
+/* The smallest ring worth having; the smallest region is this plus the
+ * ring offset. */
+#define IVSHM_RING_MIN_SIZE     (64u * 1024u)
+#define IVSHM_REGION_MIN        ((uint64_t) IVSHM_RING_OFFSET + IVSHM_RING_MIN_SIZE)
+
+/* IvshmHeader.producer_state */
+enum
+{
+  IVSHM_PRODUCER_NONE = 0,      /* never initialised, or initialising */
+  IVSHM_PRODUCER_ACTIVE = 1,    /* streaming */
+  IVSHM_PRODUCER_CLOSED = 2,    /* the producer stopped cleanly */
+};
+
+/* IvshmHeader.producer_flags */
+enum
+{
+  /* The producer has seen a reader in this session. Until then it keeps
+   * everything it wrote, so the first reader gets the stream from its
+   * start. */
+  IVSHM_PRODUCER_FLAG_HAD_READER = 1u << 0,
+  /* The sticky records did not fit the sticky area: a reader attaching
+   * mid-stream cannot learn the caps and must wait for the next ones. */
+  IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW = 1u << 1,
+};
+
+typedef struct
+{
+  /* line 0: identity, written by the producer before it publishes magic;
+   * constant for a session. */
+  _Atomic uint64_t magic;               /* 0x000 IVSHM_MAGIC, written last */
+  _Atomic uint32_t version_major;       /* 0x008 */
+  _Atomic uint32_t version_minor;       /* 0x00c */
+  _Atomic uint64_t region_size;         /* 0x010 bytes the producer mapped */
+  _Atomic uint64_t ring_offset;         /* 0x018 IVSHM_RING_OFFSET */
+  _Atomic uint64_t ring_size;           /* 0x020 multiple of 64 */
+  _Atomic uint32_t slot_offset;         /* 0x028 IVSHM_SLOT_OFFSET */
+  _Atomic uint16_t slot_count;          /* 0x02c IVSHM_MAX_READERS */
+  _Atomic uint16_t slot_size;           /* 0x02e IVSHM_SLOT_SIZE */
+  _Atomic uint32_t sticky_offset;       /* 0x030 IVSHM_STICKY_OFFSET */
+  _Atomic uint32_t sticky_size;         /* 0x034 IVSHM_STICKY_SIZE */
+  _Atomic uint32_t record_align;        /* 0x038 IVSHM_RECORD_ALIGN */
+  _Atomic uint32_t header_flags;        /* 0x03c reserved, 0 */
+
+  /* line 1: session, written by the producer */
+  _Atomic uint64_t session_id;          /* 0x040 random, non-zero, new at each start */
+  _Atomic uint64_t producer_heartbeat;  /* 0x048 incremented while alive */
+  _Atomic uint32_t producer_state;      /* 0x050 IVSHM_PRODUCER_* */
+  _Atomic uint32_t producer_flags;      /* 0x054 IVSHM_PRODUCER_FLAG_* */
+  _Atomic uint64_t producer_pid;        /* 0x058 informative only */
+  _Atomic uint64_t heartbeat_period_us; /* 0x060 how often the heartbeat moves */
+  uint8_t _pad1[IVSHM_CACHE_LINE - 0x28];
+
+  /* line 2: the producer's hot counter */
+  _Atomic uint64_t write_pos;           /* 0x080 end of published records */
+  _Atomic uint32_t data_futex;          /* 0x088 reserved for futex wake-ups */
+  _Atomic uint32_t readers_sleeping;    /* 0x08c reserved for futex wake-ups */
+  uint8_t _pad2[IVSHM_CACHE_LINE - 0x10];
+
+  /* line 3: the oldest position the producer may still need to keep */
+  _Atomic uint64_t tail;                /* 0x0c0 */
+  _Atomic uint32_t space_futex;         /* 0x0c8 reserved for futex wake-ups */
+  _Atomic uint32_t writer_sleeping;     /* 0x0cc reserved for futex wake-ups */
+  uint8_t _pad3[IVSHM_CACHE_LINE - 0x10];
+
+  uint8_t reserved[IVSHM_HEADER_SIZE - 4 * IVSHM_CACHE_LINE];
+} IvshmHeader;
+
+/* IvshmReaderSlot.state */
+enum
+{
+  IVSHM_SLOT_FREE = 0,
+  IVSHM_SLOT_CLAIMED = 1,       /* owner set, not yet reading */
+  IVSHM_SLOT_ACTIVE = 2,        /* read_pos is live and holds back the producer */
+};
+
+typedef struct
+{
+  /* line 0: written by the reader that owns the slot */
+  _Atomic uint64_t read_pos;            /* 0x00 next record the reader needs */
+  _Atomic uint64_t owner;               /* 0x08 random token, 0 when free */
+  _Atomic uint64_t heartbeat;           /* 0x10 incremented while alive */
+  _Atomic uint64_t session_id;          /* 0x18 the session it reads */
+  _Atomic uint32_t state;               /* 0x20 IVSHM_SLOT_* */
+  _Atomic uint32_t sleeping;            /* 0x24 reserved for futex wake-ups */
+  _Atomic uint64_t pid;                 /* 0x28 informative only */
+  _Atomic uint64_t records_read;        /* 0x30 informative only */
+  _Atomic uint64_t reserved0;           /* 0x38 */
+  /* line 1: reserved (statistics, later versions) */
+  uint8_t reserved1[IVSHM_CACHE_LINE];
+} IvshmReaderSlot;
+
+/* Record types */
+enum
+{
+  IVSHM_RECORD_PAD = 1,         /* skip to the end of the ring */
+  IVSHM_RECORD_BUFFER = 2,      /* media payload */
+  IVSHM_RECORD_CAPS = 3,        /* payload: caps as a NUL-terminated string */
+  IVSHM_RECORD_EVENT = 4,       /* subtype: IVSHM_EVENT_*, payload: string */
+};
+
+/* IvshmRecord.subtype of an IVSHM_RECORD_EVENT */
+enum
+{
+  IVSHM_EVENT_STREAM_START = 1,
+  IVSHM_EVENT_SEGMENT = 2,
+  IVSHM_EVENT_TAG = 3,
+  IVSHM_EVENT_GAP = 4,
+  IVSHM_EVENT_EOS = 5,
+  IVSHM_EVENT_CUSTOM = 6,       /* custom downstream serialized event */
+  IVSHM_EVENT_CUSTOM_STICKY = 7,
+  IVSHM_EVENT_STREAM_GROUP_DONE = 8,
+  IVSHM_EVENT_MAX = 8,
+};
+
+/* Every record starts with this 64-byte header; the payload follows it at
+ * once, so payloads are 64-byte aligned and contiguous. A record's length
+ * is derived, never stored: ivshm_record_len(payload_len). */
+typedef struct
+{
+  uint16_t type;                /* 0x00 IVSHM_RECORD_* */
+  uint16_t subtype;             /* 0x02 IVSHM_EVENT_* for an EVENT, else 0 */
+  uint32_t flags;               /* 0x04 GstBufferFlags for a BUFFER, else 0 */
+  uint64_t pos;                 /* 0x08 the record's own ring position */
+  uint64_t payload_len;         /* 0x10 bytes of payload after this header */
+  uint64_t pts;                 /* 0x18 ns; UINT64_MAX: none */
+  uint64_t dts;                 /* 0x20 ns; UINT64_MAX: none */
+  uint64_t duration;            /* 0x28 ns; UINT64_MAX: none */
+  uint64_t offset;              /* 0x30 UINT64_MAX: none */
+  uint64_t offset_end;          /* 0x38 UINT64_MAX: none */
+} IvshmRecordHeader;
+
+#define IVSHM_TIME_NONE UINT64_MAX
+
+/* The sticky area: a copy of the latest stream-start, caps, segment and tag
+ * records, so that a reader attaching mid-stream knows the stream. Written
+ * by the producer under a sequence lock. */
+typedef struct
+{
+  _Atomic uint64_t seq;                 /* 0x00 odd while being written */
+  _Atomic uint64_t applies_from;        /* 0x08 ring position from which
+                                         * these records describe the stream */
+  _Atomic uint32_t len;                 /* 0x10 bytes of records after the
+                                         * 64-byte sticky header */
+  _Atomic uint32_t count;               /* 0x14 number of records */
+  uint8_t reserved[IVSHM_CACHE_LINE - 0x18];
+  /* records follow, each IvshmRecordHeader + payload, 64-byte aligned */
+} IvshmStickyHeader;
+
+static inline uint64_t
+ivshm_record_len (uint64_t payload_len)
+{
+  /* callers bound payload_len by the ring size first, so this can't wrap */
+  return (sizeof (IvshmRecordHeader) + payload_len + IVSHM_RECORD_ALIGN - 1)
+      & ~(uint64_t) (IVSHM_RECORD_ALIGN - 1);
+}
+
+/* The ABI, pinned. */
+#define IVSHM_ASSERT_OFFSET(type, field, off) \
+  _Static_assert (offsetof (type, field) == (off), #type "." #field " moved")
+
+IVSHM_ASSERT_OFFSET (IvshmHeader, magic, 0x000);
+IVSHM_ASSERT_OFFSET (IvshmHeader, version_major, 0x008);
+IVSHM_ASSERT_OFFSET (IvshmHeader, version_minor, 0x00c);
+IVSHM_ASSERT_OFFSET (IvshmHeader, region_size, 0x010);
+IVSHM_ASSERT_OFFSET (IvshmHeader, ring_offset, 0x018);
+IVSHM_ASSERT_OFFSET (IvshmHeader, ring_size, 0x020);
+IVSHM_ASSERT_OFFSET (IvshmHeader, slot_offset, 0x028);
+IVSHM_ASSERT_OFFSET (IvshmHeader, slot_count, 0x02c);
+IVSHM_ASSERT_OFFSET (IvshmHeader, slot_size, 0x02e);
+IVSHM_ASSERT_OFFSET (IvshmHeader, sticky_offset, 0x030);
+IVSHM_ASSERT_OFFSET (IvshmHeader, sticky_size, 0x034);
+IVSHM_ASSERT_OFFSET (IvshmHeader, record_align, 0x038);
+IVSHM_ASSERT_OFFSET (IvshmHeader, header_flags, 0x03c);
+IVSHM_ASSERT_OFFSET (IvshmHeader, session_id, 0x040);
+IVSHM_ASSERT_OFFSET (IvshmHeader, producer_heartbeat, 0x048);
+IVSHM_ASSERT_OFFSET (IvshmHeader, producer_state, 0x050);
+IVSHM_ASSERT_OFFSET (IvshmHeader, producer_flags, 0x054);
+IVSHM_ASSERT_OFFSET (IvshmHeader, producer_pid, 0x058);
+IVSHM_ASSERT_OFFSET (IvshmHeader, heartbeat_period_us, 0x060);
+IVSHM_ASSERT_OFFSET (IvshmHeader, write_pos, 0x080);
+IVSHM_ASSERT_OFFSET (IvshmHeader, data_futex, 0x088);
+IVSHM_ASSERT_OFFSET (IvshmHeader, readers_sleeping, 0x08c);
+IVSHM_ASSERT_OFFSET (IvshmHeader, tail, 0x0c0);
+IVSHM_ASSERT_OFFSET (IvshmHeader, space_futex, 0x0c8);
+IVSHM_ASSERT_OFFSET (IvshmHeader, writer_sleeping, 0x0cc);
+_Static_assert (sizeof (IvshmHeader) == IVSHM_HEADER_SIZE, "header size");
+
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, read_pos, 0x00);
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, owner, 0x08);
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, heartbeat, 0x10);
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, session_id, 0x18);
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, state, 0x20);
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, sleeping, 0x24);
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, pid, 0x28);
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, records_read, 0x30);
+_Static_assert (sizeof (IvshmReaderSlot) == IVSHM_SLOT_SIZE, "slot size");
+_Static_assert (IVSHM_SLOT_OFFSET + IVSHM_MAX_READERS * IVSHM_SLOT_SIZE
+    <= IVSHM_STICKY_OFFSET, "slots overlap the sticky area");
+
+IVSHM_ASSERT_OFFSET (IvshmRecordHeader, type, 0x00);
+IVSHM_ASSERT_OFFSET (IvshmRecordHeader, subtype, 0x02);
+IVSHM_ASSERT_OFFSET (IvshmRecordHeader, flags, 0x04);
+IVSHM_ASSERT_OFFSET (IvshmRecordHeader, pos, 0x08);
+IVSHM_ASSERT_OFFSET (IvshmRecordHeader, payload_len, 0x10);
+IVSHM_ASSERT_OFFSET (IvshmRecordHeader, pts, 0x18);
+IVSHM_ASSERT_OFFSET (IvshmRecordHeader, dts, 0x20);
+IVSHM_ASSERT_OFFSET (IvshmRecordHeader, duration, 0x28);
+IVSHM_ASSERT_OFFSET (IvshmRecordHeader, offset, 0x30);
+IVSHM_ASSERT_OFFSET (IvshmRecordHeader, offset_end, 0x38);
+_Static_assert (sizeof (IvshmRecordHeader) == IVSHM_RECORD_ALIGN,
+    "a record header is one cache line");
+
+IVSHM_ASSERT_OFFSET (IvshmStickyHeader, seq, 0x00);
+IVSHM_ASSERT_OFFSET (IvshmStickyHeader, applies_from, 0x08);
+IVSHM_ASSERT_OFFSET (IvshmStickyHeader, len, 0x10);
+IVSHM_ASSERT_OFFSET (IvshmStickyHeader, count, 0x14);
+_Static_assert (sizeof (IvshmStickyHeader) == IVSHM_CACHE_LINE,
+    "sticky header size");
+_Static_assert (IVSHM_STICKY_OFFSET + IVSHM_STICKY_SIZE <= IVSHM_RING_OFFSET,
+    "sticky area overlaps the ring");
+
+#endif /* IVSHMEM_LAYOUT_H */

@@ -1,0 +1,1196 @@
+/* gst-ivshmem: the ring of records inside a region
+ * SPDX-License-Identifier: MIT
+ *
+ * Memory-ordering contract (PROTOCOL.md has the argument in full):
+ *  - The writer owns write_pos, tail, the sticky area and the header; it
+ *    keeps private copies of them and never reads them back from shared
+ *    memory. It publishes records with a release store of write_pos.
+ *  - A reader owns its slot's read_pos and heartbeat; it publishes the end of
+ *    what it consumed with a release store of read_pos.
+ *  - Each side reads the other's counters with acquire loads, once, into a
+ *    local, and validates the local against what it cached privately at
+ *    attach time. Nothing read from shared memory is used unchecked.
+ *  - Attaching (a reader registers read_pos, then reads tail) and
+ *    reclaiming (the writer stores tail, then reads the slots) are a Dekker
+ *    pair and use seq_cst.
+ */
+#include "ivshmem-ring.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
+
+#define RLX memory_order_relaxed
+#define ACQ memory_order_acquire
+#define REL memory_order_release
+#define SEQ memory_order_seq_cst
+
+#define DEFAULT_LEASE_TIMEOUT_NS   (3ull * 1000 * 1000 * 1000)
+#define DEFAULT_HEARTBEAT_NS       (100ull * 1000 * 1000)
+#define MAX_TAKEOVER_WAIT_NS       (1000ull * 1000 * 1000)
+#define MIN_PRODUCER_TIMEOUT_NS    (2ull * 1000 * 1000 * 1000)
+#define MAX_PRODUCER_TIMEOUT_NS    (60ull * 1000 * 1000 * 1000)
+
+/* sticky kinds, in the order GStreamer sends them */
+enum
+{
+  STICKY_STREAM_START,
+  STICKY_CAPS,
+  STICKY_SEGMENT,
+  STICKY_TAG,
+  STICKY_N
+};
+
+uint64_t
+ivshm_now_ns (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
+}
+
+static uint64_t
+random_u64 (void)
+{
+  uint64_t v = 0;
+  if (getrandom (&v, sizeof v, GRND_NONBLOCK) != (ssize_t) sizeof v)
+    v = ivshm_now_ns () ^ ((uint64_t) getpid () << 32);
+  return v ? v : 1;
+}
+
+static IvshmHeader *
+header_of (void *base)
+{
+  return (IvshmHeader *) base;
+}
+
+static IvshmReaderSlot *
+slot_of (void *base, unsigned i)
+{
+  return (IvshmReaderSlot *) ((uint8_t *) base + IVSHM_SLOT_OFFSET +
+      (size_t) i * IVSHM_SLOT_SIZE);
+}
+
+static IvshmStickyHeader *
+sticky_of (void *base)
+{
+  return (IvshmStickyHeader *) ((uint8_t *) base + IVSHM_STICKY_OFFSET);
+}
+
+static uint64_t
+ring_size_for_region (uint64_t region_size)
+{
+  return (region_size - IVSHM_RING_OFFSET) & ~(uint64_t) (IVSHM_RECORD_ALIGN -
+      1);
+}
+
+uint64_t
+ivshm_region_size_for_payload (uint64_t payload_len)
+{
+  uint64_t need, size = IVSHM_REGION_MIN;
+
+  if (payload_len > (UINT64_MAX >> 2))
+    return 0;
+  need = IVSHM_RING_OFFSET + ivshm_record_len (payload_len);
+  while (size < need)
+    size <<= 1;
+  return size;
+}
+
+/* ---- ticker ------------------------------------------------------------ */
+
+struct IvshmTicker
+{
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool stop;
+  uint64_t period_ns;
+  void (*fn) (void *);
+  void *data;
+};
+
+static void *
+ticker_main (void *arg)
+{
+  IvshmTicker *t = arg;
+  struct timespec deadline;
+
+  clock_gettime (CLOCK_MONOTONIC, &deadline);
+  pthread_mutex_lock (&t->lock);
+  while (!t->stop) {
+    pthread_mutex_unlock (&t->lock);
+    t->fn (t->data);
+    pthread_mutex_lock (&t->lock);
+    deadline.tv_nsec += (long) (t->period_ns % 1000000000ull);
+    deadline.tv_sec += (time_t) (t->period_ns / 1000000000ull);
+    if (deadline.tv_nsec >= 1000000000L) {
+      deadline.tv_nsec -= 1000000000L;
+      deadline.tv_sec++;
+    }
+    while (!t->stop) {
+      int r = pthread_cond_timedwait (&t->cond, &t->lock, &deadline);
+      if (r == ETIMEDOUT)
+        break;
+    }
+  }
+  pthread_mutex_unlock (&t->lock);
+  return NULL;
+}
+
+IvshmTicker *
+ivshm_ticker_start (uint64_t period_ns, void (*fn) (void *), void *data)
+{
+  IvshmTicker *t = calloc (1, sizeof *t);
+  pthread_condattr_t attr;
+
+  if (!t)
+    return NULL;
+  t->period_ns = period_ns ? period_ns : DEFAULT_HEARTBEAT_NS;
+  t->fn = fn;
+  t->data = data;
+  pthread_mutex_init (&t->lock, NULL);
+  pthread_condattr_init (&attr);
+  pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
+  pthread_cond_init (&t->cond, &attr);
+  pthread_condattr_destroy (&attr);
+  if (pthread_create (&t->thread, NULL, ticker_main, t) != 0) {
+    pthread_cond_destroy (&t->cond);
+    pthread_mutex_destroy (&t->lock);
+    free (t);
+    return NULL;
+  }
+  return t;
+}
+
+void
+ivshm_ticker_stop (IvshmTicker * t)
+{
+  if (!t)
+    return;
+  pthread_mutex_lock (&t->lock);
+  t->stop = true;
+  pthread_cond_signal (&t->cond);
+  pthread_mutex_unlock (&t->lock);
+  pthread_join (t->thread, NULL);
+  pthread_cond_destroy (&t->cond);
+  pthread_mutex_destroy (&t->lock);
+  free (t);
+}
+
+/* ---- the writer -------------------------------------------------------- */
+
+typedef struct
+{
+  uint64_t owner;               /* the owner we last saw in the slot */
+  uint64_t heartbeat;           /* its heartbeat then */
+  uint64_t since_ns;            /* when we first saw that heartbeat */
+} LeaseWatch;
+
+struct IvshmWriter
+{
+  uint8_t *base;
+  IvshmHeader *hdr;
+  IvshmStickyHeader *sticky;
+  uint8_t *ring;
+  uint64_t ring_size;
+  uint64_t session;
+  uint64_t lease_timeout_ns;
+
+  uint64_t write_pos;           /* private copy; published with release */
+  uint64_t tail;                /* reclaimed up to here (private) */
+  uint64_t tail_published;      /* last value stored in hdr->tail */
+  bool had_reader;
+
+  bool reserved;
+  uint64_t reserved_len;        /* payload bytes reserved */
+
+  LeaseWatch lease[IVSHM_MAX_READERS];
+
+  /* private copies of the sticky records: header + payload, 64-aligned */
+  uint8_t *sticky_rec[STICKY_N];
+  uint64_t sticky_len[STICKY_N];
+  uint32_t producer_flags;
+
+  IvshmWriterStats stats;
+};
+
+static void
+writer_set_flag (IvshmWriter * w, uint32_t flag)
+{
+  if (w->producer_flags & flag)
+    return;
+  w->producer_flags |= flag;
+  atomic_store_explicit (&w->hdr->producer_flags, w->producer_flags, REL);
+}
+
+/* A previous producer's session is still marked ACTIVE: is it alive? */
+static bool
+previous_producer_alive (IvshmHeader * hdr, const IvshmWriterConfig * cfg)
+{
+  uint64_t period_us, wait_ns, start, hb0;
+
+  if (atomic_load_explicit (&hdr->magic, ACQ) != IVSHM_MAGIC ||
+      atomic_load_explicit (&hdr->producer_state, ACQ) !=
+      IVSHM_PRODUCER_ACTIVE)
+    return false;
+
+  period_us = atomic_load_explicit (&hdr->heartbeat_period_us, RLX);
+  if (cfg && cfg->takeover_wait_ns)
+    wait_ns = cfg->takeover_wait_ns;
+  else if (period_us == 0 || period_us > MAX_TAKEOVER_WAIT_NS / 2500)
+    wait_ns = MAX_TAKEOVER_WAIT_NS;
+  else
+    wait_ns = period_us * 2500;
+
+  hb0 = atomic_load_explicit (&hdr->producer_heartbeat, ACQ);
+  start = ivshm_now_ns ();
+  while (ivshm_now_ns () - start < wait_ns) {
+    struct timespec ts = { 0, 5 * 1000 * 1000 };
+    nanosleep (&ts, NULL);
+    if (atomic_load_explicit (&hdr->producer_heartbeat, ACQ) != hb0)
+      return true;
+    if (atomic_load_explicit (&hdr->producer_state, ACQ) !=
+        IVSHM_PRODUCER_ACTIVE)
+      return false;
+  }
+  return false;
+}
+
+IvshmStatus
+ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
+    IvshmWriter ** out, IvshmError * err)
+{
+  IvshmHeader *hdr = header_of (base);
+  IvshmWriter *w;
+  uint64_t old_session, hb_ns;
+  unsigned i;
+
+  *out = NULL;
+  if (!base || size < IVSHM_REGION_MIN)
+    return ivshm_error_set (err, IVSHM_ERR_TOO_SMALL, 0,
+        "the region has %llu bytes; the ring needs at least %llu",
+        (unsigned long long) size, (unsigned long long) IVSHM_REGION_MIN);
+
+  if (previous_producer_alive (hdr, cfg))
+    return ivshm_error_set (err, IVSHM_ERR_PRODUCER_BUSY, 0,
+        "another producer (pid %llu) is writing to this region and its "
+        "heartbeat is moving; stop it first",
+        (unsigned long long) atomic_load_explicit (&hdr->producer_pid, RLX));
+
+  w = calloc (1, sizeof *w);
+  if (!w)
+    return ivshm_error_set (err, IVSHM_ERR_NO_MEMORY, ENOMEM, "out of memory");
+
+  w->base = base;
+  w->hdr = hdr;
+  w->sticky = sticky_of (base);
+  w->ring = (uint8_t *) base + IVSHM_RING_OFFSET;
+  w->ring_size = ring_size_for_region (size);
+  w->lease_timeout_ns = cfg && cfg->lease_timeout_ns ?
+      cfg->lease_timeout_ns : DEFAULT_LEASE_TIMEOUT_NS;
+  hb_ns = cfg && cfg->heartbeat_period_ns ?
+      cfg->heartbeat_period_ns : DEFAULT_HEARTBEAT_NS;
+
+  old_session = atomic_load_explicit (&hdr->session_id, RLX);
+  do
+    w->session = random_u64 ();
+  while (w->session == old_session);
+
+  /* Take the region away from readers first: with magic 0 nobody trusts
+   * anything else in it. Then lay out the new session and publish magic
+   * last. */
+  atomic_store_explicit (&hdr->magic, 0, SEQ);
+  atomic_store_explicit (&hdr->producer_state, IVSHM_PRODUCER_NONE, SEQ);
+
+  for (i = 0; i < IVSHM_MAX_READERS; i++) {
+    IvshmReaderSlot *s = slot_of (base, i);
+    atomic_store_explicit (&s->state, IVSHM_SLOT_FREE, RLX);
+    atomic_store_explicit (&s->owner, 0, RLX);
+    atomic_store_explicit (&s->read_pos, 0, RLX);
+    atomic_store_explicit (&s->heartbeat, 0, RLX);
+    atomic_store_explicit (&s->session_id, 0, RLX);
+    atomic_store_explicit (&s->sleeping, 0, RLX);
+    atomic_store_explicit (&s->pid, 0, RLX);
+    atomic_store_explicit (&s->records_read, 0, RLX);
+  }
+  atomic_store_explicit (&w->sticky->seq, 0, RLX);
+  atomic_store_explicit (&w->sticky->applies_from, 0, RLX);
+  atomic_store_explicit (&w->sticky->len, 0, RLX);
+  atomic_store_explicit (&w->sticky->count, 0, RLX);
+
+  atomic_store_explicit (&hdr->version_major, IVSHM_VERSION_MAJOR, RLX);
+  atomic_store_explicit (&hdr->version_minor, IVSHM_VERSION_MINOR, RLX);
+  atomic_store_explicit (&hdr->region_size, size, RLX);
+  atomic_store_explicit (&hdr->ring_offset, IVSHM_RING_OFFSET, RLX);
+  atomic_store_explicit (&hdr->ring_size, w->ring_size, RLX);
+  atomic_store_explicit (&hdr->slot_offset, IVSHM_SLOT_OFFSET, RLX);
+  atomic_store_explicit (&hdr->slot_count, IVSHM_MAX_READERS, RLX);
+  atomic_store_explicit (&hdr->slot_size, IVSHM_SLOT_SIZE, RLX);
+  atomic_store_explicit (&hdr->sticky_offset, IVSHM_STICKY_OFFSET, RLX);
+  atomic_store_explicit (&hdr->sticky_size, IVSHM_STICKY_SIZE, RLX);
+  atomic_store_explicit (&hdr->record_align, IVSHM_RECORD_ALIGN, RLX);
+  atomic_store_explicit (&hdr->header_flags, 0, RLX);
+  atomic_store_explicit (&hdr->session_id, w->session, RLX);
+  atomic_store_explicit (&hdr->producer_heartbeat, 0, RLX);
+  atomic_store_explicit (&hdr->producer_flags, 0, RLX);
+  atomic_store_explicit (&hdr->producer_pid, (uint64_t) getpid (), RLX);
+  atomic_store_explicit (&hdr->heartbeat_period_us, hb_ns / 1000, RLX);
+  atomic_store_explicit (&hdr->write_pos, 0, RLX);
+  atomic_store_explicit (&hdr->data_futex, 0, RLX);
+  atomic_store_explicit (&hdr->readers_sleeping, 0, RLX);
+  atomic_store_explicit (&hdr->tail, 0, RLX);
+  atomic_store_explicit (&hdr->space_futex, 0, RLX);
+  atomic_store_explicit (&hdr->writer_sleeping, 0, RLX);
+  atomic_store_explicit (&hdr->producer_state, IVSHM_PRODUCER_ACTIVE, RLX);
+  atomic_store_explicit (&hdr->magic, IVSHM_MAGIC, SEQ);
+
+  *out = w;
+  return IVSHM_OK;
+}
+
+void
+ivshm_writer_free (IvshmWriter * w)
+{
+  unsigned i;
+
+  if (!w)
+    return;
+  /* Only close the session if it is still ours: a producer that took over
+   * after we were presumed dead owns the header now. */
+  if (atomic_load_explicit (&w->hdr->session_id, ACQ) == w->session)
+    atomic_store_explicit (&w->hdr->producer_state, IVSHM_PRODUCER_CLOSED,
+        SEQ);
+  for (i = 0; i < STICKY_N; i++)
+    free (w->sticky_rec[i]);
+  free (w);
+}
+
+void
+ivshm_writer_heartbeat (IvshmWriter * w)
+{
+  atomic_fetch_add_explicit (&w->hdr->producer_heartbeat, 1, REL);
+}
+
+uint64_t
+ivshm_writer_max_payload (const IvshmWriter * w)
+{
+  return w->ring_size - sizeof (IvshmRecordHeader);
+}
+
+uint64_t
+ivshm_writer_session (const IvshmWriter * w)
+{
+  return w->session;
+}
+
+uint64_t
+ivshm_writer_position (const IvshmWriter * w)
+{
+  return w->write_pos;
+}
+
+void
+ivshm_writer_get_stats (const IvshmWriter * w, IvshmWriterStats * stats)
+{
+  *stats = w->stats;
+}
+
+/* Drops a reader from its slot: state first, so that a reader validating
+ * a copy (state, then owner) sees the eviction before we reuse its space. */
+static void
+writer_evict (IvshmWriter * w, IvshmReaderSlot * s, uint64_t owner)
+{
+  uint64_t expected = owner;
+
+  atomic_store_explicit (&s->state, IVSHM_SLOT_FREE, SEQ);
+  atomic_compare_exchange_strong_explicit (&s->owner, &expected, 0, SEQ, RLX);
+}
+
+/* The lowest position any live reader of this session still needs, or
+ * write_pos if none. Validates and evicts broken or expired slots. */
+static uint64_t
+writer_scan_slots (IvshmWriter * w, bool check_leases, unsigned *n_active)
+{
+  uint64_t min = w->write_pos, now = 0;
+  unsigned i, active = 0;
+
+  if (check_leases)
+    now = ivshm_now_ns ();
+
+  for (i = 0; i < IVSHM_MAX_READERS; i++) {
+    IvshmReaderSlot *s = slot_of (w->base, i);
+    LeaseWatch *lw = &w->lease[i];
+    uint32_t state = atomic_load_explicit (&s->state, SEQ);
+    uint64_t owner, session, pos, hb;
+
+    if (state != IVSHM_SLOT_ACTIVE)
+      continue;
+    owner = atomic_load_explicit (&s->owner, ACQ);
+    session = atomic_load_explicit (&s->session_id, ACQ);
+    pos = atomic_load_explicit (&s->read_pos, SEQ);
+    if (owner == 0 || session != w->session) {
+      /* a reader of an older session, or garbage: it holds nothing back.
+       * Its owner notices the new session and lets go. */
+      continue;
+    }
+    if (pos < w->tail || pos > w->write_pos || pos % IVSHM_RECORD_ALIGN) {
+      w->stats.invalid_slots++;
+      writer_evict (w, s, owner);
+      continue;
+    }
+    if (check_leases) {
+      hb = atomic_load_explicit (&s->heartbeat, ACQ);
+      if (lw->owner != owner || lw->heartbeat != hb) {
+        lw->owner = owner;
+        lw->heartbeat = hb;
+        lw->since_ns = now;
+      } else if (pos < w->write_pos && now - lw->since_ns > w->lease_timeout_ns) {
+        w->stats.readers_evicted++;
+        writer_evict (w, s, owner);
+        continue;
+      }
+    }
+    active++;
+    if (pos < min)
+      min = pos;
+  }
+  if (n_active)
+    *n_active = active;
+  return min;
+}
+
+unsigned
+ivshm_writer_count_readers (IvshmWriter * w)
+{
+  unsigned n;
+  writer_scan_slots (w, false, &n);
+  return n;
+}
+
+/* Recomputes how far the ring may be reused. Returns the free space. */
+static uint64_t
+writer_reclaim (IvshmWriter * w, bool check_leases)
+{
+  uint64_t m1, m2, bound;
+  unsigned active;
+
+  m1 = writer_scan_slots (w, check_leases, &active);
+  if (!w->had_reader) {
+    if (active == 0)
+      return w->ring_size - (w->write_pos - w->tail);
+    /* The first reader is here: from now on space is reclaimed. */
+    w->had_reader = true;
+    writer_set_flag (w, IVSHM_PRODUCER_FLAG_HAD_READER);
+  }
+
+  /* Publish the new tail, then look again: a reader that registered a
+   * position below m1 before it could see the new tail is caught by the
+   * second scan (see PROTOCOL.md, "Attaching"). */
+  if (m1 > w->tail_published) {
+    atomic_store_explicit (&w->hdr->tail, m1, SEQ);
+    w->tail_published = m1;
+  }
+  m2 = writer_scan_slots (w, false, NULL);
+  bound = m1 < m2 ? m1 : m2;
+  if (bound > w->tail)
+    w->tail = bound;
+  return w->ring_size - (w->write_pos - w->tail);
+}
+
+static void
+writer_publish (IvshmWriter * w)
+{
+  atomic_store_explicit (&w->hdr->write_pos, w->write_pos, REL);
+}
+
+IvshmStatus
+ivshm_writer_reserve (IvshmWriter * w, uint64_t payload_len, void **payload)
+{
+  uint64_t rec_len, off, free_space;
+
+  *payload = NULL;
+  if (w->reserved)
+    return IVSHM_ERR_INVALID_ARG;
+  if (payload_len > ivshm_writer_max_payload (w))
+    return IVSHM_ERR_TOO_BIG;
+  rec_len = ivshm_record_len (payload_len);
+  if (rec_len > w->ring_size)
+    return IVSHM_ERR_TOO_BIG;
+
+  free_space = w->ring_size - (w->write_pos - w->tail);
+  off = w->write_pos % w->ring_size;
+
+  if (off + rec_len > w->ring_size) {
+    /* The record would wrap: pad to the end of the ring first. The pad is
+     * published on its own, so that once readers pass it the record needs
+     * only rec_len of space, and any record up to the ring's size fits. */
+    uint64_t pad_len = w->ring_size - off;
+    IvshmRecordHeader pad = { 0 };
+
+    if (free_space < pad_len)
+      free_space = writer_reclaim (w, true);
+    if (free_space < pad_len) {
+      w->stats.full_waits++;
+      return IVSHM_AGAIN;
+    }
+    pad.type = IVSHM_RECORD_PAD;
+    pad.pos = w->write_pos;
+    pad.payload_len = pad_len - sizeof pad;
+    memcpy (w->ring + off, &pad, sizeof pad);
+    w->write_pos += pad_len;
+    free_space -= pad_len;
+    writer_publish (w);
+    off = 0;
+  }
+
+  if (free_space < rec_len)
+    free_space = writer_reclaim (w, true);
+  if (free_space < rec_len) {
+    w->stats.full_waits++;
+    return IVSHM_AGAIN;
+  }
+
+  w->reserved = true;
+  w->reserved_len = payload_len;
+  *payload = w->ring + off + sizeof (IvshmRecordHeader);
+  return IVSHM_OK;
+}
+
+void
+ivshm_writer_abort (IvshmWriter * w)
+{
+  w->reserved = false;
+}
+
+static int
+sticky_kind (const IvshmRecordHeader * h)
+{
+  if (h->type == IVSHM_RECORD_CAPS)
+    return STICKY_CAPS;
+  if (h->type != IVSHM_RECORD_EVENT)
+    return -1;
+  switch (h->subtype) {
+    case IVSHM_EVENT_STREAM_START:
+      return STICKY_STREAM_START;
+    case IVSHM_EVENT_SEGMENT:
+      return STICKY_SEGMENT;
+    case IVSHM_EVENT_TAG:
+      return STICKY_TAG;
+    default:
+      return -1;
+  }
+}
+
+/* Rewrites the sticky area from the private copies, under its seqlock. */
+static void
+writer_write_sticky (IvshmWriter * w, uint64_t applies_from)
+{
+  IvshmStickyHeader *sh = w->sticky;
+  uint8_t *dst = (uint8_t *) sh + sizeof (IvshmStickyHeader);
+  uint64_t cap = IVSHM_STICKY_SIZE - sizeof (IvshmStickyHeader);
+  uint64_t seq = atomic_load_explicit (&sh->seq, RLX);
+  uint32_t len = 0, count = 0;
+  int k;
+
+  atomic_store_explicit (&sh->seq, seq + 1, RLX);
+  atomic_thread_fence (REL);
+  for (k = 0; k < STICKY_N; k++) {
+    if (!w->sticky_rec[k])
+      continue;
+    if (len + w->sticky_len[k] > cap) {
+      w->stats.sticky_overflows++;
+      writer_set_flag (w, IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW);
+      continue;
+    }
+    memcpy (dst + len, w->sticky_rec[k], w->sticky_len[k]);
+    len += (uint32_t) w->sticky_len[k];
+    count++;
+  }
+  atomic_store_explicit (&sh->applies_from, applies_from, RLX);
+  atomic_store_explicit (&sh->len, len, RLX);
+  atomic_store_explicit (&sh->count, count, RLX);
+  atomic_store_explicit (&sh->seq, seq + 2, REL);
+}
+
+static void
+writer_keep_sticky (IvshmWriter * w, int kind, const IvshmRecordHeader * h,
+    const uint8_t * payload)
+{
+  uint64_t len = ivshm_record_len (h->payload_len);
+  uint8_t *copy;
+
+  if (len > IVSHM_STICKY_SIZE) {
+    /* can never fit; drop the old copy so no stale record is replayed */
+    free (w->sticky_rec[kind]);
+    w->sticky_rec[kind] = NULL;
+    w->stats.sticky_overflows++;
+    writer_set_flag (w, IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW);
+    return;
+  }
+  copy = calloc (1, len);
+  if (!copy) {
+    free (w->sticky_rec[kind]);
+    w->sticky_rec[kind] = NULL;
+    return;
+  }
+  memcpy (copy, h, sizeof *h);
+  memcpy (copy + sizeof *h, payload, h->payload_len);
+  free (w->sticky_rec[kind]);
+  w->sticky_rec[kind] = copy;
+  w->sticky_len[kind] = len;
+
+  if (kind == STICKY_STREAM_START) {
+    /* a new stream: the old stream's tags no longer apply */
+    free (w->sticky_rec[STICKY_TAG]);
+    w->sticky_rec[STICKY_TAG] = NULL;
+  }
+}
+
+IvshmStatus
+ivshm_writer_commit (IvshmWriter * w, const IvshmRecordHeader * info)
+{
+  IvshmRecordHeader h;
+  uint64_t off;
+  uint8_t *rec;
+  int kind;
+
+  if (!w->reserved || info->payload_len > w->reserved_len)
+    return IVSHM_ERR_INVALID_ARG;
+  if (info->type != IVSHM_RECORD_BUFFER && info->type != IVSHM_RECORD_CAPS &&
+      info->type != IVSHM_RECORD_EVENT)
+    return IVSHM_ERR_INVALID_ARG;
+
+  off = w->write_pos % w->ring_size;
+  rec = w->ring + off;
+  h = *info;
+  h.pos = w->write_pos;
+  memcpy (rec, &h, sizeof h);
+  w->reserved = false;
+  w->write_pos += ivshm_record_len (h.payload_len);
+
+  w->stats.records++;
+  if (h.type == IVSHM_RECORD_BUFFER) {
+    w->stats.buffers++;
+    w->stats.bytes += h.payload_len;
+  }
+
+  /* The sticky area describes everything before write_pos, so it is
+   * updated before write_pos is published (PROTOCOL.md, "Sticky area"). */
+  kind = sticky_kind (&h);
+  if (kind >= 0) {
+    writer_keep_sticky (w, kind, &h, rec + sizeof h);
+    writer_write_sticky (w, w->write_pos);
+  }
+  writer_publish (w);
+  return IVSHM_OK;
+}
+
+IvshmStatus
+ivshm_writer_write (IvshmWriter * w, const IvshmRecordHeader * info,
+    const void *payload)
+{
+  void *dst;
+  IvshmStatus st = ivshm_writer_reserve (w, info->payload_len, &dst);
+
+  if (st != IVSHM_OK)
+    return st;
+  if (info->payload_len)
+    memcpy (dst, payload, info->payload_len);
+  return ivshm_writer_commit (w, info);
+}
+
+/* ---- the reader -------------------------------------------------------- */
+
+struct IvshmReader
+{
+  uint8_t *base;
+  IvshmHeader *hdr;
+  IvshmReaderSlot *slot;
+  uint8_t *ring;
+  uint64_t ring_size;           /* validated at attach, never re-read */
+  uint64_t session;
+  uint64_t token;
+  unsigned slot_index;
+
+  uint64_t pos;                 /* next ring position to read */
+  uint64_t cur_len;             /* length of the record handed out, 0: none */
+  uint64_t cur_payload_len;
+  uint16_t cur_type;
+
+  /* replay of the sticky records after a mid-stream attach */
+  uint8_t *replay;
+  uint32_t replay_len;
+  uint32_t replay_off;
+  bool cur_is_replay;
+
+  /* producer liveness, measured with our own clock */
+  uint64_t producer_timeout_ns;
+  uint64_t last_hb;
+  uint64_t last_hb_change_ns;
+
+  IvshmReaderStats stats;
+};
+
+static IvshmStatus
+reader_validate_header (IvshmHeader * hdr, uint64_t size, uint64_t *ring_size,
+    uint64_t *session, IvshmError * err)
+{
+  uint64_t magic, rsize, roff, ringsz;
+  uint32_t major;
+
+  magic = atomic_load_explicit (&hdr->magic, ACQ);
+  if (magic == 0)
+    return ivshm_error_set (err, IVSHM_ERR_NO_PRODUCER, 0,
+        "no producer has initialised this region yet");
+  if (magic != IVSHM_MAGIC)
+    return ivshm_error_set (err, IVSHM_ERR_BAD_MAGIC, 0,
+        "the region does not start with the gst-ivshmem magic "
+        "(found 0x%016llx); is another program using it?",
+        (unsigned long long) magic);
+  major = atomic_load_explicit (&hdr->version_major, RLX);
+  if (major != IVSHM_VERSION_MAJOR)
+    return ivshm_error_set (err, IVSHM_ERR_VERSION, 0,
+        "the producer speaks protocol version %u, this reader version %u; "
+        "use the same gst-ivshmem major version on both sides",
+        major, IVSHM_VERSION_MAJOR);
+
+  rsize = atomic_load_explicit (&hdr->region_size, RLX);
+  roff = atomic_load_explicit (&hdr->ring_offset, RLX);
+  ringsz = atomic_load_explicit (&hdr->ring_size, RLX);
+  if (rsize > size)
+    return ivshm_error_set (err, IVSHM_ERR_TOO_SMALL, 0,
+        "the producer mapped %llu bytes but this side sees only %llu; both "
+        "sides must map the same region",
+        (unsigned long long) rsize, (unsigned long long) size);
+  if (rsize < IVSHM_REGION_MIN || roff != IVSHM_RING_OFFSET ||
+      ringsz != ring_size_for_region (rsize) ||
+      atomic_load_explicit (&hdr->slot_offset, RLX) != IVSHM_SLOT_OFFSET ||
+      atomic_load_explicit (&hdr->slot_count, RLX) != IVSHM_MAX_READERS ||
+      atomic_load_explicit (&hdr->slot_size, RLX) != IVSHM_SLOT_SIZE ||
+      atomic_load_explicit (&hdr->sticky_offset, RLX) != IVSHM_STICKY_OFFSET ||
+      atomic_load_explicit (&hdr->sticky_size, RLX) != IVSHM_STICKY_SIZE ||
+      atomic_load_explicit (&hdr->record_align, RLX) != IVSHM_RECORD_ALIGN)
+    return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
+        "the region header describes an impossible layout (region %llu, "
+        "ring at %llu of %llu bytes)", (unsigned long long) rsize,
+        (unsigned long long) roff, (unsigned long long) ringsz);
+
+  *ring_size = ringsz;
+  *session = atomic_load_explicit (&hdr->session_id, ACQ);
+  return IVSHM_OK;
+}
+
+/* Takes a consistent copy of the sticky area. AGAIN if the producer kept
+ * rewriting it. */
+static IvshmStatus
+reader_snapshot_sticky (IvshmReader * r, uint64_t *applies_from,
+    uint64_t *seq_out)
+{
+  IvshmStickyHeader *sh = sticky_of (r->base);
+  const uint8_t *src = (const uint8_t *) sh + sizeof (IvshmStickyHeader);
+  uint64_t cap = IVSHM_STICKY_SIZE - sizeof (IvshmStickyHeader);
+  int tries;
+
+  for (tries = 0; tries < 64; tries++) {
+    uint64_t s1 = atomic_load_explicit (&sh->seq, ACQ), s2;
+    uint64_t from = atomic_load_explicit (&sh->applies_from, RLX);
+    uint32_t len = atomic_load_explicit (&sh->len, RLX);
+
+    if (s1 & 1)
+      continue;
+    if (len > cap || len % IVSHM_RECORD_ALIGN)
+      return IVSHM_ERR_CORRUPT;
+    memcpy (r->replay, src, len);
+    atomic_thread_fence (ACQ);
+    s2 = atomic_load_explicit (&sh->seq, RLX);
+    if (s1 != s2)
+      continue;
+    r->replay_len = len;
+    r->replay_off = 0;
+    *applies_from = from;
+    *seq_out = s1;
+    return IVSHM_OK;
+  }
+  return IVSHM_AGAIN;
+}
+
+static void
+reader_detach (IvshmReader * r)
+{
+  uint64_t expected = r->token;
+
+  if (!r->slot)
+    return;
+  /* Only let go of the slot if it is still ours. */
+  if (atomic_load_explicit (&r->slot->owner, ACQ) == r->token) {
+    atomic_store_explicit (&r->slot->state, IVSHM_SLOT_FREE, SEQ);
+    atomic_compare_exchange_strong_explicit (&r->slot->owner, &expected, 0,
+        SEQ, RLX);
+  }
+  r->slot = NULL;
+}
+
+void
+ivshm_reader_free (IvshmReader * r)
+{
+  if (!r)
+    return;
+  reader_detach (r);
+  free (r->replay);
+  free (r);
+}
+
+IvshmStatus
+ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
+    IvshmReader ** out, IvshmError * err)
+{
+  IvshmHeader *hdr = header_of (base);
+  IvshmReader *r;
+  IvshmStatus st;
+  uint64_t ring_size, session, period_us, tail, t, w_pos, applies_from, seq;
+  uint32_t state, flags;
+  unsigned i;
+  int tries;
+
+  *out = NULL;
+  if (!base || size < IVSHM_REGION_MIN)
+    return ivshm_error_set (err, IVSHM_ERR_TOO_SMALL, 0,
+        "the region has %llu bytes; the ring needs at least %llu",
+        (unsigned long long) size, (unsigned long long) IVSHM_REGION_MIN);
+
+  st = reader_validate_header (hdr, size, &ring_size, &session, err);
+  if (st != IVSHM_OK)
+    return st;
+  state = atomic_load_explicit (&hdr->producer_state, ACQ);
+  if (state != IVSHM_PRODUCER_ACTIVE)
+    return ivshm_error_set (err, IVSHM_ERR_NO_PRODUCER, 0,
+        "the region's last producer has stopped; waiting for a new one");
+
+  r = calloc (1, sizeof *r);
+  if (!r || !(r->replay = malloc (IVSHM_STICKY_SIZE))) {
+    free (r);
+    return ivshm_error_set (err, IVSHM_ERR_NO_MEMORY, ENOMEM, "out of memory");
+  }
+  r->base = base;
+  r->hdr = hdr;
+  r->ring = (uint8_t *) base + IVSHM_RING_OFFSET;
+  r->ring_size = ring_size;
+  r->session = session;
+  r->token = random_u64 ();
+
+  period_us = atomic_load_explicit (&hdr->heartbeat_period_us, RLX);
+  if (cfg && cfg->producer_timeout_ns)
+    r->producer_timeout_ns = cfg->producer_timeout_ns;
+  else if (period_us > MAX_PRODUCER_TIMEOUT_NS / 10000)
+    r->producer_timeout_ns = MAX_PRODUCER_TIMEOUT_NS;
+  else
+    r->producer_timeout_ns = period_us * 10000;
+  if (r->producer_timeout_ns < MIN_PRODUCER_TIMEOUT_NS)
+    r->producer_timeout_ns = MIN_PRODUCER_TIMEOUT_NS;
+  r->last_hb = atomic_load_explicit (&hdr->producer_heartbeat, ACQ);
+  r->last_hb_change_ns = ivshm_now_ns ();
+
+  /* Claim a slot. */
+  for (i = 0; i < IVSHM_MAX_READERS; i++) {
+    uint64_t expected = 0;
+    IvshmReaderSlot *s = slot_of (base, i);
+    if (atomic_compare_exchange_strong_explicit (&s->owner, &expected,
+            r->token, SEQ, RLX)) {
+      r->slot = s;
+      r->slot_index = i;
+      break;
+    }
+  }
+  if (!r->slot) {
+    ivshm_reader_free (r);
+    return ivshm_error_set (err, IVSHM_ERR_NO_SLOT, 0,
+        "all %u reader slots of the region are taken", IVSHM_MAX_READERS);
+  }
+  r->stats.slot = r->slot_index;
+  atomic_store_explicit (&r->slot->session_id, session, RLX);
+  atomic_store_explicit (&r->slot->pid, (uint64_t) getpid (), RLX);
+  atomic_store_explicit (&r->slot->heartbeat, 0, RLX);
+  atomic_store_explicit (&r->slot->records_read, 0, RLX);
+
+  /* Register a position no later than the producer's tail, then make sure
+   * the tail did not pass it meanwhile (the Dekker pair with
+   * writer_reclaim). From then on the producer keeps everything from t. */
+  t = atomic_load_explicit (&hdr->tail, SEQ);
+  atomic_store_explicit (&r->slot->read_pos, t, SEQ);
+  atomic_store_explicit (&r->slot->state, IVSHM_SLOT_ACTIVE, SEQ);
+  for (tries = 0;; tries++) {
+    tail = atomic_load_explicit (&hdr->tail, SEQ);
+    if (tail <= t)
+      break;
+    if (tries > 1000) {
+      ivshm_reader_free (r);
+      return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
+          "the producer's tail keeps moving past this reader");
+    }
+    t = tail;
+    atomic_store_explicit (&r->slot->read_pos, t, SEQ);
+  }
+
+  flags = atomic_load_explicit (&hdr->producer_flags, ACQ);
+  if (t == 0 && !(flags & IVSHM_PRODUCER_FLAG_HAD_READER)) {
+    /* The first reader of the session: the producer kept everything. */
+    r->pos = 0;
+  } else {
+    /* Mid-stream: replay the sticky records, then start with the next
+     * record after the later of write_pos and the records they cover. */
+    w_pos = atomic_load_explicit (&hdr->write_pos, ACQ);
+    st = reader_snapshot_sticky (r, &applies_from, &seq);
+    if (st != IVSHM_OK) {
+      ivshm_reader_free (r);
+      return ivshm_error_set (err, st, 0, st == IVSHM_AGAIN ?
+          "the producer is rewriting its sticky records; try again" :
+          "the sticky area holds an impossible length");
+    }
+    if (applies_from > w_pos) {
+      /* the producer is between updating the sticky area and publishing
+       * the record it describes; wait for it */
+      uint64_t w2 = atomic_load_explicit (&hdr->write_pos, ACQ);
+      if (applies_from > w2) {
+        ivshm_reader_free (r);
+        return ivshm_error_set (err, IVSHM_AGAIN, 0,
+            "the producer is publishing; try again");
+      }
+      w_pos = applies_from;
+    }
+    if (w_pos < t || w_pos - t > ring_size || w_pos % IVSHM_RECORD_ALIGN) {
+      ivshm_reader_free (r);
+      return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
+          "the producer's write position %llu is impossible (tail %llu)",
+          (unsigned long long) w_pos, (unsigned long long) t);
+    }
+    r->pos = w_pos;
+    r->stats.joined_mid_stream = true;
+  }
+  atomic_store_explicit (&r->slot->read_pos, r->pos, REL);
+
+  /* The session must not have changed under us. */
+  if (atomic_load_explicit (&hdr->magic, SEQ) != IVSHM_MAGIC ||
+      atomic_load_explicit (&hdr->session_id, SEQ) != session) {
+    ivshm_reader_free (r);
+    return ivshm_error_set (err, IVSHM_AGAIN, 0,
+        "the producer restarted while this reader attached; try again");
+  }
+
+  *out = r;
+  return IVSHM_OK;
+}
+
+void
+ivshm_reader_heartbeat (IvshmReader * r)
+{
+  if (r->slot)
+    atomic_fetch_add_explicit (&r->slot->heartbeat, 1, REL);
+}
+
+uint64_t
+ivshm_reader_session (const IvshmReader * r)
+{
+  return r->session;
+}
+
+void
+ivshm_reader_get_stats (const IvshmReader * r, IvshmReaderStats * stats)
+{
+  *stats = r->stats;
+}
+
+static bool
+reader_still_owner (IvshmReader * r)
+{
+  return r->slot &&
+      atomic_load_explicit (&r->slot->state, ACQ) == IVSHM_SLOT_ACTIVE &&
+      atomic_load_explicit (&r->slot->owner, ACQ) == r->token;
+}
+
+/* Why did the ring stop making sense? Tells a producer restart from a
+ * producer that went away from garbage. */
+static IvshmStatus
+reader_diagnose (IvshmReader * r, IvshmError * err, const char *what,
+    unsigned long long a, unsigned long long b)
+{
+  uint64_t magic = atomic_load_explicit (&r->hdr->magic, ACQ);
+
+  if (!reader_still_owner (r))
+    return ivshm_error_set (err, IVSHM_ERR_EVICTED, 0,
+        "the producer dropped this reader (its lease expired or its slot "
+        "held invalid values)");
+  if (magic == 0 || (magic == IVSHM_MAGIC &&
+          atomic_load_explicit (&r->hdr->session_id, ACQ) != r->session))
+    return ivshm_error_set (err, IVSHM_ERR_SESSION_CHANGED, 0,
+        "the producer restarted (new session)");
+  if (magic != IVSHM_MAGIC)
+    return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
+        "the region's magic was overwritten (0x%016llx)",
+        (unsigned long long) magic);
+  r->stats.invalid++;
+  return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0, "%s (%llu, %llu)", what,
+      a, b);
+}
+
+/* Nothing new: is the producer still there? */
+static IvshmStatus
+reader_check_producer (IvshmReader * r, IvshmError * err)
+{
+  uint64_t hb, now;
+  uint32_t state;
+
+  if (!reader_still_owner (r))
+    return reader_diagnose (r, err, "", 0, 0);
+  if (atomic_load_explicit (&r->hdr->magic, ACQ) != IVSHM_MAGIC ||
+      atomic_load_explicit (&r->hdr->session_id, ACQ) != r->session)
+    return reader_diagnose (r, err, "", 0, 0);
+
+  state = atomic_load_explicit (&r->hdr->producer_state, ACQ);
+  if (state == IVSHM_PRODUCER_CLOSED)
+    return ivshm_error_set (err, IVSHM_ERR_PRODUCER_GONE, 0,
+        "the producer closed its session");
+
+  hb = atomic_load_explicit (&r->hdr->producer_heartbeat, ACQ);
+  now = ivshm_now_ns ();
+  if (hb != r->last_hb) {
+    r->last_hb = hb;
+    r->last_hb_change_ns = now;
+  } else if (now - r->last_hb_change_ns > r->producer_timeout_ns) {
+    return ivshm_error_set (err, IVSHM_ERR_PRODUCER_GONE, 0,
+        "the producer's heartbeat stopped %llu ms ago (it crashed or hangs)",
+        (unsigned long long) ((now - r->last_hb_change_ns) / 1000000));
+  }
+  return IVSHM_AGAIN;
+}
+
+static IvshmStatus
+reader_next_replay (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
+{
+  IvshmRecordHeader h;
+  uint64_t left = r->replay_len - r->replay_off, len;
+
+  memcpy (&h, r->replay + r->replay_off, sizeof h);
+  if (h.payload_len > left - sizeof h ||
+      (h.type != IVSHM_RECORD_CAPS && h.type != IVSHM_RECORD_EVENT)) {
+    r->stats.invalid++;
+    r->replay_len = 0;
+    return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
+        "a sticky record has type %u and %llu bytes of payload in %llu",
+        h.type, (unsigned long long) h.payload_len, (unsigned long long) left);
+  }
+  len = ivshm_record_len (h.payload_len);
+  rec->h = h;
+  rec->payload = r->replay + r->replay_off + sizeof h;
+  rec->replayed = true;
+  r->cur_is_replay = true;
+  r->cur_len = len;
+  r->cur_type = h.type;
+  r->cur_payload_len = h.payload_len;
+  return IVSHM_OK;
+}
+
+IvshmStatus
+ivshm_reader_next (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
+{
+  IvshmRecordHeader h;
+  uint64_t w_pos, off, avail, len;
+  int pads = 0;
+
+  if (!r->slot)
+    return ivshm_error_set (err, IVSHM_ERR_EVICTED, 0, "detached");
+  if (r->replay_off < r->replay_len)
+    return reader_next_replay (r, rec, err);
+
+  for (;;) {
+    w_pos = atomic_load_explicit (&r->hdr->write_pos, ACQ);
+    if (w_pos == r->pos)
+      return reader_check_producer (r, err);
+    if (w_pos < r->pos || w_pos - r->pos > r->ring_size ||
+        w_pos % IVSHM_RECORD_ALIGN)
+      return reader_diagnose (r, err,
+          "the producer's write position is impossible for this reader",
+          (unsigned long long) w_pos, (unsigned long long) r->pos);
+
+    avail = w_pos - r->pos;
+    off = r->pos % r->ring_size;
+    memcpy (&h, r->ring + off, sizeof h);
+
+    if (h.pos != r->pos)
+      return reader_diagnose (r, err,
+          "a record does not carry its own position",
+          (unsigned long long) h.pos, (unsigned long long) r->pos);
+    if (h.payload_len > r->ring_size - off - sizeof h)
+      return reader_diagnose (r, err,
+          "a record's payload runs past the end of the ring",
+          (unsigned long long) h.payload_len, (unsigned long long) off);
+    len = ivshm_record_len (h.payload_len);
+    if (len > avail)
+      return reader_diagnose (r, err,
+          "a record is longer than what the producer published",
+          (unsigned long long) len, (unsigned long long) avail);
+
+    switch (h.type) {
+      case IVSHM_RECORD_PAD:
+        if (off + len != r->ring_size || ++pads > 1)
+          return reader_diagnose (r, err,
+              "a pad record does not end at the end of the ring",
+              (unsigned long long) off, (unsigned long long) len);
+        r->pos += len;
+        atomic_store_explicit (&r->slot->read_pos, r->pos, REL);
+        continue;
+      case IVSHM_RECORD_BUFFER:
+      case IVSHM_RECORD_CAPS:
+      case IVSHM_RECORD_EVENT:
+        break;
+      default:
+        return reader_diagnose (r, err, "a record has an unknown type",
+            (unsigned long long) h.type, (unsigned long long) r->pos);
+    }
+
+    rec->h = h;
+    rec->payload = r->ring + off + sizeof h;
+    rec->replayed = false;
+    r->cur_is_replay = false;
+    r->cur_len = len;
+    r->cur_type = h.type;
+    r->cur_payload_len = h.payload_len;
+    return IVSHM_OK;
+  }
+}
+
+IvshmStatus
+ivshm_reader_release (IvshmReader * r)
+{
+  if (r->cur_len == 0)
+    return IVSHM_ERR_INVALID_ARG;
+
+  r->stats.records++;
+  if (r->cur_type == IVSHM_RECORD_BUFFER) {
+    r->stats.buffers++;
+    r->stats.bytes += r->cur_payload_len;
+  }
+  if (r->cur_is_replay) {
+    r->replay_off += (uint32_t) r->cur_len;
+    r->cur_len = 0;
+    return IVSHM_OK;
+  }
+
+  /* Whatever the caller copied out of the record must not have been
+   * overwritten: that holds as long as we still owned the slot after the
+   * copy (the writer evicts before it reuses space). */
+  atomic_thread_fence (ACQ);
+  if (!reader_still_owner (r)) {
+    r->cur_len = 0;
+    return IVSHM_ERR_EVICTED;
+  }
+  r->pos += r->cur_len;
+  r->cur_len = 0;
+  atomic_store_explicit (&r->slot->read_pos, r->pos, REL);
+  atomic_store_explicit (&r->slot->records_read, r->stats.records, RLX);
+  return IVSHM_OK;
+}

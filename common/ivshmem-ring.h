@@ -1,0 +1,188 @@
+/* gst-ivshmem: the ring of records inside a region
+ * SPDX-License-Identifier: MIT
+ *
+ * One producer (IvshmWriter) writes records into the ring; up to
+ * IVSHM_MAX_READERS readers (IvshmReader) read them, each at its own pace.
+ * Nothing here blocks: a call that cannot proceed returns IVSHM_AGAIN and
+ * the caller decides how to wait (the GStreamer elements use a GstPoll so
+ * that unlock() interrupts them). See PROTOCOL.md for the layout, the memory
+ * ordering and the attach/detach rules.
+ *
+ * Neither object is thread-safe: one thread uses one IvshmWriter or
+ * IvshmReader at a time, except ivshm_*_heartbeat(), which may be called
+ * from any thread.
+ */
+#ifndef IVSHMEM_RING_H
+#define IVSHMEM_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ivshmem-layout.h"
+#include "ivshmem-region.h"
+#include "ivshmem-status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A record as the API sees it: the header fields plus where the payload
+ * is. For a reader, `payload` points into shared memory (or into the
+ * reader's private copy of the sticky records): copy it before you parse
+ * it, since a hostile peer may change it under you, and do not use it after
+ * ivshm_reader_release(). */
+typedef struct
+{
+  IvshmRecordHeader h;
+  const uint8_t *payload;
+  /* true for a record replayed from the sticky area after a mid-stream
+   * attach, false for a record read from the ring */
+  bool replayed;
+} IvshmRecord;
+
+/* ---- the producer ---------------------------------------------------- */
+
+typedef struct IvshmWriter IvshmWriter;
+
+typedef struct
+{
+  /* A reader whose heartbeat has not moved for this long, while the
+   * writer waits for space, loses its slot. 0: 3 s. */
+  uint64_t lease_timeout_ns;
+  /* How often the element calls ivshm_writer_heartbeat(); advertised in
+   * the header so readers can tell a dead producer. 0: 100 ms. */
+  uint64_t heartbeat_period_ns;
+  /* When a previous producer left its session ACTIVE (it crashed, or is
+   * still alive), watch its heartbeat this long before taking over.
+   * 0: 2.5 times its advertised period, at most 1 s. */
+  uint64_t takeover_wait_ns;
+} IvshmWriterConfig;
+
+typedef struct
+{
+  uint64_t records;             /* records written, pads excluded */
+  uint64_t buffers;             /* BUFFER records */
+  uint64_t bytes;               /* payload bytes of BUFFER records */
+  uint64_t full_waits;          /* times reserve returned IVSHM_AGAIN */
+  uint64_t readers_evicted;     /* leases that expired */
+  uint64_t invalid_slots;       /* slots holding invalid values, evicted */
+  uint64_t sticky_overflows;    /* sticky records that did not fit */
+} IvshmWriterStats;
+
+/* Formats the ring in a mapped region and starts a new session. Fails with
+ * TOO_SMALL, PRODUCER_BUSY (another producer's heartbeat is moving), or
+ * NO_MEMORY. Blocks up to takeover_wait_ns when an earlier producer did not
+ * close its session. */
+IvshmStatus ivshm_writer_new (void *base, uint64_t size,
+    const IvshmWriterConfig * config, IvshmWriter ** writer,
+    IvshmError * err);
+
+/* Marks the session closed (readers that drained it see PRODUCER_GONE)
+ * and frees the writer. Does not unmap the region. */
+void ivshm_writer_free (IvshmWriter * writer);
+
+/* Reserves room for a record with payload_len bytes of payload and returns
+ * where to write the payload (64-byte aligned, contiguous). AGAIN: the ring
+ * is full, wait for the readers and call again. TOO_BIG: it can never fit
+ * (ivshm_writer_max_payload()). Only one reservation at a time. */
+IvshmStatus ivshm_writer_reserve (IvshmWriter * writer, uint64_t payload_len,
+    void **payload);
+
+/* Publishes the reserved record. info->payload_len may be smaller than the
+ * reservation, never larger; info->pos is ignored. */
+IvshmStatus ivshm_writer_commit (IvshmWriter * writer,
+    const IvshmRecordHeader * info);
+
+/* Drops a reservation without publishing anything. */
+void ivshm_writer_abort (IvshmWriter * writer);
+
+/* reserve + memcpy + commit */
+IvshmStatus ivshm_writer_write (IvshmWriter * writer,
+    const IvshmRecordHeader * info, const void *payload);
+
+/* Bumps the producer heartbeat. Thread-safe. */
+void ivshm_writer_heartbeat (IvshmWriter * writer);
+
+uint64_t ivshm_writer_max_payload (const IvshmWriter * writer);
+uint64_t ivshm_writer_session (const IvshmWriter * writer);
+uint64_t ivshm_writer_position (const IvshmWriter * writer);
+/* Number of readers holding an active slot of this session right now. */
+unsigned ivshm_writer_count_readers (IvshmWriter * writer);
+void ivshm_writer_get_stats (const IvshmWriter * writer,
+    IvshmWriterStats * stats);
+
+/* The smallest power-of-two region in which a record with payload_len
+ * bytes of payload fits (what to tell a user whose buffer is too big). */
+uint64_t ivshm_region_size_for_payload (uint64_t payload_len);
+
+/* ---- a consumer ------------------------------------------------------ */
+
+typedef struct IvshmReader IvshmReader;
+
+typedef struct
+{
+  /* The producer counts as gone when its heartbeat has not moved for this
+   * long. 0: ten times its advertised period, at least 2 s. */
+  uint64_t producer_timeout_ns;
+} IvshmReaderConfig;
+
+typedef struct
+{
+  uint64_t records;
+  uint64_t buffers;
+  uint64_t bytes;
+  uint64_t invalid;             /* records or indexes that broke the rules */
+  unsigned slot;                /* which reader slot this reader holds */
+  bool joined_mid_stream;       /* attached after the first reader */
+} IvshmReaderStats;
+
+/* Validates the region's header and attaches as a reader. NO_PRODUCER: no
+ * producer has initialised the region (magic 0) or its session is closed:
+ * wait and call again. AGAIN: the producer was busy publishing; call again.
+ * BAD_MAGIC, VERSION, CORRUPT, TOO_SMALL: the region is not usable. NO_SLOT:
+ * every reader slot is taken.
+ *
+ * The first reader of a session reads from the session's start. A later
+ * reader first gets the sticky records (stream-start, caps, segment, tags)
+ * replayed from the sticky area, then the ring from the next record on. */
+IvshmStatus ivshm_reader_new (void *base, uint64_t size,
+    const IvshmReaderConfig * config, IvshmReader ** reader,
+    IvshmError * err);
+
+/* Detaches (frees the slot) and frees the reader. */
+void ivshm_reader_free (IvshmReader * reader);
+
+/* The next record, validated, without consuming it. Pads are skipped.
+ * AGAIN: nothing new yet, and the producer looks alive. Errors:
+ * SESSION_CHANGED, PRODUCER_GONE, EVICTED, CORRUPT (with err->detail). */
+IvshmStatus ivshm_reader_next (IvshmReader * reader, IvshmRecord * record,
+    IvshmError * err);
+
+/* Consumes the record returned by ivshm_reader_next(), giving its space
+ * back to the producer. EVICTED: the producer dropped this reader while it
+ * held the record, so a copy made of the payload may be torn: discard it. */
+IvshmStatus ivshm_reader_release (IvshmReader * reader);
+
+/* Bumps this reader's lease. Thread-safe. */
+void ivshm_reader_heartbeat (IvshmReader * reader);
+
+uint64_t ivshm_reader_session (const IvshmReader * reader);
+void ivshm_reader_get_stats (const IvshmReader * reader,
+    IvshmReaderStats * stats);
+
+/* ---- helpers --------------------------------------------------------- */
+
+/* A thread that calls fn(data) every period_ns until stopped. */
+typedef struct IvshmTicker IvshmTicker;
+IvshmTicker *ivshm_ticker_start (uint64_t period_ns, void (*fn) (void *),
+    void *data);
+void ivshm_ticker_stop (IvshmTicker * ticker);
+
+/* CLOCK_MONOTONIC in ns */
+uint64_t ivshm_now_ns (void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* IVSHMEM_RING_H */
