@@ -25,6 +25,11 @@ extern "C" {
 #define IVSHM_PCI_DEVICE_ID 0x1110      /* Inter-VM shared memory */
 #define IVSHM_PCI_BAR 2                 /* the shared memory BAR */
 
+/* The smallest region ivshm_region_open() accepts: the layout's 64 KiB of
+ * header, reader slots and sticky records (ivshmem-layout.h) plus the
+ * smallest ring, 64 KiB. Anything smaller is IVSHM_ERR_TOO_SMALL. */
+#define IVSHM_REGION_MIN_SIZE (UINT64_C (128) * 1024)
+
 /* The environment variable that points PCI discovery at another sysfs root
  * (a fake tree in tests). Read in one place: ivshm_sysfs_root(). */
 #define IVSHM_SYSFS_ROOT_ENV "IVSHMEM_SYSFS_ROOT"
@@ -80,8 +85,9 @@ void ivshm_pci_addr_format (const IvshmPciAddr * addr,
 /* Lists the IVSHMEM devices (1af4:1110) under sysfs_root (NULL: the
  * default, ivshm_sysfs_root()), sorted by domain, bus, device, function.
  * On success *devices is a malloc'd array of *n_devices entries (NULL and
- * 0 when there is none; that is not an error) to free with free().
- * IVSHM_ERR_UNSUPPORTED when built without libpci. */
+ * 0 when there is none, also when SYSFS/bus/pci/devices does not exist;
+ * that is not an error) to free with free(). Without libpci (or for a tree
+ * libpci cannot parse) the same list comes from a plain sysfs scan. */
 IvshmStatus ivshm_pci_list (const char *sysfs_root,
     IvshmPciDevice ** devices, size_t *n_devices, IvshmError * err);
 

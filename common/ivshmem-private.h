@@ -1,0 +1,34 @@
+/* gst-ivshmem: internals of the core shared between its files and its tests
+ * SPDX-License-Identifier: MIT
+ *
+ * Not installed and not part of the API: the GStreamer layer must not use
+ * anything declared here.
+ */
+#ifndef IVSHMEM_PRIVATE_H
+#define IVSHMEM_PRIVATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ivshmem-region.h"
+
+/* Reads SYSFS_ROOT/kernel/security/lockdown ("none [integrity]
+ * confidentiality": the selected mode is the one in brackets). Returns 1 if
+ * a mode other than "none" is selected, 0 if "none" is or the file is
+ * missing or unreadable (no lockdown LSM: nothing is locked down). When mode
+ * is not NULL it receives the selected mode's name ("" if unknown). */
+int ivshm_lockdown_active (const char *sysfs_root, char *mode,
+    size_t mode_size);
+
+/* Reads a sysfs attribute holding one integer ("0x1af4\n") from
+ * DIR/NAME. Returns 0 and sets *value, or -1 with errno set (EINVAL for
+ * text that is not a number). */
+int ivshm_sysfs_read_u64 (const char *dir, const char *name,
+    uint64_t * value);
+
+/* The size of BAR `bar` from DIR/resource (one "start end flags" line per
+ * resource, as the kernel writes it). Returns 0 and sets *size (0 for an
+ * unused BAR), or -1 with errno set. */
+int ivshm_sysfs_bar_size (const char *dir, int bar, uint64_t * size);
+
+#endif /* IVSHMEM_PRIVATE_H */
