@@ -1,0 +1,616 @@
+#!/usr/bin/env python3
+# gst-ivshmem: the VM test scenarios
+# SPDX-License-Identifier: MIT
+"""Runs one VM scenario: scenarios.py NAME. Exit 0 pass, 1 fail, 77 skip.
+
+  discovery  two ivshmem devices in one guest: lspci, sysfs and ivshmem-info
+             agree on locations and sizes
+  raw        host and guest read each other's bytes through the region, at
+             boot and live (no plugin needed)
+  video      host videotestsrc ! ivshmemsink -> guest ivshmemsrc: frame count,
+             checksums and caps from the ring
+  audio      guest audiotestsrc ! ivshmemsink -> host ivshmemsrc: checksums
+             and timestamp continuity
+  vm2vm      two guests on two shared regions stream to each other
+  lockdown   no root / kernel lockdown in the guest: the kernel refuses, and
+             the elements say why
+
+See README.md.
+"""
+
+import hashlib
+import json
+import mmap
+import os
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ivshmemvm as vm  # noqa: E402
+from ivshmemvm import Failure, Skip, log  # noqa: E402
+
+MiB = 1 << 20
+
+CHECKSUM_RE = re.compile(r"^(\d+:\d\d:\d\d\.\d{9}) ([0-9a-f]{32,64})$")
+
+
+def parse_checksums(lines, prefix=""):
+    """(pts_ns, hash) from checksumsink's lines, optionally prefixed."""
+    out = []
+    for line in lines:
+        if not line.startswith(prefix):
+            continue
+        m = CHECKSUM_RE.match(line[len(prefix):].strip())
+        if m:
+            h, mi, s = m.group(1).split(":")
+            sec, ns = s.split(".")
+            pts = ((int(h) * 60 + int(mi)) * 60 + int(sec)) * 10**9 + int(ns)
+            out.append((pts, m.group(2)))
+    return out
+
+
+def host_checksums(run, pipeline):
+    """Runs pipeline (ending in checksumsink) on the host: the reference."""
+    p = subprocess.run(["gst-launch-1.0", "-q"] + shlex.split(pipeline),
+                       capture_output=True, text=True, timeout=60,
+                       env=run.host_gst_env())
+    if p.returncode != 0:
+        raise Failure("reference pipeline failed: %s\n%s"
+                      % (pipeline, p.stderr))
+    return parse_checksums(p.stdout.splitlines())
+
+
+def compare_streams(what, got, want):
+    """Same number of buffers with the same content, in order."""
+    if len(got) != len(want):
+        raise Failure("%s: %d buffers received, %d sent"
+                      % (what, len(got), len(want)))
+    for i, (g, w) in enumerate(zip(got, want)):
+        if g[1] != w[1]:
+            raise Failure("%s: buffer %d differs (checksum %s, sent %s)"
+                          % (what, i, g[1], w[1]))
+    log("%s: %d buffers, all checksums match the sender's" % (what, len(got)))
+
+
+def require_plugin(run):
+    """The plugin scenarios skip until the plugin is built; once it is, a
+    plugin without the elements is a failure, not a skip."""
+    if not run.paths.have_plugin():
+        raise Skip("plugin not built yet (%s is missing)" % run.paths.plugin)
+    for element in ("ivshmemsink", "ivshmemsrc"):
+        p = subprocess.run(["gst-inspect-1.0", element], capture_output=True,
+                           text=True, env=run.host_gst_env())
+        if p.returncode != 0:
+            raise Failure("%s is built but gst-inspect-1.0 finds no %s:\n%s"
+                          % (run.paths.plugin, element, p.stderr))
+
+
+# -- discovery ---------------------------------------------------------------
+
+DISCOVERY_SCRIPT = r"""
+echo "LSPCI-BEGIN"
+lspci -D -n -d 1af4:1110
+echo "LSPCI-END"
+for d in $(lspci -D -n -d 1af4:1110 | cut -d' ' -f1); do
+  echo "RESOURCE2 $d $(stat -c %s /sys/bus/pci/devices/$d/resource2)"
+done
+if command -v ivshmem-info >/dev/null; then
+  echo "INFO-TEXT-BEGIN"
+  ivshmem-info || echo "INFO-TEXT-RC $?"
+  echo "INFO-TEXT-END"
+  echo "INFO-JSON-BEGIN"
+  ivshmem-info --json || echo "INFO-JSON-RC $?"
+  echo "INFO-JSON-END"
+else
+  echo "NO-INFO-TOOL"
+fi
+"""
+
+
+def _between(lines, begin, end):
+    try:
+        i = lines.index(begin)
+        j = lines.index(end, i)
+    except ValueError:
+        raise Failure("no %s ... %s block in the guest output" % (begin, end))
+    return lines[i + 1:j]
+
+
+def _info_devices(doc):
+    """Devices from ivshmem-info --json: a list of objects, or an object
+    with such a list. Keys are matched loosely so that the check is about
+    the values."""
+    if isinstance(doc, dict):
+        lists = [v for v in doc.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise Failure("ivshmem-info --json: expected one list of devices "
+                          "in %r" % doc)
+        doc = lists[0]
+    if not isinstance(doc, list):
+        raise Failure("ivshmem-info --json: not a list: %r" % doc)
+    found = {}
+    for d in doc:
+        loc = next((v for v in d.values() if isinstance(v, str)
+                    and re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}"
+                                     r"\.[0-7]", v)), None)
+        size = d.get("size", d.get("size_bytes"))
+        res = next((v for v in d.values() if isinstance(v, str)
+                    and v.endswith("/resource2")), None)
+        if loc is None or not isinstance(size, int):
+            raise Failure("ivshmem-info --json: device without a PCI "
+                          "location or an integer size: %r" % d)
+        found[loc] = (size, res)
+    return found
+
+
+def discovery(run):
+    want = {vm.Guest.pci_address(0): 1 * MiB, vm.Guest.pci_address(1): 2 * MiB}
+    devices = [(run.shm("a", 1 * MiB), 1 * MiB),
+               (run.shm("b", 2 * MiB), 2 * MiB)]
+    res = run.guest("g", DISCOVERY_SCRIPT, devices=devices).start().wait()
+    res.check()
+    lines = res.lines
+
+    lspci = {line.split()[0] for line in
+             _between(lines, "LSPCI-BEGIN", "LSPCI-END") if line.strip()}
+    if lspci != set(want):
+        raise Failure("lspci -d 1af4:1110 in the guest shows %s, expected %s"
+                      % (sorted(lspci), sorted(want)))
+    sizes = {}
+    for line in lines:
+        if line.startswith("RESOURCE2 "):
+            _, loc, size = line.split()
+            sizes[loc] = int(size)
+    if sizes != want:
+        raise Failure("resource2 sizes in the guest: %s, expected %s"
+                      % (sizes, want))
+    log("lspci and sysfs in the guest: %s" % ", ".join(
+        "%s %s" % (k, vm.human_size(v)) for k, v in sorted(sizes.items())))
+
+    if "NO-INFO-TOOL" in lines:
+        raise Skip("lspci and resource2 sizes are right, but %s is not "
+                   "built yet: the ivshmem-info comparison did not run"
+                   % run.paths.info_tool)
+    text = _between(lines, "INFO-TEXT-BEGIN", "INFO-TEXT-END")
+    log("ivshmem-info in the guest:\n    " + "\n    ".join(text))
+    raw = _between(lines, "INFO-JSON-BEGIN", "INFO-JSON-END")
+    try:
+        doc = json.loads("\n".join(raw))
+    except ValueError as e:
+        raise Failure("ivshmem-info --json is not JSON (%s):\n%s"
+                      % (e, "\n".join(raw)))
+    info = _info_devices(doc)
+    if {k: v[0] for k, v in info.items()} != want:
+        raise Failure("ivshmem-info --json in the guest: %s; lspci and "
+                      "sysfs: %s" % (info, want))
+    for loc, (size, res) in info.items():
+        if res is not None and not res.endswith(loc + "/resource2"):
+            raise Failure("ivshmem-info: %s has resource path %s"
+                          % (loc, res))
+    log("ivshmem-info --json lists the same %d devices with the same sizes"
+        % len(info))
+
+
+# -- raw ---------------------------------------------------------------------
+
+RAW_SIZE = 1 * MiB
+RAW_LEN = 64 * 1024
+HOST_OFF, GUEST_OFF = 0, 512 * 1024
+WAIT_OFF, ACK_OFF = RAW_SIZE - 64, RAW_SIZE - 128
+BW_OFF, BW_LEN = 256 * 1024, 128 * 1024
+
+
+def pattern(seed, n):
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += hashlib.sha256(seed + i.to_bytes(8, "little")).digest()
+        i += 1
+    return bytes(out[:n])
+
+
+# Runs in the guest (the host's python3, seen through 9p). Reads the host's
+# pattern from BAR2, writes its own, then does a live handshake: it raises a
+# flag and waits for the host to answer while both are running.
+RAW_GUEST_PY = r"""
+import glob, hashlib, mmap, os, sys, time
+nonce = bytes.fromhex(sys.argv[1]); want = sys.argv[2]
+RAW_LEN, GUEST_OFF, WAIT_OFF, ACK_OFF = %d, %d, %d, %d
+BW_OFF, BW_LEN = %d, %d
+def pattern(seed, n):
+    out = bytearray(); i = 0
+    while len(out) < n:
+        out += hashlib.sha256(seed + i.to_bytes(8, "little")).digest(); i += 1
+    return bytes(out[:n])
+devs = []
+for d in sorted(glob.glob("/sys/bus/pci/devices/*")):
+    ids = [open(d + f).read().strip() for f in ("/vendor", "/device")]
+    if ids == ["0x1af4", "0x1110"]:
+        devs.append(d)
+assert len(devs) == 1, devs
+res = devs[0] + "/resource2"
+fd = os.open(res, os.O_RDWR | os.O_SYNC)
+size = os.fstat(fd).st_size
+m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+print("GUEST mapped", res, size)
+got = m[0:8]
+if got != b"HOSTPING" or m[8:16] != nonce:
+    print("GUEST bad header", got, m[8:16].hex()); sys.exit(2)
+digest = hashlib.sha256(m[16:16 + RAW_LEN]).hexdigest()
+if digest != want:
+    print("GUEST pattern mismatch", digest, want); sys.exit(3)
+print("GUEST host pattern ok")
+m[GUEST_OFF + 16:GUEST_OFF + 16 + RAW_LEN] = pattern(nonce[::-1], RAW_LEN)
+m[GUEST_OFF + 8:GUEST_OFF + 16] = nonce
+m[GUEST_OFF:GUEST_OFF + 8] = b"GUESTPNG"
+t0 = time.monotonic()
+m[WAIT_OFF:WAIT_OFF + 8] = b"GUESTWAT"
+while m[ACK_OFF:ACK_OFF + 8] != b"HOSTACK!":
+    if time.monotonic() - t0 > 30:
+        print("GUEST no live answer from the host"); sys.exit(4)
+    time.sleep(0.001)
+print("GUEST live answer after %%.1f ms" %% ((time.monotonic() - t0) * 1e3))
+buf = pattern(b"bw", BW_LEN)
+n, t0 = 0, time.monotonic()
+while time.monotonic() - t0 < 0.5:
+    m[BW_OFF:BW_OFF + BW_LEN] = buf; n += BW_LEN
+w = n / (time.monotonic() - t0)
+n, t0 = 0, time.monotonic()
+while time.monotonic() - t0 < 0.5:
+    _ = m[BW_OFF:BW_OFF + BW_LEN]; n += BW_LEN
+r = n / (time.monotonic() - t0)
+print("GUEST-BW write=%%d read=%%d" %% (w, r))
+m.close(); os.close(fd)
+""" % (RAW_LEN, GUEST_OFF, WAIT_OFF, ACK_OFF, BW_OFF, BW_LEN)
+
+
+def raw(run):
+    path = run.shm("region", RAW_SIZE)
+    nonce = os.urandom(8)
+    host_pat = pattern(nonce, RAW_LEN)
+    with open(path, "r+b") as f:
+        m = mmap.mmap(f.fileno(), RAW_SIZE)
+    m[16:16 + RAW_LEN] = host_pat
+    m[8:16] = nonce
+    m[0:8] = b"HOSTPING"
+
+    pyfile = os.path.join(run.workdir, "raw_guest.py")
+    with open(pyfile, "w") as f:
+        f.write(RAW_GUEST_PY)
+    script = "python3 %s %s %s" % (shlex.quote(pyfile), nonce.hex(),
+                                    hashlib.sha256(host_pat).hexdigest())
+    g = run.guest("g", script, devices=[(path, RAW_SIZE)]).start()
+
+    # The live half: answer the guest's flag while it runs.
+    answered = threading.Event()
+
+    def answer():
+        end = time.monotonic() + g.timeout
+        while time.monotonic() < end and g.proc.poll() is None:
+            if m[WAIT_OFF:WAIT_OFF + 8] == b"GUESTWAT":
+                m[ACK_OFF:ACK_OFF + 8] = b"HOSTACK!"
+                answered.set()
+                return
+            time.sleep(0.001)
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    res = g.wait()
+    t.join()
+    print("\n".join("    " + line for line in res.lines))
+    res.check()
+    if not answered.is_set():
+        raise Failure("the host never saw the guest's live flag")
+
+    if m[GUEST_OFF:GUEST_OFF + 8] != b"GUESTPNG" \
+            or m[GUEST_OFF + 8:GUEST_OFF + 16] != nonce:
+        raise Failure("the guest's reply header is not in the host file: %r"
+                      % m[GUEST_OFF:GUEST_OFF + 16])
+    if m[GUEST_OFF + 16:GUEST_OFF + 16 + RAW_LEN] != \
+            pattern(nonce[::-1], RAW_LEN):
+        raise Failure("the guest's pattern in the host file is wrong")
+    m.close()
+    log("host -> guest: %d bytes checked in the guest; guest -> host: %d "
+        "bytes checked on the host; live handshake answered" %
+        (RAW_LEN, RAW_LEN))
+    for line in res.lines:
+        if line.startswith("GUEST-BW "):
+            kv = dict(x.split("=") for x in line.split()[1:])
+            log("guest memcpy through BAR2: write %.1f MB/s, read %.1f MB/s "
+                "%s" % (int(kv["write"]) / 1e6, int(kv["read"]) / 1e6,
+                        vm.TCG_NOTE))
+
+
+# -- video: host -> guest ----------------------------------------------------
+
+VIDEO_N = 60
+VIDEO_SRC = ("videotestsrc num-buffers=%d pattern=ball animation-mode=frames "
+             "! video/x-raw,format=I420,width=320,height=240,framerate=30/1"
+             % VIDEO_N)
+CAPS_RE = re.compile(r"GstIvshmemSrc:ivshmemsrc\d+\.GstPad:src: caps = (.*)")
+
+# A guest consumer: ivshmemsrc with the given device (or none) into
+# checksumsink; prints its lines with a prefix so that two streams can share
+# one console, and its wall time.
+GUEST_CONSUMER = r"""
+consume() {  # prefix device
+  dev=""; [ -n "$2" ] && dev="device=$2"
+  t0=$(date +%%s.%%N)
+  timeout %d gst-launch-1.0 -v ivshmemsrc $dev ! checksumsink \
+    >/tmp/$1.out 2>&1
+  rc=$?
+  t1=$(date +%%s.%%N)
+  sed "s/^/$1: /" /tmp/$1.out
+  echo "$1-TIME $t0 $t1 rc=$rc"
+  return $rc
+}
+"""
+
+
+def _guest_consumer(timeout=60):
+    return GUEST_CONSUMER % timeout
+
+
+def _consumer_result(res, prefix, what):
+    lines = [line[len(prefix) + 2:] for line in res.lines
+             if line.startswith(prefix + ": ")]
+    got = parse_checksums(lines)
+    tline = next((line for line in res.lines
+                  if line.startswith(prefix + "-TIME ")), None)
+    elapsed = None
+    if tline:
+        t0, t1 = tline.split()[1:3]
+        elapsed = float(t1) - float(t0)
+    caps = next((m.group(1) for m in map(CAPS_RE.search, lines) if m), None)
+    if not got:
+        raise Failure("%s: the guest received nothing; its output:\n%s"
+                      % (what, "\n".join(lines[-30:])))
+    return got, caps, elapsed
+
+
+def video(run):
+    require_plugin(run)
+    size = 64 * MiB
+    path = run.shm("video", size, create=False)
+    want = host_checksums(run, VIDEO_SRC + " ! checksumsink")
+    script = _guest_consumer() + "echo READER-STARTING\nconsume rx ''\n"
+    g = run.guest("g", script, devices=[(path, size)]).start()
+    if not g.wait_for_line("^READER-STARTING", g.timeout):
+        raise Failure("the guest never started its reader; console log: %s"
+                      % g.log_path)
+    # The producer keeps everything until its first reader, so the order
+    # does not matter for content; live pacing keeps it short.
+    prod = subprocess.Popen(
+        ["timeout", "90", "gst-launch-1.0", "-q"] + shlex.split(
+            VIDEO_SRC.replace("videotestsrc ", "videotestsrc is-live=true ")
+            + " ! ivshmemsink device=%s size=%d" % (path, size)),
+        env=run.host_gst_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    res = g.wait()
+    pout, _ = prod.communicate(timeout=30)
+    if prod.returncode != 0:
+        raise Failure("host producer exited %d:\n%s" % (prod.returncode, pout))
+    res.check()
+    got, caps, elapsed = _consumer_result(res, "rx", "host -> guest video")
+    compare_streams("host -> guest video", got, want)
+    if not caps or not all(s in caps for s in ("video/x-raw", "I420",
+                                                "width=(int)320",
+                                                "height=(int)240")):
+        raise Failure("ivshmemsrc's caps in the guest are not the "
+                      "producer's: %s" % caps)
+    log("caps from the ring: %s" % caps)
+    if elapsed:
+        log("guest pipeline: %d frames in %.1f s (%.1f fps including start-up;"
+            " the producer is paced at 30 fps) %s"
+            % (len(got), elapsed, len(got) / elapsed, vm.TCG_NOTE))
+
+
+# -- audio: guest -> host ----------------------------------------------------
+
+AUDIO_N = 200
+AUDIO_SRC = ("audiotestsrc num-buffers=%d samplesperbuffer=1024 wave=sine "
+             "freq=440 ! audio/x-raw,format=S16LE,rate=48000,channels=2"
+             % AUDIO_N)
+AUDIO_BUF_NS = 1024 * 10**9 / 48000
+
+
+def audio(run):
+    require_plugin(run)
+    size = 16 * MiB
+    path = run.shm("audio", size)
+    want = host_checksums(run, AUDIO_SRC + " ! checksumsink")
+    # The host reader waits for the guest's producer to appear.
+    cons = subprocess.Popen(
+        ["timeout", "120", "gst-launch-1.0", "-v", "ivshmemsrc",
+         "device=" + path, "!", "checksumsink"],
+        env=run.host_gst_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    script = ("t0=$(date +%%s.%%N)\n"
+              "timeout 60 gst-launch-1.0 %s ! ivshmemsink\n"
+              "rc=$?\necho \"TX-TIME $t0 $(date +%%s.%%N)\"\nexit $rc\n"
+              % AUDIO_SRC)
+    g = run.guest("g", script, devices=[(path, size)]).start()
+    res = g.wait()
+    try:
+        cout, _ = cons.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        cons.kill()
+        cout, _ = cons.communicate()
+        raise Failure("the host reader did not end (no EOS from the guest?)"
+                      ":\n%s\nguest:\n%s" % (cout, res.output))
+    res.check()
+    if cons.returncode != 0:
+        raise Failure("host ivshmemsrc pipeline exited %d:\n%s"
+                      % (cons.returncode, cout))
+    got = parse_checksums(cout.splitlines())
+    compare_streams("guest -> host audio", got, want)
+    for i in range(1, len(got)):
+        gap = got[i][0] - got[i - 1][0]
+        if abs(gap - AUDIO_BUF_NS) > 1000:
+            raise Failure("timestamps jump between buffers %d and %d: "
+                          "%d ns apart, expected %.0f" % (i - 1, i, gap,
+                                                          AUDIO_BUF_NS))
+    log("timestamps continuous over %d buffers (%.1f ms each)"
+        % (len(got), AUDIO_BUF_NS / 1e6))
+    tline = next((x for x in res.lines if x.startswith("TX-TIME ")), None)
+    if tline:
+        t0, t1 = map(float, tline.split()[1:3])
+        nbytes = AUDIO_N * 1024 * 4
+        log("guest producer: %d bytes in %.2f s = %.2f MB/s including "
+            "start-up %s" % (nbytes, t1 - t0, nbytes / (t1 - t0) / 1e6,
+                             vm.TCG_NOTE))
+
+
+# -- vm2vm -------------------------------------------------------------------
+
+V2V_VIDEO = ("videotestsrc num-buffers=30 pattern=ball animation-mode=frames "
+             "! video/x-raw,format=I420,width=160,height=120,framerate=30/1")
+V2V_AUDIO = ("audiotestsrc num-buffers=100 samplesperbuffer=1024 wave=sine "
+             "! audio/x-raw,format=S16LE,rate=48000,channels=2")
+
+
+def vm2vm(run):
+    """Guest A sends video to B through region 1 (PCI 00:04.0 in both),
+    B sends audio to A through region 2 (00:05.0). Each addresses its
+    device by PCI address, and each runs a producer and a consumer."""
+    require_plugin(run)
+    size = 16 * MiB
+    r1, r2 = run.shm("r1", size), run.shm("r2", size)
+    devices = [(r1, size), (r2, size)]
+    d1, d2 = vm.Guest.pci_address(0), vm.Guest.pci_address(1)
+    want_video = host_checksums(run, V2V_VIDEO + " ! checksumsink")
+    want_audio = host_checksums(run, V2V_AUDIO + " ! checksumsink")
+
+    def script(src, tx_dev, rx_dev):
+        return (_guest_consumer(90)
+                + "timeout 90 gst-launch-1.0 -q %s ! ivshmemsink device=%s "
+                  ">/tmp/tx.out 2>&1 &\ntx=$!\n" % (src, tx_dev)
+                + "consume rx %s\nrc=$?\nwait $tx\ntxrc=$?\n"
+                  "sed 's/^/tx: /' /tmp/tx.out\necho \"TX-RC $txrc\"\n"
+                  "[ $rc = 0 ] && [ $txrc = 0 ]\n" % rx_dev)
+    a = run.guest("a", script(V2V_VIDEO, d1, d2), devices=devices,
+                  timeout=150).start()
+    b = run.guest("b", script(V2V_AUDIO, d2, d1), devices=devices,
+                  timeout=150).start()
+    ra, rb = a.wait(), b.wait()
+    for r in (ra, rb):
+        if r.rc != 0:
+            print("guest %s output:\n%s" % (r.name, r.output))
+    ra.check()
+    rb.check()
+    got_video, _, tb = _consumer_result(rb, "rx", "A -> B video")
+    got_audio, _, ta = _consumer_result(ra, "rx", "B -> A audio")
+    compare_streams("guest A -> guest B video", got_video, want_video)
+    compare_streams("guest B -> guest A audio", got_audio, want_audio)
+    log("boot: A %.1f s, B %.1f s (two TCG guests share the host's CPUs)"
+        % (ra.boot_s, rb.boot_s))
+
+
+# -- lockdown / no root ------------------------------------------------------
+
+# Kernel facts first (python3, no plugin): as nobody, resource2 cannot be
+# opened; with lockdown=integrity, even root cannot mmap it. Then, if the
+# plugin is built, the same two situations through ivshmemsrc.
+LOCKDOWN_SCRIPT = r"""
+res=$(for d in /sys/bus/pci/devices/*; do
+  [ "$(cat $d/vendor):$(cat $d/device)" = 0x1af4:0x1110 ] && echo $d/resource2
+done)
+cat >/tmp/probe.py <<'EOF'
+import errno, mmap, os, sys
+try:
+    fd = os.open(sys.argv[1], os.O_RDWR)
+    m = mmap.mmap(fd, 4096, mmap.MAP_SHARED)
+    print("PROBE mapped")
+except OSError as e:
+    print("PROBE", errno.errorcode[e.errno])
+EOF
+probe() { "$@" python3 /tmp/probe.py "$res"; }
+as_nobody() {
+  setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp "$@"
+}
+echo "ROOT $(probe)"
+echo "NOBODY $(probe as_nobody)"
+if [ "$WITH_PLUGIN" = 1 ]; then
+  as_nobody timeout 30 gst-launch-1.0 ivshmemsrc ! fakesink >/tmp/nobody.out 2>&1
+  echo "PLUGIN-NOBODY-RC $?"; sed 's/^/nobody: /' /tmp/nobody.out
+fi
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+echo integrity > /sys/kernel/security/lockdown
+echo "LOCKDOWN $(cat /sys/kernel/security/lockdown)"
+echo "LOCKED $(probe)"
+if [ "$WITH_PLUGIN" = 1 ]; then
+  timeout 30 gst-launch-1.0 ivshmemsrc ! fakesink >/tmp/locked.out 2>&1
+  echo "PLUGIN-LOCKED-RC $?"; sed 's/^/locked: /' /tmp/locked.out
+fi
+true
+"""
+
+
+def lockdown(run):
+    with_plugin = run.paths.have_plugin()
+    if with_plugin:
+        require_plugin(run)
+    size = 1 * MiB
+    path = run.shm("region", size)
+    res = run.guest("g", LOCKDOWN_SCRIPT, devices=[(path, size)],
+                    env={"WITH_PLUGIN": "1" if with_plugin else "0"}) \
+        .start().wait()
+    res.check()
+    found = {}
+    for line in res.lines:
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            found.setdefault(parts[0], parts[1].strip())
+    expect = {"ROOT": "PROBE mapped", "NOBODY": "PROBE EACCES",
+              "LOCKED": "PROBE EPERM"}
+    for k, v in expect.items():
+        if found.get(k) != v:
+            raise Failure("guest kernel: %s gave %r, expected %r; output:\n%s"
+                          % (k, found.get(k), v, res.output))
+    if "[integrity]" not in found.get("LOCKDOWN", ""):
+        raise Failure("lockdown=integrity did not take: %r"
+                      % found.get("LOCKDOWN"))
+    log("guest kernel: root maps resource2, nobody gets EACCES, root under "
+        "lockdown=integrity gets EPERM")
+    if not with_plugin:
+        raise Skip("the kernel side is confirmed, but the plugin is not "
+                   "built yet (%s missing)" % run.paths.plugin)
+
+    for tag, words in (("nobody", ("permission",)),
+                       ("locked", ("lockdown",))):
+        rc = found.get("PLUGIN-%s-RC" % tag.upper())
+        text = "\n".join(line[len(tag) + 2:] for line in res.lines
+                         if line.startswith(tag + ": "))
+        if rc in (None, "0", "124"):
+            raise Failure("ivshmemsrc as %s: exit %s, expected an error:\n%s"
+                          % (tag, rc, text))
+        if not all(w in text.lower() for w in words):
+            raise Failure("ivshmemsrc as %s failed without saying %s:\n%s"
+                          % (tag, " / ".join(words), text))
+        err = [x for x in text.splitlines() if "ERROR" in x]
+        log("ivshmemsrc %s: %s" % (tag, err[0] if err else text.strip()))
+
+
+SCENARIOS = {
+    "discovery": discovery,
+    "raw": raw,
+    "video": video,
+    "audio": audio,
+    "vm2vm": vm2vm,
+    "lockdown": lockdown,
+}
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in SCENARIOS:
+        print("usage: %s {%s}" % (argv[0], "|".join(SCENARIOS)),
+              file=sys.stderr)
+        return 2
+    return vm.scenario_main(argv[1], SCENARIOS[argv[1]])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
