@@ -167,7 +167,8 @@ ivshm_sysfs_read_u64 (const char *dir, const char *name, uint64_t * value)
     return -1;
   errno = 0;
   v = strtoull (buf, &end, 0);
-  if (errno != 0 || end == buf || (*end != '\0' && !isspace ((unsigned char) *end))) {
+  if (errno != 0 || end == buf || (*end != '\0'
+          && !isspace ((unsigned char) *end))) {
     errno = EINVAL;
     return -1;
   }
@@ -261,9 +262,11 @@ static int
 compare_devices (const void *pa, const void *pb)
 {
   const IvshmPciDevice *a = pa, *b = pb;
-  uint32_t ka = ((uint32_t) a->addr.domain << 16) | ((uint32_t) a->addr.bus << 8)
+  uint32_t ka =
+      ((uint32_t) a->addr.domain << 16) | ((uint32_t) a->addr.bus << 8)
       | ((uint32_t) a->addr.device << 3) | a->addr.function;
-  uint32_t kb = ((uint32_t) b->addr.domain << 16) | ((uint32_t) b->addr.bus << 8)
+  uint32_t kb =
+      ((uint32_t) b->addr.domain << 16) | ((uint32_t) b->addr.bus << 8)
       | ((uint32_t) b->addr.device << 3) | b->addr.function;
 
   return ka < kb ? -1 : ka > kb ? 1 : 0;

@@ -23,8 +23,7 @@ int ivshm_lockdown_active (const char *sysfs_root, char *mode,
 /* Reads a sysfs attribute holding one integer ("0x1af4\n") from
  * DIR/NAME. Returns 0 and sets *value, or -1 with errno set (EINVAL for
  * text that is not a number). */
-int ivshm_sysfs_read_u64 (const char *dir, const char *name,
-    uint64_t * value);
+int ivshm_sysfs_read_u64 (const char *dir, const char *name, uint64_t * value);
 
 /* The size of BAR `bar` from DIR/resource (one "start end flags" line per
  * resource, as the kernel writes it). Returns 0 and sets *size (0 for an

@@ -173,8 +173,7 @@ region_new (void *data, uint64_t size, IvshmRegionKind kind, int created,
 
   if (r == NULL || (r->path = strdup (path)) == NULL) {
     free (r);
-    return ivshm_error_set (err, IVSHM_ERR_NO_MEMORY, ENOMEM,
-        "out of memory");
+    return ivshm_error_set (err, IVSHM_ERR_NO_MEMORY, ENOMEM, "out of memory");
   }
   r->data = data;
   r->size = size;
@@ -193,8 +192,7 @@ map_fd (int fd, uint64_t size, const char *path, void **data, int *map_errno,
 
   if (size > SIZE_MAX)
     return ivshm_error_set (err, IVSHM_ERR_UNSUPPORTED, EOVERFLOW,
-        "%s is %" PRIu64 " bytes, more than this process can map", path,
-        size);
+        "%s is %" PRIu64 " bytes, more than this process can map", path, size);
   p = mmap (NULL, (size_t) size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     *map_errno = errno;
@@ -247,6 +245,7 @@ open_host_file (const char *path, uint64_t create_size, IvshmRegion ** out,
   uint64_t size;
   void *data = NULL;
   char human[32], human2[32];
+  const struct timespec wait_for_creator = { 0, 2 * 1000 * 1000 };
 
   fd = open (path, O_RDWR | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT && create_size > 0) {
@@ -300,8 +299,7 @@ open_host_file (const char *path, uint64_t create_size, IvshmRegion ** out,
      * creating it: give it a moment. */
     if (!raced || st.st_size != 0 || tries == 50)
       break;
-    nanosleep (&(struct timespec) {
-        0, 2 * 1000 * 1000}, NULL);
+    nanosleep (&wait_for_creator, NULL);
   }
 
   if (!S_ISREG (st.st_mode)) {
@@ -430,8 +428,7 @@ map_pci_device (const IvshmPciDevice * dev, const char *sysfs_root,
 /* Why `location` is not in the list: no such device, or not an IVSHMEM
  * one. */
 static IvshmStatus
-pci_not_ivshmem (const char *sysfs_root, const char *location,
-    IvshmError * err)
+pci_not_ivshmem (const char *sysfs_root, const char *location, IvshmError * err)
 {
   char dir[1024];
   uint64_t vendor, device;

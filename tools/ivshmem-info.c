@@ -172,8 +172,7 @@ list_devices (const PrintOptions * opts)
  * each; JSON: the members of one object, without the braces, so that
  * callers (and later views) can add members. */
 static void
-print_region (FILE * out, const IvshmRegion * region,
-    const PrintOptions * opts)
+print_region (FILE * out, const IvshmRegion * region, const PrintOptions * opts)
 {
   int pci = ivshm_region_kind (region) == IVSHM_REGION_PCI;
   uint64_t size = ivshm_region_size (region);

@@ -347,8 +347,7 @@ GST_START_TEST (test_host_missing)
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
 
-  assert_status (open_host (path, 0, &region, &err), IVSHM_ERR_NOT_FOUND,
-      &err);
+  assert_status (open_host (path, 0, &region, &err), IVSHM_ERR_NOT_FOUND, &err);
   fail_unless (region == NULL);
   fail_unless_equals_int (err.sys_errno, ENOENT);
   fail_unless (strstr (err.detail, path) != NULL, "%s", err.detail);
@@ -379,13 +378,11 @@ GST_START_TEST (test_host_too_small)
   IvshmError err = { 0 };
 
   make_sized_file (path, 0);
-  assert_status (open_host (path, 0, &region, &err), IVSHM_ERR_TOO_SMALL,
-      &err);
+  assert_status (open_host (path, 0, &region, &err), IVSHM_ERR_TOO_SMALL, &err);
   fail_unless (strstr (err.detail, "empty") != NULL, "%s", err.detail);
 
   make_sized_file (path, 64 * KiB);
-  assert_status (open_host (path, 0, &region, &err), IVSHM_ERR_TOO_SMALL,
-      &err);
+  assert_status (open_host (path, 0, &region, &err), IVSHM_ERR_TOO_SMALL, &err);
   fail_unless (region == NULL);
   fail_unless (strstr (err.detail, "64 KiB") != NULL, "%s", err.detail);
 
@@ -427,7 +424,8 @@ GST_START_TEST (test_host_existing_shared)
 
   memcpy ((char *) ivshm_region_data (a) + 4096, msg, sizeof msg);
   fail_unless (memcmp ((char *) ivshm_region_data (b) + 4096, msg,
-          sizeof msg) == 0, "a write through one mapping must show in the other");
+          sizeof msg) == 0,
+      "a write through one mapping must show in the other");
 
   /* And in the file, as QEMU would see it. */
   fd = open (path, O_RDONLY | O_CLOEXEC);
@@ -546,16 +544,14 @@ GST_START_TEST (test_pci_addr)
   char text[IVSHM_PCI_ADDR_STRLEN];
 
   fail_unless_equals_int (ivshm_pci_addr_parse ("0000:00:05.0", &a), 0);
-  fail_unless (a.domain == 0 && a.bus == 0 && a.device == 5
-      && a.function == 0);
+  fail_unless (a.domain == 0 && a.bus == 0 && a.device == 5 && a.function == 0);
   fail_unless_equals_int (ivshm_pci_addr_parse ("abcd:Fe:1f.7", &a), 0);
   fail_unless (a.domain == 0xabcd && a.bus == 0xfe && a.device == 0x1f
       && a.function == 7);
   ivshm_pci_addr_format (&a, text);
   fail_unless_equals_string (text, "abcd:fe:1f.7");
   fail_unless_equals_int (ivshm_pci_addr_parse ("08:01.0", &a), 0);
-  fail_unless (a.domain == 0 && a.bus == 8 && a.device == 1
-      && a.function == 0);
+  fail_unless (a.domain == 0 && a.bus == 8 && a.device == 1 && a.function == 0);
   ivshm_pci_addr_format (&a, text);
   fail_unless_equals_string (text, "0000:08:01.0");
 
@@ -617,8 +613,7 @@ GST_START_TEST (test_pci_list_sorted)
   IvshmError err = { 0 };
 
   for (i = 0; i < G_N_ELEMENTS (names); i++)
-    g_free (fake_device (root, names[i], 0x1af4, 0x1110, 0x050000,
-            128 * KiB));
+    g_free (fake_device (root, names[i], 0x1af4, 0x1110, 0x050000, 128 * KiB));
   assert_status (ivshm_pci_list (root, &devs, &n, &err), IVSHM_OK, &err);
   fail_unless_equals_int ((int) n, (int) G_N_ELEMENTS (names));
   for (i = 0; i < n; i++)
@@ -692,8 +687,7 @@ GST_START_TEST (test_pci_too_small)
 
   g_free (fake_device (root, "0000:00:04.0", 0x1af4, 0x1110, 0x050000,
           64 * KiB));
-  assert_status (open_pci ("", root, &region, &err), IVSHM_ERR_TOO_SMALL,
-      &err);
+  assert_status (open_pci ("", root, &region, &err), IVSHM_ERR_TOO_SMALL, &err);
   fail_unless (region == NULL);
   rm_tree (root);
 }
@@ -712,10 +706,8 @@ GST_START_TEST (test_pci_no_bus)
   assert_status (ivshm_pci_list (root, &devs, &n, &err), IVSHM_OK, &err);
   fail_unless (devs == NULL);
   fail_unless_equals_int ((int) n, 0);
-  assert_status (open_pci ("", root, &region, &err), IVSHM_ERR_NOT_FOUND,
-      &err);
-  fail_unless (strstr (err.detail, "ivshmem-plain") != NULL, "%s",
-      err.detail);
+  assert_status (open_pci ("", root, &region, &err), IVSHM_ERR_NOT_FOUND, &err);
+  fail_unless (strstr (err.detail, "ivshmem-plain") != NULL, "%s", err.detail);
   assert_status (open_pci ("0000:00:05.0", root, &region, &err),
       IVSHM_ERR_NOT_FOUND, &err);
   rm_tree (root);
@@ -755,8 +747,7 @@ GST_START_TEST (test_pci_broken_tree)
   fail_unless (devs == NULL);
   fail_unless (strstr (err.detail, "libpci") != NULL, "%s", err.detail);
   /* And libpci works again afterwards. */
-  path = g_build_filename (root, "bus", "pci", "devices", "0000:00:06.0",
-      NULL);
+  path = g_build_filename (root, "bus", "pci", "devices", "0000:00:06.0", NULL);
   write_text (path, "vendor", "0x1af4\n");
   g_free (path);
   assert_status (ivshm_pci_list (root, &devs, &n, &err), IVSHM_OK, &err);
@@ -826,8 +817,7 @@ GST_START_TEST (test_pci_lockdown)
     rm_tree (root);
     return;
   }
-  dev = fake_device (root, "0000:00:05.0", 0x1af4, 0x1110, 0x050000,
-      256 * KiB);
+  dev = fake_device (root, "0000:00:05.0", 0x1af4, 0x1110, 0x050000, 256 * KiB);
   r2 = g_build_filename (dev, "resource2", NULL);
   fail_unless (unlink (r2) == 0);
   fail_unless (symlink (sealed, r2) == 0);
