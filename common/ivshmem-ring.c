@@ -852,7 +852,8 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
   IvshmHeader *hdr = header_of (base);
   IvshmReader *r;
   IvshmStatus st;
-  uint64_t ring_size, session, period_us, tail, t, w_pos, applies_from, seq;
+  uint64_t ring_size = 0, session = 0, period_us, tail, t, w_pos, applies_from,
+      seq;
   uint32_t state, flags;
   unsigned i;
   int tries;

@@ -1,0 +1,18 @@
+/* gst-ivshmem: element registrations
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef __GST_IVSHMEM_ELEMENTS_H__
+#define __GST_IVSHMEM_ELEMENTS_H__
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+void ivshmem_element_init (GstPlugin * plugin);
+
+GST_ELEMENT_REGISTER_DECLARE (ivshmemsink);
+GST_ELEMENT_REGISTER_DECLARE (ivshmemsrc);
+
+G_END_DECLS
+
+#endif /* __GST_IVSHMEM_ELEMENTS_H__ */

@@ -1,0 +1,491 @@
+/* gst-ivshmem: ivshmemsink
+ * SPDX-License-Identifier: MIT
+ */
+/**
+ * SECTION:element-ivshmemsink
+ * @title: ivshmemsink
+ * @see_also: #GstIvshmemSrc
+ *
+ * Writes buffers, caps and serialized events into a ring inside an IVSHMEM
+ * region, for one or more #GstIvshmemSrc to read: on the host, or inside a
+ * QEMU guest, or in another guest that shares the same region.
+ *
+ * On the host the region is the file that QEMU's `memory-backend-file`
+ * shares, usually `/dev/shm/NAME`. Inside a guest it is BAR2 of the
+ * `ivshmem-plain` PCI device, named by its PCI address, or found on its
+ * own when #GstIvshmemSink:device is empty.
+ *
+ * The sink is lossless: when the ring is full it waits for the slowest
+ * reader. Until the first reader attaches it keeps everything it wrote
+ * (and then waits), so the first reader gets the stream from its start. A
+ * reader that stops renewing its lease for 3 seconds while the sink waits
+ * for it is dropped, so a dead reader cannot stall the producer.
+ *
+ * Caps travel with the stream, as do stream-start, segment, tag, gap,
+ * stream-group-done, EOS and custom downstream serialized events.
+ *
+ * By default the sink does not synchronise on the clock (sync=false): the
+ * receiving #GstIvshmemSrc timestamps and paces the stream.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 videotestsrc ! video/x-raw,format=I420,width=640,height=480 ! \
+ *     ivshmemsink device=/dev/shm/ivshmem size=67108864
+ * ]| Streams a test video into /dev/shm/ivshmem, creating a 64 MiB region if
+ * it does not exist. Give the same file to QEMU with
+ * `-object memory-backend-file,id=hm,share=on,mem-path=/dev/shm/ivshmem,size=64M
+ * -device ivshmem-plain,memdev=hm` and read it in the guest with ivshmemsrc.
+ * |[
+ * gst-launch-1.0 audiotestsrc is-live=true ! ivshmemsink
+ * ]| Inside a guest: streams audio into the first IVSHMEM device.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstivshmemsink.h"
+#include "gstivshmemelements.h"
+#include "gstivshmemutils.h"
+
+#include <string.h>
+
+GST_DEBUG_CATEGORY_STATIC (gst_ivshmem_sink_debug);
+#define GST_CAT_DEFAULT gst_ivshmem_sink_debug
+
+#define DEFAULT_DEVICE NULL
+#define DEFAULT_SIZE 0
+
+/* waiting for room: 20 us doubling up to 2 ms */
+#define WAIT_MIN_US 20
+#define WAIT_MAX_US 2000
+
+enum
+{
+  PROP_0,
+  PROP_DEVICE,
+  PROP_SIZE,
+};
+
+struct _GstIvshmemSink
+{
+  GstBaseSink parent;
+
+  /* properties, protected by the object lock */
+  gchar *device;
+  guint64 size;
+
+  /* set in start(), cleared in stop(); used by the streaming thread */
+  IvshmRegion *region;
+  IvshmWriter *writer;
+  IvshmTicker *heartbeat;
+  GstPoll *poll;                /* set flushing by unlock() */
+};
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
+    GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+#define gst_ivshmem_sink_parent_class parent_class
+G_DEFINE_TYPE (GstIvshmemSink, gst_ivshmem_sink, GST_TYPE_BASE_SINK);
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (ivshmemsink, "ivshmemsink",
+    GST_RANK_NONE, GST_TYPE_IVSHMEM_SINK,
+    GST_DEBUG_CATEGORY_INIT (gst_ivshmem_sink_debug, "ivshmemsink", 0,
+        "IVSHMEM sink"));
+
+static void gst_ivshmem_sink_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec);
+static void gst_ivshmem_sink_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec);
+static void gst_ivshmem_sink_finalize (GObject * object);
+static gboolean gst_ivshmem_sink_start (GstBaseSink * bsink);
+static gboolean gst_ivshmem_sink_stop (GstBaseSink * bsink);
+static gboolean gst_ivshmem_sink_unlock (GstBaseSink * bsink);
+static gboolean gst_ivshmem_sink_unlock_stop (GstBaseSink * bsink);
+static gboolean gst_ivshmem_sink_set_caps (GstBaseSink * bsink,
+    GstCaps * caps);
+static gboolean gst_ivshmem_sink_event (GstBaseSink * bsink, GstEvent * event);
+static GstFlowReturn gst_ivshmem_sink_render (GstBaseSink * bsink,
+    GstBuffer * buffer);
+
+static void
+gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSinkClass *bsink_class = GST_BASE_SINK_CLASS (klass);
+
+  gobject_class->set_property = gst_ivshmem_sink_set_property;
+  gobject_class->get_property = gst_ivshmem_sink_get_property;
+  gobject_class->finalize = gst_ivshmem_sink_finalize;
+
+  /**
+   * GstIvshmemSink:device:
+   *
+   * The region to write to. A path (starting with `/` or `.`) is a host
+   * file, usually the `/dev/shm/NAME` that QEMU's memory-backend-file
+   * shares. A PCI address such as `0000:00:03.0` is an IVSHMEM device of
+   * this guest. Empty: the first IVSHMEM device of this guest.
+   */
+  g_object_class_install_property (gobject_class, PROP_DEVICE,
+      g_param_spec_string ("device", "Device",
+          "Host file path (/dev/shm/NAME), guest PCI address "
+          "(0000:00:03.0), or empty for the guest's first IVSHMEM device",
+          DEFAULT_DEVICE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
+  /**
+   * GstIvshmemSink:size:
+   *
+   * When #GstIvshmemSink:device is a host path that does not exist, create
+   * it with this many bytes. It must be a power of two, since QEMU refuses
+   * any other ivshmem size. 0: the file must exist. An existing file keeps
+   * its size.
+   */
+  g_object_class_install_property (gobject_class, PROP_SIZE,
+      g_param_spec_uint64 ("size", "Size",
+          "Create a missing host file with this size in bytes (a power of "
+          "two); 0: the file must exist", 0, G_MAXUINT64, DEFAULT_SIZE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_set_static_metadata (element_class,
+      "IVSHMEM sink", "Sink",
+      "Writes media into IVSHMEM shared memory, for a QEMU guest, the host "
+      "or another VM to read with ivshmemsrc",
+      "gst-ivshmem developers");
+
+  bsink_class->start = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_start);
+  bsink_class->stop = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_stop);
+  bsink_class->unlock = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_unlock);
+  bsink_class->unlock_stop = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_unlock_stop);
+  bsink_class->set_caps = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_set_caps);
+  bsink_class->event = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_event);
+  bsink_class->render = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_render);
+}
+
+static void
+gst_ivshmem_sink_init (GstIvshmemSink * self)
+{
+  self->device = g_strdup (DEFAULT_DEVICE);
+  self->size = DEFAULT_SIZE;
+  self->poll = gst_poll_new (TRUE);
+  gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
+}
+
+static void
+gst_ivshmem_sink_finalize (GObject * object)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (object);
+
+  g_free (self->device);
+  gst_poll_free (self->poll);
+
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static gboolean
+gst_ivshmem_sink_is_open (GstIvshmemSink * self)
+{
+  return self->writer != NULL;
+}
+
+static void
+gst_ivshmem_sink_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (object);
+
+  GST_OBJECT_LOCK (self);
+  if (gst_ivshmem_sink_is_open (self) &&
+      (prop_id == PROP_DEVICE || prop_id == PROP_SIZE)) {
+    GST_OBJECT_UNLOCK (self);
+    g_warning ("%s: the %s property can only be changed in the NULL or "
+        "READY state", GST_OBJECT_NAME (self), pspec->name);
+    return;
+  }
+  switch (prop_id) {
+    case PROP_DEVICE:
+      g_free (self->device);
+      self->device = g_value_dup_string (value);
+      break;
+    case PROP_SIZE:
+      self->size = g_value_get_uint64 (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_ivshmem_sink_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_DEVICE:
+      g_value_set_string (value, self->device);
+      break;
+    case PROP_SIZE:
+      g_value_set_uint64 (value, self->size);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+heartbeat_tick (void *data)
+{
+  ivshm_writer_heartbeat (data);
+}
+
+static gboolean
+gst_ivshmem_sink_start (GstBaseSink * bsink)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
+  IvshmRegionOptions opts = { 0 };
+  IvshmError err = { 0 };
+  IvshmRegion *region = NULL;
+  IvshmWriter *writer = NULL;
+  gchar *device;
+
+  GST_OBJECT_LOCK (self);
+  device = g_strdup (self->device);
+  opts.create_size = self->size;
+  GST_OBJECT_UNLOCK (self);
+
+  if (ivshm_region_open (device, &opts, &region, &err) != IVSHM_OK)
+    goto open_failed;
+  if (ivshm_writer_new (ivshm_region_data (region),
+          ivshm_region_size (region), NULL, &writer, &err) != IVSHM_OK)
+    goto init_failed;
+
+  GST_INFO_OBJECT (self, "writing to %s %s%s(%" G_GUINT64_FORMAT " bytes, "
+      "largest buffer %" G_GUINT64_FORMAT " bytes), session %016"
+      G_GINT64_MODIFIER "x", ivshm_region_path (region),
+      ivshm_region_location (region),
+      ivshm_region_created (region) ? " created " : " ",
+      ivshm_region_size (region), ivshm_writer_max_payload (writer),
+      ivshm_writer_session (writer));
+
+  GST_OBJECT_LOCK (self);
+  self->region = region;
+  self->writer = writer;
+  GST_OBJECT_UNLOCK (self);
+
+  self->heartbeat = ivshm_ticker_start (0, heartbeat_tick, writer);
+  ivshm_writer_heartbeat (writer);
+  g_free (device);
+  return TRUE;
+
+  /* ERRORS */
+open_failed:
+  {
+    GST_IVSHMEM_POST_ERROR (self, &err, "open the IVSHMEM region");
+    g_free (device);
+    return FALSE;
+  }
+init_failed:
+  {
+    GST_IVSHMEM_POST_ERROR (self, &err, "start writing to the IVSHMEM region");
+    ivshm_region_close (region);
+    g_free (device);
+    return FALSE;
+  }
+}
+
+static gboolean
+gst_ivshmem_sink_stop (GstBaseSink * bsink)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
+  IvshmRegion *region;
+  IvshmWriter *writer;
+
+  ivshm_ticker_stop (self->heartbeat);
+  self->heartbeat = NULL;
+
+  GST_OBJECT_LOCK (self);
+  region = self->region;
+  writer = self->writer;
+  self->region = NULL;
+  self->writer = NULL;
+  GST_OBJECT_UNLOCK (self);
+
+  ivshm_writer_free (writer);
+  if (region)
+    ivshm_region_close (region);
+  return TRUE;
+}
+
+static gboolean
+gst_ivshmem_sink_unlock (GstBaseSink * bsink)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
+
+  gst_poll_set_flushing (self->poll, TRUE);
+  return TRUE;
+}
+
+static gboolean
+gst_ivshmem_sink_unlock_stop (GstBaseSink * bsink)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
+
+  gst_poll_set_flushing (self->poll, FALSE);
+  return TRUE;
+}
+
+/* Reserves room for a record, waiting while the ring is full. */
+static GstFlowReturn
+gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
+{
+  GstIvshmemBackoff backoff;
+  IvshmStatus st;
+
+  gst_ivshmem_backoff_reset (&backoff, WAIT_MIN_US, WAIT_MAX_US);
+  while ((st = ivshm_writer_reserve (self->writer, len, dst)) == IVSHM_AGAIN) {
+    if (!gst_ivshmem_backoff_wait (&backoff, self->poll)) {
+      GstFlowReturn ret;
+
+      GST_DEBUG_OBJECT (self, "unlocked while waiting for room");
+      ret = gst_base_sink_wait_preroll (GST_BASE_SINK (self));
+      if (ret != GST_FLOW_OK)
+        return ret;
+      gst_ivshmem_backoff_reset (&backoff, WAIT_MIN_US, WAIT_MAX_US);
+    }
+  }
+
+  if (st == IVSHM_ERR_TOO_BIG)
+    goto too_big;
+  if (st != IVSHM_OK)
+    goto failed;
+  return GST_FLOW_OK;
+
+  /* ERRORS */
+too_big:
+  {
+    guint64 region_size = ivshm_region_size (self->region);
+    guint64 need = ivshm_region_size_for_payload (len);
+
+    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
+        ("A record of %" G_GUINT64_FORMAT " bytes can never fit in this "
+            "IVSHMEM region of %" G_GUINT64_FORMAT " bytes.", len,
+            region_size),
+        ("The largest record this region holds is %" G_GUINT64_FORMAT
+            " bytes. Use a region of at least %" G_GUINT64_FORMAT " bytes "
+            "(%" G_GUINT64_FORMAT " MiB, a power of two): the sink's size "
+            "property for a new host file, or size= of QEMU's "
+            "memory-backend-file.", ivshm_writer_max_payload (self->writer),
+            need, need >> 20));
+    return GST_FLOW_ERROR;
+  }
+failed:
+  {
+    GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
+        ("Could not write to the IVSHMEM ring: %s.",
+            ivshm_status_string (st)), (NULL));
+    return GST_FLOW_ERROR;
+  }
+}
+
+static GstFlowReturn
+gst_ivshmem_sink_write (GstIvshmemSink * self, const IvshmRecordHeader * info,
+    const void *payload)
+{
+  GstFlowReturn ret;
+  void *dst;
+
+  ret = gst_ivshmem_sink_reserve (self, info->payload_len, &dst);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  if (info->payload_len)
+    memcpy (dst, payload, info->payload_len);
+  ivshm_writer_commit (self->writer, info);
+  return GST_FLOW_OK;
+}
+
+static gboolean
+gst_ivshmem_sink_set_caps (GstBaseSink * bsink, GstCaps * caps)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
+  IvshmRecordHeader info = { 0 };
+  gchar *str;
+  GstFlowReturn ret;
+
+  str = gst_caps_to_string (caps);
+  GST_DEBUG_OBJECT (self, "caps %s", str);
+  info.type = IVSHM_RECORD_CAPS;
+  info.pts = info.dts = info.duration = IVSHM_TIME_NONE;
+  info.offset = info.offset_end = IVSHM_TIME_NONE;
+  info.payload_len = strlen (str) + 1;
+  ret = gst_ivshmem_sink_write (self, &info, str);
+  g_free (str);
+
+  return ret == GST_FLOW_OK;
+}
+
+static gboolean
+gst_ivshmem_sink_event (GstBaseSink * bsink, GstEvent * event)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
+  IvshmRecordHeader info;
+  gchar *payload = NULL;
+
+  if (self->writer && GST_EVENT_IS_SERIALIZED (event) &&
+      gst_ivshmem_event_to_record (event, &info, &payload)) {
+    GstFlowReturn ret;
+
+    GST_DEBUG_OBJECT (self, "writing %" GST_PTR_FORMAT, event);
+    info.payload_len = strlen (payload) + 1;
+    ret = gst_ivshmem_sink_write (self, &info, payload);
+    g_free (payload);
+    if (ret != GST_FLOW_OK) {
+      GST_DEBUG_OBJECT (self, "could not write %s: %s",
+          GST_EVENT_TYPE_NAME (event), gst_flow_get_name (ret));
+      gst_event_unref (event);
+      return FALSE;
+    }
+  }
+
+  return GST_BASE_SINK_CLASS (parent_class)->event (bsink, event);
+}
+
+static GstFlowReturn
+gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
+  IvshmRecordHeader info = { 0 };
+  GstMapInfo map;
+  GstFlowReturn ret;
+
+  if (!gst_buffer_map (buffer, &map, GST_MAP_READ))
+    goto map_failed;
+
+  info.type = IVSHM_RECORD_BUFFER;
+  info.flags = GST_BUFFER_FLAGS (buffer) & GST_IVSHMEM_BUFFER_FLAGS_MASK;
+  info.payload_len = map.size;
+  info.pts = GST_BUFFER_PTS (buffer);
+  info.dts = GST_BUFFER_DTS (buffer);
+  info.duration = GST_BUFFER_DURATION (buffer);
+  info.offset = GST_BUFFER_OFFSET (buffer);
+  info.offset_end = GST_BUFFER_OFFSET_END (buffer);
+
+  GST_LOG_OBJECT (self, "writing %" GST_PTR_FORMAT, buffer);
+  ret = gst_ivshmem_sink_write (self, &info, map.data);
+  gst_buffer_unmap (buffer, &map);
+  return ret;
+
+  /* ERRORS */
+map_failed:
+  {
+    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not map a buffer."),
+        (NULL));
+    return GST_FLOW_ERROR;
+  }
+}

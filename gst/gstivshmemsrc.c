@@ -1,0 +1,728 @@
+/* gst-ivshmem: ivshmemsrc
+ * SPDX-License-Identifier: MIT
+ */
+/**
+ * SECTION:element-ivshmemsrc
+ * @title: ivshmemsrc
+ * @see_also: #GstIvshmemSink
+ *
+ * Reads what an #GstIvshmemSink writes into an IVSHMEM region: buffers
+ * with their timestamps, offsets and flags, the caps, and the serialized
+ * events (stream-start, segment, tags, gap, stream-group-done, custom
+ * downstream events and EOS). No capsfilter is needed: the caps come from
+ * the ring. The stream ends with EOS when the producer sends EOS.
+ *
+ * On the host the region is the file that QEMU's `memory-backend-file`
+ * shares, usually `/dev/shm/NAME`. Inside a guest it is BAR2 of the
+ * `ivshmem-plain` PCI device, named by its PCI address, or found on its own
+ * when #GstIvshmemSrc:device is empty.
+ *
+ * If no producer has started yet, the source waits for one. The first
+ * reader of a stream gets it from its start; a reader that attaches later
+ * gets the current stream-start, caps, segment and tags, then the next
+ * buffer.
+ *
+ * ## Timestamps
+ *
+ * The producer's clock (a guest's, or another pipeline's) is not this
+ * pipeline's clock. By default (#GstIvshmemSrc:is-live = true) the source
+ * is a live source: it turns each buffer's timestamp into the producer's
+ * running time, and maps the producer's running time onto this pipeline's
+ * running time so that the first buffer is stamped with the moment it
+ * arrived. Later buffers keep the producer's spacing. It reports
+ * #GstIvshmemSrc:latency as its latency, to absorb the jitter of the
+ * transport. The producer's segments are used for that conversion and not
+ * forwarded; the output has one TIME segment.
+ *
+ * With is-live=false the source forwards the producer's TIME segments and
+ * timestamps unchanged, as a file source would: use this to process a
+ * stream as fast as it comes, not to play it in real time.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 ivshmemsrc device=/dev/shm/ivshmem ! videoconvert ! autovideosink
+ * ]| On the host: shows the video that a producer (the host or a guest)
+ * writes into /dev/shm/ivshmem.
+ * |[
+ * gst-launch-1.0 ivshmemsrc ! videoconvert ! fakesink
+ * ]| Inside a guest: reads from the first IVSHMEM device.
+ * |[
+ * gst-launch-1.0 ivshmemsrc device=0000:00:04.0 ! audioconvert ! autoaudiosink
+ * ]| Inside a guest with several IVSHMEM devices: picks one by PCI address.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstivshmemsrc.h"
+#include "gstivshmemelements.h"
+#include "gstivshmemutils.h"
+
+#include <string.h>
+
+GST_DEBUG_CATEGORY_STATIC (gst_ivshmem_src_debug);
+#define GST_CAT_DEFAULT gst_ivshmem_src_debug
+
+#define DEFAULT_DEVICE NULL
+#define DEFAULT_IS_LIVE TRUE
+#define DEFAULT_LATENCY (20 * GST_MSECOND)
+
+/* waiting for data: 10 us doubling up to 1 ms; for a producer: 10 ms
+ * doubling up to 100 ms */
+#define WAIT_MIN_US 10
+#define WAIT_MAX_US 1000
+#define WAIT_PRODUCER_MIN_US 10000
+#define WAIT_PRODUCER_MAX_US 100000
+
+enum
+{
+  PROP_0,
+  PROP_DEVICE,
+  PROP_IS_LIVE,
+  PROP_LATENCY,
+};
+
+struct _GstIvshmemSrc
+{
+  GstPushSrc parent;
+
+  /* properties, protected by the object lock */
+  gchar *device;
+  gboolean is_live;
+  GstClockTime latency;
+
+  /* set in start(), cleared in stop() */
+  IvshmRegion *region;
+  GstPoll *poll;                /* set flushing by unlock() */
+
+  /* the streaming thread's, reset in start() */
+  IvshmReader *reader;
+  IvshmTicker *heartbeat;
+  gboolean waiting_logged;
+  gboolean eos;
+  GstSegment in_segment;        /* the producer's segment */
+  gboolean segment_sent;        /* the output segment was pushed */
+  gboolean have_offset;
+  GstClockTimeDiff ts_offset;   /* local running time - producer's */
+  guint64 invalid_records;
+};
+
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
+    GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+#define gst_ivshmem_src_parent_class parent_class
+G_DEFINE_TYPE (GstIvshmemSrc, gst_ivshmem_src, GST_TYPE_PUSH_SRC);
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (ivshmemsrc, "ivshmemsrc",
+    GST_RANK_NONE, GST_TYPE_IVSHMEM_SRC,
+    GST_DEBUG_CATEGORY_INIT (gst_ivshmem_src_debug, "ivshmemsrc", 0,
+        "IVSHMEM source"));
+
+static void gst_ivshmem_src_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec);
+static void gst_ivshmem_src_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec);
+static void gst_ivshmem_src_finalize (GObject * object);
+static gboolean gst_ivshmem_src_start (GstBaseSrc * bsrc);
+static gboolean gst_ivshmem_src_stop (GstBaseSrc * bsrc);
+static gboolean gst_ivshmem_src_unlock (GstBaseSrc * bsrc);
+static gboolean gst_ivshmem_src_unlock_stop (GstBaseSrc * bsrc);
+static gboolean gst_ivshmem_src_negotiate (GstBaseSrc * bsrc);
+static gboolean gst_ivshmem_src_query (GstBaseSrc * bsrc, GstQuery * query);
+static GstFlowReturn gst_ivshmem_src_create (GstPushSrc * psrc,
+    GstBuffer ** buf);
+
+static void
+gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSrcClass *bsrc_class = GST_BASE_SRC_CLASS (klass);
+  GstPushSrcClass *psrc_class = GST_PUSH_SRC_CLASS (klass);
+
+  gobject_class->set_property = gst_ivshmem_src_set_property;
+  gobject_class->get_property = gst_ivshmem_src_get_property;
+  gobject_class->finalize = gst_ivshmem_src_finalize;
+
+  /**
+   * GstIvshmemSrc:device:
+   *
+   * The region to read from. A path (starting with `/` or `.`) is a host
+   * file, usually the `/dev/shm/NAME` that QEMU's memory-backend-file
+   * shares; it must exist. A PCI address such as `0000:00:03.0` is an
+   * IVSHMEM device of this guest. Empty: the first IVSHMEM device of this
+   * guest.
+   */
+  g_object_class_install_property (gobject_class, PROP_DEVICE,
+      g_param_spec_string ("device", "Device",
+          "Host file path (/dev/shm/NAME), guest PCI address "
+          "(0000:00:03.0), or empty for the guest's first IVSHMEM device",
+          DEFAULT_DEVICE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
+  /**
+   * GstIvshmemSrc:is-live:
+   *
+   * Act as a live source that maps the producer's running time onto this
+   * pipeline's (true), or forward the producer's segments and timestamps
+   * unchanged (false).
+   */
+  g_object_class_install_property (gobject_class, PROP_IS_LIVE,
+      g_param_spec_boolean ("is-live", "Is live",
+          "Act as a live source, restamping buffers in this pipeline's "
+          "running time (true), or forward the producer's segments and "
+          "timestamps (false)", DEFAULT_IS_LIVE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
+  /**
+   * GstIvshmemSrc:latency:
+   *
+   * The latency reported in live mode, in nanoseconds: how late a buffer
+   * may arrive, compared with the first one, and still be on time.
+   */
+  g_object_class_install_property (gobject_class, PROP_LATENCY,
+      g_param_spec_uint64 ("latency", "Latency",
+          "Latency reported in live mode (ns), to absorb transport jitter",
+          0, G_MAXUINT64, DEFAULT_LATENCY,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (element_class,
+      "IVSHMEM source", "Source",
+      "Reads media from IVSHMEM shared memory, written by ivshmemsink on "
+      "the host, in a QEMU guest or in another VM",
+      "gst-ivshmem developers");
+
+  bsrc_class->start = GST_DEBUG_FUNCPTR (gst_ivshmem_src_start);
+  bsrc_class->stop = GST_DEBUG_FUNCPTR (gst_ivshmem_src_stop);
+  bsrc_class->unlock = GST_DEBUG_FUNCPTR (gst_ivshmem_src_unlock);
+  bsrc_class->unlock_stop = GST_DEBUG_FUNCPTR (gst_ivshmem_src_unlock_stop);
+  bsrc_class->negotiate = GST_DEBUG_FUNCPTR (gst_ivshmem_src_negotiate);
+  bsrc_class->query = GST_DEBUG_FUNCPTR (gst_ivshmem_src_query);
+  psrc_class->create = GST_DEBUG_FUNCPTR (gst_ivshmem_src_create);
+}
+
+static void
+gst_ivshmem_src_init (GstIvshmemSrc * self)
+{
+  self->device = g_strdup (DEFAULT_DEVICE);
+  self->is_live = DEFAULT_IS_LIVE;
+  self->latency = DEFAULT_LATENCY;
+  self->poll = gst_poll_new (TRUE);
+  gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
+  gst_base_src_set_live (GST_BASE_SRC (self), DEFAULT_IS_LIVE);
+}
+
+static void
+gst_ivshmem_src_finalize (GObject * object)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (object);
+
+  g_free (self->device);
+  gst_poll_free (self->poll);
+
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_ivshmem_src_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (object);
+
+  GST_OBJECT_LOCK (self);
+  if (self->region != NULL) {
+    GST_OBJECT_UNLOCK (self);
+    g_warning ("%s: the %s property can only be changed in the NULL or "
+        "READY state", GST_OBJECT_NAME (self), pspec->name);
+    return;
+  }
+  switch (prop_id) {
+    case PROP_DEVICE:
+      g_free (self->device);
+      self->device = g_value_dup_string (value);
+      break;
+    case PROP_IS_LIVE:
+      self->is_live = g_value_get_boolean (value);
+      break;
+    case PROP_LATENCY:
+      self->latency = g_value_get_uint64 (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+
+  if (prop_id == PROP_IS_LIVE)
+    gst_base_src_set_live (GST_BASE_SRC (self), g_value_get_boolean (value));
+}
+
+static void
+gst_ivshmem_src_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (object);
+
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_DEVICE:
+      g_value_set_string (value, self->device);
+      break;
+    case PROP_IS_LIVE:
+      g_value_set_boolean (value, self->is_live);
+      break;
+    case PROP_LATENCY:
+      g_value_set_uint64 (value, self->latency);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_ivshmem_src_reset_stream (GstIvshmemSrc * self)
+{
+  gst_segment_init (&self->in_segment, GST_FORMAT_TIME);
+  self->segment_sent = FALSE;
+  self->have_offset = FALSE;
+  self->ts_offset = 0;
+  self->eos = FALSE;
+  self->waiting_logged = FALSE;
+}
+
+static gboolean
+gst_ivshmem_src_start (GstBaseSrc * bsrc)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (bsrc);
+  IvshmRegionOptions opts = { 0 };
+  IvshmError err = { 0 };
+  IvshmRegion *region = NULL;
+  gchar *device;
+
+  GST_OBJECT_LOCK (self);
+  device = g_strdup (self->device);
+  GST_OBJECT_UNLOCK (self);
+
+  if (ivshm_region_open (device, &opts, &region, &err) != IVSHM_OK)
+    goto open_failed;
+
+  GST_INFO_OBJECT (self, "reading from %s %s(%" G_GUINT64_FORMAT " bytes)",
+      ivshm_region_path (region), ivshm_region_location (region),
+      ivshm_region_size (region));
+
+  GST_OBJECT_LOCK (self);
+  self->region = region;
+  GST_OBJECT_UNLOCK (self);
+
+  gst_ivshmem_src_reset_stream (self);
+  self->invalid_records = 0;
+  g_free (device);
+  return TRUE;
+
+  /* ERRORS */
+open_failed:
+  {
+    GST_IVSHMEM_POST_ERROR (self, &err, "open the IVSHMEM region");
+    g_free (device);
+    return FALSE;
+  }
+}
+
+static void
+gst_ivshmem_src_detach (GstIvshmemSrc * self)
+{
+  ivshm_ticker_stop (self->heartbeat);
+  self->heartbeat = NULL;
+  ivshm_reader_free (self->reader);
+  self->reader = NULL;
+}
+
+static gboolean
+gst_ivshmem_src_stop (GstBaseSrc * bsrc)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (bsrc);
+  IvshmRegion *region;
+
+  gst_ivshmem_src_detach (self);
+
+  GST_OBJECT_LOCK (self);
+  region = self->region;
+  self->region = NULL;
+  GST_OBJECT_UNLOCK (self);
+
+  if (region)
+    ivshm_region_close (region);
+  return TRUE;
+}
+
+static gboolean
+gst_ivshmem_src_unlock (GstBaseSrc * bsrc)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (bsrc);
+
+  gst_poll_set_flushing (self->poll, TRUE);
+  return TRUE;
+}
+
+static gboolean
+gst_ivshmem_src_unlock_stop (GstBaseSrc * bsrc)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (bsrc);
+
+  gst_poll_set_flushing (self->poll, FALSE);
+  return TRUE;
+}
+
+static gboolean
+gst_ivshmem_src_negotiate (GstBaseSrc * bsrc)
+{
+  /* The caps come from the ring, in create(); there is nothing to choose. */
+  return TRUE;
+}
+
+static gboolean
+gst_ivshmem_src_query (GstBaseSrc * bsrc, GstQuery * query)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (bsrc);
+
+  if (GST_QUERY_TYPE (query) == GST_QUERY_LATENCY) {
+    gboolean live;
+    GstClockTime latency;
+
+    GST_OBJECT_LOCK (self);
+    live = self->is_live;
+    latency = self->latency;
+    GST_OBJECT_UNLOCK (self);
+
+    if (live) {
+      /* The producer blocks while the ring is full, so there is no upper
+       * bound on what can be buffered. */
+      gst_query_set_latency (query, TRUE, latency, GST_CLOCK_TIME_NONE);
+      GST_DEBUG_OBJECT (self, "latency %" GST_TIME_FORMAT,
+          GST_TIME_ARGS (latency));
+      return TRUE;
+    }
+  }
+  return GST_BASE_SRC_CLASS (parent_class)->query (bsrc, query);
+}
+
+static void
+heartbeat_tick (void *data)
+{
+  ivshm_reader_heartbeat (data);
+}
+
+/* Tries to attach to the producer. GST_FLOW_OK: attached. GST_FLOW_CUSTOM_
+ * SUCCESS: no producer yet, wait. */
+static GstFlowReturn
+gst_ivshmem_src_attach (GstIvshmemSrc * self)
+{
+  IvshmError err = { 0 };
+  IvshmStatus st;
+
+  st = ivshm_reader_new (ivshm_region_data (self->region),
+      ivshm_region_size (self->region), NULL, &self->reader, &err);
+  if (st == IVSHM_ERR_NO_PRODUCER || st == IVSHM_AGAIN) {
+    if (!self->waiting_logged) {
+      GST_INFO_OBJECT (self, "waiting for a producer: %s", err.detail);
+      self->waiting_logged = TRUE;
+    }
+    return GST_FLOW_CUSTOM_SUCCESS;
+  }
+  if (st != IVSHM_OK) {
+    GST_IVSHMEM_POST_ERROR (self, &err, "attach to the IVSHMEM ring");
+    return GST_FLOW_ERROR;
+  }
+
+  {
+    IvshmReaderStats stats;
+    ivshm_reader_get_stats (self->reader, &stats);
+    GST_INFO_OBJECT (self, "attached to session %016" G_GINT64_MODIFIER
+        "x in slot %u%s", ivshm_reader_session (self->reader), stats.slot,
+        stats.joined_mid_stream ? ", mid-stream" : "");
+  }
+  self->heartbeat = ivshm_ticker_start (0, heartbeat_tick, self->reader);
+  ivshm_reader_heartbeat (self->reader);
+  return GST_FLOW_OK;
+}
+
+static GstClockTime
+gst_ivshmem_src_restamp (GstIvshmemSrc * self, guint64 ts, gboolean anchor)
+{
+  GstClockTime rt;
+  GstClockTimeDiff out;
+
+  if (ts == IVSHM_TIME_NONE || self->in_segment.format != GST_FORMAT_TIME)
+    return GST_CLOCK_TIME_NONE;
+  rt = gst_segment_to_running_time (&self->in_segment, GST_FORMAT_TIME, ts);
+  if (!GST_CLOCK_TIME_IS_VALID (rt))
+    return GST_CLOCK_TIME_NONE;
+
+  if (!self->have_offset) {
+    GstClock *clock;
+    GstClockTime now = 0;
+
+    if (!anchor)
+      return GST_CLOCK_TIME_NONE;
+    clock = gst_element_get_clock (GST_ELEMENT (self));
+    if (clock) {
+      GstClockTime base = gst_element_get_base_time (GST_ELEMENT (self));
+      GstClockTime t = gst_clock_get_time (clock);
+      now = t > base ? t - base : 0;
+      gst_object_unref (clock);
+    }
+    self->ts_offset = GST_CLOCK_DIFF (rt, now);
+    self->have_offset = TRUE;
+    GST_DEBUG_OBJECT (self, "producer running time %" GST_TIME_FORMAT
+        " is local running time %" GST_TIME_FORMAT, GST_TIME_ARGS (rt),
+        GST_TIME_ARGS (now));
+  }
+  out = (GstClockTimeDiff) rt + self->ts_offset;
+  return out > 0 ? (GstClockTime) out : 0;
+}
+
+/* Pushes the output segment if it has not gone out yet, so that events
+ * that must follow a segment (tags, gaps, custom events) can. */
+static void
+gst_ivshmem_src_ensure_segment (GstIvshmemSrc * self)
+{
+  GstBaseSrc *bsrc = GST_BASE_SRC (self);
+  GstEvent *ev;
+
+  if (self->segment_sent)
+    return;
+  GST_OBJECT_LOCK (self);
+  ev = gst_event_new_segment (&bsrc->segment);
+  GST_OBJECT_UNLOCK (self);
+  gst_pad_push_event (GST_BASE_SRC_PAD (bsrc), ev);
+  self->segment_sent = TRUE;
+}
+
+static void
+gst_ivshmem_src_invalid (GstIvshmemSrc * self, const gchar * what,
+    const gchar * why)
+{
+  self->invalid_records++;
+  GST_ELEMENT_WARNING (self, STREAM, DECODE,
+      ("Skipped an invalid %s record from the producer.", what),
+      ("%s (%" G_GUINT64_FORMAT " invalid records so far)", why,
+          self->invalid_records));
+}
+
+static GstFlowReturn
+gst_ivshmem_src_handle_caps (GstIvshmemSrc * self, const gchar * str)
+{
+  GstCaps *caps = gst_caps_from_string (str);
+
+  if (!caps || !gst_caps_is_fixed (caps)) {
+    gst_ivshmem_src_invalid (self, "caps", caps ? "the caps are not fixed" :
+        "the caps do not parse");
+    if (caps)
+      gst_caps_unref (caps);
+    return GST_FLOW_OK;
+  }
+  GST_DEBUG_OBJECT (self, "caps from the producer: %" GST_PTR_FORMAT, caps);
+  if (!gst_base_src_set_caps (GST_BASE_SRC (self), caps)) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+        ("Downstream does not accept the producer's caps."),
+        ("caps %" GST_PTR_FORMAT, caps));
+    gst_caps_unref (caps);
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  gst_caps_unref (caps);
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn
+gst_ivshmem_src_handle_event (GstIvshmemSrc * self,
+    const IvshmRecordHeader * h, const gchar * payload)
+{
+  GstBaseSrc *bsrc = GST_BASE_SRC (self);
+  const gchar *why = NULL;
+  GstEvent *ev = gst_ivshmem_event_from_record (h, payload, &why);
+
+  if (!ev) {
+    gst_ivshmem_src_invalid (self, "event", why);
+    return GST_FLOW_OK;
+  }
+  GST_DEBUG_OBJECT (self, "event from the producer: %" GST_PTR_FORMAT, ev);
+
+  switch (GST_EVENT_TYPE (ev)) {
+    case GST_EVENT_EOS:
+      gst_event_unref (ev);
+      self->eos = TRUE;
+      return GST_FLOW_EOS;
+    case GST_EVENT_SEGMENT:{
+      const GstSegment *seg;
+
+      gst_event_parse_segment (ev, &seg);
+      gst_segment_copy_into (seg, &self->in_segment);
+      if (!bsrc->is_live && seg->format == GST_FORMAT_TIME) {
+        /* basesrc pushes it before the next buffer */
+        gst_base_src_new_segment (bsrc, seg);
+        self->segment_sent = FALSE;
+      }
+      gst_event_unref (ev);
+      return GST_FLOW_OK;
+    }
+    case GST_EVENT_GAP:{
+      GstClockTime ts, dur;
+      GstGapFlags flags = 0;
+
+      if (!bsrc->is_live)
+        break;
+      gst_event_parse_gap (ev, &ts, &dur);
+      gst_event_parse_gap_flags (ev, &flags);
+      ts = gst_ivshmem_src_restamp (self, ts, TRUE);
+      gst_event_unref (ev);
+      if (!GST_CLOCK_TIME_IS_VALID (ts))
+        return GST_FLOW_OK;
+      ev = gst_event_new_gap (ts, dur);
+      gst_event_set_gap_flags (ev, flags);
+      break;
+    }
+    default:
+      break;
+  }
+
+  if (GST_EVENT_TYPE (ev) != GST_EVENT_STREAM_START)
+    gst_ivshmem_src_ensure_segment (self);
+  gst_pad_push_event (GST_BASE_SRC_PAD (bsrc), ev);
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn
+gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
+    GstBuffer ** out)
+{
+  GstBuffer *buf;
+  GstMapInfo map;
+  const IvshmRecordHeader *h = &rec->h;
+
+  buf = gst_buffer_new_allocate (NULL, h->payload_len, NULL);
+  if (!buf || !gst_buffer_map (buf, &map, GST_MAP_WRITE)) {
+    if (buf)
+      gst_buffer_unref (buf);
+    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
+        ("Could not allocate a buffer of %" G_GUINT64_FORMAT " bytes.",
+            h->payload_len), (NULL));
+    return GST_FLOW_ERROR;
+  }
+  memcpy (map.data, rec->payload, h->payload_len);
+  gst_buffer_unmap (buf, &map);
+
+  GST_BUFFER_FLAGS (buf) |= h->flags & GST_IVSHMEM_BUFFER_FLAGS_MASK;
+  GST_BUFFER_OFFSET (buf) = h->offset;
+  GST_BUFFER_OFFSET_END (buf) = h->offset_end;
+  GST_BUFFER_DURATION (buf) = h->duration;
+  if (GST_BASE_SRC (self)->is_live) {
+    GST_BUFFER_PTS (buf) = gst_ivshmem_src_restamp (self, h->pts, TRUE);
+    GST_BUFFER_DTS (buf) = gst_ivshmem_src_restamp (self, h->dts,
+        h->pts == IVSHM_TIME_NONE);
+  } else {
+    GST_BUFFER_PTS (buf) = h->pts;
+    GST_BUFFER_DTS (buf) = h->dts;
+  }
+  *out = buf;
+  return GST_FLOW_OK;
+}
+
+static GstFlowReturn
+gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (psrc);
+  GstIvshmemBackoff backoff;
+  IvshmError err = { 0 };
+  GstFlowReturn ret;
+
+  if (self->eos)
+    return GST_FLOW_EOS;
+
+  gst_ivshmem_backoff_reset (&backoff, WAIT_MIN_US, WAIT_MAX_US);
+  for (;;) {
+    IvshmRecord rec;
+    IvshmStatus st;
+    GstBuffer *buf = NULL;
+    gchar *str = NULL;
+
+    if (!self->reader) {
+      ret = gst_ivshmem_src_attach (self);
+      if (ret == GST_FLOW_CUSTOM_SUCCESS) {
+        gst_ivshmem_backoff_reset (&backoff, WAIT_PRODUCER_MIN_US,
+            WAIT_PRODUCER_MAX_US);
+        if (!gst_ivshmem_backoff_wait (&backoff, self->poll))
+          return GST_FLOW_FLUSHING;
+        continue;
+      }
+      if (ret != GST_FLOW_OK)
+        return ret;
+      gst_ivshmem_backoff_reset (&backoff, WAIT_MIN_US, WAIT_MAX_US);
+    }
+
+    st = ivshm_reader_next (self->reader, &rec, &err);
+    if (st == IVSHM_AGAIN) {
+      if (!gst_ivshmem_backoff_wait (&backoff, self->poll)) {
+        GST_DEBUG_OBJECT (self, "unlocked while waiting for data");
+        return GST_FLOW_FLUSHING;
+      }
+      continue;
+    }
+    if (st != IVSHM_OK)
+      goto read_failed;
+    gst_ivshmem_backoff_reset (&backoff, WAIT_MIN_US, WAIT_MAX_US);
+
+    /* Copy out of shared memory first, then release, which confirms the
+     * copy was not overwritten; only then parse the private copy. */
+    if (rec.h.type == IVSHM_RECORD_BUFFER) {
+      ret = gst_ivshmem_src_make_buffer (self, &rec, &buf);
+      if (ret != GST_FLOW_OK)
+        return ret;
+    } else {
+      str = g_strndup ((const gchar *) rec.payload, rec.h.payload_len);
+    }
+    st = ivshm_reader_release (self->reader);
+    if (st != IVSHM_OK) {
+      gst_clear_buffer (&buf);
+      g_free (str);
+      ivshm_error_set (&err, st, 0, "the producer dropped this reader while "
+          "it was copying a record");
+      goto read_failed;
+    }
+
+    if (buf) {
+      GST_LOG_OBJECT (self, "buffer %" GST_PTR_FORMAT, buf);
+      self->segment_sent = TRUE;        /* basesrc sends it with the buffer */
+      *out = buf;
+      return GST_FLOW_OK;
+    }
+
+    if (rec.h.type == IVSHM_RECORD_CAPS)
+      ret = gst_ivshmem_src_handle_caps (self, str);
+    else
+      ret = gst_ivshmem_src_handle_event (self, &rec.h, str);
+    g_free (str);
+    if (ret != GST_FLOW_OK)
+      return ret;
+  }
+
+  /* ERRORS */
+read_failed:
+  {
+    if (err.status == IVSHM_ERR_PRODUCER_GONE)
+      GST_ELEMENT_ERROR (self, RESOURCE, READ,
+          ("The producer went away without sending EOS."),
+          ("%s. Restart the producer and this pipeline.", err.detail));
+    else if (err.status == IVSHM_ERR_SESSION_CHANGED)
+      GST_ELEMENT_ERROR (self, RESOURCE, READ,
+          ("The producer restarted in the middle of the stream."),
+          ("%s. Restart this pipeline to follow the new stream.",
+              err.detail));
+    else
+      GST_IVSHMEM_POST_ERROR (self, &err, "read the IVSHMEM ring");
+    return GST_FLOW_ERROR;
+  }
+}
