@@ -105,6 +105,12 @@ if command -v ivshmem-info >/dev/null; then
   echo "INFO-JSON-BEGIN"
   ivshmem-info --json || echo "INFO-JSON-RC $?"
   echo "INFO-JSON-END"
+  # Each device is addressable by its PCI address (this maps its BAR2).
+  for d in $(lspci -D -n -d 1af4:1110 | cut -d' ' -f1); do
+    echo "INFO-ADDR $d $(ivshmem-info --json $d || echo rc=$?)"
+  done
+  echo "INFO-FIRST $(ivshmem-info --json '' || echo rc=$?)"
+  echo "INFO-NONE $(ivshmem-info --json 0000:00:1f.0 2>&1; echo rc=$?)"
 else
   echo "NO-INFO-TOOL"
 fi
@@ -193,6 +199,35 @@ def discovery(run):
                           % (loc, res))
     log("ivshmem-info --json lists the same %d devices with the same sizes"
         % len(info))
+
+    # ivshmem-info ADDR maps that device: the location and size it reports
+    # must be that device's; "" must pick the first.
+    mapped = {}
+    for line in lines:
+        tag, _, rest = line.partition(" ")
+        if tag == "INFO-ADDR":
+            addr, _, js = rest.partition(" ")
+            mapped[addr] = js
+        elif tag in ("INFO-FIRST", "INFO-NONE"):
+            mapped[tag] = rest
+    first = min(want)
+    for addr, js in [(a, mapped.get(a)) for a in sorted(want)] + \
+            [(first, mapped.get("INFO-FIRST"))]:
+        try:
+            doc = json.loads(js or "")
+        except ValueError:
+            raise Failure("ivshmem-info --json %s in the guest did not map "
+                          "it: %s" % (addr, js))
+        if doc.get("location") != addr or doc.get("size") != want[addr] \
+                or not str(doc.get("path", "")).endswith(addr + "/resource2"):
+            raise Failure("ivshmem-info --json %s maps the wrong device: %s"
+                          % (addr, doc))
+    none = mapped.get("INFO-NONE", "")
+    if none.endswith("rc=0") or "not found" not in none:
+        raise Failure("ivshmem-info on a PCI address without a device: %s"
+                      % none)
+    log("ivshmem-info maps each device by its PCI address (and the first "
+        "for \"\"); a wrong address is refused")
 
 
 # -- raw ---------------------------------------------------------------------
