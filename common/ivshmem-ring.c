@@ -24,6 +24,9 @@
 #include <unistd.h>
 #include <sys/random.h>
 
+_Static_assert (IVSHM_REGION_MIN == IVSHM_REGION_MIN_SIZE,
+    "the region's minimum size and the ring layout's disagree");
+
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
 #define REL memory_order_release
