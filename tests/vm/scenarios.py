@@ -459,7 +459,7 @@ def audio(run):
     want = host_checksums(run, AUDIO_SRC + " ! checksumsink")
     # The host reader waits for the guest's producer to appear.
     cons = subprocess.Popen(
-        ["timeout", "120", "gst-launch-1.0", "-v", "ivshmemsrc",
+        ["timeout", "120", "gst-launch-1.0", "-v", "ivshmemsrc", "is-live=false",
          "device=" + path, "!", "checksumsink"],
         env=run.host_gst_env(), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
