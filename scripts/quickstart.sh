@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# gst-ivshmem quick start: installs what the project needs from Debian,
+# builds it, then runs the demo or the whole test suite.
+#
+#   bash scripts/quickstart.sh demo    # install, build, stream a video through /dev/shm
+#   bash scripts/quickstart.sh test    # install, build, run every test suite
+#
+# Meant for a fresh Debian 12 machine; asks for sudo when not run as root.
+set -euo pipefail
+
+mode=${1:-}
+case "$mode" in
+  demo|test|deps|build) ;;
+  *) echo "usage: $0 demo|test|deps|build" >&2; exit 2 ;;
+esac
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+builddir=${IVSHMEM_BUILDDIR:-$top/build}
+
+# Build and run: compiler, meson, GStreamer 1.22 with the elements the demo
+# and tests use (videotestsrc, audiotestsrc, appsrc: base; checksumsink and
+# shmsink for comparison: bad), libpci. Tests: valgrind, QEMU and busybox for
+# the VM suite, xz to unpack the guest kernel.
+packages=(
+  build-essential meson ninja-build pkg-config python3
+  libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad libpci-dev pciutils
+)
+if [ "$mode" = test ]; then
+  packages+=(valgrind qemu-system-x86 busybox-static xz-utils)
+fi
+
+install_deps() {
+  local missing=() p sudo=""
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed \
+      || missing+=("$p")
+  done
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  # The VM suite downloads Debian's kernel package with apt-get download,
+  # which needs the package lists even when nothing is missing.
+  if [ ${#missing[@]} -gt 0 ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ]; then
+    echo "== apt-get update"
+    $sudo apt-get update -q
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "== installing: ${missing[*]}"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+}
+
+build() {
+  if [ -f "$builddir/build.ninja" ]; then
+    meson setup --reconfigure "$builddir" >/dev/null
+  else
+    meson setup "$builddir"
+  fi
+  ninja -C "$builddir"
+}
+
+install_deps
+[ "$mode" = deps ] && exit 0
+build
+[ "$mode" = build ] && exit 0
+
+if [ "$mode" = demo ]; then
+  exec bash "$top/scripts/demo.sh" "$builddir"
+fi
+
+# The whole test suite: unit and element tests, the VM suite, then the unit
+# and element tests again under valgrind. One summary line at the end.
+status=0
+meson test -C "$builddir" --print-errorlogs --num-processes 2 || status=1
+cp "$builddir/meson-logs/testlog.json" "$builddir/meson-logs/testlog-main.json"
+meson test -C "$builddir" --print-errorlogs --num-processes 2 --suite check \
+  --setup valgrind || status=1
+cp "$builddir/meson-logs/testlog-valgrind.json" "$builddir/meson-logs/testlog-vg.json" 2>/dev/null || true
+python3 "$top/scripts/test-summary.py" "$builddir/meson-logs/testlog-main.json" \
+  "$builddir/meson-logs/testlog-vg.json" || status=1
+exit $status
