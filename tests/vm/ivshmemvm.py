@@ -469,7 +469,9 @@ class Guest:
         lines += [
             "PATH=%s:$PATH" % shlex.quote(os.path.join(paths.builddir,
                                                        "tools")),
-            "cp %s \"$GST_REGISTRY_1_0\" 2>/dev/null || true"
+            # readable by all: scenarios also run GStreamer as nobody
+            "cp %s \"$GST_REGISTRY_1_0\" 2>/dev/null && "
+            "chmod 644 \"$GST_REGISTRY_1_0\""
             % shlex.quote(self.run.registry),
             "cd /tmp",
             "",
@@ -591,6 +593,7 @@ class Run:
         self.images = Images(self.paths)
         self.guests = []
         self.shm_files = []
+        self.procs = []
         self.workdir = os.path.join(self.paths.vmdir, "run",
                                     "%s-%d" % (name, os.getpid()))
         self.failed = None     # None: decided by how the run ends
@@ -617,6 +620,10 @@ class Run:
     def __exit__(self, etype, evalue, tb):
         for g in self.guests:
             g.kill()
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         for f in self.shm_files:
             try:
                 os.unlink(f)
@@ -671,6 +678,28 @@ class Run:
                 f.truncate(size)
         self.shm_files.append(path)
         return path
+
+    def popen(self, cmd, timeout):
+        """A host-side command with this build's GStreamer environment,
+        under timeout(1), killed at the end of the run if still going.
+        Output (stdout and stderr together) comes from finish()."""
+        p = subprocess.Popen(["timeout", "-k", "5", str(timeout)] + cmd,
+                             env=self.host_gst_env(), text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.procs.append(p)
+        return p
+
+    @staticmethod
+    def finish(proc, timeout):
+        """Waits for a popen() process; kills it after timeout seconds.
+        Returns (exit code or None if it had to be killed, output)."""
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+            return proc.returncode, out
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            return None, out
 
     def guest(self, name, script, **kw):
         return Guest(self, name, script, **kw)

@@ -418,17 +418,16 @@ def video(run):
                       % g.log_path)
     # The producer keeps everything until its first reader, so the order
     # does not matter for content; live pacing keeps it short.
-    prod = subprocess.Popen(
-        ["timeout", "90", "gst-launch-1.0", "-q"] + shlex.split(
-            VIDEO_SRC.replace("videotestsrc ", "videotestsrc is-live=true ")
-            + " ! ivshmemsink device=%s size=%d" % (path, size)),
-        env=run.host_gst_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+    prod = run.popen(["gst-launch-1.0", "-q"] + shlex.split(
+        VIDEO_SRC.replace("videotestsrc ", "videotestsrc is-live=true ")
+        + " ! ivshmemsink device=%s size=%d" % (path, size)), timeout=90)
     res = g.wait()
-    pout, _ = prod.communicate(timeout=30)
-    if prod.returncode != 0:
-        raise Failure("host producer exited %d:\n%s" % (prod.returncode, pout))
+    # A guest that failed explains more than a producer left waiting.
+    prc, pout = run.finish(prod, 30 if res.rc == 0 else 1)
     res.check()
+    if prc != 0:
+        raise Failure("host producer exited %s:\n%s"
+                      % (prc if prc is not None else "(killed, hung)", pout))
     got, caps, elapsed = _consumer_result(res, "rx", "host -> guest video")
     compare_streams("host -> guest video", got, want)
     if not caps or not all(s in caps for s in ("video/x-raw", "I420",
@@ -458,28 +457,22 @@ def audio(run):
     path = run.shm("audio", size)
     want = host_checksums(run, AUDIO_SRC + " ! checksumsink")
     # The host reader waits for the guest's producer to appear.
-    cons = subprocess.Popen(
-        ["timeout", "120", "gst-launch-1.0", "-v", "ivshmemsrc", "is-live=false",
-         "device=" + path, "!", "checksumsink"],
-        env=run.host_gst_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+    cons = run.popen(["gst-launch-1.0", "-v", "ivshmemsrc", "is-live=false",
+                      "device=" + path, "!", "checksumsink"], timeout=120)
     script = ("t0=$(date +%%s.%%N)\n"
               "timeout 60 gst-launch-1.0 %s ! ivshmemsink\n"
               "rc=$?\necho \"TX-TIME $t0 $(date +%%s.%%N)\"\nexit $rc\n"
               % AUDIO_SRC)
     g = run.guest("g", script, devices=[(path, size)]).start()
     res = g.wait()
-    try:
-        cout, _ = cons.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        cons.kill()
-        cout, _ = cons.communicate()
-        raise Failure("the host reader did not end (no EOS from the guest?)"
-                      ":\n%s\nguest:\n%s" % (cout, res.output))
+    crc, cout = run.finish(cons, 30 if res.rc == 0 else 1)
     res.check()
-    if cons.returncode != 0:
+    if crc is None:
+        raise Failure("the host reader did not end (no EOS from the "
+                      "guest?):\n%s\nguest:\n%s" % (cout, res.output))
+    if crc != 0:
         raise Failure("host ivshmemsrc pipeline exited %d:\n%s"
-                      % (cons.returncode, cout))
+                      % (crc, cout))
     got = parse_checksums(cout.splitlines())
     compare_streams("guest -> host audio", got, want)
     for i in range(1, len(got)):
