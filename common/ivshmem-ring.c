@@ -16,13 +16,11 @@
  */
 #include "ivshmem-ring.h"
 
+#include "ivshmem-os.h"
+
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/random.h>
 
 _Static_assert (IVSHM_REGION_MIN == IVSHM_REGION_MIN_SIZE,
     "the region's minimum size and the ring layout's disagree");
@@ -33,7 +31,7 @@ _Static_assert (IVSHM_REGION_MIN == IVSHM_REGION_MIN_SIZE,
 #define SEQ memory_order_seq_cst
 
 #define DEFAULT_LEASE_TIMEOUT_NS   (3ull * 1000 * 1000 * 1000)
-#define DEFAULT_HEARTBEAT_NS       (100ull * 1000 * 1000)
+#define DEFAULT_HEARTBEAT_NS       IVSHM_DEFAULT_HEARTBEAT_NS
 #define MAX_TAKEOVER_WAIT_NS       (1000ull * 1000 * 1000)
 #define MIN_PRODUCER_TIMEOUT_NS    (2ull * 1000 * 1000 * 1000)
 #define MAX_PRODUCER_TIMEOUT_NS    (60ull * 1000 * 1000 * 1000)
@@ -47,23 +45,6 @@ enum
   STICKY_TAG,
   STICKY_N
 };
-
-uint64_t
-ivshm_now_ns (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
-static uint64_t
-random_u64 (void)
-{
-  uint64_t v = 0;
-  if (getrandom (&v, sizeof v, GRND_NONBLOCK) != (ssize_t) sizeof v)
-    v = ivshm_now_ns () ^ ((uint64_t) getpid () << 32);
-  return v ? v : 1;
-}
 
 static IvshmHeader *
 header_of (void *base)
@@ -102,87 +83,6 @@ ivshm_region_size_for_payload (uint64_t payload_len)
   while (size < need)
     size <<= 1;
   return size;
-}
-
-/* ---- ticker ------------------------------------------------------------ */
-
-struct IvshmTicker
-{
-  pthread_t thread;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  bool stop;
-  uint64_t period_ns;
-  void (*fn) (void *);
-  void *data;
-};
-
-static void *
-ticker_main (void *arg)
-{
-  IvshmTicker *t = arg;
-  struct timespec deadline;
-
-  clock_gettime (CLOCK_MONOTONIC, &deadline);
-  pthread_mutex_lock (&t->lock);
-  while (!t->stop) {
-    pthread_mutex_unlock (&t->lock);
-    t->fn (t->data);
-    pthread_mutex_lock (&t->lock);
-    deadline.tv_nsec += (long) (t->period_ns % 1000000000ull);
-    deadline.tv_sec += (time_t) (t->period_ns / 1000000000ull);
-    if (deadline.tv_nsec >= 1000000000L) {
-      deadline.tv_nsec -= 1000000000L;
-      deadline.tv_sec++;
-    }
-    while (!t->stop) {
-      int r = pthread_cond_timedwait (&t->cond, &t->lock, &deadline);
-      if (r == ETIMEDOUT)
-        break;
-    }
-  }
-  pthread_mutex_unlock (&t->lock);
-  return NULL;
-}
-
-IvshmTicker *
-ivshm_ticker_start (uint64_t period_ns, void (*fn) (void *), void *data)
-{
-  IvshmTicker *t = calloc (1, sizeof *t);
-  pthread_condattr_t attr;
-
-  if (!t)
-    return NULL;
-  t->period_ns = period_ns ? period_ns : DEFAULT_HEARTBEAT_NS;
-  t->fn = fn;
-  t->data = data;
-  pthread_mutex_init (&t->lock, NULL);
-  pthread_condattr_init (&attr);
-  pthread_condattr_setclock (&attr, CLOCK_MONOTONIC);
-  pthread_cond_init (&t->cond, &attr);
-  pthread_condattr_destroy (&attr);
-  if (pthread_create (&t->thread, NULL, ticker_main, t) != 0) {
-    pthread_cond_destroy (&t->cond);
-    pthread_mutex_destroy (&t->lock);
-    free (t);
-    return NULL;
-  }
-  return t;
-}
-
-void
-ivshm_ticker_stop (IvshmTicker * t)
-{
-  if (!t)
-    return;
-  pthread_mutex_lock (&t->lock);
-  t->stop = true;
-  pthread_cond_signal (&t->cond);
-  pthread_mutex_unlock (&t->lock);
-  pthread_join (t->thread, NULL);
-  pthread_cond_destroy (&t->cond);
-  pthread_mutex_destroy (&t->lock);
-  free (t);
 }
 
 /* ---- the writer -------------------------------------------------------- */
@@ -253,8 +153,7 @@ previous_producer_alive (IvshmHeader * hdr, const IvshmWriterConfig * cfg)
   hb0 = atomic_load_explicit (&hdr->producer_heartbeat, ACQ);
   start = ivshm_now_ns ();
   while (ivshm_now_ns () - start < wait_ns) {
-    struct timespec ts = { 0, 5 * 1000 * 1000 };
-    nanosleep (&ts, NULL);
+    ivshm_sleep_ns (5 * 1000 * 1000);
     if (atomic_load_explicit (&hdr->producer_heartbeat, ACQ) != hb0)
       return true;
     if (atomic_load_explicit (&hdr->producer_state, ACQ) !=
@@ -301,7 +200,7 @@ ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
 
   old_session = atomic_load_explicit (&hdr->session_id, RLX);
   do
-    w->session = random_u64 ();
+    w->session = ivshm_random_u64 ();
   while (w->session == old_session);
 
   /* Take the region away from readers first: with magic 0 nobody trusts
@@ -341,7 +240,7 @@ ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
   atomic_store_explicit (&hdr->session_id, w->session, RLX);
   atomic_store_explicit (&hdr->producer_heartbeat, 0, RLX);
   atomic_store_explicit (&hdr->producer_flags, 0, RLX);
-  atomic_store_explicit (&hdr->producer_pid, (uint64_t) getpid (), RLX);
+  atomic_store_explicit (&hdr->producer_pid, ivshm_process_id (), RLX);
   atomic_store_explicit (&hdr->heartbeat_period_us, hb_ns / 1000, RLX);
   atomic_store_explicit (&hdr->write_pos, 0, RLX);
   atomic_store_explicit (&hdr->data_futex, 0, RLX);
@@ -885,7 +784,7 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
   r->ring = (uint8_t *) base + IVSHM_RING_OFFSET;
   r->ring_size = ring_size;
   r->session = session;
-  r->token = random_u64 ();
+  r->token = ivshm_random_u64 ();
 
   period_us = atomic_load_explicit (&hdr->heartbeat_period_us, RLX);
   if (cfg && cfg->producer_timeout_ns)
@@ -917,7 +816,7 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
   }
   r->stats.slot = r->slot_index;
   atomic_store_explicit (&r->slot->session_id, session, RLX);
-  atomic_store_explicit (&r->slot->pid, (uint64_t) getpid (), RLX);
+  atomic_store_explicit (&r->slot->pid, ivshm_process_id (), RLX);
   atomic_store_explicit (&r->slot->heartbeat, 0, RLX);
   atomic_store_explicit (&r->slot->records_read, 0, RLX);
 

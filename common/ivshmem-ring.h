@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "ivshmem-layout.h"
+#include "ivshmem-os.h"
 #include "ivshmem-region.h"
 #include "ivshmem-status.h"
 
@@ -170,17 +171,6 @@ void ivshm_reader_heartbeat (IvshmReader * reader);
 uint64_t ivshm_reader_session (const IvshmReader * reader);
 void ivshm_reader_get_stats (const IvshmReader * reader,
     IvshmReaderStats * stats);
-
-/* ---- helpers --------------------------------------------------------- */
-
-/* A thread that calls fn(data) every period_ns until stopped. */
-typedef struct IvshmTicker IvshmTicker;
-IvshmTicker *ivshm_ticker_start (uint64_t period_ns, void (*fn) (void *),
-    void *data);
-void ivshm_ticker_stop (IvshmTicker * ticker);
-
-/* CLOCK_MONOTONIC in ns */
-uint64_t ivshm_now_ns (void);
 
 #ifdef __cplusplus
 }
