@@ -95,18 +95,22 @@ typedef struct
   _Atomic uint32_t producer_flags;      /* 0x054 IVSHM_PRODUCER_FLAG_* */
   _Atomic uint64_t producer_pid;        /* 0x058 informative only */
   _Atomic uint64_t heartbeat_period_us; /* 0x060 how often the heartbeat moves */
-  uint8_t _pad1[IVSHM_CACHE_LINE - 0x28];
+  _Atomic uint64_t producer_kernel_id;  /* 0x068 which kernel the producer
+                                         * runs on (0: unknown); a reader on
+                                         * the same kernel can be woken by a
+                                         * futex, others must poll */
+  uint8_t _pad1[IVSHM_CACHE_LINE - 0x30];
 
   /* line 2: the producer's hot counter */
   _Atomic uint64_t write_pos;           /* 0x080 end of published records */
-  _Atomic uint32_t data_futex;          /* 0x088 reserved for futex wake-ups */
-  _Atomic uint32_t readers_sleeping;    /* 0x08c reserved for futex wake-ups */
+  _Atomic uint32_t data_futex;          /* 0x088 bumped to wake readers */
+  _Atomic uint32_t readers_sleeping;    /* 0x08c readers about to sleep */
   uint8_t _pad2[IVSHM_CACHE_LINE - 0x10];
 
   /* line 3: the oldest position the producer may still need to keep */
   _Atomic uint64_t tail;                /* 0x0c0 */
-  _Atomic uint32_t space_futex;         /* 0x0c8 reserved for futex wake-ups */
-  _Atomic uint32_t writer_sleeping;     /* 0x0cc reserved for futex wake-ups */
+  _Atomic uint32_t space_futex;         /* 0x0c8 bumped to wake the producer */
+  _Atomic uint32_t writer_sleeping;     /* 0x0cc the producer is about to sleep */
   uint8_t _pad3[IVSHM_CACHE_LINE - 0x10];
 
   uint8_t reserved[IVSHM_HEADER_SIZE - 4 * IVSHM_CACHE_LINE];
@@ -128,10 +132,10 @@ typedef struct
   _Atomic uint64_t heartbeat;           /* 0x10 incremented while alive */
   _Atomic uint64_t session_id;          /* 0x18 the session it reads */
   _Atomic uint32_t state;               /* 0x20 IVSHM_SLOT_* */
-  _Atomic uint32_t sleeping;            /* 0x24 reserved for futex wake-ups */
+  _Atomic uint32_t sleeping;            /* 0x24 reserved, 0 */
   _Atomic uint64_t pid;                 /* 0x28 informative only */
   _Atomic uint64_t records_read;        /* 0x30 informative only */
-  _Atomic uint64_t reserved0;           /* 0x38 */
+  _Atomic uint64_t kernel_id;           /* 0x38 the reader's kernel (0: unknown) */
   /* line 1: reserved (statistics, later versions) */
   uint8_t reserved1[IVSHM_CACHE_LINE];
 } IvshmReaderSlot;
@@ -224,6 +228,7 @@ IVSHM_ASSERT_OFFSET (IvshmHeader, producer_state, 0x050);
 IVSHM_ASSERT_OFFSET (IvshmHeader, producer_flags, 0x054);
 IVSHM_ASSERT_OFFSET (IvshmHeader, producer_pid, 0x058);
 IVSHM_ASSERT_OFFSET (IvshmHeader, heartbeat_period_us, 0x060);
+IVSHM_ASSERT_OFFSET (IvshmHeader, producer_kernel_id, 0x068);
 IVSHM_ASSERT_OFFSET (IvshmHeader, write_pos, 0x080);
 IVSHM_ASSERT_OFFSET (IvshmHeader, data_futex, 0x088);
 IVSHM_ASSERT_OFFSET (IvshmHeader, readers_sleeping, 0x08c);
@@ -240,6 +245,7 @@ IVSHM_ASSERT_OFFSET (IvshmReaderSlot, state, 0x20);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, sleeping, 0x24);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, pid, 0x28);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, records_read, 0x30);
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, kernel_id, 0x38);
 _Static_assert (sizeof (IvshmReaderSlot) == IVSHM_SLOT_SIZE, "slot size");
 _Static_assert (IVSHM_SLOT_OFFSET + IVSHM_MAX_READERS * IVSHM_SLOT_SIZE
     <= IVSHM_STICKY_OFFSET, "slots overlap the sticky area");

@@ -4,12 +4,19 @@
 #include "ivshmem-os.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
+
+#ifdef __linux__
+#include <linux/futex.h>
+#endif
 
 uint64_t
 ivshm_now_ns (void)
@@ -124,3 +131,159 @@ ivshm_ticker_stop (IvshmTicker * t)
   free (t);
 }
 
+
+/* ---- kernel identity -------------------------------------------------- */
+
+uint64_t
+ivshm_kernel_id (void)
+{
+  static _Atomic uint64_t cached;
+  uint64_t id = atomic_load_explicit (&cached, memory_order_relaxed);
+  char buf[64];
+  size_t n, i;
+  FILE *f;
+
+  if (id)
+    return id;
+  f = fopen ("/proc/sys/kernel/random/boot_id", "re");
+  if (!f)
+    return 0;
+  n = fread (buf, 1, sizeof buf, f);
+  fclose (f);
+  /* FNV-1a over the boot id text */
+  id = UINT64_C (0xcbf29ce484222325);
+  for (i = 0; i < n; i++) {
+    id ^= (unsigned char) buf[i];
+    id *= UINT64_C (0x100000001b3);
+  }
+  if (!id)
+    id = 1;
+  atomic_store_explicit (&cached, id, memory_order_relaxed);
+  return id;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+#ifdef __linux__
+static long
+futex (_Atomic uint32_t * word, int op, uint32_t val, uint64_t timeout_ns)
+{
+  struct timespec ts, *tsp = NULL;
+
+  if (op == FUTEX_WAIT || op == FUTEX_WAIT_PRIVATE) {
+    ts.tv_sec = (time_t) (timeout_ns / 1000000000ull);
+    ts.tv_nsec = (long) (timeout_ns % 1000000000ull);
+    tsp = &ts;
+  }
+  return syscall (SYS_futex, (uint32_t *) word, op, val, tsp, NULL, 0);
+}
+#endif
+
+void
+ivshm_waiter_init (IvshmWaiter * w)
+{
+  atomic_init (&w->flushing, 0);
+  atomic_init (&w->kick, 0);
+  atomic_init (&w->waiting_on, NULL);
+  atomic_init (&w->shared_broken, 0);
+}
+
+bool
+ivshm_waiter_is_flushing (IvshmWaiter * w)
+{
+  return atomic_load_explicit (&w->flushing, memory_order_seq_cst) != 0;
+}
+
+void
+ivshm_waiter_set_flushing (IvshmWaiter * w, bool flushing)
+{
+  _Atomic uint32_t *word;
+
+  atomic_store_explicit (&w->flushing, flushing, memory_order_seq_cst);
+  if (!flushing)
+    return;
+  /* Whatever the thread sleeps on, make it wake: bump the word so that a
+   * wait that has not started yet fails at once, then wake. The waiter
+   * checks `flushing` after publishing `waiting_on` (a Dekker pair). */
+  atomic_fetch_add_explicit (&w->kick, 1, memory_order_seq_cst);
+#ifdef __linux__
+  futex (&w->kick, FUTEX_WAKE_PRIVATE, INT_MAX, 0);
+#endif
+  word = atomic_load_explicit (&w->waiting_on, memory_order_seq_cst);
+  if (word)
+    ivshm_wake (word);
+}
+
+bool
+ivshm_wait_on (IvshmWaiter * w, _Atomic uint32_t * word, uint32_t expected,
+    uint64_t timeout_ns)
+{
+  uint32_t kick = atomic_load_explicit (&w->kick, memory_order_seq_cst);
+  bool shared = word &&
+      !atomic_load_explicit (&w->shared_broken, memory_order_relaxed);
+
+  if (shared)
+    atomic_store_explicit (&w->waiting_on, word, memory_order_seq_cst);
+  if (ivshm_waiter_is_flushing (w)) {
+    atomic_store_explicit (&w->waiting_on, NULL, memory_order_relaxed);
+    return false;
+  }
+#ifdef __linux__
+  if (shared) {
+    long r = futex (word, FUTEX_WAIT, expected, timeout_ns);
+    atomic_store_explicit (&w->waiting_on, NULL, memory_order_relaxed);
+    if (r == 0 || errno == EAGAIN || errno == ETIMEDOUT || errno == EINTR)
+      return !ivshm_waiter_is_flushing (w);
+    /* EFAULT on a BAR mapping without struct pages, ENOSYS, ...: from now
+     * on sleep on the private word. */
+    atomic_store_explicit (&w->shared_broken, 1, memory_order_relaxed);
+  }
+  futex (&w->kick, FUTEX_WAIT_PRIVATE, kick, timeout_ns);
+#else
+  (void) kick;
+  (void) expected;
+  ivshm_sleep_ns (timeout_ns < 1000000 ? timeout_ns : 1000000);
+#endif
+  return !ivshm_waiter_is_flushing (w);
+}
+
+void
+ivshm_wake (_Atomic uint32_t * word)
+{
+  atomic_fetch_add_explicit (word, 1, memory_order_seq_cst);
+#ifdef __linux__
+  /* Not FUTEX_WAKE_PRIVATE: the word is shared with other processes. */
+  futex (word, FUTEX_WAKE, INT_MAX, 0);
+#endif
+}
+
+void
+ivshm_backoff_reset (IvshmBackoff * b, uint64_t max_ns)
+{
+  b->spins = 0;
+  b->cur_ns = 0;
+  b->max_ns = max_ns < IVSHM_BACKOFF_MIN_NS ? IVSHM_BACKOFF_MIN_NS : max_ns;
+}
+
+uint64_t
+ivshm_backoff_next (IvshmBackoff * b)
+{
+  if (b->spins < IVSHM_BACKOFF_SPINS) {
+    b->spins++;
+    return 0;
+  }
+  b->cur_ns = b->cur_ns ? b->cur_ns * 2 : IVSHM_BACKOFF_MIN_NS;
+  if (b->cur_ns > b->max_ns)
+    b->cur_ns = b->max_ns;
+  return b->cur_ns;
+}
+
+void
+ivshm_cpu_relax (void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause ();
+#elif defined(__aarch64__)
+  __asm__ __volatile__ ("yield");
+#endif
+}

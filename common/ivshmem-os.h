@@ -7,6 +7,8 @@
 #ifndef IVSHMEM_OS_H
 #define IVSHMEM_OS_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -22,6 +24,56 @@ uint64_t ivshm_random_u64 (void);
 /* This process's id, for information in the shared header. */
 uint64_t ivshm_process_id (void);
 void ivshm_sleep_ns (uint64_t ns);
+
+/* An id of the running kernel (a hash of its boot id), 0 if unknown. Two
+ * processes with the same id can wake each other with a futex; across a
+ * VM boundary they can't, and must poll. */
+uint64_t ivshm_kernel_id (void);
+
+/* ---- waiting ----------------------------------------------------------
+ *
+ * A waiter is one thread's way to sleep on a word in shared memory until a
+ * peer on the same kernel bumps it (ivshm_wake), a timeout passes, or
+ * another thread of its own sets it flushing (GStreamer's unlock()). Where
+ * the shared futex is not possible (a PCI BAR mapping, a system without
+ * futexes) it sleeps on a private word instead, so the timeout and
+ * flushing still work. */
+typedef struct
+{
+  _Atomic uint32_t flushing;
+  _Atomic uint32_t kick;                /* private futex word */
+  _Atomic uint32_t *_Atomic waiting_on; /* the shared word slept on */
+  _Atomic uint32_t shared_broken;       /* the shared futex failed once */
+} IvshmWaiter;
+
+void ivshm_waiter_init (IvshmWaiter * waiter);
+/* Thread-safe. true: every wait returns false at once until cleared. */
+void ivshm_waiter_set_flushing (IvshmWaiter * waiter, bool flushing);
+bool ivshm_waiter_is_flushing (IvshmWaiter * waiter);
+/* Sleeps while *word == expected, at most timeout_ns (word may be NULL: a
+ * plain interruptible sleep). Returns false if the waiter is flushing. */
+bool ivshm_wait_on (IvshmWaiter * waiter, _Atomic uint32_t * word,
+    uint32_t expected, uint64_t timeout_ns);
+/* Bumps *word and wakes every thread of this kernel sleeping on it. */
+void ivshm_wake (_Atomic uint32_t * word);
+
+/* Spin a little, then sleep for growing times up to a bound: how a side
+ * waits for a peer that may not be able to wake it. */
+typedef struct
+{
+  unsigned spins;
+  uint64_t cur_ns;
+  uint64_t max_ns;
+} IvshmBackoff;
+
+#define IVSHM_BACKOFF_SPINS 64
+#define IVSHM_BACKOFF_MIN_NS (20ull * 1000)
+
+void ivshm_backoff_reset (IvshmBackoff * b, uint64_t max_ns);
+/* The next wait's timeout; 0: spin once more (the caller re-checks after
+ * ivshm_cpu_relax()). */
+uint64_t ivshm_backoff_next (IvshmBackoff * b);
+void ivshm_cpu_relax (void);
 
 /* A thread that calls fn(data) every period_ns (0: the heartbeat period)
  * until stopped. NULL if the thread could not be started. */

@@ -104,6 +104,9 @@ struct IvshmWriter
   uint64_t session;
   uint64_t lease_timeout_ns;
 
+  uint64_t kernel_id;           /* ivshm_kernel_id() */
+  bool readers_local;           /* every active reader shares our kernel */
+
   uint64_t write_pos;           /* private copy; published with release */
   uint64_t tail;                /* reclaimed up to here (private) */
   uint64_t tail_published;      /* last value stored in hdr->tail */
@@ -242,6 +245,8 @@ ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
   atomic_store_explicit (&hdr->producer_flags, 0, RLX);
   atomic_store_explicit (&hdr->producer_pid, ivshm_process_id (), RLX);
   atomic_store_explicit (&hdr->heartbeat_period_us, hb_ns / 1000, RLX);
+  w->kernel_id = ivshm_kernel_id ();
+  atomic_store_explicit (&hdr->producer_kernel_id, w->kernel_id, RLX);
   atomic_store_explicit (&hdr->write_pos, 0, RLX);
   atomic_store_explicit (&hdr->data_futex, 0, RLX);
   atomic_store_explicit (&hdr->readers_sleeping, 0, RLX);
@@ -320,6 +325,7 @@ writer_scan_slots (IvshmWriter * w, bool check_leases, unsigned *n_active)
 {
   uint64_t min = w->write_pos, now = 0;
   unsigned i, active = 0;
+  bool local = w->kernel_id != 0;
 
   if (check_leases)
     now = ivshm_now_ns ();
@@ -360,7 +366,10 @@ writer_scan_slots (IvshmWriter * w, bool check_leases, unsigned *n_active)
     active++;
     if (pos < min)
       min = pos;
+    if (atomic_load_explicit (&s->kernel_id, RLX) != w->kernel_id)
+      local = false;
   }
+  w->readers_local = local;
   if (n_active)
     *n_active = active;
   return min;
@@ -408,6 +417,36 @@ static void
 writer_publish (IvshmWriter * w)
 {
   atomic_store_explicit (&w->hdr->write_pos, w->write_pos, REL);
+  /* A reader announces that it is going to sleep, then re-reads write_pos;
+   * we publish, then look for sleepers. With a full fence on both sides
+   * one of us sees the other (PROTOCOL.md, "Wake-ups"). */
+  atomic_thread_fence (SEQ);
+  if (atomic_load_explicit (&w->hdr->readers_sleeping, RLX) != 0)
+    ivshm_wake (&w->hdr->data_futex);
+}
+
+bool
+ivshm_writer_wait (IvshmWriter * w, IvshmWaiter * waiter, uint64_t timeout_ns)
+{
+  uint32_t v = atomic_load_explicit (&w->hdr->space_futex, SEQ);
+  uint64_t tail = w->tail;
+  bool ok;
+
+  atomic_store_explicit (&w->hdr->writer_sleeping, 1, SEQ);
+  writer_reclaim (w, false);
+  if (w->tail != tail) {
+    atomic_store_explicit (&w->hdr->writer_sleeping, 0, RLX);
+    return !ivshm_waiter_is_flushing (waiter);
+  }
+  ok = ivshm_wait_on (waiter, &w->hdr->space_futex, v, timeout_ns);
+  atomic_store_explicit (&w->hdr->writer_sleeping, 0, RLX);
+  return ok;
+}
+
+bool
+ivshm_writer_readers_local (const IvshmWriter * w)
+{
+  return w->readers_local;
 }
 
 IvshmStatus
@@ -618,6 +657,7 @@ struct IvshmReader
   uint64_t session;
   uint64_t token;
   unsigned slot_index;
+  bool producer_local;          /* the producer shares our kernel */
 
   uint64_t pos;                 /* next ring position to read */
   uint64_t cur_len;             /* length of the record handed out, 0: none */
@@ -637,6 +677,17 @@ struct IvshmReader
 
   IvshmReaderStats stats;
 };
+
+/* Gives the space before r->pos back, and wakes the producer if it is
+ * about to sleep for want of space (the mirror of writer_publish). */
+static void
+reader_publish_pos (IvshmReader * r)
+{
+  atomic_store_explicit (&r->slot->read_pos, r->pos, REL);
+  atomic_thread_fence (SEQ);
+  if (atomic_load_explicit (&r->hdr->writer_sleeping, RLX) != 0)
+    ivshm_wake (&r->hdr->space_futex);
+}
 
 static IvshmStatus
 reader_validate_header (IvshmHeader * hdr, uint64_t size, uint64_t *ring_size,
@@ -817,6 +868,10 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
   r->stats.slot = r->slot_index;
   atomic_store_explicit (&r->slot->session_id, session, RLX);
   atomic_store_explicit (&r->slot->pid, ivshm_process_id (), RLX);
+  atomic_store_explicit (&r->slot->kernel_id, ivshm_kernel_id (), RLX);
+  r->producer_local = ivshm_kernel_id () != 0 &&
+      atomic_load_explicit (&hdr->producer_kernel_id, RLX) ==
+      ivshm_kernel_id ();
   atomic_store_explicit (&r->slot->heartbeat, 0, RLX);
   atomic_store_explicit (&r->slot->records_read, 0, RLX);
 
@@ -874,7 +929,7 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
     r->pos = w_pos;
     r->stats.joined_mid_stream = true;
   }
-  atomic_store_explicit (&r->slot->read_pos, r->pos, REL);
+  reader_publish_pos (r);
 
   /* The session must not have changed under us. */
   if (atomic_load_explicit (&hdr->magic, SEQ) != IVSHM_MAGIC ||
@@ -905,6 +960,30 @@ void
 ivshm_reader_get_stats (const IvshmReader * r, IvshmReaderStats * stats)
 {
   *stats = r->stats;
+}
+
+bool
+ivshm_reader_wait (IvshmReader * r, IvshmWaiter * waiter, uint64_t timeout_ns)
+{
+  uint32_t v = atomic_load_explicit (&r->hdr->data_futex, SEQ);
+  bool ok;
+
+  if (r->replay_off < r->replay_len)
+    return !ivshm_waiter_is_flushing (waiter);
+  atomic_fetch_add_explicit (&r->hdr->readers_sleeping, 1, SEQ);
+  if (atomic_load_explicit (&r->hdr->write_pos, SEQ) != r->pos) {
+    atomic_fetch_sub_explicit (&r->hdr->readers_sleeping, 1, RLX);
+    return !ivshm_waiter_is_flushing (waiter);
+  }
+  ok = ivshm_wait_on (waiter, &r->hdr->data_futex, v, timeout_ns);
+  atomic_fetch_sub_explicit (&r->hdr->readers_sleeping, 1, RLX);
+  return ok;
+}
+
+bool
+ivshm_reader_producer_local (const IvshmReader * r)
+{
+  return r->producer_local;
 }
 
 static bool
@@ -1044,7 +1123,7 @@ ivshm_reader_next (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
               "a pad record does not end at the end of the ring",
               (unsigned long long) off, (unsigned long long) len);
         r->pos += len;
-        atomic_store_explicit (&r->slot->read_pos, r->pos, REL);
+        reader_publish_pos (r);
         continue;
       case IVSHM_RECORD_BUFFER:
       case IVSHM_RECORD_CAPS:
@@ -1093,7 +1172,7 @@ ivshm_reader_release (IvshmReader * r)
   }
   r->pos += r->cur_len;
   r->cur_len = 0;
-  atomic_store_explicit (&r->slot->read_pos, r->pos, REL);
+  reader_publish_pos (r);
   atomic_store_explicit (&r->slot->records_read, r->stats.records, RLX);
   return IVSHM_OK;
 }

@@ -102,6 +102,15 @@ void ivshm_writer_abort (IvshmWriter * writer);
 IvshmStatus ivshm_writer_write (IvshmWriter * writer,
     const IvshmRecordHeader * info, const void *payload);
 
+/* After reserve returned AGAIN: sleeps until a reader may have freed
+ * space, at most timeout_ns. A reader on this kernel wakes it at once;
+ * one across a VM boundary cannot, so keep timeout_ns short then
+ * (ivshm_writer_readers_local()). false: the waiter is flushing. */
+bool ivshm_writer_wait (IvshmWriter * writer, IvshmWaiter * waiter,
+    uint64_t timeout_ns);
+/* true if every active reader runs on this kernel (as of the last scan) */
+bool ivshm_writer_readers_local (const IvshmWriter * writer);
+
 /* Bumps the producer heartbeat. Thread-safe. */
 void ivshm_writer_heartbeat (IvshmWriter * writer);
 
@@ -164,6 +173,14 @@ IvshmStatus ivshm_reader_next (IvshmReader * reader, IvshmRecord * record,
  * back to the producer. EVICTED: the producer dropped this reader while it
  * held the record, so a copy made of the payload may be torn: discard it. */
 IvshmStatus ivshm_reader_release (IvshmReader * reader);
+
+/* After next returned AGAIN: sleeps until the producer may have published
+ * something, at most timeout_ns. A producer on this kernel wakes it at
+ * once; one across a VM boundary cannot, so keep timeout_ns short then
+ * (ivshm_reader_producer_local()). false: the waiter is flushing. */
+bool ivshm_reader_wait (IvshmReader * reader, IvshmWaiter * waiter,
+    uint64_t timeout_ns);
+bool ivshm_reader_producer_local (const IvshmReader * reader);
 
 /* Bumps this reader's lease. Thread-safe. */
 void ivshm_reader_heartbeat (IvshmReader * reader);

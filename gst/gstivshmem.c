@@ -14,6 +14,7 @@ plugin_init (GstPlugin * plugin)
 
   ret |= GST_ELEMENT_REGISTER (ivshmemsink, plugin);
   ret |= GST_ELEMENT_REGISTER (ivshmemsrc, plugin);
+  ret |= GST_DEVICE_PROVIDER_REGISTER (ivshmemdeviceprovider, plugin);
 
   return ret;
 }

@@ -12,6 +12,7 @@ void ivshmem_element_init (GstPlugin * plugin);
 
 GST_ELEMENT_REGISTER_DECLARE (ivshmemsink);
 GST_ELEMENT_REGISTER_DECLARE (ivshmemsrc);
+GST_DEVICE_PROVIDER_REGISTER_DECLARE (ivshmemdeviceprovider);
 
 G_END_DECLS
 

@@ -55,15 +55,14 @@ GST_DEBUG_CATEGORY_STATIC (gst_ivshmem_sink_debug);
 #define DEFAULT_DEVICE NULL
 #define DEFAULT_SIZE 0
 
-/* waiting for room: 20 us doubling up to 2 ms */
-#define WAIT_MIN_US 20
-#define WAIT_MAX_US 2000
+#define DEFAULT_MAX_POLL_INTERVAL GST_IVSHMEM_DEFAULT_MAX_POLL_INTERVAL
 
 enum
 {
   PROP_0,
   PROP_DEVICE,
   PROP_SIZE,
+  PROP_MAX_POLL_INTERVAL,
 };
 
 struct _GstIvshmemSink
@@ -73,12 +72,13 @@ struct _GstIvshmemSink
   /* properties, protected by the object lock */
   gchar *device;
   guint64 size;
+  guint64 max_poll_interval;
 
   /* set in start(), cleared in stop(); used by the streaming thread */
   IvshmRegion *region;
   IvshmWriter *writer;
   IvshmTicker *heartbeat;
-  GstPoll *poll;                /* set flushing by unlock() */
+  IvshmWaiter waiter;           /* set flushing by unlock() */
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -147,6 +147,22 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
+  /**
+   * GstIvshmemSink:max-poll-interval:
+   *
+   * How long the sink sleeps at most between looks at the ring while it
+   * is full and a reader runs in another VM, which cannot wake it. Readers
+   * on the same kernel wake it at once with a futex. Smaller: lower
+   * latency, more CPU.
+   */
+  g_object_class_install_property (gobject_class, PROP_MAX_POLL_INTERVAL,
+      g_param_spec_uint64 ("max-poll-interval", "Max poll interval",
+          "Longest sleep (ns) between looks at a full ring when a reader is "
+          "in another VM and cannot wake the sink", 1000, G_MAXUINT64,
+          DEFAULT_MAX_POLL_INTERVAL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class,
       "IVSHMEM sink", "Sink",
@@ -168,7 +184,8 @@ gst_ivshmem_sink_init (GstIvshmemSink * self)
 {
   self->device = g_strdup (DEFAULT_DEVICE);
   self->size = DEFAULT_SIZE;
-  self->poll = gst_poll_new (TRUE);
+  self->max_poll_interval = DEFAULT_MAX_POLL_INTERVAL;
+  ivshm_waiter_init (&self->waiter);
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
 }
 
@@ -178,7 +195,6 @@ gst_ivshmem_sink_finalize (GObject * object)
   GstIvshmemSink *self = GST_IVSHMEM_SINK (object);
 
   g_free (self->device);
-  gst_poll_free (self->poll);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -211,6 +227,9 @@ gst_ivshmem_sink_set_property (GObject * object, guint prop_id,
     case PROP_SIZE:
       self->size = g_value_get_uint64 (value);
       break;
+    case PROP_MAX_POLL_INTERVAL:
+      self->max_poll_interval = g_value_get_uint64 (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -231,6 +250,9 @@ gst_ivshmem_sink_get_property (GObject * object, guint prop_id,
       break;
     case PROP_SIZE:
       g_value_set_uint64 (value, self->size);
+      break;
+    case PROP_MAX_POLL_INTERVAL:
+      g_value_set_uint64 (value, self->max_poll_interval);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -328,7 +350,7 @@ gst_ivshmem_sink_unlock (GstBaseSink * bsink)
 {
   GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
 
-  gst_poll_set_flushing (self->poll, TRUE);
+  ivshm_waiter_set_flushing (&self->waiter, TRUE);
   return TRUE;
 }
 
@@ -337,28 +359,54 @@ gst_ivshmem_sink_unlock_stop (GstBaseSink * bsink)
 {
   GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
 
-  gst_poll_set_flushing (self->poll, FALSE);
+  ivshm_waiter_set_flushing (&self->waiter, FALSE);
   return TRUE;
 }
 
-/* Reserves room for a record, waiting while the ring is full. */
+static void
+gst_ivshmem_sink_backoff_reset (GstIvshmemSink * self, IvshmBackoff * b)
+{
+  guint64 max_poll;
+
+  GST_OBJECT_LOCK (self);
+  max_poll = self->max_poll_interval;
+  GST_OBJECT_UNLOCK (self);
+  ivshm_backoff_reset (b, ivshm_writer_readers_local (self->writer) ?
+      GST_IVSHMEM_LOCAL_WAIT_NS : max_poll);
+}
+
+/* Reserves room for a record, waiting while the ring is full: a short
+ * spin, then sleeps that a reader on this kernel cuts short with a futex
+ * wake, and that grow up to max-poll-interval otherwise. */
 static GstFlowReturn
 gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
 {
-  GstIvshmemBackoff backoff;
+  IvshmBackoff backoff;
   IvshmStatus st;
+  gboolean reset = TRUE;
 
-  gst_ivshmem_backoff_reset (&backoff, WAIT_MIN_US, WAIT_MAX_US);
   while ((st = ivshm_writer_reserve (self->writer, len, dst)) == IVSHM_AGAIN) {
-    if (!gst_ivshmem_backoff_wait (&backoff, self->poll)) {
-      GstFlowReturn ret;
+    guint64 timeout;
+    GstFlowReturn ret;
 
-      GST_DEBUG_OBJECT (self, "unlocked while waiting for room");
-      ret = gst_base_sink_wait_preroll (GST_BASE_SINK (self));
-      if (ret != GST_FLOW_OK)
-        return ret;
-      gst_ivshmem_backoff_reset (&backoff, WAIT_MIN_US, WAIT_MAX_US);
+    if (reset) {
+      gst_ivshmem_sink_backoff_reset (self, &backoff);
+      reset = FALSE;
     }
+    timeout = ivshm_backoff_next (&backoff);
+    if (timeout == 0) {
+      ivshm_cpu_relax ();
+      if (!ivshm_waiter_is_flushing (&self->waiter))
+        continue;
+    } else if (ivshm_writer_wait (self->writer, &self->waiter, timeout)) {
+      continue;
+    }
+
+    GST_DEBUG_OBJECT (self, "unlocked while waiting for room");
+    ret = gst_base_sink_wait_preroll (GST_BASE_SINK (self));
+    if (ret != GST_FLOW_OK)
+      return ret;
+    reset = TRUE;
   }
 
   if (st == IVSHM_ERR_TOO_BIG)

@@ -67,12 +67,12 @@ GST_DEBUG_CATEGORY_STATIC (gst_ivshmem_src_debug);
 #define DEFAULT_IS_LIVE TRUE
 #define DEFAULT_LATENCY (20 * GST_MSECOND)
 
-/* waiting for data: 10 us doubling up to 1 ms; for a producer: 10 ms
- * doubling up to 100 ms */
-#define WAIT_MIN_US 10
-#define WAIT_MAX_US 1000
-#define WAIT_PRODUCER_MIN_US 10000
-#define WAIT_PRODUCER_MAX_US 100000
+#define DEFAULT_MAX_POLL_INTERVAL GST_IVSHMEM_DEFAULT_MAX_POLL_INTERVAL
+
+/* waiting for a producer to appear: a look every 10 ms doubling up to
+ * 100 ms */
+#define WAIT_PRODUCER_MIN_NS (10 * GST_MSECOND)
+#define WAIT_PRODUCER_MAX_NS (100 * GST_MSECOND)
 
 enum
 {
@@ -80,6 +80,7 @@ enum
   PROP_DEVICE,
   PROP_IS_LIVE,
   PROP_LATENCY,
+  PROP_MAX_POLL_INTERVAL,
 };
 
 struct _GstIvshmemSrc
@@ -90,10 +91,11 @@ struct _GstIvshmemSrc
   gchar *device;
   gboolean is_live;
   GstClockTime latency;
+  guint64 max_poll_interval;
 
   /* set in start(), cleared in stop() */
   IvshmRegion *region;
-  GstPoll *poll;                /* set flushing by unlock() */
+  IvshmWaiter waiter;           /* set flushing by unlock() */
 
   /* the streaming thread's, reset in start() */
   IvshmReader *reader;
@@ -187,6 +189,22 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
+  /**
+   * GstIvshmemSrc:max-poll-interval:
+   *
+   * How long the source sleeps at most between looks at the ring while it
+   * waits for data from a producer in another VM, which cannot wake it. A
+   * producer on the same kernel wakes it at once with a futex. Smaller:
+   * lower latency, more CPU.
+   */
+  g_object_class_install_property (gobject_class, PROP_MAX_POLL_INTERVAL,
+      g_param_spec_uint64 ("max-poll-interval", "Max poll interval",
+          "Longest sleep (ns) between looks at the ring when the producer is "
+          "in another VM and cannot wake the source", 1000, G_MAXUINT64,
+          DEFAULT_MAX_POLL_INTERVAL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
       "IVSHMEM source", "Source",
@@ -209,7 +227,8 @@ gst_ivshmem_src_init (GstIvshmemSrc * self)
   self->device = g_strdup (DEFAULT_DEVICE);
   self->is_live = DEFAULT_IS_LIVE;
   self->latency = DEFAULT_LATENCY;
-  self->poll = gst_poll_new (TRUE);
+  self->max_poll_interval = DEFAULT_MAX_POLL_INTERVAL;
+  ivshm_waiter_init (&self->waiter);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
   gst_base_src_set_live (GST_BASE_SRC (self), DEFAULT_IS_LIVE);
 }
@@ -220,7 +239,6 @@ gst_ivshmem_src_finalize (GObject * object)
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (object);
 
   g_free (self->device);
-  gst_poll_free (self->poll);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -232,7 +250,7 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (object);
 
   GST_OBJECT_LOCK (self);
-  if (self->region != NULL) {
+  if (self->region != NULL && prop_id != PROP_MAX_POLL_INTERVAL) {
     GST_OBJECT_UNLOCK (self);
     g_warning ("%s: the %s property can only be changed in the NULL or "
         "READY state", GST_OBJECT_NAME (self), pspec->name);
@@ -248,6 +266,9 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
       break;
     case PROP_LATENCY:
       self->latency = g_value_get_uint64 (value);
+      break;
+    case PROP_MAX_POLL_INTERVAL:
+      self->max_poll_interval = g_value_get_uint64 (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -275,6 +296,9 @@ gst_ivshmem_src_get_property (GObject * object, guint prop_id,
       break;
     case PROP_LATENCY:
       g_value_set_uint64 (value, self->latency);
+      break;
+    case PROP_MAX_POLL_INTERVAL:
+      g_value_set_uint64 (value, self->max_poll_interval);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -364,7 +388,7 @@ gst_ivshmem_src_unlock (GstBaseSrc * bsrc)
 {
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (bsrc);
 
-  gst_poll_set_flushing (self->poll, TRUE);
+  ivshm_waiter_set_flushing (&self->waiter, TRUE);
   return TRUE;
 }
 
@@ -373,7 +397,7 @@ gst_ivshmem_src_unlock_stop (GstBaseSrc * bsrc)
 {
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (bsrc);
 
-  gst_poll_set_flushing (self->poll, FALSE);
+  ivshm_waiter_set_flushing (&self->waiter, FALSE);
   return TRUE;
 }
 
@@ -631,49 +655,73 @@ gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
   return GST_FLOW_OK;
 }
 
+static void
+gst_ivshmem_src_backoff_reset (GstIvshmemSrc * self, IvshmBackoff * b)
+{
+  guint64 max_poll;
+
+  GST_OBJECT_LOCK (self);
+  max_poll = self->max_poll_interval;
+  GST_OBJECT_UNLOCK (self);
+  ivshm_backoff_reset (b, ivshm_reader_producer_local (self->reader) ?
+      GST_IVSHMEM_LOCAL_WAIT_NS : max_poll);
+}
+
 static GstFlowReturn
 gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
 {
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (psrc);
-  GstIvshmemBackoff backoff;
+  IvshmBackoff backoff;
+  gboolean reset = TRUE;
+  guint64 producer_wait = WAIT_PRODUCER_MIN_NS;
   IvshmError err = { 0 };
   GstFlowReturn ret;
 
   if (self->eos)
     return GST_FLOW_EOS;
 
-  gst_ivshmem_backoff_reset (&backoff, WAIT_MIN_US, WAIT_MAX_US);
   for (;;) {
     IvshmRecord rec;
     IvshmStatus st;
     GstBuffer *buf = NULL;
     gchar *str = NULL;
+    guint64 timeout;
 
     if (!self->reader) {
       ret = gst_ivshmem_src_attach (self);
       if (ret == GST_FLOW_CUSTOM_SUCCESS) {
-        gst_ivshmem_backoff_reset (&backoff, WAIT_PRODUCER_MIN_US,
-            WAIT_PRODUCER_MAX_US);
-        if (!gst_ivshmem_backoff_wait (&backoff, self->poll))
+        if (!ivshm_wait_on (&self->waiter, NULL, 0, producer_wait))
           return GST_FLOW_FLUSHING;
+        producer_wait = MIN (producer_wait * 2, WAIT_PRODUCER_MAX_NS);
         continue;
       }
       if (ret != GST_FLOW_OK)
         return ret;
-      gst_ivshmem_backoff_reset (&backoff, WAIT_MIN_US, WAIT_MAX_US);
     }
 
     st = ivshm_reader_next (self->reader, &rec, &err);
     if (st == IVSHM_AGAIN) {
-      if (!gst_ivshmem_backoff_wait (&backoff, self->poll)) {
-        GST_DEBUG_OBJECT (self, "unlocked while waiting for data");
-        return GST_FLOW_FLUSHING;
+      /* a short spin, then sleeps that the producer cuts short with a
+       * futex wake when it shares our kernel, and that grow up to
+       * max-poll-interval when it does not */
+      if (reset) {
+        gst_ivshmem_src_backoff_reset (self, &backoff);
+        reset = FALSE;
       }
-      continue;
+      timeout = ivshm_backoff_next (&backoff);
+      if (timeout == 0) {
+        ivshm_cpu_relax ();
+        if (!ivshm_waiter_is_flushing (&self->waiter))
+          continue;
+      } else if (ivshm_reader_wait (self->reader, &self->waiter, timeout)) {
+        continue;
+      }
+      GST_DEBUG_OBJECT (self, "unlocked while waiting for data");
+      return GST_FLOW_FLUSHING;
     }
     if (st != IVSHM_OK)
       goto read_failed;
-    gst_ivshmem_backoff_reset (&backoff, WAIT_MIN_US, WAIT_MAX_US);
+    reset = TRUE;
 
     /* Copy out of shared memory first, then release, which confirms the
      * copy was not overwritten; only then parse the private copy. */

@@ -3,7 +3,6 @@
  */
 #include "gstivshmemutils.h"
 
-#include <errno.h>
 #include <string.h>
 
 void
@@ -330,30 +329,3 @@ gst_ivshmem_event_from_record (const IvshmRecordHeader * info,
   return ev;
 }
 
-/* ---- waiting ----------------------------------------------------------- */
-
-void
-gst_ivshmem_backoff_reset (GstIvshmemBackoff * b, guint64 min_us,
-    guint64 max_us)
-{
-  b->min_us = MAX (min_us, 1);
-  b->max_us = MAX (max_us, b->min_us);
-  b->cur_us = 0;
-}
-
-gboolean
-gst_ivshmem_backoff_wait (GstIvshmemBackoff * b, GstPoll * poll)
-{
-  gint res;
-
-  if (b->cur_us == 0)
-    b->cur_us = b->min_us;
-  else
-    b->cur_us = MIN (b->cur_us * 2, b->max_us);
-
-  do {
-    res = gst_poll_wait (poll, b->cur_us * GST_USECOND);
-  } while (res < 0 && errno == EINTR);
-
-  return !(res < 0 && errno == EBUSY);
-}

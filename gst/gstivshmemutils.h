@@ -41,19 +41,13 @@ GstEvent *gst_ivshmem_event_from_record (const IvshmRecordHeader * info,
    GST_BUFFER_FLAG_DROPPABLE | GST_BUFFER_FLAG_DELTA_UNIT | \
    GST_BUFFER_FLAG_SYNC_AFTER | GST_BUFFER_FLAG_NON_DROPPABLE)
 
-/* A sleep that unlock() can cut short: an exponential back-off from
- * min_us to max_us over a GstPoll that is set flushing by unlock(). */
-typedef struct
-{
-  guint64 cur_us;
-  guint64 min_us;
-  guint64 max_us;
-} GstIvshmemBackoff;
+/* How long a side sleeps at most between looks at the ring when its peer
+ * shares its kernel and wakes it with a futex: only liveness checks
+ * depend on it. */
+#define GST_IVSHMEM_LOCAL_WAIT_NS (100 * GST_MSECOND)
 
-void gst_ivshmem_backoff_reset (GstIvshmemBackoff * b, guint64 min_us,
-    guint64 max_us);
-/* FALSE when the poll is flushing */
-gboolean gst_ivshmem_backoff_wait (GstIvshmemBackoff * b, GstPoll * poll);
+/* The default bound of the adaptive poll across a VM boundary. */
+#define GST_IVSHMEM_DEFAULT_MAX_POLL_INTERVAL (1 * GST_MSECOND)
 
 G_END_DECLS
 

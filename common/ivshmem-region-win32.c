@@ -1,0 +1,694 @@
+/* gst-ivshmem: finding and mapping an IVSHMEM region in a Windows guest
+ * SPDX-License-Identifier: MIT
+ *
+ * The Windows counterpart of ivshmem-region.c and ivshmem-pci.c. Windows
+ * gives user space no access to a PCI BAR; the Red Hat / virtio-win IVSHMEM
+ * driver (ivshmem.sys, "IVSHMEM Device" in the Device Manager) does it:
+ *
+ *  - it registers a device interface of class
+ *    {df576976-569d-4672-95a0-f57e4ea0b210} for each ivshmem PCI device;
+ *    SetupDi lists the interfaces, and each one's path opens the device;
+ *  - IOCTL_IVSHMEM_REQUEST_SIZE returns the size of BAR2;
+ *  - IOCTL_IVSHMEM_REQUEST_MMAP maps BAR2 into the calling process, with a
+ *    cache mode chosen by the caller, and returns the address;
+ *  - IOCTL_IVSHMEM_RELEASE_MMAP (or closing the handle) unmaps it.
+ *
+ * The driver keeps ONE mapping per device, for the whole guest: while one
+ * handle has it mapped, REQUEST_MMAP from any other handle or process
+ * fails with STATUS_DEVICE_ALREADY_ATTACHED (ERROR_DEVICE_ALREADY_ATTACHED
+ * in user space). That becomes IVSHM_ERR_ALREADY_MAPPED here.
+ *
+ * Cache mode: IVSHMEM_CACHE_CACHED. BAR2 of QEMU's ivshmem is ordinary host
+ * RAM (the memory backend), not device registers, and on x86 KVM maps guest
+ * RAM write-back whatever the guest asks, so a cached mapping is coherent
+ * with the host and with other guests; the ring's C11 atomics give the
+ * ordering. Uncached would make every read of a video frame a bus cycle.
+ *
+ * The numeric IOCTL codes, the interface GUID and the layout of the MMAP
+ * structures are the driver's published user-space interface, from
+ * virtio-win's ivshmem/Public.h (kvm-guest-drivers-windows). They are
+ * restated here (not included) so a build needs no driver kit; the
+ * _Static_asserts below pin them.
+ *
+ * Host-side files (QEMU's memory-backend-file) exist only on a Linux host:
+ * on Windows a path is IVSHM_ERR_UNSUPPORTED.
+ *
+ * IvshmError.sys_errno holds the Win32 error code (GetLastError()) here.
+ *
+ * Verified: this file compiles with mingw-w64 in CI. NOT verified: it has
+ * never run against the real driver in a Windows guest (see README).
+ */
+#include "ivshmem-region.h"
+
+#include <windows.h>
+#include <winioctl.h>
+#include <setupapi.h>
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the driver's interface (virtio-win ivshmem/Public.h) ---- */
+
+/* {df576976-569d-4672-95a0-f57e4ea0b210}: GUID_DEVINTERFACE_IVSHMEM */
+static const GUID ivshm_interface_guid = {
+  0xdf576976, 0x569d, 0x4672,
+  {0x95, 0xa0, 0xf5, 0x7e, 0x4e, 0xa0, 0xb2, 0x10}
+};
+
+#define IVSHM_IOCTL_REQUEST_SIZE \
+  CTL_CODE (FILE_DEVICE_UNKNOWN, 0x801, METHOD_BUFFERED, FILE_ANY_ACCESS)
+#define IVSHM_IOCTL_REQUEST_MMAP \
+  CTL_CODE (FILE_DEVICE_UNKNOWN, 0x802, METHOD_BUFFERED, FILE_ANY_ACCESS)
+#define IVSHM_IOCTL_RELEASE_MMAP \
+  CTL_CODE (FILE_DEVICE_UNKNOWN, 0x803, METHOD_BUFFERED, FILE_ANY_ACCESS)
+
+_Static_assert (IVSHM_IOCTL_REQUEST_SIZE == 0x222004, "REQUEST_SIZE code");
+_Static_assert (IVSHM_IOCTL_REQUEST_MMAP == 0x222008, "REQUEST_MMAP code");
+_Static_assert (IVSHM_IOCTL_RELEASE_MMAP == 0x22200c, "RELEASE_MMAP code");
+
+/* IVSHMEM_MMAP_CONFIG.cacheMode */
+enum
+{
+  IVSHM_WIN_CACHE_NONCACHED = 0,
+  IVSHM_WIN_CACHE_CACHED = 1,
+  IVSHM_WIN_CACHE_WRITECOMBINED = 2,
+};
+
+#define IVSHM_WIN_CACHE_MODE IVSHM_WIN_CACHE_CACHED
+
+/* REQUEST_MMAP's input: IVSHMEM_MMAP_CONFIG, one byte. The driver checks
+ * the input length exactly. */
+typedef struct
+{
+  uint8_t cache_mode;
+} IvshmWinMmapConfig;
+
+/* REQUEST_MMAP's output: IVSHMEM_MMAP, natural alignment (no packing), so
+ * 32 bytes in a 64-bit process. The driver checks the output length
+ * exactly: sizeof must match its own. */
+typedef struct
+{
+  uint16_t peer_id;             /* IVSHMEM_PEERID */
+  uint64_t size;                /* IVSHMEM_SIZE */
+  void *ptr;                    /* the mapping, in this process */
+  uint16_t vectors;             /* interrupt vectors available */
+} IvshmWinMmap;
+
+_Static_assert (sizeof (IvshmWinMmapConfig) == 1, "IVSHMEM_MMAP_CONFIG");
+_Static_assert (offsetof (IvshmWinMmap, size) == 8, "IVSHMEM_MMAP.size");
+_Static_assert (offsetof (IvshmWinMmap, ptr) == 16, "IVSHMEM_MMAP.ptr");
+#ifdef _WIN64
+_Static_assert (offsetof (IvshmWinMmap, vectors) == 24,
+    "IVSHMEM_MMAP.vectors");
+_Static_assert (sizeof (IvshmWinMmap) == 32, "IVSHMEM_MMAP size");
+#else
+/* what the driver calls IVSHMEM_MMAP32 on a 64-bit system */
+_Static_assert (offsetof (IvshmWinMmap, vectors) == 20,
+    "IVSHMEM_MMAP.vectors");
+_Static_assert (sizeof (IvshmWinMmap) == 24, "IVSHMEM_MMAP size");
+#endif
+
+#define DRIVER_HINT \
+  "install the Red Hat IVSHMEM driver from virtio-win (Device Manager: " \
+  "\"PCI standard RAM Controller\" -> Update driver -> virtio-win's " \
+  "ivshmem folder)"
+
+/* ---- region ---- */
+
+struct IvshmRegion
+{
+  HANDLE handle;
+  void *data;
+  uint64_t size;
+  char *path;
+  char location[IVSHM_PCI_ADDR_STRLEN];
+};
+
+IvshmStatus
+ivshm_error_set (IvshmError * err, IvshmStatus status, int sys_errno,
+    const char *fmt, ...)
+{
+  va_list ap;
+
+  if (err == NULL)
+    return status;
+  err->status = status;
+  err->sys_errno = sys_errno;
+  err->detail[0] = '\0';
+  if (fmt != NULL) {
+    va_start (ap, fmt);
+    vsnprintf (err->detail, sizeof err->detail, fmt, ap);
+    va_end (ap);
+  }
+  return status;
+}
+
+/* Windows has no sysfs: device discovery never reads a directory. Kept for
+ * the API; it is what the environment says, or "". */
+const char *
+ivshm_sysfs_root (void)
+{
+  const char *env = getenv (IVSHM_SYSFS_ROOT_ENV);
+
+  return env ? env : "";
+}
+
+/* A Win32 error as text, without the trailing CR LF. */
+static const char *
+win_error_text (DWORD code, char *buf, size_t size)
+{
+  DWORD n = FormatMessageA (FORMAT_MESSAGE_FROM_SYSTEM |
+      FORMAT_MESSAGE_IGNORE_INSERTS, NULL, code, 0, buf, (DWORD) size, NULL);
+
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+          buf[n - 1] == ' ' || buf[n - 1] == '.'))
+    buf[--n] = '\0';
+  if (n == 0)
+    snprintf (buf, size, "Windows error %lu", (unsigned long) code);
+  return buf;
+}
+
+/* ---- PCI addresses (as in ivshmem-pci.c, which is not built here) ---- */
+
+static int
+hex_digit (char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Reads a run of hex digits at *p. Returns how many there were (0 if
+ * none, or 5 for anything longer than four) and moves *p past them. */
+static int
+hex_run (const char **p, unsigned *out)
+{
+  unsigned v = 0;
+  int n = 0, d;
+
+  while ((d = hex_digit (**p)) >= 0) {
+    if (n == 4)
+      return 5;
+    v = v * 16 + (unsigned) d;
+    (*p)++;
+    n++;
+  }
+  *out = v;
+  return n;
+}
+
+/* The same grammar as ivshmem-pci.c: "DDDD:BB:DD.F" or "BB:DD.F", hex
+ * fields, a function digit 0-7. */
+int
+ivshm_pci_addr_parse (const char *text, IvshmPciAddr * out)
+{
+  unsigned v[3];
+  int digits[3], n = 0;
+  const char *p = text;
+  IvshmPciAddr a;
+
+  if (text == NULL)
+    return -1;
+  for (;;) {
+    if (n == 3)
+      return -1;
+    digits[n] = hex_run (&p, &v[n]);
+    if (digits[n] == 0 || digits[n] > (n == 0 ? 4 : 2))
+      return -1;
+    n++;
+    if (*p != ':')
+      break;
+    p++;
+  }
+  if (n < 2 || *p++ != '.' || *p < '0' || *p > '7' || p[1] != '\0')
+    return -1;
+  if (n == 2) {
+    if (digits[0] > 2)
+      return -1;
+    a.domain = 0;
+    a.bus = (uint8_t) v[0];
+    a.device = (uint8_t) v[1];
+  } else {
+    a.domain = (uint16_t) v[0];
+    a.bus = (uint8_t) v[1];
+    a.device = (uint8_t) v[2];
+  }
+  if ((n == 2 ? v[1] : v[2]) > 0x1f)
+    return -1;
+  a.function = (uint8_t) (*p - '0');
+  if (out)
+    *out = a;
+  return 0;
+}
+
+void
+ivshm_pci_addr_format (const IvshmPciAddr * addr,
+    char out[IVSHM_PCI_ADDR_STRLEN])
+{
+  snprintf (out, IVSHM_PCI_ADDR_STRLEN, "%04x:%02x:%02x.%x",
+      (unsigned) addr->domain, (unsigned) addr->bus,
+      (unsigned) addr->device, (unsigned) addr->function & 7);
+}
+
+/* ---- talking to the driver ---- */
+
+static HANDLE
+open_interface (const char *path)
+{
+  return CreateFileA (path, GENERIC_READ | GENERIC_WRITE,
+      FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING, 0, NULL);
+}
+
+static IvshmStatus
+open_error (const char *path, DWORD code, IvshmError * err)
+{
+  char text[256];
+
+  win_error_text (code, text, sizeof text);
+  switch (code) {
+    case ERROR_FILE_NOT_FOUND:
+    case ERROR_PATH_NOT_FOUND:
+      return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, (int) code,
+          "cannot open IVSHMEM device %s: %s (was it removed?)", path, text);
+    case ERROR_ACCESS_DENIED:
+      return ivshm_error_set (err, IVSHM_ERR_PERMISSION, (int) code,
+          "cannot open IVSHMEM device %s: %s", path, text);
+    default:
+      return ivshm_error_set (err, IVSHM_ERR_IO, (int) code,
+          "cannot open IVSHMEM device %s: %s", path, text);
+  }
+}
+
+static IvshmStatus
+request_size (HANDLE h, const char *path, uint64_t * size, IvshmError * err)
+{
+  uint64_t value = 0;
+  DWORD got = 0, code;
+  char text[256];
+
+  if (!DeviceIoControl (h, IVSHM_IOCTL_REQUEST_SIZE, NULL, 0, &value,
+          sizeof value, &got, NULL)) {
+    code = GetLastError ();
+    return ivshm_error_set (err, IVSHM_ERR_IO, (int) code,
+        "the IVSHMEM driver did not report the size of %s: %s", path,
+        win_error_text (code, text, sizeof text));
+  }
+  if (got != sizeof value)
+    return ivshm_error_set (err, IVSHM_ERR_IO, 0,
+        "the IVSHMEM driver answered the size request for %s with %lu "
+        "bytes instead of %u; is this the virtio-win ivshmem driver?",
+        path, (unsigned long) got, (unsigned) sizeof value);
+  *size = value;
+  return IVSHM_OK;
+}
+
+/* ---- listing ---- */
+
+static int
+compare_devices (const void *pa, const void *pb)
+{
+  const IvshmPciAddr *a = &((const IvshmPciDevice *) pa)->addr;
+  const IvshmPciAddr *b = &((const IvshmPciDevice *) pb)->addr;
+
+  if (a->domain != b->domain)
+    return a->domain < b->domain ? -1 : 1;
+  if (a->bus != b->bus)
+    return a->bus < b->bus ? -1 : 1;
+  if (a->device != b->device)
+    return a->device < b->device ? -1 : 1;
+  if (a->function != b->function)
+    return a->function < b->function ? -1 : 1;
+  return 0;
+}
+
+/* Bus, device and function of one device node. Windows does not give the
+ * PCI segment (domain) through SetupDi registry properties; QEMU guests
+ * have one segment, so the domain is 0. */
+static int
+device_location (HDEVINFO set, SP_DEVINFO_DATA * info, IvshmPciAddr * addr)
+{
+  DWORD bus = 0, address = 0, type = 0;
+
+  if (!SetupDiGetDeviceRegistryPropertyA (set, info, SPDRP_BUSNUMBER, &type,
+          (PBYTE) & bus, sizeof bus, NULL) || type != REG_DWORD)
+    return -1;
+  if (!SetupDiGetDeviceRegistryPropertyA (set, info, SPDRP_ADDRESS, &type,
+          (PBYTE) & address, sizeof address, NULL) || type != REG_DWORD)
+    return -1;
+  /* SPDRP_ADDRESS of a PCI device: device number in the high word,
+   * function in the low word */
+  if (bus > 0xff || (address >> 16) > 0x1f || (address & 0xffff) > 7)
+    return -1;
+  addr->domain = 0;
+  addr->bus = (uint8_t) bus;
+  addr->device = (uint8_t) (address >> 16);
+  addr->function = (uint8_t) (address & 0xffff);
+  return 0;
+}
+
+IvshmStatus
+ivshm_pci_list (const char *sysfs_root, IvshmPciDevice ** devices,
+    size_t *n_devices, IvshmError * err)
+{
+  HDEVINFO set;
+  IvshmPciDevice *list = NULL, *grown;
+  size_t n = 0, cap = 0;
+  DWORD index, code;
+  IvshmStatus status = IVSHM_OK;
+  char text[256];
+
+  (void) sysfs_root;
+  if (devices == NULL || n_devices == NULL)
+    return ivshm_error_set (err, IVSHM_ERR_INVALID_ARG, 0,
+        "ivshm_pci_list: devices and n_devices must not be NULL");
+  *devices = NULL;
+  *n_devices = 0;
+
+  set = SetupDiGetClassDevsA (&ivshm_interface_guid, NULL, NULL,
+      DIGCF_PRESENT | DIGCF_DEVICEINTERFACE);
+  if (set == INVALID_HANDLE_VALUE) {
+    code = GetLastError ();
+    return ivshm_error_set (err, IVSHM_ERR_IO, (int) code,
+        "cannot list IVSHMEM devices (SetupDiGetClassDevs): %s",
+        win_error_text (code, text, sizeof text));
+  }
+
+  for (index = 0; status == IVSHM_OK; index++) {
+    SP_DEVICE_INTERFACE_DATA iface = { 0 };
+    SP_DEVINFO_DATA info = { 0 };
+    SP_DEVICE_INTERFACE_DETAIL_DATA_A *detail;
+    DWORD need = 0;
+    IvshmPciDevice *d;
+    HANDLE h;
+
+    iface.cbSize = sizeof iface;
+    if (!SetupDiEnumDeviceInterfaces (set, NULL, &ivshm_interface_guid,
+            index, &iface)) {
+      code = GetLastError ();
+      if (code != ERROR_NO_MORE_ITEMS)
+        status = ivshm_error_set (err, IVSHM_ERR_IO, (int) code,
+            "cannot list IVSHMEM devices (SetupDiEnumDeviceInterfaces): %s",
+            win_error_text (code, text, sizeof text));
+      break;
+    }
+
+    /* first call: how big the detail is */
+    SetupDiGetDeviceInterfaceDetailA (set, &iface, NULL, 0, &need, NULL);
+    if (need < sizeof (SP_DEVICE_INTERFACE_DETAIL_DATA_A) || need > 65536)
+      continue;
+    detail = calloc (1, need);
+    if (detail == NULL) {
+      status = ivshm_error_set (err, IVSHM_ERR_NO_MEMORY, 0, "out of memory");
+      break;
+    }
+    detail->cbSize = sizeof (SP_DEVICE_INTERFACE_DETAIL_DATA_A);
+    info.cbSize = sizeof info;
+    if (!SetupDiGetDeviceInterfaceDetailA (set, &iface, detail, need, NULL,
+            &info)) {
+      free (detail);
+      continue;                 /* removed meanwhile */
+    }
+
+    if (n == cap) {
+      size_t new_cap = cap ? cap * 2 : 4;
+      grown = realloc (list, new_cap * sizeof *list);
+      if (grown == NULL) {
+        free (detail);
+        status = ivshm_error_set (err, IVSHM_ERR_NO_MEMORY, 0,
+            "out of memory");
+        break;
+      }
+      list = grown;
+      cap = new_cap;
+    }
+    d = &list[n];
+    memset (d, 0, sizeof *d);
+    if (strlen (detail->DevicePath) >= sizeof d->resource_path) {
+      status = ivshm_error_set (err, IVSHM_ERR_IO, 0,
+          "the IVSHMEM device path %.100s... is longer than %u bytes",
+          detail->DevicePath, (unsigned) sizeof d->resource_path - 1);
+      free (detail);
+      break;
+    }
+    snprintf (d->sysfs_path, sizeof d->sysfs_path, "%s", detail->DevicePath);
+    snprintf (d->resource_path, sizeof d->resource_path, "%s",
+        detail->DevicePath);
+    free (detail);
+
+    if (device_location (set, &info, &d->addr) == 0) {
+      ivshm_pci_addr_format (&d->addr, d->location);
+    } else {
+      /* unknown: sorts last, shown as "" */
+      d->addr.domain = 0xffff;
+      d->addr.bus = 0xff;
+      d->addr.device = 0xff;
+      d->addr.function = 0xff;
+    }
+
+    /* The size needs a handle; a device that cannot be opened is listed
+     * with size 0 (opening it will say why). */
+    h = open_interface (d->resource_path);
+    if (h != INVALID_HANDLE_VALUE) {
+      if (request_size (h, d->resource_path, &d->size, NULL) != IVSHM_OK)
+        d->size = 0;
+      CloseHandle (h);
+    }
+    n++;
+  }
+  SetupDiDestroyDeviceInfoList (set);
+
+  if (status != IVSHM_OK) {
+    free (list);
+    return status;
+  }
+  if (n == 0) {
+    free (list);
+    return IVSHM_OK;
+  }
+  qsort (list, n, sizeof *list, compare_devices);
+  *devices = list;
+  *n_devices = n;
+  return IVSHM_OK;
+}
+
+/* ---- mapping ---- */
+
+static IvshmStatus
+map_interface (const char *path, const char *location, IvshmRegion ** out,
+    IvshmError * err)
+{
+  IvshmWinMmapConfig config = { IVSHM_WIN_CACHE_MODE };
+  IvshmWinMmap map;
+  IvshmRegion *r;
+  IvshmStatus status;
+  uint64_t size = 0;
+  DWORD got = 0, code;
+  HANDLE h;
+  char text[256];
+
+  h = open_interface (path);
+  if (h == INVALID_HANDLE_VALUE)
+    return open_error (path, GetLastError (), err);
+
+  status = request_size (h, path, &size, err);
+  if (status != IVSHM_OK)
+    goto fail;
+  if (size < IVSHM_REGION_MIN_SIZE) {
+    status = ivshm_error_set (err, IVSHM_ERR_TOO_SMALL, 0,
+        "the shared memory of IVSHMEM device %s is %" PRIu64 " bytes; the "
+        "protocol needs at least %" PRIu64 " (give the VM's ivshmem memory "
+        "backend a bigger size=)", location[0] ? location : path, size,
+        (uint64_t) IVSHM_REGION_MIN_SIZE);
+    goto fail;
+  }
+
+  memset (&map, 0, sizeof map);
+  if (!DeviceIoControl (h, IVSHM_IOCTL_REQUEST_MMAP, &config, sizeof config,
+          &map, sizeof map, &got, NULL)) {
+    code = GetLastError ();
+    if (code == ERROR_DEVICE_ALREADY_ATTACHED)
+      status = ivshm_error_set (err, IVSHM_ERR_ALREADY_MAPPED, (int) code,
+          "IVSHMEM device %s is already mapped: the Windows IVSHMEM driver "
+          "allows one mapping of a device at a time in the whole guest, and "
+          "another handle (this or another process, e.g. a second element "
+          "or Looking Glass) holds it; close that one first",
+          location[0] ? location : path);
+    else
+      status = ivshm_error_set (err, IVSHM_ERR_IO, (int) code,
+          "the IVSHMEM driver refused to map %s: %s",
+          location[0] ? location : path,
+          win_error_text (code, text, sizeof text));
+    goto fail;
+  }
+  if (got != sizeof map || map.ptr == NULL || map.size < size) {
+    status = ivshm_error_set (err, IVSHM_ERR_IO, 0,
+        "the IVSHMEM driver's answer to the map request for %s makes no "
+        "sense (%lu bytes, address %p, size %" PRIu64 "); is this the "
+        "virtio-win ivshmem driver?", location[0] ? location : path,
+        (unsigned long) got, map.ptr, map.size);
+    if (map.ptr != NULL)
+      DeviceIoControl (h, IVSHM_IOCTL_RELEASE_MMAP, NULL, 0, NULL, 0, &got,
+          NULL);
+    goto fail;
+  }
+
+  r = calloc (1, sizeof *r);
+  if (r == NULL || (r->path = _strdup (path)) == NULL) {
+    free (r);
+    DeviceIoControl (h, IVSHM_IOCTL_RELEASE_MMAP, NULL, 0, NULL, 0, &got,
+        NULL);
+    status = ivshm_error_set (err, IVSHM_ERR_NO_MEMORY, 0, "out of memory");
+    goto fail;
+  }
+  r->handle = h;
+  r->data = map.ptr;
+  r->size = size;
+  snprintf (r->location, sizeof r->location, "%s", location);
+  *out = r;
+  return IVSHM_OK;
+
+fail:
+  CloseHandle (h);
+  return status;
+}
+
+static IvshmStatus
+open_pci (const IvshmPciAddr * want, IvshmRegion ** out, IvshmError * err)
+{
+  IvshmPciDevice *devs = NULL;
+  const IvshmPciDevice *found = NULL;
+  size_t n = 0, i;
+  IvshmStatus status;
+  char location[IVSHM_PCI_ADDR_STRLEN];
+
+  status = ivshm_pci_list (NULL, &devs, &n, err);
+  if (status != IVSHM_OK)
+    return status;
+  for (i = 0; i < n && found == NULL; i++) {
+    if (want == NULL || (devs[i].location[0] != '\0'
+            && devs[i].addr.domain == want->domain
+            && devs[i].addr.bus == want->bus
+            && devs[i].addr.device == want->device
+            && devs[i].addr.function == want->function))
+      found = &devs[i];
+  }
+
+  if (found != NULL) {
+    status = map_interface (found->resource_path, found->location, out, err);
+  } else if (want != NULL) {
+    ivshm_pci_addr_format (want, location);
+    status = ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, 0,
+        "there is no IVSHMEM device at PCI %s (Windows numbers buses its "
+        "own way: list the devices with ivshmem-info)", location);
+  } else {
+    status = ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, 0,
+        "no IVSHMEM device found: give the VM one (QEMU: -device "
+        "ivshmem-plain,memdev=ID) and " DRIVER_HINT);
+  }
+  free (devs);
+  return status;
+}
+
+/* ---- API ---- */
+
+IvshmStatus
+ivshm_region_open (const char *device, const IvshmRegionOptions * options,
+    IvshmRegion ** region, IvshmError * err)
+{
+  IvshmPciAddr addr;
+
+  (void) options;
+  if (region == NULL)
+    return ivshm_error_set (err, IVSHM_ERR_INVALID_ARG, 0,
+        "ivshm_region_open: region must not be NULL");
+  *region = NULL;
+
+  /* A device interface path as ivshmem-info lists it: \\?\pci#ven_1af4... */
+  if (device != NULL && device[0] == '\\' && device[1] == '\\')
+    return map_interface (device, "", region, err);
+
+  if (device != NULL && (device[0] == '/' || device[0] == '.' ||
+          (device[0] != '\0' && device[1] == ':' && (device[2] == '\\'
+                  || device[2] == '/'))))
+    return ivshm_error_set (err, IVSHM_ERR_UNSUPPORTED, 0,
+        "%s is a file path, but Windows is supported as a guest only: "
+        "there is no host-side shared memory file here; give a PCI "
+        "address or the device path from ivshmem-info", device);
+
+  if (device == NULL || device[0] == '\0')
+    return open_pci (NULL, region, err);
+  if (ivshm_pci_addr_parse (device, &addr) == 0)
+    return open_pci (&addr, region, err);
+
+  return ivshm_error_set (err, IVSHM_ERR_INVALID_ARG, 0,
+      "\"%s\" is neither a PCI address such as 0000:00:05.0 nor an IVSHMEM "
+      "device path (\\\\?\\pci#...)", device);
+}
+
+void
+ivshm_region_close (IvshmRegion * region)
+{
+  DWORD got = 0;
+
+  if (region == NULL)
+    return;
+  if (region->data != NULL)
+    DeviceIoControl (region->handle, IVSHM_IOCTL_RELEASE_MMAP, NULL, 0, NULL,
+        0, &got, NULL);
+  /* closing the handle would release the mapping too */
+  CloseHandle (region->handle);
+  free (region->path);
+  free (region);
+}
+
+void *
+ivshm_region_data (const IvshmRegion * region)
+{
+  return region ? region->data : NULL;
+}
+
+uint64_t
+ivshm_region_size (const IvshmRegion * region)
+{
+  return region ? region->size : 0;
+}
+
+IvshmRegionKind
+ivshm_region_kind (const IvshmRegion * region)
+{
+  (void) region;
+  return IVSHM_REGION_PCI;
+}
+
+const char *
+ivshm_region_path (const IvshmRegion * region)
+{
+  return region ? region->path : "";
+}
+
+const char *
+ivshm_region_location (const IvshmRegion * region)
+{
+  return region ? region->location : "";
+}
+
+int
+ivshm_region_created (const IvshmRegion * region)
+{
+  (void) region;
+  return 0;
+}
+
+const char *
+ivshm_system_name (void)
+{
+  return "Windows";
+}
