@@ -515,7 +515,8 @@ class Guest:
     def start(self):
         cmd = self.command()
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+        # stdin: the guest's serial input, for send()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         self.run.guests.append(self)
@@ -544,6 +545,13 @@ class Guest:
                     self.lines.append(line)
         self._done.set()
         self._ready.set()
+
+    def send(self, line):
+        """Sends a line to the guest's serial port (the guest reads it from
+        /dev/ttyS0, which it must have opened before: input that arrives
+        while the port is closed is lost)."""
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
 
     def wait_ready(self, timeout=None):
         """Waits until the guest is about to run its script."""
