@@ -1,0 +1,613 @@
+/* gst-ivshmem: tests of ivshmemdeviceprovider
+ * SPDX-License-Identifier: MIT
+ *
+ * The guest side runs against a fake sysfs tree (the same files
+ * core-region.c builds for libpci) with three IVSHMEM devices:
+ *
+ *   0000:00:04.0  1 MiB    a live producer, caps sent
+ *   0000:00:05.0  256 KiB  never formatted
+ *   0000:00:06.0  1 MiB    no resource2 to map (as when mapping is denied)
+ *
+ * IVSHMEM_SYSFS_ROOT is read once per process, so main() builds the tree
+ * and sets the variable before GStreamer or the suite starts.
+ *
+ * The host side uses real files in /dev/shm, named after this process so
+ * that parallel tests do not meet; other regions there are ignored.
+ */
+#include <gst/check/gstcheck.h>
+
+#include "ivshmem-layout.h"
+#include "ivshmem-region.h"
+#include "ivshmem-ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KiB (UINT64_C (1024))
+#define MiB (UINT64_C (1024) * 1024)
+
+#define LIVE_CAPS "video/x-raw, format=(string)GRAY8, width=(int)320, " \
+  "height=(int)240, framerate=(fraction)30/1"
+
+/* the fake tree and the live producer of 0000:00:04.0, set up in main() */
+static gchar *sysfs_root;
+static IvshmRegion *live_region;
+static IvshmWriter *live_writer;
+
+/* ---- helpers: a fake sysfs tree (as in core-region.c) ---- */
+
+static void
+write_text (const char *dir, const char *name, const char *text)
+{
+  char *path = g_build_filename (dir, name, NULL);
+
+  g_assert_true (g_file_set_contents (path, text, -1, NULL));
+  g_free (path);
+}
+
+static void
+make_sized_file (const char *path, uint64_t size)
+{
+  int fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (ftruncate (fd, (off_t) size), ==, 0);
+  close (fd);
+}
+
+/* One device directory as the kernel writes it: `resource` has 13 lines
+ * (6 BARs, the ROM, 6 IOV BARs); BAR2 is the shared memory. resource2 is
+ * a regular file of the BAR's size when with_resource2 is set. */
+static char *
+fake_device (const char *root, const char *name, uint64_t bar2_size,
+    gboolean with_resource2)
+{
+  char *dir = g_build_filename (root, "bus", "pci", "devices", name, NULL);
+  GString *res = g_string_new (NULL);
+  guint8 config[64] = { 0 };
+  char *config_path;
+  int i;
+
+  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
+  write_text (dir, "vendor", "0x1af4\n");
+  write_text (dir, "device", "0x1110\n");
+  write_text (dir, "class", "0x050000\n");
+  write_text (dir, "irq", "11\n");
+  write_text (dir, "subsystem_vendor", "0x1af4\n");
+  write_text (dir, "subsystem_device", "0x1100\n");
+
+  for (i = 0; i < 13; i++) {
+    uint64_t start = 0, end = 0, flags = 0;
+    if (i == 0) {
+      start = 0xfea00000;
+      end = start + 0xff;
+      flags = 0x40200;
+    } else if (i == 2) {
+      start = UINT64_C (0x800000000);
+      end = start + bar2_size - 1;
+      flags = 0x14220c;
+    }
+    g_string_append_printf (res, "0x%016" PRIx64 " 0x%016" PRIx64 " 0x%016"
+        PRIx64 "\n", start, end, flags);
+  }
+  write_text (dir, "resource", res->str);
+  g_string_free (res, TRUE);
+
+  config[0] = 0xf4;
+  config[1] = 0x1a;
+  config[2] = 0x10;
+  config[3] = 0x11;
+  config[11] = 0x05;
+  config_path = g_build_filename (dir, "config", NULL);
+  g_assert_true (g_file_set_contents (config_path, (const char *) config,
+          sizeof config, NULL));
+  g_free (config_path);
+
+  if (with_resource2) {
+    char *r2 = g_build_filename (dir, "resource2", NULL);
+    make_sized_file (r2, bar2_size);
+    g_free (r2);
+  }
+  return dir;
+}
+
+static int
+rm_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+  return remove (path);
+}
+
+/* Formats a mapped region and writes a CAPS record into it. */
+static IvshmWriter *
+start_producer (IvshmRegion * region, const char *caps)
+{
+  IvshmRecordHeader info = { 0 };
+  IvshmWriter *writer = NULL;
+  IvshmError err = { 0 };
+  IvshmStatus st;
+
+  st = ivshm_writer_new (ivshm_region_data (region),
+      ivshm_region_size (region), NULL, &writer, &err);
+  g_assert_cmpint (st, ==, IVSHM_OK);
+  if (caps) {
+    info.type = IVSHM_RECORD_CAPS;
+    info.payload_len = strlen (caps) + 1;
+    info.pts = info.dts = info.duration = IVSHM_TIME_NONE;
+    info.offset = info.offset_end = UINT64_MAX;
+    g_assert_cmpint (ivshm_writer_write (writer, &info, caps), ==, IVSHM_OK);
+  }
+  return writer;
+}
+
+static void
+setup_fake_sysfs (void)
+{
+  IvshmError err = { 0 };
+  char *dir, *r2;
+
+  sysfs_root = g_build_filename (g_get_tmp_dir (), "ivshm-dp-XXXXXX", NULL);
+  g_assert_nonnull (mkdtemp (sysfs_root));
+
+  /* created out of address order; probing sorts them */
+  g_free (fake_device (sysfs_root, "0000:00:06.0", 1 * MiB, FALSE));
+  g_free (fake_device (sysfs_root, "0000:00:05.0", 256 * KiB, TRUE));
+  dir = fake_device (sysfs_root, "0000:00:04.0", 1 * MiB, TRUE);
+
+  r2 = g_build_filename (dir, "resource2", NULL);
+  g_assert_cmpint (ivshm_region_open (r2, NULL, &live_region, &err), ==,
+      IVSHM_OK);
+  live_writer = start_producer (live_region, LIVE_CAPS);
+  g_free (r2);
+  g_free (dir);
+
+  g_setenv (IVSHM_SYSFS_ROOT_ENV, sysfs_root, TRUE);
+}
+
+static void
+teardown_fake_sysfs (void)
+{
+  ivshm_writer_free (live_writer);
+  ivshm_region_close (live_region);
+  nftw (sysfs_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  g_free (sysfs_root);
+}
+
+/* ---- helpers: probing ---- */
+
+static GstDeviceProvider *
+get_provider (void)
+{
+  GstDeviceProvider *provider =
+      gst_device_provider_factory_get_by_name ("ivshmemdeviceprovider");
+
+  fail_unless (provider != NULL, "ivshmemdeviceprovider is not registered");
+  return provider;
+}
+
+static GList *
+probe (void)
+{
+  GstDeviceProvider *provider = get_provider ();
+  GList *devices = gst_device_provider_get_devices (provider);
+
+  gst_object_unref (provider);
+  return devices;
+}
+
+/* The device of this class whose property `key` is `value`, or NULL.
+ * Not a new reference. */
+static GstDevice *
+find_device (GList * devices, const gchar * klass, const gchar * key,
+    const gchar * value)
+{
+  GList *l;
+
+  for (l = devices; l; l = l->next) {
+    GstDevice *dev = l->data;
+    GstStructure *props = gst_device_get_properties (dev);
+    gboolean match = gst_device_has_classes (dev, klass)
+        && g_strcmp0 (gst_structure_get_string (props, key), value) == 0;
+
+    gst_structure_free (props);
+    if (match)
+      return dev;
+  }
+  return NULL;
+}
+
+static guint
+count_with_property (GList * devices, const gchar * key)
+{
+  GList *l;
+  guint n = 0;
+
+  for (l = devices; l; l = l->next) {
+    GstStructure *props = gst_device_get_properties (l->data);
+    n += gst_structure_has_field (props, key);
+    gst_structure_free (props);
+  }
+  return n;
+}
+
+static gchar *
+prop_string (GstDevice * dev, const gchar * key)
+{
+  GstStructure *props = gst_device_get_properties (dev);
+  gchar *value = g_strdup (gst_structure_get_string (props, key));
+
+  gst_structure_free (props);
+  return value;
+}
+
+static void
+assert_prop (GstDevice * dev, const gchar * key, const gchar * want)
+{
+  gchar *got = prop_string (dev, key);
+
+  fail_unless (g_strcmp0 (got, want) == 0, "%s: %s, expected %s", key,
+      GST_STR_NULL (got), GST_STR_NULL (want));
+  g_free (got);
+}
+
+static gchar *
+element_device (GstElement * element)
+{
+  gchar *device = NULL;
+
+  g_object_get (element, "device", &device, NULL);
+  return device;
+}
+
+/* ---- the tests ---- */
+
+GST_START_TEST (test_registered)
+{
+  GstDeviceProviderFactory *factory =
+      gst_device_provider_factory_find ("ivshmemdeviceprovider");
+  GstDeviceMonitor *monitor;
+  GList *devices;
+
+  fail_unless (factory != NULL);
+  /* GstDeviceMonitor ignores providers of rank NONE */
+  fail_unless (gst_plugin_feature_get_rank (GST_PLUGIN_FEATURE (factory))
+      > GST_RANK_NONE);
+  fail_unless (gst_device_provider_factory_has_classes (factory,
+          "Source/IVSHMEM"));
+  fail_unless (gst_device_provider_factory_has_classes (factory,
+          "Sink/IVSHMEM"));
+  gst_object_unref (factory);
+
+  /* what gst-device-monitor-1.0 Source/IVSHMEM does */
+  monitor = gst_device_monitor_new ();
+  fail_unless (gst_device_monitor_add_filter (monitor, "Source/IVSHMEM",
+          NULL) > 0);
+  fail_unless (gst_device_monitor_start (monitor));
+  devices = gst_device_monitor_get_devices (monitor);
+  fail_unless (find_device (devices, "Source/IVSHMEM", "device.bus-path",
+          "pci-0000:00:04.0") != NULL);
+  fail_unless (find_device (devices, "Sink/IVSHMEM", "device.bus-path",
+          "pci-0000:00:04.0") == NULL, "the filter let a sink through");
+  g_list_free_full (devices, gst_object_unref);
+  gst_device_monitor_stop (monitor);
+  gst_object_unref (monitor);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_probe_pci)
+{
+  GList *devices = probe ();
+  const gchar *classes[] = { "Source/IVSHMEM", "Sink/IVSHMEM" };
+  guint i;
+
+  /* three PCI devices, each as a source and a sink */
+  fail_unless_equals_int (count_with_property (devices, "sysfs.path"), 6);
+
+  for (i = 0; i < G_N_ELEMENTS (classes); i++) {
+    GstDevice *live = find_device (devices, classes[i], "device.bus-path",
+        "pci-0000:00:04.0");
+    GstDevice *blank = find_device (devices, classes[i], "device.bus-path",
+        "pci-0000:00:05.0");
+    GstDevice *denied = find_device (devices, classes[i], "device.bus-path",
+        "pci-0000:00:06.0");
+    gchar *name, *path, *klass;
+    GstStructure *props;
+    GstCaps *caps;
+    guint64 size = 0;
+
+    fail_unless (live && blank && denied, "%s: a device is missing",
+        classes[i]);
+
+    name = gst_device_get_display_name (live);
+    fail_unless_equals_string (name, "IVSHMEM 0000:00:04.0 (1 MiB)");
+    g_free (name);
+    klass = gst_device_get_device_class (live);
+    fail_unless_equals_string (klass, classes[i]);
+    g_free (klass);
+    caps = gst_device_get_caps (live);
+    fail_unless (gst_caps_is_any (caps));
+    gst_caps_unref (caps);
+
+    assert_prop (live, "device.api", "ivshmem");
+    path = g_build_filename (sysfs_root, "bus", "pci", "devices",
+        "0000:00:04.0", NULL);
+    assert_prop (live, "sysfs.path", path);
+    g_free (path);
+    path = g_build_filename (sysfs_root, "bus", "pci", "devices",
+        "0000:00:04.0", "resource2", NULL);
+    assert_prop (live, "device.path", path);
+    g_free (path);
+    props = gst_device_get_properties (live);
+    fail_unless (gst_structure_get_uint64 (props, "size", &size));
+    fail_unless_equals_uint64 (size, 1 * MiB);
+    gst_structure_free (props);
+    assert_prop (live, "ivshmem.producer", "active");
+    assert_prop (live, "ivshmem.caps", LIVE_CAPS);
+
+    name = gst_device_get_display_name (blank);
+    fail_unless_equals_string (name, "IVSHMEM 0000:00:05.0 (256 KiB)");
+    g_free (name);
+    assert_prop (blank, "ivshmem.producer", "none");
+    assert_prop (blank, "ivshmem.caps", NULL);
+
+    /* listed although it cannot be read */
+    name = gst_device_get_display_name (denied);
+    fail_unless_equals_string (name, "IVSHMEM 0000:00:06.0 (1 MiB)");
+    g_free (name);
+    assert_prop (denied, "device.api", "ivshmem");
+    assert_prop (denied, "ivshmem.producer", "unknown");
+    assert_prop (denied, "ivshmem.caps", NULL);
+  }
+
+  /* sorted by PCI address */
+  {
+    GList *l;
+    gchar *prev = NULL;
+
+    for (l = devices; l; l = l->next) {
+      gchar *bus = prop_string (l->data, "device.bus-path");
+      if (bus && prev)
+        fail_unless (strcmp (prev, bus) <= 0, "%s before %s", prev, bus);
+      if (bus) {
+        g_free (prev);
+        prev = bus;
+      }
+    }
+    g_free (prev);
+  }
+
+  g_list_free_full (devices, gst_object_unref);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_create_element)
+{
+  GList *devices = probe ();
+  GstDevice *src = find_device (devices, "Source/IVSHMEM", "device.bus-path",
+      "pci-0000:00:04.0");
+  GstDevice *sink = find_device (devices, "Sink/IVSHMEM", "device.bus-path",
+      "pci-0000:00:04.0");
+  GstElement *el;
+  gchar *device;
+
+  fail_unless (src && sink);
+
+  el = gst_device_create_element (src, "in");
+  fail_unless (el != NULL);
+  fail_unless_equals_string (GST_OBJECT_NAME (gst_element_get_factory (el)),
+      "ivshmemsrc");
+  fail_unless_equals_string (GST_OBJECT_NAME (el), "in");
+  device = element_device (el);
+  fail_unless_equals_string (device, "0000:00:04.0");
+  g_free (device);
+  gst_object_unref (el);
+
+  el = gst_device_create_element (sink, NULL);
+  fail_unless (el != NULL);
+  fail_unless_equals_string (GST_OBJECT_NAME (gst_element_get_factory (el)),
+      "ivshmemsink");
+  device = element_device (el);
+  fail_unless_equals_string (device, "0000:00:04.0");
+  g_free (device);
+  gst_object_unref (el);
+
+  g_list_free_full (devices, gst_object_unref);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_reconfigure_element)
+{
+  GList *devices = probe ();
+  GstDevice *src = find_device (devices, "Source/IVSHMEM", "device.bus-path",
+      "pci-0000:00:05.0");
+  GstDevice *sink = find_device (devices, "Sink/IVSHMEM", "device.bus-path",
+      "pci-0000:00:05.0");
+  GstElement *el = gst_element_factory_make ("ivshmemsrc", NULL);
+  gchar *device;
+
+  fail_unless (src && sink && el);
+  g_object_set (el, "device", "/dev/shm/elsewhere", NULL);
+
+  fail_unless (gst_device_reconfigure_element (src, el));
+  device = element_device (el);
+  fail_unless_equals_string (device, "0000:00:05.0");
+  g_free (device);
+
+  /* a sink device does not reconfigure a source element */
+  g_object_set (el, "device", "/dev/shm/elsewhere", NULL);
+  fail_unless (!gst_device_reconfigure_element (sink, el));
+  device = element_device (el);
+  fail_unless_equals_string (device, "/dev/shm/elsewhere");
+  g_free (device);
+
+  gst_object_unref (el);
+  g_list_free_full (devices, gst_object_unref);
+}
+
+GST_END_TEST;
+
+/* A region in /dev/shm: listed once a producer has formatted it, with its
+ * state and caps, and its elements get the path. */
+GST_START_TEST (test_host_region)
+{
+  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-dp-test-%d",
+      (int) getpid ());
+  IvshmRegionOptions opts = { 256 * KiB, NULL };
+  IvshmRegion *region = NULL;
+  IvshmWriter *writer;
+  IvshmError err = { 0 };
+  GList *devices;
+  GstDevice *dev;
+  GstElement *el;
+  gchar *name, *device;
+
+  unlink (path);
+  fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
+      IVSHM_OK);
+
+  /* not formatted yet: not a region of this protocol */
+  devices = probe ();
+  fail_unless (find_device (devices, "Source/IVSHMEM", "device.path",
+          path) == NULL);
+  g_list_free_full (devices, gst_object_unref);
+
+  writer = start_producer (region, "audio/x-raw, rate=(int)48000");
+  devices = probe ();
+  dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
+  fail_unless (dev != NULL, "%s not listed", path);
+  fail_unless (find_device (devices, "Sink/IVSHMEM", "device.path",
+          path) != NULL);
+  name = gst_device_get_display_name (dev);
+  device = g_strdup_printf ("IVSHMEM %s (256 KiB)", path);
+  fail_unless_equals_string (name, device);
+  g_free (device);
+  g_free (name);
+  assert_prop (dev, "device.api", "ivshmem");
+  assert_prop (dev, "device.bus-path", NULL);
+  assert_prop (dev, "ivshmem.producer", "active");
+  assert_prop (dev, "ivshmem.caps", "audio/x-raw, rate=(int)48000");
+  el = gst_device_create_element (dev, NULL);
+  device = element_device (el);
+  fail_unless_equals_string (device, path);
+  g_free (device);
+  gst_object_unref (el);
+  g_list_free_full (devices, gst_object_unref);
+
+  /* the producer stops: still listed, closed, last caps kept */
+  ivshm_writer_free (writer);
+  devices = probe ();
+  dev = find_device (devices, "Sink/IVSHMEM", "device.path", path);
+  fail_unless (dev != NULL);
+  assert_prop (dev, "ivshmem.producer", "closed");
+  assert_prop (dev, "ivshmem.caps", "audio/x-raw, rate=(int)48000");
+  g_list_free_full (devices, gst_object_unref);
+
+  ivshm_region_close (region);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
+/* The sticky area comes from an untrusted peer: text that is not caps and
+ * a corrupted header give no ivshmem.caps, and nothing worse. */
+GST_START_TEST (test_hostile_sticky)
+{
+  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-dp-hostile-%d",
+      (int) getpid ());
+  IvshmRegionOptions opts = { 256 * KiB, NULL };
+  IvshmRegion *region = NULL;
+  IvshmWriter *writer;
+  IvshmError err = { 0 };
+  IvshmStickyHeader *sh;
+  GList *devices;
+  GstDevice *dev;
+  guint64 seq;
+
+  unlink (path);
+  fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
+      IVSHM_OK);
+  sh = (IvshmStickyHeader *) ((guint8 *) ivshm_region_data (region) +
+      IVSHM_STICKY_OFFSET);
+
+  writer = start_producer (region, "\x01\x02{{ not caps");
+  devices = probe ();
+  dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
+  fail_unless (dev != NULL);
+  assert_prop (dev, "ivshmem.producer", "active");
+  assert_prop (dev, "ivshmem.caps", NULL);
+  g_list_free_full (devices, gst_object_unref);
+  ivshm_writer_free (writer);
+
+  /* valid caps, then a length beyond the sticky area */
+  writer = start_producer (region, "video/x-raw");
+  atomic_store (&sh->len, 0xfffffff0u);
+  devices = probe ();
+  dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
+  fail_unless (dev != NULL);
+  assert_prop (dev, "ivshmem.caps", NULL);
+  g_list_free_full (devices, gst_object_unref);
+
+  /* a record whose payload_len runs past the end */
+  atomic_store (&sh->len, 64u);
+  devices = probe ();
+  dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
+  assert_prop (dev, "ivshmem.caps", NULL);
+  g_list_free_full (devices, gst_object_unref);
+
+  /* a writer that never finishes: the probe gives up */
+  seq = atomic_load (&sh->seq);
+  atomic_store (&sh->seq, seq | 1);
+  devices = probe ();
+  dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
+  assert_prop (dev, "ivshmem.producer", "active");
+  assert_prop (dev, "ivshmem.caps", NULL);
+  g_list_free_full (devices, gst_object_unref);
+
+  ivshm_writer_free (writer);
+  ivshm_region_close (region);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
+static Suite *
+deviceprovider_suite (void)
+{
+  Suite *s = suite_create ("deviceprovider");
+  TCase *tc = tcase_create ("general");
+
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_registered);
+  tcase_add_test (tc, test_probe_pci);
+  tcase_add_test (tc, test_create_element);
+  tcase_add_test (tc, test_reconfigure_element);
+  tcase_add_test (tc, test_host_region);
+  tcase_add_test (tc, test_hostile_sticky);
+  return s;
+}
+
+/* Not GST_CHECK_MAIN: the fake sysfs tree must exist and
+ * IVSHMEM_SYSFS_ROOT be set before anything reads it. */
+int
+main (int argc, char **argv)
+{
+  int ret;
+
+  setup_fake_sysfs ();
+  gst_check_init (&argc, &argv);
+  ret = gst_check_run_suite (deviceprovider_suite (), "deviceprovider",
+      __FILE__);
+  teardown_fake_sysfs ();
+  return ret;
+}
