@@ -7,8 +7,15 @@
  *  - random: BCryptGenRandom with the system-preferred RNG (Vista+);
  *  - sleep: a high-resolution waitable timer where Windows 10 1803+ has
  *    one, Sleep() in whole milliseconds otherwise;
- *  - ticker: a native thread waiting on an event with a timeout.
+ *  - ticker: a native thread waiting on an event with a timeout;
+ *  - waiting: no futex that works across processes exists, so the kernel
+ *    id is 0 ("unknown": peers poll, as they do across a VM boundary) and
+ *    a waiter sleeps on its private word with WaitOnAddress (Windows 8+),
+ *    which ivshm_waiter_set_flushing() wakes.
  */
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT 0x0602     /* Windows 8: WaitOnAddress */
+#endif
 #include "ivshmem-os.h"
 
 #include <windows.h>
@@ -161,4 +168,100 @@ ivshm_ticker_stop (IvshmTicker * t)
   CloseHandle (t->thread);
   CloseHandle (t->stop_event);
   free (t);
+}
+
+/* ---- kernel identity ---------------------------------------------------- */
+
+/* 0: unknown. WaitOnAddress wakes threads of one process only, so no peer
+ * can wake this one through the region: every side polls, with the back-off
+ * the ring uses across VMs. */
+uint64_t
+ivshm_kernel_id (void)
+{
+  return 0;
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+void
+ivshm_waiter_init (IvshmWaiter * w)
+{
+  atomic_init (&w->flushing, 0);
+  atomic_init (&w->kick, 0);
+  atomic_init (&w->waiting_on, NULL);
+  atomic_init (&w->shared_broken, 1);   /* never a shared wait here */
+}
+
+bool
+ivshm_waiter_is_flushing (IvshmWaiter * w)
+{
+  return atomic_load_explicit (&w->flushing, memory_order_seq_cst) != 0;
+}
+
+void
+ivshm_waiter_set_flushing (IvshmWaiter * w, bool flushing)
+{
+  atomic_store_explicit (&w->flushing, flushing, memory_order_seq_cst);
+  if (!flushing)
+    return;
+  /* a wait that has not started yet sees the new value and returns */
+  atomic_fetch_add_explicit (&w->kick, 1, memory_order_seq_cst);
+  WakeByAddressAll ((PVOID) & w->kick);
+}
+
+bool
+ivshm_wait_on (IvshmWaiter * w, _Atomic uint32_t * word, uint32_t expected,
+    uint64_t timeout_ns)
+{
+  uint32_t kick = atomic_load_explicit (&w->kick, memory_order_seq_cst);
+
+  if (ivshm_waiter_is_flushing (w))
+    return false;
+  if (word != NULL
+      && atomic_load_explicit (word, memory_order_acquire) != expected)
+    return true;
+  if (timeout_ns < 1000000) {
+    /* below WaitOnAddress's millisecond: a short timer sleep, checked for
+     * flushing after */
+    ivshm_sleep_ns (timeout_ns);
+  } else {
+    uint64_t ms = timeout_ns / 1000000;
+    WaitOnAddress ((volatile VOID *) & w->kick, &kick, sizeof kick,
+        ms >= INFINITE ? INFINITE - 1 : (DWORD) ms);
+  }
+  return !ivshm_waiter_is_flushing (w);
+}
+
+void
+ivshm_wake (_Atomic uint32_t * word)
+{
+  /* Bumping the word is the whole protocol: peers poll it. */
+  atomic_fetch_add_explicit (word, 1, memory_order_seq_cst);
+}
+
+void
+ivshm_backoff_reset (IvshmBackoff * b, uint64_t max_ns)
+{
+  b->spins = 0;
+  b->cur_ns = 0;
+  b->max_ns = max_ns < IVSHM_BACKOFF_MIN_NS ? IVSHM_BACKOFF_MIN_NS : max_ns;
+}
+
+uint64_t
+ivshm_backoff_next (IvshmBackoff * b)
+{
+  if (b->spins < IVSHM_BACKOFF_SPINS) {
+    b->spins++;
+    return 0;
+  }
+  b->cur_ns = b->cur_ns ? b->cur_ns * 2 : IVSHM_BACKOFF_MIN_NS;
+  if (b->cur_ns > b->max_ns)
+    b->cur_ns = b->max_ns;
+  return b->cur_ns;
+}
+
+void
+ivshm_cpu_relax (void)
+{
+  YieldProcessor ();
 }

@@ -80,6 +80,12 @@ enum
 
 #define IVSHM_WIN_CACHE_MODE IVSHM_WIN_CACHE_CACHED
 
+/* What user space sees of the driver's STATUS_DEVICE_ALREADY_ATTACHED
+ * (winerror.h; older mingw-w64 headers lack it). */
+#ifndef ERROR_DEVICE_ALREADY_ATTACHED
+#define ERROR_DEVICE_ALREADY_ATTACHED 548L
+#endif
+
 /* REQUEST_MMAP's input: IVSHMEM_MMAP_CONFIG, one byte. The driver checks
  * the input length exactly. */
 typedef struct
