@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ivshmemvm as vm  # noqa: E402
 from ivshmemvm import Failure, Skip, log  # noqa: E402
