@@ -122,6 +122,10 @@ enum
   IVSHM_SLOT_FREE = 0,
   IVSHM_SLOT_CLAIMED = 1,       /* owner set, not yet reading */
   IVSHM_SLOT_ACTIVE = 2,        /* read_pos is live and holds back the producer */
+  IVSHM_SLOT_EVICTED = 3,       /* the producer dropped the reader; the slot
+                                 * stays taken until the reader lets go or a
+                                 * lease passes, so that a late store of the
+                                 * old reader cannot hit a new owner */
 };
 
 typedef struct

@@ -92,6 +92,7 @@ typedef struct
   uint64_t owner;               /* the owner we last saw in the slot */
   uint64_t heartbeat;           /* its heartbeat then */
   uint64_t since_ns;            /* when we first saw that heartbeat */
+  uint64_t evicted_ns;          /* when we evicted that owner */
 } LeaseWatch;
 
 struct IvshmWriter
@@ -307,15 +308,18 @@ ivshm_writer_get_stats (const IvshmWriter * w, IvshmWriterStats * stats)
   *stats = w->stats;
 }
 
-/* Drops a reader from its slot: state first, so that a reader validating
- * a copy (state, then owner) sees the eviction before we reuse its space. */
+/* Drops a reader from its slot. The state changes before we reuse its
+ * space, so a reader validating a copy (state, then owner) sees the
+ * eviction. The owner stays: the slot is not free until the reader lets go
+ * (reader_detach) or a lease has passed (writer_scan_slots), so a store
+ * the old reader makes just before it notices cannot hit a new owner. */
 static void
-writer_evict (IvshmWriter * w, IvshmReaderSlot * s, uint64_t owner)
+writer_evict (IvshmWriter * w, IvshmReaderSlot * s, uint64_t owner,
+    LeaseWatch * lw)
 {
-  uint64_t expected = owner;
-
-  atomic_store_explicit (&s->state, IVSHM_SLOT_FREE, SEQ);
-  atomic_compare_exchange_strong_explicit (&s->owner, &expected, 0, SEQ, RLX);
+  atomic_store_explicit (&s->state, IVSHM_SLOT_EVICTED, SEQ);
+  lw->owner = owner;
+  lw->evicted_ns = ivshm_now_ns ();
 }
 
 /* The lowest position any live reader of this session still needs, or
@@ -336,6 +340,20 @@ writer_scan_slots (IvshmWriter * w, bool check_leases, unsigned *n_active)
     uint32_t state = atomic_load_explicit (&s->state, SEQ);
     uint64_t owner, session, pos, hb;
 
+    if (state == IVSHM_SLOT_EVICTED && check_leases) {
+      uint64_t expected = atomic_load_explicit (&s->owner, ACQ);
+      if (lw->owner != expected || lw->evicted_ns == 0) {
+        lw->owner = expected;   /* evicted by an earlier producer */
+        lw->evicted_ns = now;
+      } else if (now - lw->evicted_ns > w->lease_timeout_ns) {
+        /* the evicted reader never let go: it is dead */
+        atomic_store_explicit (&s->state, IVSHM_SLOT_FREE, SEQ);
+        atomic_compare_exchange_strong_explicit (&s->owner, &expected, 0,
+            SEQ, RLX);
+        lw->evicted_ns = 0;
+      }
+      continue;
+    }
     if (state != IVSHM_SLOT_ACTIVE)
       continue;
     owner = atomic_load_explicit (&s->owner, ACQ);
@@ -346,9 +364,15 @@ writer_scan_slots (IvshmWriter * w, bool check_leases, unsigned *n_active)
        * Its owner notices the new session and lets go. */
       continue;
     }
-    if (pos < w->tail || pos > w->write_pos || pos % IVSHM_RECORD_ALIGN) {
+    if (pos < w->tail) {
+      /* A reader attaching registers the tail it read, and re-reads the
+       * tail until it stands no lower: below our tail it is either in that
+       * window or lying. Either way it holds nothing back. */
+      continue;
+    }
+    if (pos > w->write_pos || pos % IVSHM_RECORD_ALIGN) {
       w->stats.invalid_slots++;
-      writer_evict (w, s, owner);
+      writer_evict (w, s, owner, lw);
       continue;
     }
     if (check_leases) {
@@ -359,7 +383,7 @@ writer_scan_slots (IvshmWriter * w, bool check_leases, unsigned *n_active)
         lw->since_ns = now;
       } else if (pos < w->write_pos && now - lw->since_ns > w->lease_timeout_ns) {
         w->stats.readers_evicted++;
-        writer_evict (w, s, owner);
+        writer_evict (w, s, owner, lw);
         continue;
       }
     }
@@ -826,7 +850,9 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
         "the region's last producer has stopped; waiting for a new one");
 
   r = calloc (1, sizeof *r);
-  if (!r || !(r->replay = malloc (IVSHM_STICKY_SIZE))) {
+  /* 64-byte aligned, so replayed payloads are aligned as ring ones are */
+  if (!r || !(r->replay = aligned_alloc (IVSHM_RECORD_ALIGN,
+              IVSHM_STICKY_SIZE))) {
     free (r);
     return ivshm_error_set (err, IVSHM_ERR_NO_MEMORY, ENOMEM, "out of memory");
   }
@@ -844,7 +870,8 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
     r->producer_timeout_ns = MAX_PRODUCER_TIMEOUT_NS;
   else
     r->producer_timeout_ns = period_us * 10000;
-  if (r->producer_timeout_ns < MIN_PRODUCER_TIMEOUT_NS)
+  if (!(cfg && cfg->producer_timeout_ns) &&
+      r->producer_timeout_ns < MIN_PRODUCER_TIMEOUT_NS)
     r->producer_timeout_ns = MIN_PRODUCER_TIMEOUT_NS;
   r->last_hb = atomic_load_explicit (&hdr->producer_heartbeat, ACQ);
   r->last_hb_change_ns = ivshm_now_ns ();
@@ -1002,14 +1029,15 @@ reader_diagnose (IvshmReader * r, IvshmError * err, const char *what,
 {
   uint64_t magic = atomic_load_explicit (&r->hdr->magic, ACQ);
 
-  if (!reader_still_owner (r))
-    return ivshm_error_set (err, IVSHM_ERR_EVICTED, 0,
-        "the producer dropped this reader (its lease expired or its slot "
-        "held invalid values)");
+  /* a new session wipes every slot, so ask about the session first */
   if (magic == 0 || (magic == IVSHM_MAGIC &&
           atomic_load_explicit (&r->hdr->session_id, ACQ) != r->session))
     return ivshm_error_set (err, IVSHM_ERR_SESSION_CHANGED, 0,
         "the producer restarted (new session)");
+  if (!reader_still_owner (r))
+    return ivshm_error_set (err, IVSHM_ERR_EVICTED, 0,
+        "the producer dropped this reader (its lease expired or its slot "
+        "held invalid values)");
   if (magic != IVSHM_MAGIC)
     return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
         "the region's magic was overwritten (0x%016llx)",
@@ -1092,6 +1120,11 @@ ivshm_reader_next (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
     w_pos = atomic_load_explicit (&r->hdr->write_pos, ACQ);
     if (w_pos == r->pos)
       return reader_check_producer (r, err);
+    /* the session lives in a line the producer writes only every heartbeat
+     * period, so this costs little; a stale reader must not take a new
+     * session's records for its own */
+    if (atomic_load_explicit (&r->hdr->session_id, RLX) != r->session)
+      return reader_diagnose (r, err, "", 0, 0);
     if (w_pos < r->pos || w_pos - r->pos > r->ring_size ||
         w_pos % IVSHM_RECORD_ALIGN)
       return reader_diagnose (r, err,
@@ -1122,6 +1155,8 @@ ivshm_reader_next (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
           return reader_diagnose (r, err,
               "a pad record does not end at the end of the ring",
               (unsigned long long) off, (unsigned long long) len);
+        if (!reader_still_owner (r))
+          return reader_diagnose (r, err, "", 0, 0);
         r->pos += len;
         reader_publish_pos (r);
         continue;
