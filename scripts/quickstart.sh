@@ -29,7 +29,7 @@ packages=(
   gstreamer1.0-plugins-bad libpci-dev pciutils
 )
 if [ "$mode" = test ]; then
-  packages+=(valgrind qemu-system-x86 busybox-static xz-utils)
+  packages+=(valgrind qemu-system-x86 busybox-static xz-utils gcc-mingw-w64-x86-64 file)
 fi
 
 install_deps() {
