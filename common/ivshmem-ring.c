@@ -437,6 +437,14 @@ writer_reclaim (IvshmWriter * w, bool check_leases)
   return w->ring_size - (w->write_pos - w->tail);
 }
 
+bool
+ivshm_writer_had_reader (IvshmWriter * w)
+{
+  if (!w->had_reader)
+    writer_reclaim (w, false);
+  return w->had_reader;
+}
+
 static void
 writer_publish (IvshmWriter * w)
 {
@@ -688,7 +696,10 @@ struct IvshmReader
   uint64_t cur_payload_len;
   uint16_t cur_type;
 
-  /* replay of the sticky records after a mid-stream attach */
+  /* replay of the sticky records after a mid-stream attach: replay is
+   * replay_mem aligned up to 64 bytes, so replayed payloads are aligned as
+   * ring ones are (portably: mingw has no aligned_alloc) */
+  void *replay_mem;
   uint8_t *replay;
   uint32_t replay_len;
   uint32_t replay_off;
@@ -818,7 +829,7 @@ ivshm_reader_free (IvshmReader * r)
   if (!r)
     return;
   reader_detach (r);
-  free (r->replay);
+  free (r->replay_mem);
   free (r);
 }
 
@@ -850,12 +861,14 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
         "the region's last producer has stopped; waiting for a new one");
 
   r = calloc (1, sizeof *r);
-  /* 64-byte aligned, so replayed payloads are aligned as ring ones are */
-  if (!r || !(r->replay = aligned_alloc (IVSHM_RECORD_ALIGN,
-              IVSHM_STICKY_SIZE))) {
+  if (r)
+    r->replay_mem = malloc (IVSHM_STICKY_SIZE + IVSHM_RECORD_ALIGN);
+  if (!r || !r->replay_mem) {
     free (r);
     return ivshm_error_set (err, IVSHM_ERR_NO_MEMORY, ENOMEM, "out of memory");
   }
+  r->replay = (uint8_t *) (((uintptr_t) r->replay_mem + IVSHM_RECORD_ALIGN -
+          1) & ~(uintptr_t) (IVSHM_RECORD_ALIGN - 1));
   r->base = base;
   r->hdr = hdr;
   r->ring = (uint8_t *) base + IVSHM_RING_OFFSET;

@@ -117,6 +117,9 @@ void ivshm_writer_heartbeat (IvshmWriter * writer);
 uint64_t ivshm_writer_max_payload (const IvshmWriter * writer);
 uint64_t ivshm_writer_session (const IvshmWriter * writer);
 uint64_t ivshm_writer_position (const IvshmWriter * writer);
+/* Whether a reader has attached to this session yet. Until one has, the
+ * producer keeps everything it wrote. */
+bool ivshm_writer_had_reader (IvshmWriter * writer);
 /* Number of readers holding an active slot of this session right now. */
 unsigned ivshm_writer_count_readers (IvshmWriter * writer);
 void ivshm_writer_get_stats (const IvshmWriter * writer,

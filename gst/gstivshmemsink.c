@@ -458,6 +458,33 @@ gst_ivshmem_sink_write (GstIvshmemSink * self, const IvshmRecordHeader * info,
   return GST_FLOW_OK;
 }
 
+/* At EOS: the stream is in the ring, but if no reader has attached yet,
+ * stopping now would close the session and lose it. Wait for one, as the
+ * sink waits for one when the ring is full. */
+static GstFlowReturn
+gst_ivshmem_sink_wait_first_reader (GstIvshmemSink * self)
+{
+  IvshmBackoff backoff;
+  gboolean logged = FALSE;
+
+  ivshm_backoff_reset (&backoff, GST_IVSHMEM_LOCAL_WAIT_NS);
+  while (!ivshm_writer_had_reader (self->writer)) {
+    guint64 timeout = ivshm_backoff_next (&backoff);
+
+    if (!logged) {
+      GST_INFO_OBJECT (self, "EOS written; waiting for a first reader "
+          "before finishing, so that the stream is not lost");
+      logged = TRUE;
+    }
+    if (timeout == 0)
+      continue;
+    if (!ivshm_writer_wait (self->writer, &self->waiter, timeout))
+      return gst_base_sink_wait_preroll (GST_BASE_SINK (self)) ==
+          GST_FLOW_OK ? GST_FLOW_OK : GST_FLOW_FLUSHING;
+  }
+  return GST_FLOW_OK;
+}
+
 static gboolean
 gst_ivshmem_sink_set_caps (GstBaseSink * bsink, GstCaps * caps)
 {
@@ -493,6 +520,8 @@ gst_ivshmem_sink_event (GstBaseSink * bsink, GstEvent * event)
     info.payload_len = strlen (payload) + 1;
     ret = gst_ivshmem_sink_write (self, &info, payload);
     g_free (payload);
+    if (ret == GST_FLOW_OK && GST_EVENT_TYPE (event) == GST_EVENT_EOS)
+      ret = gst_ivshmem_sink_wait_first_reader (self);
     if (ret != GST_FLOW_OK) {
       GST_DEBUG_OBJECT (self, "could not write %s: %s",
           GST_EVENT_TYPE_NAME (event), gst_flow_get_name (ret));
