@@ -17,7 +17,9 @@
  *
  * The sink is lossless: when the ring is full it waits for the slowest
  * reader. Until the first reader attaches it keeps everything it wrote
- * (and then waits), so the first reader gets the stream from its start. A
+ * (and then waits), so the first reader gets the stream from its start; for
+ * the same reason it does not finish at EOS before a first reader has
+ * attached, as shmsink with wait-for-connection=true would not start. A
  * reader that stops renewing its lease for 3 seconds while the sink waits
  * for it is dropped, so a dead reader cannot stall the producer.
  *
