@@ -151,6 +151,7 @@ enum
   IVSHM_RECORD_BUFFER = 2,      /* media payload */
   IVSHM_RECORD_CAPS = 3,        /* payload: caps as a NUL-terminated string */
   IVSHM_RECORD_EVENT = 4,       /* subtype: IVSHM_EVENT_*, payload: string */
+  IVSHM_RECORD_SKIP = 5,        /* nothing: space the producer gave up */
 };
 
 /* IvshmRecord.subtype of an IVSHM_RECORD_EVENT */

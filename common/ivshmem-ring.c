@@ -87,6 +87,24 @@ ivshm_region_size_for_payload (uint64_t payload_len)
 
 /* ---- the writer -------------------------------------------------------- */
 
+enum
+{
+  SPAN_PENDING,                 /* reserved, its owner writes the payload */
+  SPAN_COMMITTED,               /* a record (or a pad) is there */
+  SPAN_CANCELLED,               /* a skip record covers it */
+};
+
+#define MAX_SPANS 256u
+
+typedef struct
+{
+  uint64_t pos;                 /* ring position of the record */
+  uint64_t len;                 /* its whole length, header included */
+  uint8_t state;                /* SPAN_*, the writer's thread only */
+  _Atomic uint8_t freed;        /* no local pointer into it is left; set
+                                 * from any thread */
+} Span;
+
 typedef struct
 {
   uint64_t owner;               /* the owner we last saw in the slot */
@@ -113,8 +131,20 @@ struct IvshmWriter
   uint64_t tail_published;      /* last value stored in hdr->tail */
   bool had_reader;
 
-  bool reserved;
-  uint64_t reserved_len;        /* payload bytes reserved */
+  /* Reserved records, oldest first: spans[i % MAX_SPANS] for i in
+   * [span_first, span_end). Those before span_pub are published. A span
+   * keeps its space from reuse until it is published and released
+   * (freed), which a pool buffer that still points into it has not. */
+  Span spans[MAX_SPANS];
+  uint64_t span_first;
+  uint64_t span_pub;
+  uint64_t span_end;
+  uint64_t reserve_pos;         /* end of the newest span */
+
+  /* the one reservation of ivshm_writer_reserve/commit */
+  IvshmSpan current;
+  uint64_t current_len;         /* the payload length asked for */
+  bool current_active;
 
   LeaseWatch lease[IVSHM_MAX_READERS];
 
@@ -262,17 +292,23 @@ ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
 }
 
 void
+ivshm_writer_close (IvshmWriter * w)
+{
+  /* Only close the session if it is still ours: a producer that took over
+   * after we were presumed dead owns the header now. */
+  if (atomic_load_explicit (&w->hdr->session_id, ACQ) == w->session)
+    atomic_store_explicit (&w->hdr->producer_state, IVSHM_PRODUCER_CLOSED,
+        SEQ);
+}
+
+void
 ivshm_writer_free (IvshmWriter * w)
 {
   unsigned i;
 
   if (!w)
     return;
-  /* Only close the session if it is still ours: a producer that took over
-   * after we were presumed dead owns the header now. */
-  if (atomic_load_explicit (&w->hdr->session_id, ACQ) == w->session)
-    atomic_store_explicit (&w->hdr->producer_state, IVSHM_PRODUCER_CLOSED,
-        SEQ);
+  ivshm_writer_close (w);
   for (i = 0; i < STICKY_N; i++)
     free (w->sticky_rec[i]);
   free (w);
@@ -407,6 +443,34 @@ ivshm_writer_count_readers (IvshmWriter * w)
   return n;
 }
 
+static Span *
+span_at (IvshmWriter * w, uint64_t id)
+{
+  return &w->spans[id % MAX_SPANS];
+}
+
+/* Forgets the spans that are published and no longer referenced. */
+static void
+writer_collect (IvshmWriter * w)
+{
+  while (w->span_first < w->span_pub &&
+      atomic_load_explicit (&span_at (w, w->span_first)->freed, ACQ))
+    w->span_first++;
+}
+
+/* Room left for new records: everything from the lowest position that a
+ * reader or a local reference still needs, up to reserve_pos, is taken. */
+static uint64_t
+writer_free_space (IvshmWriter * w)
+{
+  uint64_t bound = w->tail;
+
+  writer_collect (w);
+  if (w->span_first < w->span_end && span_at (w, w->span_first)->pos < bound)
+    bound = span_at (w, w->span_first)->pos;
+  return w->ring_size - (w->reserve_pos - bound);
+}
+
 /* Recomputes how far the ring may be reused. Returns the free space. */
 static uint64_t
 writer_reclaim (IvshmWriter * w, bool check_leases)
@@ -417,7 +481,7 @@ writer_reclaim (IvshmWriter * w, bool check_leases)
   m1 = writer_scan_slots (w, check_leases, &active);
   if (!w->had_reader) {
     if (active == 0)
-      return w->ring_size - (w->write_pos - w->tail);
+      return writer_free_space (w);
     /* The first reader is here: from now on space is reclaimed. */
     w->had_reader = true;
     writer_set_flag (w, IVSHM_PRODUCER_FLAG_HAD_READER);
@@ -434,7 +498,7 @@ writer_reclaim (IvshmWriter * w, bool check_leases)
   bound = m1 < m2 ? m1 : m2;
   if (bound > w->tail)
     w->tail = bound;
-  return w->ring_size - (w->write_pos - w->tail);
+  return writer_free_space (w);
 }
 
 bool
@@ -481,27 +545,73 @@ ivshm_writer_readers_local (const IvshmWriter * w)
   return w->readers_local;
 }
 
+static void
+writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t len)
+{
+  IvshmRecordHeader h = { 0 };
+
+  h.type = IVSHM_RECORD_SKIP;
+  h.pos = pos;
+  h.payload_len = len - sizeof h;
+  memcpy (w->ring + pos % w->ring_size, &h, sizeof h);
+}
+
+static Span *
+writer_push_span (IvshmWriter * w, uint64_t len, uint8_t state, bool freed)
+{
+  Span *s = span_at (w, w->span_end++);
+
+  s->pos = w->reserve_pos;
+  s->len = len;
+  s->state = state;
+  atomic_store_explicit (&s->freed, freed, RLX);
+  w->reserve_pos += len;
+  return s;
+}
+
+/* Publishes every span from span_pub on that is no longer pending. */
+static void
+writer_advance (IvshmWriter * w)
+{
+  uint64_t old = w->write_pos;
+
+  while (w->span_pub < w->span_end &&
+      span_at (w, w->span_pub)->state != SPAN_PENDING) {
+    Span *s = span_at (w, w->span_pub++);
+    w->write_pos = s->pos + s->len;
+  }
+  if (w->write_pos != old)
+    writer_publish (w);
+}
+
 IvshmStatus
-ivshm_writer_reserve (IvshmWriter * w, uint64_t payload_len, void **payload)
+ivshm_writer_reserve_span (IvshmWriter * w, uint64_t payload_len,
+    IvshmSpan * span)
 {
   uint64_t rec_len, off, free_space;
+  Span *s;
 
-  *payload = NULL;
-  if (w->reserved)
-    return IVSHM_ERR_INVALID_ARG;
+  memset (span, 0, sizeof *span);
   if (payload_len > ivshm_writer_max_payload (w))
     return IVSHM_ERR_TOO_BIG;
   rec_len = ivshm_record_len (payload_len);
-  if (rec_len > w->ring_size)
-    return IVSHM_ERR_TOO_BIG;
 
-  free_space = w->ring_size - (w->write_pos - w->tail);
-  off = w->write_pos % w->ring_size;
+  if (w->span_end - w->span_first > MAX_SPANS - 2) {
+    writer_collect (w);
+    if (w->span_end - w->span_first > MAX_SPANS - 2) {
+      w->stats.full_waits++;
+      return IVSHM_AGAIN;
+    }
+  }
+
+  free_space = writer_free_space (w);
+  off = w->reserve_pos % w->ring_size;
 
   if (off + rec_len > w->ring_size) {
     /* The record would wrap: pad to the end of the ring first. The pad is
-     * published on its own, so that once readers pass it the record needs
-     * only rec_len of space, and any record up to the ring's size fits. */
+     * published as soon as the spans before it are, so that once readers
+     * pass it the record needs only rec_len of space, and any record up to
+     * the ring's size fits. */
     uint64_t pad_len = w->ring_size - off;
     IvshmRecordHeader pad = { 0 };
 
@@ -512,12 +622,12 @@ ivshm_writer_reserve (IvshmWriter * w, uint64_t payload_len, void **payload)
       return IVSHM_AGAIN;
     }
     pad.type = IVSHM_RECORD_PAD;
-    pad.pos = w->write_pos;
+    pad.pos = w->reserve_pos;
     pad.payload_len = pad_len - sizeof pad;
     memcpy (w->ring + off, &pad, sizeof pad);
-    w->write_pos += pad_len;
+    writer_push_span (w, pad_len, SPAN_COMMITTED, true);
+    writer_advance (w);
     free_space -= pad_len;
-    writer_publish (w);
     off = 0;
   }
 
@@ -528,16 +638,73 @@ ivshm_writer_reserve (IvshmWriter * w, uint64_t payload_len, void **payload)
     return IVSHM_AGAIN;
   }
 
-  w->reserved = true;
-  w->reserved_len = payload_len;
-  *payload = w->ring + off + sizeof (IvshmRecordHeader);
+  s = writer_push_span (w, rec_len, SPAN_PENDING, false);
+  span->id = w->span_end - 1;
+  span->pos = s->pos;
+  span->payload = w->ring + off + sizeof (IvshmRecordHeader);
+  span->capacity = rec_len - sizeof (IvshmRecordHeader);
+  return IVSHM_OK;
+}
+
+static Span *
+writer_pending_span (IvshmWriter * w, const IvshmSpan * span)
+{
+  Span *s;
+
+  if (span->id < w->span_first || span->id >= w->span_end)
+    return NULL;
+  s = span_at (w, span->id);
+  if (s->pos != span->pos || s->state != SPAN_PENDING)
+    return NULL;
+  return s;
+}
+
+void
+ivshm_writer_cancel_span (IvshmWriter * w, const IvshmSpan * span)
+{
+  Span *s = writer_pending_span (w, span);
+
+  if (!s)
+    return;
+  writer_write_skip (w, s->pos, s->len);
+  s->state = SPAN_CANCELLED;
+  w->stats.cancelled++;
+  writer_advance (w);
+}
+
+void
+ivshm_writer_release_span (IvshmWriter * w, const IvshmSpan * span)
+{
+  /* The entry cannot be reused before this store, so no check is needed
+   * (and none would be thread-safe). */
+  atomic_store_explicit (&span_at (w, span->id)->freed, 1, REL);
+}
+
+IvshmStatus
+ivshm_writer_reserve (IvshmWriter * w, uint64_t payload_len, void **payload)
+{
+  IvshmStatus st;
+
+  *payload = NULL;
+  if (w->current_active)
+    return IVSHM_ERR_INVALID_ARG;
+  st = ivshm_writer_reserve_span (w, payload_len, &w->current);
+  if (st != IVSHM_OK)
+    return st;
+  w->current_active = true;
+  w->current_len = payload_len;
+  *payload = w->current.payload;
   return IVSHM_OK;
 }
 
 void
 ivshm_writer_abort (IvshmWriter * w)
 {
-  w->reserved = false;
+  if (!w->current_active)
+    return;
+  ivshm_writer_cancel_span (w, &w->current);
+  ivshm_writer_release_span (w, &w->current);
+  w->current_active = false;
 }
 
 static int
@@ -625,26 +792,45 @@ writer_keep_sticky (IvshmWriter * w, int kind, const IvshmRecordHeader * h,
 }
 
 IvshmStatus
-ivshm_writer_commit (IvshmWriter * w, const IvshmRecordHeader * info)
+ivshm_writer_commit_span (IvshmWriter * w, const IvshmSpan * span,
+    const IvshmRecordHeader * info)
 {
   IvshmRecordHeader h;
-  uint64_t off;
+  uint64_t used, i;
   uint8_t *rec;
+  Span *s;
   int kind;
 
-  if (!w->reserved || info->payload_len > w->reserved_len)
-    return IVSHM_ERR_INVALID_ARG;
   if (info->type != IVSHM_RECORD_BUFFER && info->type != IVSHM_RECORD_CAPS &&
       info->type != IVSHM_RECORD_EVENT)
     return IVSHM_ERR_INVALID_ARG;
+  s = writer_pending_span (w, span);
+  if (!s)
+    return IVSHM_ERR_STALE;
+  if (info->payload_len > s->len - sizeof h)
+    return IVSHM_ERR_INVALID_ARG;
 
-  off = w->write_pos % w->ring_size;
-  rec = w->ring + off;
+  rec = w->ring + s->pos % w->ring_size;
   h = *info;
-  h.pos = w->write_pos;
+  h.pos = s->pos;
   memcpy (rec, &h, sizeof h);
-  w->reserved = false;
-  w->write_pos += ivshm_record_len (h.payload_len);
+  used = ivshm_record_len (h.payload_len);
+  if (used < s->len)
+    writer_write_skip (w, s->pos + used, s->len - used);
+  s->state = SPAN_COMMITTED;
+
+  /* Records reach readers in ring order, which must be stream order: a
+   * span reserved before this one and still pending can no longer be
+   * published as it is (it would come before this record). It becomes a
+   * skip; its owner finds it stale at commit and copies instead. */
+  for (i = w->span_pub; i < span->id; i++) {
+    Span *o = span_at (w, i);
+    if (o->state == SPAN_PENDING) {
+      writer_write_skip (w, o->pos, o->len);
+      o->state = SPAN_CANCELLED;
+      w->stats.cancelled++;
+    }
+  }
 
   w->stats.records++;
   if (h.type == IVSHM_RECORD_BUFFER) {
@@ -657,10 +843,27 @@ ivshm_writer_commit (IvshmWriter * w, const IvshmRecordHeader * info)
   kind = sticky_kind (&h);
   if (kind >= 0) {
     writer_keep_sticky (w, kind, &h, rec + sizeof h);
-    writer_write_sticky (w, w->write_pos);
+    writer_write_sticky (w, s->pos + s->len);
   }
-  writer_publish (w);
+  writer_advance (w);
   return IVSHM_OK;
+}
+
+IvshmStatus
+ivshm_writer_commit (IvshmWriter * w, const IvshmRecordHeader * info)
+{
+  IvshmStatus st;
+
+  if (!w->current_active)
+    return IVSHM_ERR_INVALID_ARG;
+  if (info->payload_len > w->current_len)
+    return IVSHM_ERR_INVALID_ARG;
+  st = ivshm_writer_commit_span (w, &w->current, info);
+  if (st == IVSHM_ERR_INVALID_ARG)
+    return st;
+  ivshm_writer_release_span (w, &w->current);
+  w->current_active = false;
+  return st;
 }
 
 IvshmStatus
@@ -1121,7 +1324,7 @@ IvshmStatus
 ivshm_reader_next (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
 {
   IvshmRecordHeader h;
-  uint64_t w_pos, off, avail, len;
+  uint64_t w_pos, off, avail, len, skips = 0;
   int pads = 0;
 
   if (!r->slot)
@@ -1168,10 +1371,16 @@ ivshm_reader_next (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
           return reader_diagnose (r, err,
               "a pad record does not end at the end of the ring",
               (unsigned long long) off, (unsigned long long) len);
+        /* fall through */
+      case IVSHM_RECORD_SKIP:
         if (!reader_still_owner (r))
           return reader_diagnose (r, err, "", 0, 0);
         r->pos += len;
         reader_publish_pos (r);
+        /* each skip moves on by at least 64 bytes; a producer writing
+         * nothing but skips still cannot keep us here */
+        if (++skips > r->ring_size / IVSHM_RECORD_ALIGN)
+          return IVSHM_AGAIN;
         continue;
       case IVSHM_RECORD_BUFFER:
       case IVSHM_RECORD_CAPS:

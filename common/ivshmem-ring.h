@@ -69,6 +69,7 @@ typedef struct
   uint64_t readers_evicted;     /* leases that expired */
   uint64_t invalid_slots;       /* slots holding invalid values, evicted */
   uint64_t sticky_overflows;    /* sticky records that did not fit */
+  uint64_t cancelled;           /* reservations turned into skips */
 } IvshmWriterStats;
 
 /* Formats the ring in a mapped region and starts a new session. Fails with
@@ -97,6 +98,33 @@ IvshmStatus ivshm_writer_commit (IvshmWriter * writer,
 
 /* Drops a reservation without publishing anything. */
 void ivshm_writer_abort (IvshmWriter * writer);
+
+/* Several reservations at once, for memory that upstream elements fill
+ * in place (zero-copy). A span is published when it and every span before
+ * it are no longer pending; committing a span cancels the pending spans
+ * reserved before it (order in the ring is stream order), which then
+ * commit with IVSHM_ERR_STALE: write their record anew. Its space stays
+ * taken until ivshm_writer_release_span(), which may be called from any
+ * thread once no local pointer into the span is left. */
+typedef struct
+{
+  uint64_t id;
+  uint64_t pos;                 /* ring position of the record */
+  uint8_t *payload;             /* 64-byte aligned */
+  uint64_t capacity;            /* payload bytes available */
+} IvshmSpan;
+
+IvshmStatus ivshm_writer_reserve_span (IvshmWriter * writer,
+    uint64_t payload_len, IvshmSpan * span);
+IvshmStatus ivshm_writer_commit_span (IvshmWriter * writer,
+    const IvshmSpan * span, const IvshmRecordHeader * info);
+void ivshm_writer_cancel_span (IvshmWriter * writer, const IvshmSpan * span);
+void ivshm_writer_release_span (IvshmWriter * writer,
+    const IvshmSpan * span);
+
+/* Marks the session closed, as ivshm_writer_free() does, for a writer that
+ * must live on (spans still referenced). Idempotent. */
+void ivshm_writer_close (IvshmWriter * writer);
 
 /* reserve + memcpy + commit */
 IvshmStatus ivshm_writer_write (IvshmWriter * writer,

@@ -44,6 +44,7 @@ static const struct
       "another producer is alive on this region"},
   [IVSHM_ERR_UNSUPPORTED] = {"unsupported", "not supported here"},
   [IVSHM_ERR_NO_MEMORY] = {"no-memory", "out of memory"},
+  [IVSHM_ERR_STALE] = {"stale", "the reservation is no longer pending"},
 };
 
 const char *

@@ -65,6 +65,9 @@ typedef enum
   IVSHM_ERR_UNSUPPORTED,
   /* Out of memory in the local process. */
   IVSHM_ERR_NO_MEMORY,
+  /* A reservation is no longer pending (committed, or cancelled because a
+   * later record was committed first): write the record anew. */
+  IVSHM_ERR_STALE,
   IVSHM_STATUS_COUNT
 } IvshmStatus;
 

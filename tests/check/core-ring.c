@@ -958,7 +958,7 @@ GST_START_TEST (test_corrupt_ring)
   TRY (payload_len, (UINT64_MAX - (p % ring)) / 2);
   /* unknown types */
   TRY (type, 0);
-  TRY (type, 5);
+  TRY (type, IVSHM_RECORD_SKIP + 1);
   TRY (type, 0xffff);
   /* a pad in the middle of the ring, short or long */
   TRY (type, IVSHM_RECORD_PAD);
@@ -1606,6 +1606,145 @@ GST_START_TEST (test_cross_process)
 
 GST_END_TEST;
 
+
+/* ---- 14. spans: several reservations in flight (zero-copy writes) ------- */
+
+static void
+commit_span_ok (IvshmWriter * w, IvshmSpan * sp, uint64_t seq, uint64_t len)
+{
+  IvshmRecordHeader h = buffer_info (seq, len);
+
+  fill_pattern (sp->payload, len, seq);
+  assert_status (ivshm_writer_commit_span (w, sp, &h), IVSHM_OK);
+}
+
+GST_START_TEST (test_spans_in_order)
+{
+  const uint64_t size = 1024 * 1024;
+  void *base = region_alloc (size);
+  IvshmWriter *w = writer_new_ok (base, size, NULL);
+  IvshmReader *r = reader_new_ok (base, size);
+  IvshmSpan sp[3];
+  uint64_t i, pos0;
+
+  /* three reservations in flight, committed in order: each is published
+   * as it is committed, with its payload where it was reserved */
+  for (i = 0; i < 3; i++) {
+    assert_status (ivshm_writer_reserve_span (w, 3000, &sp[i]), IVSHM_OK);
+    fail_unless (((uintptr_t) sp[i].payload) % IVSHM_RECORD_ALIGN == 0);
+    fail_unless (sp[i].capacity >= 3000);
+  }
+  pos0 = ivshm_writer_position (w);
+  read_none (r);
+  for (i = 0; i < 3; i++) {
+    IvshmRecord rec;
+
+    /* a shorter payload than reserved leaves a skip behind the record */
+    commit_span_ok (w, &sp[i], i, 1000 + i);
+    fail_unless (ivshm_writer_position (w) > pos0);
+    assert_status (ivshm_reader_next (r, &rec, NULL), IVSHM_OK);
+    fail_unless (rec.payload == sp[i].payload, "not read in place");
+    assert_status (ivshm_reader_release (r), IVSHM_OK);
+    read_none (r);
+    /* committed twice: stale */
+    assert_status (ivshm_writer_commit_span (w, &sp[i], &rec.h),
+        IVSHM_ERR_STALE);
+    ivshm_writer_release_span (w, &sp[i]);
+  }
+  {
+    IvshmWriterStats ws;
+    ivshm_writer_get_stats (w, &ws);
+    fail_unless_equals_uint64 (ws.cancelled, 0);
+    fail_unless_equals_uint64 (ws.buffers, 3);
+  }
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  free (base);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_spans_out_of_order)
+{
+  const uint64_t size = 1024 * 1024;
+  void *base = region_alloc (size);
+  IvshmWriter *w = writer_new_ok (base, size, NULL);
+  IvshmReader *r = reader_new_ok (base, size);
+  IvshmSpan a, b, c;
+  IvshmRecordHeader h = buffer_info (0, 100);
+  IvshmWriterStats ws;
+
+  assert_status (ivshm_writer_reserve_span (w, 5000, &a), IVSHM_OK);
+  assert_status (ivshm_writer_reserve_span (w, 5000, &b), IVSHM_OK);
+  assert_status (ivshm_writer_reserve_span (w, 5000, &c), IVSHM_OK);
+  /* b first: a, reserved before it, can no longer come before it in the
+   * ring, so it turns into a skip and its commit finds it stale */
+  commit_span_ok (w, &b, 1, 5000);
+  assert_status (ivshm_writer_commit_span (w, &a, &h), IVSHM_ERR_STALE);
+  read_buffer_ok (r, 1, 5000);
+  read_none (r);
+  /* c, still pending, is cancelled explicitly: nothing is published */
+  ivshm_writer_cancel_span (w, &c);
+  read_none (r);
+  assert_status (ivshm_writer_commit_span (w, &c, &h), IVSHM_ERR_STALE);
+  /* a record written afterwards comes next */
+  write_buffer_ok (w, 2, 10);
+  read_buffer_ok (r, 2, 10);
+  ivshm_writer_get_stats (w, &ws);
+  fail_unless_equals_uint64 (ws.cancelled, 2);
+  ivshm_writer_release_span (w, &a);
+  ivshm_writer_release_span (w, &b);
+  ivshm_writer_release_span (w, &c);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  free (base);
+}
+
+GST_END_TEST;
+
+/* A span that is published and read by everyone still keeps its space while
+ * a local reference (a pool buffer) points into it. */
+GST_START_TEST (test_span_keeps_space_until_released)
+{
+  const uint64_t size = IVSHM_REGION_MIN;
+  void *base = region_alloc (size);
+  IvshmWriter *w = writer_new_ok (base, size, NULL);
+  IvshmReader *r = reader_new_ok (base, size);
+  IvshmSpan held;
+  uint64_t seq = 0, first;
+  void *dst;
+
+  assert_status (ivshm_writer_reserve_span (w, 1000, &held), IVSHM_OK);
+  commit_span_ok (w, &held, seq++, 1000);
+  read_buffer_ok (r, 0, 1000);
+  /* fill the rest of the ring: the reader keeps up, but the writer must
+   * stop short of the held span */
+  first = seq;
+  while (write_buffer (w, seq, 1000) == IVSHM_OK) {
+    read_buffer_ok (r, seq, 1000);
+    seq++;
+    fail_unless (seq < 1000, "the held span was overwritten");
+  }
+  fail_unless (seq - first >= 40, "only %" G_GUINT64_FORMAT " records",
+      seq - first);
+  fill_pattern (held.payload, 1000, 0);
+  fail_unless (check_pattern (held.payload, 1000, 0));
+  /* once released, its space is reused */
+  ivshm_writer_release_span (w, &held);
+  write_buffer_ok (w, seq, 1000);
+  read_buffer_ok (r, seq, 1000);
+  /* the legacy API still takes one reservation at a time */
+  assert_status (ivshm_writer_reserve (w, 10, &dst), IVSHM_OK);
+  assert_status (ivshm_writer_reserve (w, 10, &dst), IVSHM_ERR_INVALID_ARG);
+  ivshm_writer_abort (w);
+  read_none (r);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  free (base);
+}
+
+GST_END_TEST;
+
 static Suite *
 core_ring_suite (void)
 {
@@ -1633,6 +1772,9 @@ core_ring_suite (void)
   tcase_add_test (tc, test_producer_gone_heartbeat);
   tcase_add_test (tc, test_producer_gone_drain);
   tcase_add_test (tc, test_cross_process);
+  tcase_add_test (tc, test_spans_in_order);
+  tcase_add_test (tc, test_spans_out_of_order);
+  tcase_add_test (tc, test_span_keeps_space_until_released);
   return s;
 }
 
