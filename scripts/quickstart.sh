@@ -4,6 +4,7 @@
 #
 #   bash scripts/quickstart.sh demo    # install, build, stream a video through /dev/shm
 #   bash scripts/quickstart.sh test    # install, build, run every test suite
+#   bash scripts/quickstart.sh bench   # install, build, benchmark against shmsink/shmsrc
 #
 # Meant for a fresh Debian 12 machine; asks for sudo when not run as root.
 set -euo pipefail
@@ -11,7 +12,8 @@ set -euo pipefail
 mode=${1:-}
 case "$mode" in
   demo|test|deps|build) ;;
-  *) echo "usage: $0 demo|test|deps|build" >&2; exit 2 ;;
+  bench) ;;   # install, build, run tests/bench/run.py (BENCH_ARGS, e.g. --quick)
+  *) echo "usage: $0 demo|test|deps|build|bench" >&2; exit 2 ;;
 esac
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +32,10 @@ packages=(
 )
 if [ "$mode" = test ]; then
   packages+=(valgrind qemu-system-x86 busybox-static xz-utils gcc-mingw-w64-x86-64 file)
+fi
+
+if [ "$mode" = bench ]; then
+  packages+=(gnuplot-nox)
 fi
 
 install_deps() {
@@ -64,6 +70,11 @@ install_deps
 [ "$mode" = deps ] && exit 0
 build
 [ "$mode" = build ] && exit 0
+
+if [ "$mode" = bench ]; then
+  # shellcheck disable=SC2086
+  exec python3 "$top/tests/bench/run.py" --builddir "$builddir" ${BENCH_ARGS:-}
+fi
 
 if [ "$mode" = demo ]; then
   exec bash "$top/scripts/demo.sh" "$builddir"

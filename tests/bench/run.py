@@ -1,0 +1,656 @@
+#!/usr/bin/env python3
+# Copyright (c) 2025 The gst-ivshmem authors
+# SPDX-License-Identifier: MIT
+"""Benchmark ivshmemsink/ivshmemsrc against GStreamer's shmsink/shmsrc.
+
+Runs the same pipelines through both transports, alternately, for several
+rounds; each side runs in its own process (tests/bench/bench-writer and
+tests/bench/bench-reader from the build). Prints medians and ratios
+(ivshmem / shm), writes OUT/results.csv (every round), OUT/summary.csv
+(medians), OUT/bench.png (gnuplot) and a Markdown table.
+
+    python3 tests/bench/run.py --builddir build            # 5 rounds
+    python3 tests/bench/run.py --builddir build --quick    # smoke run
+
+Not part of `meson test`: the numbers depend on the machine.
+"""
+
+import argparse
+import csv
+import datetime
+import glob
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# (size in bytes, buffers per round in full mode). Counts are chosen so that
+# one side of a round takes about one to three seconds here.
+SIZES = [
+    (4096, 200000),
+    (65536, 50000),
+    (1048576, 5000),
+    (8294400, 1500),
+    (33177600, 300),
+]
+QUICK_DIVISOR = 5
+WARMUP_FRACTION = 0.2       # buffers before the measured window
+LAT_SIZE = 4096
+LAT_RATE = 1000             # buffers/s, paced by fakesrc datarate + sync
+VIDEO_CAPS = "video/x-raw,format=BGRx,width=1920,height=1080"
+VIDEO_FRAMES = 1500
+
+TRANSPORTS = ("ivshmem", "shm")
+
+
+def size_label(n):
+    if n % 1048576 == 0:
+        return "%d MiB" % (n // 1048576)
+    if n % 1024 == 0 and n < 1048576:
+        return "%d KiB" % (n // 1024)
+    return "{:,} B".format(n)
+
+
+def region_size(payload):
+    """Power-of-two ring size for ivshmem, at least 64 MiB, with room for
+    about seven buffers of the largest kind."""
+    need = 64 * 1024 * 1024
+    while need < 7 * (payload + 4096) + 65536:
+        need *= 2
+    return need
+
+
+def shm_size(payload):
+    """shmsink's area. With the 64 MiB default and 4 KiB buffers, shmsink
+    and shmsrc deadlock here: both block in send() on their control socket
+    once thousands of buffers are in flight. About eight buffers (at least
+    1 MiB) keeps the socket from filling and gives shm its best speed."""
+    mib = 1024 * 1024
+    want = max(mib, 8 * payload)
+    return (want + mib - 1) // mib * mib
+
+
+class Runner:
+    def __init__(self, args):
+        self.args = args
+        self.builddir = os.path.abspath(args.builddir)
+        self.reader = os.path.join(self.builddir, "tests", "bench", "bench-reader")
+        self.writer = os.path.join(self.builddir, "tests", "bench", "bench-writer")
+        self.out = os.path.abspath(args.out)
+        self.logs = os.path.join(self.out, "logs")
+        self.tmp = tempfile.mkdtemp(prefix="ivshmem-bench-")
+        self.seq = 0
+        self.env = dict(os.environ)
+        plugin = os.path.join(self.builddir, "gst")
+        self.env["GST_PLUGIN_PATH_1_0"] = plugin
+        self.env["GST_REGISTRY_1_0"] = os.path.join(self.out, "registry.bin")
+        self.env.setdefault("GST_DEBUG", "*:1")
+        self.live_files = set()
+        self.children = []
+
+    # -- processes -------------------------------------------------------
+
+    def spawn(self, argv, tag):
+        base = os.path.join(self.logs, tag)
+        out = open(base + ".out", "w")
+        err = open(base + ".err", "w")
+        p = subprocess.Popen(argv, stdout=out, stderr=err, env=self.env,
+                             stdin=subprocess.DEVNULL)
+        out.close()
+        err.close()
+        p.tag = base
+        p.rusage = None
+        self.children.append(p)
+        return p
+
+    def reap(self, procs, deadline):
+        """Wait for every process; kill all of them at the deadline.
+        Returns True when nobody had to be killed."""
+        pending = list(procs)
+        timed_out = False
+        while pending:
+            for p in list(pending):
+                pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+                if pid:
+                    p.returncode = os.waitstatus_to_exitcode(status)
+                    p.rusage = ru
+                    pending.remove(p)
+                    self.children.remove(p)
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                timed_out = True
+                for p in pending:
+                    try:
+                        os.kill(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                deadline = float("inf")
+            time.sleep(0.01)
+        return not timed_out
+
+    @staticmethod
+    def result(p):
+        try:
+            with open(p.tag + ".out") as f:
+                lines = [l for l in f.read().splitlines() if l.startswith("{")]
+            return json.loads(lines[-1]) if lines else None
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def stderr_tail(p):
+        try:
+            with open(p.tag + ".err") as f:
+                lines = [l for l in f.read().splitlines() if l.strip()]
+            return lines[-1][:200] if lines else ""
+        except OSError:
+            return ""
+
+    def cleanup_files(self, writer_pid=None):
+        for path in list(self.live_files):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            self.live_files.discard(path)
+        if writer_pid:
+            # shmsink's areas, left behind when it is killed
+            for path in glob.glob("/dev/shm/shmpipe.%d.*" % writer_pid):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+    def close(self):
+        for p in list(self.children):
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+                os.waitpid(p.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        self.cleanup_files()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- one round of one case through one transport ----------------------
+
+    def run_pair(self, transport, writer_desc, reader_desc, count, *,
+                 latency=False, region=None, socket=None):
+        """Runs writer and reader; returns (reader json, writer json,
+        cpu seconds of both, error or None)."""
+        self.seq += 1
+        tag = "%04d-%s" % (self.seq, transport)
+        t = self.args.timeout
+        inner = ["--timeout", str(max(t - 5, 5))]
+        warm = int(count * WARMUP_FRACTION)
+        rargv = [self.reader, "--count", str(count), "--warmup", str(warm)] + inner
+        if latency:
+            rargv.append("--latency")
+        rargv.append(reader_desc)
+        wargv = [self.writer] + inner + (["--stamp"] if latency else []) + [writer_desc]
+
+        procs = []
+        error = None
+        deadline = time.monotonic() + t
+        if transport == "ivshmem":
+            # The reader waits on an empty file for the producer, so it is
+            # attached before the ring fills up.
+            self.live_files.add(region[0])
+            with open(region[0], "wb") as f:
+                f.truncate(region[1])
+            reader = self.spawn(rargv, tag + "-reader")
+            writer = self.spawn(wargv, tag + "-writer")
+            procs = [reader, writer]
+        else:
+            # shmsrc needs the socket, which shmsink creates when it starts
+            self.live_files.add(socket)
+            writer = self.spawn(wargv, tag + "-writer")
+            procs = [writer]
+            while not os.path.exists(socket) and writer.poll() is None \
+                    and time.monotonic() < deadline:
+                time.sleep(0.005)
+            if os.path.exists(socket):
+                reader = self.spawn(rargv, tag + "-reader")
+                procs.append(reader)
+            else:
+                reader = None
+                error = "shmsink did not create its socket"
+                deadline = time.monotonic()
+        ok = self.reap(procs, deadline)
+        self.cleanup_files(writer.pid)
+
+        rj = self.result(reader) if reader else None
+        wj = self.result(writer)
+        cpu = 0.0
+        for p in procs:
+            if p.rusage:
+                cpu += p.rusage.ru_utime + p.rusage.ru_stime
+        if error is None:
+            if not ok:
+                error = "killed after %d s" % t
+            elif rj is None:
+                error = "reader: no result (exit %s: %s)" % (
+                    reader.returncode, self.stderr_tail(reader))
+            elif rj.get("error"):
+                error = "reader: " + rj["error"]
+            elif wj is None:
+                error = "writer: no result (exit %s: %s)" % (
+                    writer.returncode, self.stderr_tail(writer))
+            elif wj.get("error"):
+                error = "writer: " + wj["error"]
+        return rj, wj, cpu, error
+
+
+def fakesrc(size, count, extra=""):
+    return ("fakesrc name=src sizetype=fixed sizemax=%d filltype=nothing "
+            "num-buffers=%d %s" % (size, count, extra)).strip()
+
+
+def videosrc(count):
+    return "videotestsrc name=src pattern=black num-buffers=%d ! %s" % (
+        count, VIDEO_CAPS)
+
+
+def median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def fmt(x, digits=0):
+    if x is None:
+        return "n/a"
+    if digits == 0:
+        return "{:,.0f}".format(x)
+    return "{:,.{}f}".format(x, digits)
+
+
+def ratio(a, b):
+    if a is None or b in (None, 0):
+        return None
+    return a / b
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--builddir", default=os.path.join(TOP, "build"),
+                    help="meson build directory (default: build)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="rounds per case (default 5, --quick: 2)")
+    ap.add_argument("--quick", action="store_true",
+                    help="2 rounds, a fifth of the buffers: a smoke run")
+    ap.add_argument("--out", default=os.path.join(TOP, "tests", "bench", "out"),
+                    help="output directory (default tests/bench/out)")
+    ap.add_argument("--timeout", type=int, default=120,
+                    help="seconds before a process is killed (default 120)")
+    ap.add_argument("--only", default="throughput,latency,video",
+                    help="comma-separated subset of throughput,latency,video")
+    ap.add_argument("--chart", default=None,
+                    help="also copy the chart to this path (e.g. docs/bench.png)")
+    args = ap.parse_args()
+    rounds = args.rounds or (2 if args.quick else 5)
+    div = QUICK_DIVISOR if args.quick else 1
+    only = set(args.only.split(","))
+
+    r = Runner(args)
+    for exe in (r.reader, r.writer):
+        if not os.access(exe, os.X_OK):
+            sys.exit("%s is missing: build first (meson setup %s && ninja -C %s)"
+                     % (exe, args.builddir, args.builddir))
+    os.makedirs(r.logs, exist_ok=True)
+    for f in glob.glob(os.path.join(r.logs, "*")):
+        os.unlink(f)
+    for elem in ("ivshmemsink", "ivshmemsrc", "shmsink", "shmsrc", "fakesrc",
+                 "videotestsrc"):
+        if subprocess.run(["gst-inspect-1.0", elem], env=r.env,
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode != 0:
+            sys.exit("element %s not found (GST_PLUGIN_PATH_1_0=%s)"
+                     % (elem, r.env["GST_PLUGIN_PATH_1_0"]))
+
+    machine = machine_info()
+    print("gst-ivshmem benchmark: %d rounds%s, %s" % (
+        rounds, " (quick)" if args.quick else "", machine["summary"]))
+    print("git: %s" % machine["git"])
+
+    # case key -> transport -> list of per-round dicts
+    cases = []
+    if "throughput" in only:
+        for size, count in SIZES:
+            cases.append(("throughput", size, max(count // div, 20)))
+    if "latency" in only:
+        cases.append(("latency", LAT_SIZE, max(3 * LAT_RATE // div, 500)))
+    if "video" in only:
+        cases.append(("video", 8294400, max(VIDEO_FRAMES // div, 100)))
+        cases.append(("video-inprocess", 8294400, max(VIDEO_FRAMES // div, 100)))
+
+    rows = []
+    failures = []
+    pid = os.getpid()
+    try:
+        for rnd in range(1, rounds + 1):
+            # alternate which transport goes first, round by round
+            order = TRANSPORTS if rnd % 2 else TRANSPORTS[::-1]
+            for kind, size, count in cases:
+                if kind == "video-inprocess":
+                    rows.append(run_inprocess(r, rnd, size, count, failures))
+                    continue
+                for tr in order:
+                    rows.append(run_case(r, rnd, kind, tr, size, count, pid,
+                                         failures))
+                    print_row(rows[-1])
+    except KeyboardInterrupt:
+        print("interrupted; writing what was measured", file=sys.stderr)
+    finally:
+        r.close()
+
+    summary = summarize(rows)
+    write_csv(r.out, rows, summary)
+    chart = write_chart(r.out, summary)
+    if chart and args.chart:
+        shutil.copyfile(chart, args.chart)
+    table = markdown(summary, rounds, machine, failures)
+    with open(os.path.join(r.out, "table.md"), "w") as f:
+        f.write(table)
+    print()
+    print(table)
+    print("CSV: %s, %s" % (os.path.join(r.out, "results.csv"),
+                           os.path.join(r.out, "summary.csv")))
+    if chart:
+        print("chart: %s" % chart)
+    if failures:
+        print("%d failed round(s), see above and %s" % (len(failures), r.logs))
+    return 0
+
+
+def run_case(r, rnd, kind, tr, size, count, pid, failures):
+    region = "/dev/shm/bench-%d-%d" % (pid, r.seq + 1)
+    sock = os.path.join(r.tmp, "shm-%d" % (r.seq + 1))
+    latency = kind == "latency"
+    if kind == "video":
+        src = videosrc(count)
+    elif latency:
+        src = fakesrc(size, count, "datarate=%d sync=true" % (size * LAT_RATE))
+    else:
+        src = fakesrc(size, count)
+    if tr == "ivshmem":
+        rs = region_size(size)
+        wdesc = "%s ! ivshmemsink device=%s size=%d" % (src, region, rs)
+        rdesc = "ivshmemsrc device=%s is-live=false ! fakesink name=sink sync=false" % region
+        rj, wj, cpu, err = r.run_pair(tr, wdesc, rdesc, count, latency=latency,
+                                      region=(region, rs))
+    else:
+        wdesc = ("%s ! shmsink socket-path=%s wait-for-connection=true "
+                 "shm-size=%d sync=false" % (src, sock, shm_size(size)))
+        rdesc = "shmsrc socket-path=%s is-live=false ! fakesink name=sink sync=false" % sock
+        rj, wj, cpu, err = r.run_pair(tr, wdesc, rdesc, count, latency=latency,
+                                      socket=sock)
+    row = {"round": rnd, "case": kind, "size": size, "transport": tr,
+           "buffers": count, "status": "ok" if err is None else "failed",
+           "error": err or ""}
+    if err is None:
+        fill_rates(row, rj, size)
+        row["cpu_s"] = cpu
+        row["cpu_s_per_gb"] = cpu / (count * size / 1e9)
+        if latency:
+            row["lat_p50_us"] = rj["lat_p50"] / 1e3
+            row["lat_p99_us"] = rj["lat_p99"] / 1e3
+            row["lat_max_us"] = rj["lat_max"] / 1e3
+    else:
+        failures.append("round %d, %s %s, %s: %s" % (rnd, kind, size_label(size), tr, err))
+    return row
+
+
+def fill_rates(row, rj, size):
+    n = rj["buffers"] - 1 - rj["warm_index"]
+    secs = (rj["t_last"] - rj["t_warm"]) / 1e9
+    if n > 0 and secs > 0:
+        row["buffers_per_s"] = n / secs
+        row["gb_per_s"] = n * size / secs / 1e9
+
+
+def run_inprocess(r, rnd, size, count, failures):
+    """The same video source into fakesink in one process: the ceiling."""
+    r.seq += 1
+    tag = "%04d-inprocess" % r.seq
+    warm = int(count * WARMUP_FRACTION)
+    p = r.spawn([r.reader, "--count", str(count), "--warmup", str(warm),
+                 "--timeout", str(max(r.args.timeout - 5, 5)),
+                 "%s ! fakesink name=sink sync=false" % videosrc(count)], tag)
+    ok = r.reap([p], time.monotonic() + r.args.timeout)
+    rj = r.result(p)
+    err = None
+    if not ok:
+        err = "killed after %d s" % r.args.timeout
+    elif rj is None or rj.get("error"):
+        err = (rj or {}).get("error") or "no result: " + r.stderr_tail(p)
+    row = {"round": rnd, "case": "video", "size": size,
+           "transport": "in-process", "buffers": count,
+           "status": "ok" if err is None else "failed", "error": err or ""}
+    if err is None:
+        fill_rates(row, rj, size)
+        cpu = p.rusage.ru_utime + p.rusage.ru_stime
+        row["cpu_s"] = cpu
+        row["cpu_s_per_gb"] = cpu / (count * size / 1e9)
+    else:
+        failures.append("round %d, video in-process: %s" % (rnd, err))
+    print_row(row)
+    return row
+
+
+def print_row(row):
+    if row["status"] != "ok":
+        print("  round %d %-10s %-12s %-10s FAILED: %s" % (
+            row["round"], row["case"], size_label(row["size"]),
+            row["transport"], row["error"]))
+        return
+    extra = ""
+    if "lat_p50_us" in row:
+        extra = "  latency p50 %.1f us p99 %.1f us max %.1f us" % (
+            row["lat_p50_us"], row["lat_p99_us"], row["lat_max_us"])
+    print("  round %d %-10s %-12s %-10s %12s buffers/s %7.2f GB/s %6.2f CPU s/GB%s" % (
+        row["round"], row["case"], size_label(row["size"]), row["transport"],
+        fmt(row.get("buffers_per_s")), row.get("gb_per_s") or 0,
+        row.get("cpu_s_per_gb") or 0, extra), flush=True)
+
+
+METRICS = ("buffers_per_s", "gb_per_s", "cpu_s_per_gb", "lat_p50_us",
+           "lat_p99_us", "lat_max_us")
+
+
+def summarize(rows):
+    """Medians over the successful rounds, per (case, size, transport)."""
+    groups = {}
+    for row in rows:
+        key = (row["case"], row["size"], row["transport"])
+        g = groups.setdefault(key, {"ok": 0, "failed": 0, "values": {}})
+        g[row["status"]] += 1
+        for m in METRICS:
+            if m in row:
+                g["values"].setdefault(m, []).append(row[m])
+    summary = []
+    for (case, size, tr), g in groups.items():
+        s = {"case": case, "size": size, "transport": tr,
+             "rounds_ok": g["ok"], "rounds_failed": g["failed"]}
+        for m in METRICS:
+            s[m] = median(g["values"].get(m, []))
+        summary.append(s)
+    return summary
+
+
+def lookup(summary, case, size, tr):
+    for s in summary:
+        if s["case"] == case and s["size"] == size and s["transport"] == tr:
+            return s
+    return None
+
+
+def write_csv(out, rows, summary):
+    cols = ["round", "case", "size", "transport", "buffers", "status",
+            "buffers_per_s", "gb_per_s", "cpu_s", "cpu_s_per_gb",
+            "lat_p50_us", "lat_p99_us", "lat_max_us", "error"]
+    with open(os.path.join(out, "results.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for row in rows:
+            w.writerow(row)
+    cols = ["case", "size", "transport", "rounds_ok", "rounds_failed"] + \
+        list(METRICS) + ["ratio_buffers_per_s"]
+    with open(os.path.join(out, "summary.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for s in summary:
+            shm = lookup(summary, s["case"], s["size"], "shm")
+            s = dict(s)
+            s["ratio_buffers_per_s"] = ratio(s["buffers_per_s"],
+                                             shm and shm["buffers_per_s"])
+            w.writerow(s)
+
+
+def write_chart(out, summary):
+    if not shutil.which("gnuplot"):
+        print("gnuplot not found: no chart", file=sys.stderr)
+        return None
+    data = os.path.join(out, "chart.dat")
+    lines = []
+    for size, _ in SIZES:
+        iv = lookup(summary, "throughput", size, "ivshmem")
+        sh = lookup(summary, "throughput", size, "shm")
+        if not iv or not sh:
+            continue
+        lines.append('"%s" %s %s' % (size_label(size),
+                                     iv["buffers_per_s"] or "NaN",
+                                     sh["buffers_per_s"] or "NaN"))
+    iv = lookup(summary, "video", 8294400, "ivshmem")
+    sh = lookup(summary, "video", 8294400, "shm")
+    if iv and sh:
+        lines.append('"videotestsrc 1080p" %s %s' % (
+            iv["buffers_per_s"] or "NaN", sh["buffers_per_s"] or "NaN"))
+    if not lines:
+        return None
+    with open(data, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    png = os.path.join(out, "bench.png")
+    script = """
+set terminal pngcairo size 900,500 font 'sans,10'
+set output '%s'
+set title 'Buffers per second, one process each side (median of the rounds; higher is better)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set logscale y
+set yrange [10:*]
+set format y '%%.0s%%c'
+set ylabel 'buffers/s (log scale)'
+set grid ytics
+set key top right
+plot '%s' using 2:xtic(1) title 'ivshmemsink/ivshmemsrc' lc rgb '#1f77b4', \\
+     '' using 3 title 'shmsink/shmsrc' lc rgb '#ff7f0e'
+""" % (png, data)
+    res = subprocess.run(["gnuplot"], input=script, text=True,
+                         capture_output=True)
+    if res.returncode != 0:
+        print("gnuplot failed: %s" % res.stderr.strip(), file=sys.stderr)
+        return None
+    return png
+
+
+def markdown(summary, rounds, machine, failures):
+    out = []
+    out.append("Medians of %d rounds, %s, %s." % (
+        rounds, machine["summary"], machine["date"]))
+    out.append("")
+    out.append("| case | ivshmem buffers/s | shm buffers/s | ratio | ivshmem GB/s "
+               "| shm GB/s | ivshmem CPU s/GB | shm CPU s/GB | target |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    targets = {4096: ">= 10x", 8294400: ">= 1.0x"}
+    for size, _ in SIZES:
+        iv = lookup(summary, "throughput", size, "ivshmem")
+        sh = lookup(summary, "throughput", size, "shm")
+        if not iv or not sh:
+            continue
+        out.append("| fakesrc %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            size_label(size) if size != 8294400 else "8,294,400 B",
+            fmt(iv["buffers_per_s"]), fmt(sh["buffers_per_s"]),
+            fmt_ratio(ratio(iv["buffers_per_s"], sh["buffers_per_s"])),
+            fmt(iv["gb_per_s"], 2), fmt(sh["gb_per_s"], 2),
+            fmt(iv["cpu_s_per_gb"], 2), fmt(sh["cpu_s_per_gb"], 2),
+            targets.get(size, "")))
+    iv = lookup(summary, "video", 8294400, "ivshmem")
+    sh = lookup(summary, "video", 8294400, "shm")
+    ip = lookup(summary, "video", 8294400, "in-process")
+    if iv and sh:
+        out.append("| videotestsrc black 1080p BGRx | %s | %s | %s | %s | %s | %s | %s | >= 1.25x |" % (
+            fmt(iv["buffers_per_s"]), fmt(sh["buffers_per_s"]),
+            fmt_ratio(ratio(iv["buffers_per_s"], sh["buffers_per_s"])),
+            fmt(iv["gb_per_s"], 2), fmt(sh["gb_per_s"], 2),
+            fmt(iv["cpu_s_per_gb"], 2), fmt(sh["cpu_s_per_gb"], 2)))
+    if ip:
+        out.append("")
+        out.append("Reference: the same videotestsrc into fakesink in one process "
+                   "runs at %s frames/s (%s GB/s, %s CPU s/GB)." % (
+                       fmt(ip["buffers_per_s"]), fmt(ip["gb_per_s"], 2),
+                       fmt(ip["cpu_s_per_gb"], 2)))
+    iv = lookup(summary, "latency", LAT_SIZE, "ivshmem")
+    sh = lookup(summary, "latency", LAT_SIZE, "shm")
+    if iv and sh:
+        out.append("")
+        out.append("One-way latency, %s buffers at %d/s, stamped by the writer "
+                   "(CLOCK_MONOTONIC) just before the sink, read by the receiver's "
+                   "fakesink:" % (size_label(LAT_SIZE), LAT_RATE))
+        out.append("")
+        out.append("| latency | ivshmem | shm | target (ivshmem) |")
+        out.append("|---|---:|---:|---|")
+        for m, label, tgt in (("lat_p50_us", "p50", "<= 10 us"),
+                              ("lat_p99_us", "p99", "<= 100 us"),
+                              ("lat_max_us", "max", "")):
+            out.append("| %s | %s us | %s us | %s |" % (
+                label, fmt(iv[m], 1), fmt(sh[m], 1), tgt))
+    bad = [s for s in summary if s["rounds_failed"]]
+    if failures or bad:
+        out.append("")
+        out.append("Failed rounds (left out of the medians): %d" % len(failures))
+        for f in failures:
+            out.append("- %s" % f)
+    return "\n".join(out) + "\n"
+
+
+def fmt_ratio(x):
+    return "n/a" if x is None else "%.2fx" % x
+
+
+def machine_info():
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        gst = subprocess.run(["gst-launch-1.0", "--version"], capture_output=True,
+                             text=True).stdout.splitlines()[1].strip()
+    except (OSError, IndexError):
+        gst = "GStreamer ?"
+    try:
+        git = subprocess.run(["git", "-C", TOP, "log", "-1", "--format=%h %s"],
+                             capture_output=True, text=True).stdout.strip()
+    except OSError:
+        git = "?"
+    summary = "%d cores (%s), Linux %s, %s" % (
+        os.cpu_count(), model, platform.release(), gst)
+    return {"summary": summary, "git": git,
+            "date": datetime.date.today().isoformat()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
