@@ -140,14 +140,12 @@ main (int argc, char **argv)
   }
   gst_object_unref (bus);
 
-  ok = eos && received == (guint) frames && intact == received
-      && bad_pts == 0;
+  ok = eos && received == (guint) frames && intact == received && bad_pts == 0;
   g_print ("ivshmem-receive: caps         %s\n", GST_STR_NULL (caps_text));
   g_print ("ivshmem-receive: frames       %u of %d received\n", received,
       frames);
   g_print ("ivshmem-receive: intact       %u\n", intact);
-  g_print ("ivshmem-receive: timestamps   %s\n",
-      bad_pts ? "WRONG" : "as sent");
+  g_print ("ivshmem-receive: timestamps   %s\n", bad_pts ? "WRONG" : "as sent");
   g_print ("ivshmem-receive: ended by EOS %s\n", eos ? "yes" : "no");
   g_print ("ivshmem-receive: %s\n", ok ? "OK" : "FAILED");
 

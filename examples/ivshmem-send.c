@@ -34,7 +34,7 @@ main (int argc, char **argv)
     {"frames", 'n', 0, G_OPTION_ARG_INT, &frames,
         "Number of frames to send (default 300)", "N"},
     {"size", 's', 0, G_OPTION_ARG_INT64, &size,
-          "Size of the host file to create if it does not exist, a power of "
+        "Size of the host file to create if it does not exist, a power of "
           "two (default 4 MiB)", "BYTES"},
     {NULL}
   };

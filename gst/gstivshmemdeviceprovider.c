@@ -382,8 +382,7 @@ probe_pci (GList ** list)
         "sysfs.path", G_TYPE_STRING, devs[i].sysfs_path,
         "device.path", G_TYPE_STRING, devs[i].resource_path, NULL);
 
-    add_region (list, devs[i].location, devs[i].location, devs[i].size,
-        props);
+    add_region (list, devs[i].location, devs[i].location, devs[i].size, props);
     g_free (bus_path);
   }
   free (devs);
@@ -463,8 +462,7 @@ gst_ivshmem_device_provider_class_init (GstIvshmemDeviceProviderClass * klass)
   gst_device_provider_class_set_static_metadata (dm_class,
       "IVSHMEM Device Provider", "Source/Sink/IVSHMEM",
       "Lists IVSHMEM shared memory regions: PCI devices in a guest, "
-      "formatted /dev/shm regions on the host",
-      "gst-ivshmem developers");
+      "formatted /dev/shm regions on the host", "gst-ivshmem developers");
 }
 
 static void
