@@ -522,21 +522,38 @@ writer_publish (IvshmWriter * w)
 }
 
 bool
-ivshm_writer_wait (IvshmWriter * w, IvshmWaiter * waiter, uint64_t timeout_ns)
+ivshm_writer_wait_prepare (IvshmWriter * w, uint32_t *token)
 {
-  uint32_t v = atomic_load_explicit (&w->hdr->space_futex, SEQ);
   uint64_t tail = w->tail;
-  bool ok;
 
+  *token = atomic_load_explicit (&w->hdr->space_futex, SEQ);
   atomic_store_explicit (&w->hdr->writer_sleeping, 1, SEQ);
   writer_reclaim (w, false);
   if (w->tail != tail) {
     atomic_store_explicit (&w->hdr->writer_sleeping, 0, RLX);
-    return !ivshm_waiter_is_flushing (waiter);
+    return false;
   }
-  ok = ivshm_wait_on (waiter, &w->hdr->space_futex, v, timeout_ns);
+  return true;
+}
+
+bool
+ivshm_writer_wait_finish (IvshmWriter * w, IvshmWaiter * waiter,
+    uint32_t token, uint64_t timeout_ns)
+{
+  bool ok = ivshm_wait_on (waiter, &w->hdr->space_futex, token, timeout_ns);
+
   atomic_store_explicit (&w->hdr->writer_sleeping, 0, RLX);
   return ok;
+}
+
+bool
+ivshm_writer_wait (IvshmWriter * w, IvshmWaiter * waiter, uint64_t timeout_ns)
+{
+  uint32_t token;
+
+  if (!ivshm_writer_wait_prepare (w, &token))
+    return !ivshm_waiter_is_flushing (waiter);
+  return ivshm_writer_wait_finish (w, waiter, token, timeout_ns);
 }
 
 bool

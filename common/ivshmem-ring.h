@@ -136,6 +136,13 @@ IvshmStatus ivshm_writer_write (IvshmWriter * writer,
  * (ivshm_writer_readers_local()). false: the waiter is flushing. */
 bool ivshm_writer_wait (IvshmWriter * writer, IvshmWaiter * waiter,
     uint64_t timeout_ns);
+/* ivshm_writer_wait() in two halves, for a writer that several threads
+ * share under a lock: prepare under the lock (false: space was freed
+ * meanwhile, do not sleep), then sleep outside it; finish touches only
+ * shared memory, not the writer's private state. */
+bool ivshm_writer_wait_prepare (IvshmWriter * writer, uint32_t * token);
+bool ivshm_writer_wait_finish (IvshmWriter * writer, IvshmWaiter * waiter,
+    uint32_t token, uint64_t timeout_ns);
 /* true if every active reader runs on this kernel (as of the last scan) */
 bool ivshm_writer_readers_local (const IvshmWriter * writer);
 

@@ -47,7 +47,10 @@
 
 #include "gstivshmemsink.h"
 #include "gstivshmemelements.h"
+#include "gstivshmempool.h"
 #include "gstivshmemutils.h"
+
+#include <gst/video/video.h>
 
 #include <string.h>
 
@@ -76,11 +79,15 @@ struct _GstIvshmemSink
   guint64 size;
   guint64 max_poll_interval;
 
-  /* set in start(), cleared in stop(); used by the streaming thread */
-  IvshmRegion *region;
-  IvshmWriter *writer;
+  /* set in start(), cleared in stop(), under the object lock; calls on
+   * producer->writer are made under producer->lock */
+  GstIvshmemProducer *producer;
   IvshmTicker *heartbeat;
   IvshmWaiter waiter;           /* set flushing by unlock() */
+
+  /* the streaming thread's */
+  guint64 zero_copy;            /* buffers published in place */
+  guint64 copied;               /* buffers copied into the ring */
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -107,6 +114,8 @@ static gboolean gst_ivshmem_sink_set_caps (GstBaseSink * bsink,
 static gboolean gst_ivshmem_sink_event (GstBaseSink * bsink, GstEvent * event);
 static GstFlowReturn gst_ivshmem_sink_render (GstBaseSink * bsink,
     GstBuffer * buffer);
+static gboolean gst_ivshmem_sink_propose_allocation (GstBaseSink * bsink,
+    GstQuery * query);
 
 static void
 gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
@@ -179,6 +188,8 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
   bsink_class->set_caps = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_set_caps);
   bsink_class->event = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_event);
   bsink_class->render = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_render);
+  bsink_class->propose_allocation =
+      GST_DEBUG_FUNCPTR (gst_ivshmem_sink_propose_allocation);
 }
 
 static void
@@ -204,7 +215,7 @@ gst_ivshmem_sink_finalize (GObject * object)
 static gboolean
 gst_ivshmem_sink_is_open (GstIvshmemSink * self)
 {
-  return self->writer != NULL;
+  return self->producer != NULL;
 }
 
 static void
@@ -266,6 +277,7 @@ gst_ivshmem_sink_get_property (GObject * object, guint prop_id,
 static void
 heartbeat_tick (void *data)
 {
+  /* the writer's heartbeat is thread-safe and needs no lock */
   ivshm_writer_heartbeat (data);
 }
 
@@ -298,13 +310,13 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
       ivshm_region_size (region), ivshm_writer_max_payload (writer),
       ivshm_writer_session (writer));
 
+  self->zero_copy = self->copied = 0;
   GST_OBJECT_LOCK (self);
-  self->region = region;
-  self->writer = writer;
+  self->producer = gst_ivshmem_producer_new (region, writer);
   GST_OBJECT_UNLOCK (self);
 
-  self->heartbeat = ivshm_ticker_start (0, heartbeat_tick, writer);
   ivshm_writer_heartbeat (writer);
+  self->heartbeat = ivshm_ticker_start (0, heartbeat_tick, writer);
   g_free (device);
   return TRUE;
 
@@ -328,22 +340,23 @@ static gboolean
 gst_ivshmem_sink_stop (GstBaseSink * bsink)
 {
   GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
-  IvshmRegion *region;
-  IvshmWriter *writer;
+  GstIvshmemProducer *producer;
 
   ivshm_ticker_stop (self->heartbeat);
   self->heartbeat = NULL;
 
   GST_OBJECT_LOCK (self);
-  region = self->region;
-  writer = self->writer;
-  self->region = NULL;
-  self->writer = NULL;
+  producer = self->producer;
+  self->producer = NULL;
   GST_OBJECT_UNLOCK (self);
 
-  ivshm_writer_free (writer);
-  if (region)
-    ivshm_region_close (region);
+  if (producer) {
+    GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " buffers published in "
+        "place, %" G_GUINT64_FORMAT " copied", self->zero_copy, self->copied);
+    /* pool buffers may outlive us; they keep the mapping, not the session */
+    gst_ivshmem_producer_close (producer);
+    gst_ivshmem_producer_unref (producer);
+  }
   return TRUE;
 }
 
@@ -365,62 +378,78 @@ gst_ivshmem_sink_unlock_stop (GstBaseSink * bsink)
   return TRUE;
 }
 
-static void
-gst_ivshmem_sink_backoff_reset (GstIvshmemSink * self, IvshmBackoff * b)
+/* Waits for the ring to have room (or, with first_reader, for a reader to
+ * attach): a short spin, then sleeps that a reader on this kernel cuts
+ * short with a futex wake, and that grow up to max-poll-interval otherwise.
+ * Call with the producer lock held; it is dropped while sleeping. Returns
+ * FALSE if unlocked. */
+static gboolean
+gst_ivshmem_sink_wait_step (GstIvshmemSink * self, IvshmBackoff * backoff,
+    gboolean * reset)
 {
-  guint64 max_poll;
+  GstIvshmemProducer *p = self->producer;
+  guint64 timeout;
+  guint32 token;
+  gboolean ok;
 
-  GST_OBJECT_LOCK (self);
-  max_poll = self->max_poll_interval;
-  GST_OBJECT_UNLOCK (self);
-  ivshm_backoff_reset (b, ivshm_writer_readers_local (self->writer) ?
-      GST_IVSHMEM_LOCAL_WAIT_NS : max_poll);
+  if (*reset) {
+    guint64 max_poll;
+
+    GST_OBJECT_LOCK (self);
+    max_poll = self->max_poll_interval;
+    GST_OBJECT_UNLOCK (self);
+    ivshm_backoff_reset (backoff, ivshm_writer_readers_local (p->writer) ?
+        GST_IVSHMEM_LOCAL_WAIT_NS : max_poll);
+    *reset = FALSE;
+  }
+  timeout = ivshm_backoff_next (backoff);
+  if (timeout == 0 || !ivshm_writer_wait_prepare (p->writer, &token)) {
+    ivshm_cpu_relax ();
+    return !ivshm_waiter_is_flushing (&self->waiter);
+  }
+  g_mutex_unlock (&p->lock);
+  ok = ivshm_writer_wait_finish (p->writer, &self->waiter, token, timeout);
+  g_mutex_lock (&p->lock);
+  return ok;
 }
 
-/* Reserves room for a record, waiting while the ring is full: a short
- * spin, then sleeps that a reader on this kernel cuts short with a futex
- * wake, and that grow up to max-poll-interval otherwise. */
+/* Reserves room for a record, waiting while the ring is full. Returns with
+ * the producer lock held on GST_FLOW_OK. */
 static GstFlowReturn
 gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
 {
+  GstIvshmemProducer *p = self->producer;
   IvshmBackoff backoff;
   IvshmStatus st;
   gboolean reset = TRUE;
 
-  while ((st = ivshm_writer_reserve (self->writer, len, dst)) == IVSHM_AGAIN) {
-    guint64 timeout;
+  g_mutex_lock (&p->lock);
+  while ((st = ivshm_writer_reserve (p->writer, len, dst)) == IVSHM_AGAIN) {
     GstFlowReturn ret;
 
-    if (reset) {
-      gst_ivshmem_sink_backoff_reset (self, &backoff);
-      reset = FALSE;
-    }
-    timeout = ivshm_backoff_next (&backoff);
-    if (timeout == 0) {
-      ivshm_cpu_relax ();
-      if (!ivshm_waiter_is_flushing (&self->waiter))
-        continue;
-    } else if (ivshm_writer_wait (self->writer, &self->waiter, timeout)) {
+    if (gst_ivshmem_sink_wait_step (self, &backoff, &reset))
       continue;
-    }
 
     GST_DEBUG_OBJECT (self, "unlocked while waiting for room");
+    g_mutex_unlock (&p->lock);
     ret = gst_base_sink_wait_preroll (GST_BASE_SINK (self));
     if (ret != GST_FLOW_OK)
       return ret;
+    g_mutex_lock (&p->lock);
     reset = TRUE;
   }
+  if (st == IVSHM_OK)
+    return GST_FLOW_OK;
+  g_mutex_unlock (&p->lock);
 
   if (st == IVSHM_ERR_TOO_BIG)
     goto too_big;
-  if (st != IVSHM_OK)
-    goto failed;
-  return GST_FLOW_OK;
+  goto failed;
 
   /* ERRORS */
 too_big:
   {
-    guint64 region_size = ivshm_region_size (self->region);
+    guint64 region_size = ivshm_region_size (p->region);
     guint64 need = ivshm_region_size_for_payload (len);
 
     GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
@@ -431,7 +460,7 @@ too_big:
             " bytes. Use a region of at least %" G_GUINT64_FORMAT " bytes "
             "(%" G_GUINT64_FORMAT " MiB, a power of two): the sink's size "
             "property for a new host file, or size= of QEMU's "
-            "memory-backend-file.", ivshm_writer_max_payload (self->writer),
+            "memory-backend-file.", ivshm_writer_max_payload (p->writer),
             need, need >> 20));
     return GST_FLOW_ERROR;
   }
@@ -444,6 +473,7 @@ failed:
   }
 }
 
+/* Copies a record into the ring. */
 static GstFlowReturn
 gst_ivshmem_sink_write (GstIvshmemSink * self, const IvshmRecordHeader * info,
     const void *payload)
@@ -456,7 +486,8 @@ gst_ivshmem_sink_write (GstIvshmemSink * self, const IvshmRecordHeader * info,
     return ret;
   if (info->payload_len)
     memcpy (dst, payload, info->payload_len);
-  ivshm_writer_commit (self->writer, info);
+  ivshm_writer_commit (self->producer->writer, info);
+  g_mutex_unlock (&self->producer->lock);
   return GST_FLOW_OK;
 }
 
@@ -466,24 +497,23 @@ gst_ivshmem_sink_write (GstIvshmemSink * self, const IvshmRecordHeader * info,
 static GstFlowReturn
 gst_ivshmem_sink_wait_first_reader (GstIvshmemSink * self)
 {
+  GstIvshmemProducer *p = self->producer;
   IvshmBackoff backoff;
-  gboolean logged = FALSE;
+  gboolean reset = TRUE, logged = FALSE, ok = TRUE;
 
-  ivshm_backoff_reset (&backoff, GST_IVSHMEM_LOCAL_WAIT_NS);
-  while (!ivshm_writer_had_reader (self->writer)) {
-    guint64 timeout = ivshm_backoff_next (&backoff);
-
+  g_mutex_lock (&p->lock);
+  while (ok && !ivshm_writer_had_reader (p->writer)) {
     if (!logged) {
       GST_INFO_OBJECT (self, "EOS written; waiting for a first reader "
           "before finishing, so that the stream is not lost");
       logged = TRUE;
     }
-    if (timeout == 0)
-      continue;
-    if (!ivshm_writer_wait (self->writer, &self->waiter, timeout))
-      return gst_base_sink_wait_preroll (GST_BASE_SINK (self)) ==
-          GST_FLOW_OK ? GST_FLOW_OK : GST_FLOW_FLUSHING;
+    ok = gst_ivshmem_sink_wait_step (self, &backoff, &reset);
   }
+  g_mutex_unlock (&p->lock);
+  if (!ok)
+    return gst_base_sink_wait_preroll (GST_BASE_SINK (self)) ==
+        GST_FLOW_OK ? GST_FLOW_OK : GST_FLOW_FLUSHING;
   return GST_FLOW_OK;
 }
 
@@ -514,7 +544,7 @@ gst_ivshmem_sink_event (GstBaseSink * bsink, GstEvent * event)
   IvshmRecordHeader info;
   gchar *payload = NULL;
 
-  if (self->writer && GST_EVENT_IS_SERIALIZED (event) &&
+  if (self->producer && GST_EVENT_IS_SERIALIZED (event) &&
       gst_ivshmem_event_to_record (event, &info, &payload)) {
     GstFlowReturn ret;
 
@@ -535,29 +565,58 @@ gst_ivshmem_sink_event (GstBaseSink * bsink, GstEvent * event)
   return GST_BASE_SINK_CLASS (parent_class)->event (bsink, event);
 }
 
+static void
+gst_ivshmem_sink_buffer_info (GstBuffer * buffer, IvshmRecordHeader * info)
+{
+  memset (info, 0, sizeof *info);
+  info->type = IVSHM_RECORD_BUFFER;
+  info->flags = GST_BUFFER_FLAGS (buffer) & GST_IVSHMEM_BUFFER_FLAGS_MASK;
+  info->payload_len = gst_buffer_get_size (buffer);
+  info->pts = GST_BUFFER_PTS (buffer);
+  info->dts = GST_BUFFER_DTS (buffer);
+  info->duration = GST_BUFFER_DURATION (buffer);
+  info->offset = GST_BUFFER_OFFSET (buffer);
+  info->offset_end = GST_BUFFER_OFFSET_END (buffer);
+}
+
 static GstFlowReturn
 gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
 {
   GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
-  IvshmRecordHeader info = { 0 };
+  GstIvshmemProducer *p = self->producer;
+  IvshmRecordHeader info;
+  IvshmSpan span;
   GstMapInfo map;
   GstFlowReturn ret;
 
+  gst_ivshmem_sink_buffer_info (buffer, &info);
+
+  /* A buffer from our pool is already in the ring: publish it in place.
+   * If a record was written after it was reserved, it is stale (ring
+   * order is stream order) and is copied like any other buffer. */
+  if (gst_ivshmem_buffer_get_span (buffer, p, &span)) {
+    IvshmStatus st;
+
+    g_mutex_lock (&p->lock);
+    st = ivshm_writer_commit_span (p->writer, &span, &info);
+    g_mutex_unlock (&p->lock);
+    if (st == IVSHM_OK) {
+      gst_ivshmem_buffer_mark_committed (buffer);
+      self->zero_copy++;
+      GST_LOG_OBJECT (self, "published in place %" GST_PTR_FORMAT, buffer);
+      return GST_FLOW_OK;
+    }
+    GST_DEBUG_OBJECT (self, "pool buffer at %" G_GUINT64_FORMAT " is %s; "
+        "copying it", span.pos, ivshm_status_name (st));
+  }
+
   if (!gst_buffer_map (buffer, &map, GST_MAP_READ))
     goto map_failed;
-
-  info.type = IVSHM_RECORD_BUFFER;
-  info.flags = GST_BUFFER_FLAGS (buffer) & GST_IVSHMEM_BUFFER_FLAGS_MASK;
-  info.payload_len = map.size;
-  info.pts = GST_BUFFER_PTS (buffer);
-  info.dts = GST_BUFFER_DTS (buffer);
-  info.duration = GST_BUFFER_DURATION (buffer);
-  info.offset = GST_BUFFER_OFFSET (buffer);
-  info.offset_end = GST_BUFFER_OFFSET_END (buffer);
-
-  GST_LOG_OBJECT (self, "writing %" GST_PTR_FORMAT, buffer);
+  GST_LOG_OBJECT (self, "copying %" GST_PTR_FORMAT, buffer);
   ret = gst_ivshmem_sink_write (self, &info, map.data);
   gst_buffer_unmap (buffer, &map);
+  if (ret == GST_FLOW_OK)
+    self->copied++;
   return ret;
 
   /* ERRORS */
@@ -567,4 +626,61 @@ map_failed:
         (NULL));
     return GST_FLOW_ERROR;
   }
+}
+
+/* Offers upstream a pool whose buffers lie in the ring, so that it writes
+ * straight into shared memory. */
+static gboolean
+gst_ivshmem_sink_propose_allocation (GstBaseSink * bsink, GstQuery * query)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
+  GstIvshmemProducer *producer = NULL;
+  GstBufferPool *pool;
+  GstStructure *config;
+  GstCaps *caps;
+  GstVideoInfo vinfo;
+  gboolean need_pool;
+  guint64 max_payload, max_poll;
+  guint size;
+
+  gst_query_parse_allocation (query, &caps, &need_pool);
+  gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
+  if (!caps || !gst_video_info_from_caps (&vinfo, caps))
+    return TRUE;                /* no fixed size to reserve */
+  size = vinfo.size;
+
+  GST_OBJECT_LOCK (self);
+  if (self->producer)
+    producer = gst_ivshmem_producer_ref (self->producer);
+  max_poll = self->max_poll_interval;
+  GST_OBJECT_UNLOCK (self);
+  if (!producer)
+    return TRUE;
+
+  g_mutex_lock (&producer->lock);
+  max_payload = ivshm_writer_max_payload (producer->writer);
+  g_mutex_unlock (&producer->lock);
+  /* a pool buffer must leave room for at least one more record */
+  if ((guint64) size * 2 > max_payload) {
+    GST_DEBUG_OBJECT (self, "%u-byte frames are too big for a pool in this "
+        "ring", size);
+    gst_ivshmem_producer_unref (producer);
+    return TRUE;
+  }
+
+  pool = gst_ivshmem_buffer_pool_new (producer, max_poll);
+  gst_ivshmem_producer_unref (producer);
+  config = gst_buffer_pool_get_config (pool);
+  gst_buffer_pool_config_set_params (config, caps, size, 0, 0);
+  gst_buffer_pool_config_add_option (config,
+      GST_BUFFER_POOL_OPTION_VIDEO_META);
+  if (!gst_buffer_pool_set_config (pool, config)) {
+    gst_object_unref (pool);
+    return TRUE;
+  }
+  gst_query_add_allocation_pool (query, pool, size, 0, 0);
+  gst_object_unref (pool);
+  GST_DEBUG_OBJECT (self, "proposed a pool of %u-byte buffers in the ring",
+      size);
+  return TRUE;
 }

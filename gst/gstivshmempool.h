@@ -1,0 +1,52 @@
+/* gst-ivshmem: the producer side shared by the sink and its buffer pool
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef __GST_IVSHMEM_POOL_H__
+#define __GST_IVSHMEM_POOL_H__
+
+#include <gst/gst.h>
+
+#include "ivshmem-region.h"
+#include "ivshmem-ring.h"
+
+G_BEGIN_DECLS
+
+/* The mapped region and its writer, shared by the sink, its pool and every
+ * pool memory, which point into the ring: the last reference unmaps.
+ * Every call on `writer` is made under `lock` (the sink's streaming thread
+ * and upstream threads acquiring pool buffers both use it). */
+typedef struct
+{
+  gint refcount;
+  GMutex lock;
+  IvshmRegion *region;
+  IvshmWriter *writer;          /* protected by lock */
+  gboolean closed;              /* protected by lock: the sink stopped */
+} GstIvshmemProducer;
+
+GstIvshmemProducer *gst_ivshmem_producer_new (IvshmRegion * region,
+    IvshmWriter * writer);
+GstIvshmemProducer *gst_ivshmem_producer_ref (GstIvshmemProducer * p);
+void gst_ivshmem_producer_unref (GstIvshmemProducer * p);
+/* Closes the session (readers see it end); memories may live on. */
+void gst_ivshmem_producer_close (GstIvshmemProducer * p);
+
+/* If `buffer` is one piece of pool memory of this producer, still pending,
+ * returns its reservation (and TRUE). */
+gboolean gst_ivshmem_buffer_get_span (GstBuffer * buffer,
+    GstIvshmemProducer * p, IvshmSpan * span);
+/* After a successful commit: the memory is read by readers now. */
+void gst_ivshmem_buffer_mark_committed (GstBuffer * buffer);
+
+#define GST_TYPE_IVSHMEM_BUFFER_POOL (gst_ivshmem_buffer_pool_get_type ())
+G_DECLARE_FINAL_TYPE (GstIvshmemBufferPool, gst_ivshmem_buffer_pool, GST,
+    IVSHMEM_BUFFER_POOL, GstBufferPool);
+
+/* A pool whose buffers are reservations in the ring: upstream writes the
+ * payload in place, and the sink publishes it without a copy. */
+GstBufferPool *gst_ivshmem_buffer_pool_new (GstIvshmemProducer * producer,
+    guint64 max_poll_interval);
+
+G_END_DECLS
+
+#endif /* __GST_IVSHMEM_POOL_H__ */
