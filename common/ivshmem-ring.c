@@ -925,6 +925,22 @@ struct IvshmReader
   uint32_t replay_off;
   bool cur_is_replay;
 
+  /* Records handed out in place (zero-copy) and not yet given back,
+   * oldest first: held[i % MAX_HELD] for i in [held_first, held_end).
+   * The published read_pos stops at the oldest of them. `lock` guards
+   * them and the publication of read_pos, since ivshm_reader_unhold() runs
+   * in whatever thread frees the last reference. */
+  struct
+  {
+    uint64_t pos;
+    uint64_t len;
+    bool released;
+  } held[IVSHM_MAX_HELD];
+  uint64_t held_first;
+  uint64_t held_end;
+  uint64_t held_bytes;
+  atomic_flag lock;
+
   /* producer liveness, measured with our own clock */
   uint64_t producer_timeout_ns;
   uint64_t last_hb;
@@ -936,12 +952,44 @@ struct IvshmReader
 /* Gives the space before r->pos back, and wakes the producer if it is
  * about to sleep for want of space (the mirror of writer_publish). */
 static void
-reader_publish_pos (IvshmReader * r)
+reader_lock (IvshmReader * r)
 {
-  atomic_store_explicit (&r->slot->read_pos, r->pos, REL);
+  while (atomic_flag_test_and_set_explicit (&r->lock, ACQ))
+    ivshm_cpu_relax ();
+}
+
+static void
+reader_unlock (IvshmReader * r)
+{
+  atomic_flag_clear_explicit (&r->lock, REL);
+}
+
+/* Call with the lock held. */
+static void
+reader_publish_pos_locked (IvshmReader * r)
+{
+  uint64_t pos = r->pos;
+
+  while (r->held_first < r->held_end &&
+      r->held[r->held_first % IVSHM_MAX_HELD].released)
+    r->held_first++;
+  if (r->held_first < r->held_end)
+    pos = r->held[r->held_first % IVSHM_MAX_HELD].pos;
+  atomic_store_explicit (&r->slot->read_pos, pos, REL);
   atomic_thread_fence (SEQ);
   if (atomic_load_explicit (&r->hdr->writer_sleeping, RLX) != 0)
     ivshm_wake (&r->hdr->space_futex);
+}
+
+/* Moves the reader to pos and gives the space before it back (but for
+ * records still held). */
+static void
+reader_advance (IvshmReader * r, uint64_t pos)
+{
+  reader_lock (r);
+  r->pos = pos;
+  reader_publish_pos_locked (r);
+  reader_unlock (r);
 }
 
 static IvshmStatus
@@ -1095,6 +1143,7 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
   r->ring_size = ring_size;
   r->session = session;
   r->token = ivshm_random_u64 ();
+  atomic_flag_clear (&r->lock);
 
   period_us = atomic_load_explicit (&hdr->heartbeat_period_us, RLX);
   if (cfg && cfg->producer_timeout_ns)
@@ -1189,7 +1238,7 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
     r->pos = w_pos;
     r->stats.joined_mid_stream = true;
   }
-  reader_publish_pos (r);
+  reader_advance (r, r->pos);
 
   /* The session must not have changed under us. */
   if (atomic_load_explicit (&hdr->magic, SEQ) != IVSHM_MAGIC ||
@@ -1392,8 +1441,7 @@ ivshm_reader_next (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
       case IVSHM_RECORD_SKIP:
         if (!reader_still_owner (r))
           return reader_diagnose (r, err, "", 0, 0);
-        r->pos += len;
-        reader_publish_pos (r);
+        reader_advance (r, r->pos + len);
         /* each skip moves on by at least 64 bytes; a producer writing
          * nothing but skips still cannot keep us here */
         if (++skips > r->ring_size / IVSHM_RECORD_ALIGN)
@@ -1444,9 +1492,81 @@ ivshm_reader_release (IvshmReader * r)
     r->cur_len = 0;
     return IVSHM_ERR_EVICTED;
   }
-  r->pos += r->cur_len;
+  reader_advance (r, r->pos + r->cur_len);
   r->cur_len = 0;
-  reader_publish_pos (r);
   atomic_store_explicit (&r->slot->records_read, r->stats.records, RLX);
   return IVSHM_OK;
+}
+
+IvshmStatus
+ivshm_reader_hold (IvshmReader * r, IvshmHold * hold)
+{
+  uint64_t id;
+
+  if (r->cur_len == 0 || r->cur_is_replay)
+    return IVSHM_ERR_INVALID_ARG;
+  if (r->held_end - r->held_first >= IVSHM_MAX_HELD) {
+    reader_lock (r);
+    reader_publish_pos_locked (r);
+    reader_unlock (r);
+    if (r->held_end - r->held_first >= IVSHM_MAX_HELD)
+      return IVSHM_AGAIN;
+  }
+  if (!reader_still_owner (r)) {
+    r->cur_len = 0;
+    return IVSHM_ERR_EVICTED;
+  }
+
+  r->stats.records++;
+  if (r->cur_type == IVSHM_RECORD_BUFFER) {
+    r->stats.buffers++;
+    r->stats.bytes += r->cur_payload_len;
+  }
+  reader_lock (r);
+  id = r->held_end++;
+  r->held[id % IVSHM_MAX_HELD].pos = r->pos;
+  r->held[id % IVSHM_MAX_HELD].len = r->cur_len;
+  r->held[id % IVSHM_MAX_HELD].released = false;
+  r->held_bytes += r->cur_len;
+  r->pos += r->cur_len;
+  reader_publish_pos_locked (r);
+  reader_unlock (r);
+
+  hold->id = id;
+  hold->pos = r->held[id % IVSHM_MAX_HELD].pos;
+  r->cur_len = 0;
+  atomic_store_explicit (&r->slot->records_read, r->stats.records, RLX);
+  return IVSHM_OK;
+}
+
+void
+ivshm_reader_unhold (IvshmReader * r, const IvshmHold * hold)
+{
+  reader_lock (r);
+  if (hold->id >= r->held_first && hold->id < r->held_end &&
+      r->held[hold->id % IVSHM_MAX_HELD].pos == hold->pos &&
+      !r->held[hold->id % IVSHM_MAX_HELD].released) {
+    r->held[hold->id % IVSHM_MAX_HELD].released = true;
+    r->held_bytes -= r->held[hold->id % IVSHM_MAX_HELD].len;
+    reader_publish_pos_locked (r);
+  }
+  reader_unlock (r);
+}
+
+void
+ivshm_reader_held (IvshmReader * r, unsigned *count, uint64_t *bytes)
+{
+  reader_lock (r);
+  reader_publish_pos_locked (r);
+  if (count)
+    *count = (unsigned) (r->held_end - r->held_first);
+  if (bytes)
+    *bytes = r->held_bytes;
+  reader_unlock (r);
+}
+
+uint64_t
+ivshm_reader_ring_size (const IvshmReader * r)
+{
+  return r->ring_size;
 }

@@ -220,6 +220,29 @@ bool ivshm_reader_wait (IvshmReader * reader, IvshmWaiter * waiter,
     uint64_t timeout_ns);
 bool ivshm_reader_producer_local (const IvshmReader * reader);
 
+/* Zero-copy reads: instead of releasing the record returned by
+ * ivshm_reader_next(), hold it. Reading goes on past it, but its space is
+ * not given back to the producer until ivshm_reader_unhold(), which may be
+ * called from any thread, in any order. At most IVSHM_MAX_HELD records are
+ * held at once (AGAIN: copy this one and release it instead). While this
+ * reader keeps its slot, the producer never writes into a held record; if
+ * the reader is evicted (its lease expired: its process stalled for
+ * seconds) that promise ends. */
+#define IVSHM_MAX_HELD 64
+
+typedef struct
+{
+  uint64_t id;
+  uint64_t pos;
+} IvshmHold;
+
+IvshmStatus ivshm_reader_hold (IvshmReader * reader, IvshmHold * hold);
+void ivshm_reader_unhold (IvshmReader * reader, const IvshmHold * hold);
+/* How many records, and how many bytes of the ring, are held. */
+void ivshm_reader_held (IvshmReader * reader, unsigned *count,
+    uint64_t * bytes);
+uint64_t ivshm_reader_ring_size (const IvshmReader * reader);
+
 /* Bumps this reader's lease. Thread-safe. */
 void ivshm_reader_heartbeat (IvshmReader * reader);
 

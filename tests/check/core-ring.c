@@ -1745,6 +1745,181 @@ GST_START_TEST (test_span_keeps_space_until_released)
 
 GST_END_TEST;
 
+
+/* ---- 15. holds: records read in place (zero-copy reads) ------------------ */
+
+static IvshmHold
+hold_buffer_ok (IvshmReader * r, uint64_t seq, const uint8_t ** payload)
+{
+  IvshmRecord rec;
+  IvshmHold h;
+
+  assert_status (ivshm_reader_next (r, &rec, NULL), IVSHM_OK);
+  fail_unless_equals_int (rec.h.type, IVSHM_RECORD_BUFFER);
+  fail_unless_equals_uint64 (rec.h.pts, buffer_info (seq, 0).pts);
+  assert_status (ivshm_reader_hold (r, &h), IVSHM_OK);
+  *payload = rec.payload;
+  return h;
+}
+
+GST_START_TEST (test_holds)
+{
+  const uint64_t size = IVSHM_REGION_MIN;
+  void *base = region_alloc (size);
+  IvshmWriter *w = writer_new_ok (base, size, NULL);
+  IvshmReader *r = reader_new_ok (base, size);
+  IvshmHold h[3];
+  const uint8_t *p[3];
+  unsigned count;
+  uint64_t bytes, seq, i;
+
+  for (i = 0; i < 3; i++)
+    write_buffer_ok (w, i, 4000);
+  for (i = 0; i < 3; i++)
+    h[i] = hold_buffer_ok (r, i, &p[i]);
+  ivshm_reader_held (r, &count, &bytes);
+  fail_unless_equals_int (count, 3);
+  fail_unless_equals_uint64 (bytes, 3 * ivshm_record_len (4000));
+  read_none (r);
+
+  /* the writer fills the ring but never writes over a held record */
+  seq = 3;
+  while (write_buffer (w, seq, 1000) == IVSHM_OK) {
+    read_buffer_ok (r, seq, 1000);
+    seq++;
+    fail_unless (seq < 1000);
+  }
+  for (i = 0; i < 3; i++)
+    fail_unless (check_pattern (p[i], 4000, i), "held record %u changed",
+        (unsigned) i);
+
+  /* giving back a younger one frees nothing; the oldest frees its space */
+  ivshm_reader_unhold (r, &h[1]);
+  ivshm_reader_unhold (r, &h[1]);       /* twice: ignored */
+  assert_status (write_buffer (w, seq, 1000), IVSHM_AGAIN);
+  ivshm_reader_unhold (r, &h[0]);
+  write_buffer_ok (w, seq, 1000);
+  read_buffer_ok (r, seq, 1000);
+  seq++;
+  fail_unless (check_pattern (p[2], 4000, 2));
+  ivshm_reader_held (r, &count, &bytes);
+  fail_unless_equals_int (count, 1);
+  ivshm_reader_unhold (r, &h[2]);
+  ivshm_reader_held (r, &count, &bytes);
+  fail_unless_equals_int (count, 0);
+  fail_unless_equals_uint64 (bytes, 0);
+  seq = cycle_ring (w, r, seq);
+
+  /* a replayed record cannot be held; nor can nothing */
+  assert_status (ivshm_reader_hold (r, &h[0]), IVSHM_ERR_INVALID_ARG);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  free (base);
+}
+
+GST_END_TEST;
+
+/* At most IVSHM_MAX_HELD at once: then AGAIN, and the caller copies. */
+GST_START_TEST (test_holds_bounded)
+{
+  const uint64_t size = 1024 * 1024;
+  void *base = region_alloc (size);
+  IvshmWriter *w = writer_new_ok (base, size, NULL);
+  IvshmReader *r = reader_new_ok (base, size);
+  IvshmHold h[IVSHM_MAX_HELD], extra;
+  const uint8_t *p;
+  IvshmRecord rec;
+  uint64_t i;
+
+  for (i = 0; i < IVSHM_MAX_HELD + 1; i++)
+    write_buffer_ok (w, i, 100);
+  for (i = 0; i < IVSHM_MAX_HELD; i++)
+    h[i] = hold_buffer_ok (r, i, &p);
+  assert_status (ivshm_reader_next (r, &rec, NULL), IVSHM_OK);
+  assert_status (ivshm_reader_hold (r, &extra), IVSHM_AGAIN);
+  fail_unless (check_pattern (rec.payload, 100, IVSHM_MAX_HELD));
+  assert_status (ivshm_reader_release (r), IVSHM_OK);
+  /* given back in reverse order */
+  for (i = IVSHM_MAX_HELD; i > 0; i--)
+    ivshm_reader_unhold (r, &h[i - 1]);
+  fail_unless_equals_uint64 (atomic_load (&slot_at (base, 0)->read_pos),
+      ivshm_writer_position (w));
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  free (base);
+}
+
+GST_END_TEST;
+
+typedef struct
+{
+  IvshmReader *r;
+  IvshmHold *holds;
+  unsigned n;
+} UnholdJob;
+
+static gpointer
+unhold_thread (gpointer data)
+{
+  UnholdJob *job = data;
+  unsigned i;
+
+  for (i = 0; i < job->n; i++)
+    ivshm_reader_unhold (job->r, &job->holds[i]);
+  return NULL;
+}
+
+/* Holds given back from another thread while the reader goes on: the
+ * writer keeps streaming, nothing is lost or overwritten. */
+GST_START_TEST (test_holds_threads)
+{
+  const uint64_t size = IVSHM_REGION_MIN;
+  void *base = region_alloc (size);
+  IvshmWriter *w = writer_new_ok (base, size, NULL);
+  IvshmReader *r = reader_new_ok (base, size);
+  uint64_t seq = 0, read = 0, round;
+  IvshmHold holds[2][8];
+  UnholdJob job[2] = { {r, holds[0], 0}, {r, holds[1], 0} };
+  GThread *t[2] = { NULL, NULL };
+
+  /* round k holds into holds[k % 2] while the thread of round k - 1 gives
+   * holds[(k - 1) % 2] back */
+  for (round = 0; round < 200; round++) {
+    unsigned b = round % 2, i, n;
+    const uint8_t *p[8];
+    gint64 deadline = g_get_monotonic_time () + 10 * G_TIME_SPAN_SECOND;
+
+    if (t[b])
+      g_thread_join (t[b]);
+    t[b] = NULL;
+    while (seq < read + 8) {
+      IvshmStatus st = write_buffer (w, seq, 3000);
+      if (st == IVSHM_OK)
+        seq++;
+      else if (read == seq)
+        fail_unless (g_get_monotonic_time () < deadline, "writer stuck");
+      else
+        break;
+    }
+    for (i = 0; read < seq && i < 8; i++, read++)
+      holds[b][i] = hold_buffer_ok (r, read, &p[i]);
+    for (n = 0; n < i; n++)
+      fail_unless (check_pattern (p[n], 3000, read - i + n));
+    job[b].n = i;
+    t[b] = g_thread_new ("unhold", unhold_thread, &job[b]);
+  }
+  if (t[0])
+    g_thread_join (t[0]);
+  if (t[1])
+    g_thread_join (t[1]);
+  fail_unless (seq >= 200 * 8 / 2);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  free (base);
+}
+
+GST_END_TEST;
+
 static Suite *
 core_ring_suite (void)
 {
@@ -1775,6 +1950,9 @@ core_ring_suite (void)
   tcase_add_test (tc, test_spans_in_order);
   tcase_add_test (tc, test_spans_out_of_order);
   tcase_add_test (tc, test_span_keeps_space_until_released);
+  tcase_add_test (tc, test_holds);
+  tcase_add_test (tc, test_holds_bounded);
+  tcase_add_test (tc, test_holds_threads);
   return s;
 }
 
