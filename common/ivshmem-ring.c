@@ -1101,6 +1101,24 @@ ivshm_reader_free (IvshmReader * r)
   free (r);
 }
 
+/* Another reader of this session is already active: we are not the first
+ * (the producer may not have noticed it yet, as it looks only when it
+ * needs space). */
+static bool
+reader_has_company (IvshmReader * r)
+{
+  unsigned i;
+
+  for (i = 0; i < IVSHM_MAX_READERS; i++) {
+    IvshmReaderSlot *s = slot_of (r->base, i);
+    if (s != r->slot &&
+        atomic_load_explicit (&s->state, ACQ) == IVSHM_SLOT_ACTIVE &&
+        atomic_load_explicit (&s->session_id, RLX) == r->session)
+      return true;
+  }
+  return false;
+}
+
 IvshmStatus
 ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
     IvshmReader ** out, IvshmError * err)
@@ -1204,7 +1222,8 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
   }
 
   flags = atomic_load_explicit (&hdr->producer_flags, ACQ);
-  if (t == 0 && !(flags & IVSHM_PRODUCER_FLAG_HAD_READER)) {
+  if (t == 0 && !(flags & IVSHM_PRODUCER_FLAG_HAD_READER) &&
+      !reader_has_company (r)) {
     /* The first reader of the session: the producer kept everything. */
     r->pos = 0;
   } else {

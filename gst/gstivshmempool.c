@@ -307,6 +307,7 @@ gst_ivshmem_buffer_pool_wrap (GstIvshmemBufferPool * self,
       0, self->size);
   buf = gst_buffer_new ();
   gst_buffer_append_memory (buf, GST_MEMORY_CAST (m));
+  GST_BUFFER_FLAG_UNSET (buf, GST_BUFFER_FLAG_TAG_MEMORY);
   if (self->add_video_meta) {
     GstVideoInfo *vi = &self->vinfo;
 

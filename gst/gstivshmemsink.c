@@ -458,10 +458,11 @@ too_big:
             region_size),
         ("The largest record this region holds is %" G_GUINT64_FORMAT
             " bytes. Use a region of at least %" G_GUINT64_FORMAT " bytes "
-            "(%" G_GUINT64_FORMAT " MiB, a power of two): the sink's size "
+            "(%" G_GUINT64_FORMAT " %s, a power of two): the sink's size "
             "property for a new host file, or size= of QEMU's "
             "memory-backend-file.", ivshm_writer_max_payload (p->writer),
-            need, need >> 20));
+            need, need >= (1 << 20) ? need >> 20 : need >> 10,
+            need >= (1 << 20) ? "MiB" : "KiB"));
     return GST_FLOW_ERROR;
   }
 failed:

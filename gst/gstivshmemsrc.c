@@ -66,6 +66,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_ivshmem_src_debug);
 #define DEFAULT_DEVICE NULL
 #define DEFAULT_IS_LIVE TRUE
 #define DEFAULT_LATENCY (20 * GST_MSECOND)
+#define DEFAULT_ZERO_COPY TRUE
 
 #define DEFAULT_MAX_POLL_INTERVAL GST_IVSHMEM_DEFAULT_MAX_POLL_INTERVAL
 
@@ -81,7 +82,143 @@ enum
   PROP_IS_LIVE,
   PROP_LATENCY,
   PROP_MAX_POLL_INTERVAL,
+  PROP_ZERO_COPY,
 };
+
+/* The mapped region and its reader, shared by the source and every buffer
+ * it hands out in place (zero-copy): the last reference detaches and
+ * unmaps, so a buffer downstream still holds stays valid and protected
+ * from the producer after the source stopped. The reader's heartbeat
+ * runs as long as the reader lives. */
+typedef struct
+{
+  gint refcount;
+  IvshmRegion *region;
+  IvshmReader *reader;          /* set once, by the streaming thread */
+  IvshmTicker *heartbeat;
+} GstIvshmemConsumer;
+
+static GstIvshmemConsumer *
+gst_ivshmem_consumer_ref (GstIvshmemConsumer * c)
+{
+  g_atomic_int_inc (&c->refcount);
+  return c;
+}
+
+static void
+gst_ivshmem_consumer_unref (GstIvshmemConsumer * c)
+{
+  if (!g_atomic_int_dec_and_test (&c->refcount))
+    return;
+  ivshm_ticker_stop (c->heartbeat);
+  ivshm_reader_free (c->reader);
+  ivshm_region_close (c->region);
+  g_free (c);
+}
+
+/* ---- memory in the ring, read in place ---------------------------------- */
+
+typedef struct
+{
+  GstMemory mem;
+  GstIvshmemConsumer *consumer;
+  IvshmHold hold;
+  guint8 *data;
+} GstIvshmemReadMemory;
+
+#define GST_TYPE_IVSHMEM_READ_ALLOCATOR (gst_ivshmem_read_allocator_get_type ())
+G_DECLARE_FINAL_TYPE (GstIvshmemReadAllocator, gst_ivshmem_read_allocator,
+    GST, IVSHMEM_READ_ALLOCATOR, GstAllocator);
+
+struct _GstIvshmemReadAllocator
+{
+  GstAllocator parent;
+};
+
+G_DEFINE_TYPE (GstIvshmemReadAllocator, gst_ivshmem_read_allocator,
+    GST_TYPE_ALLOCATOR);
+
+static GstMemory *
+gst_ivshmem_read_allocator_alloc (GstAllocator * allocator, gsize size,
+    GstAllocationParams * params)
+{
+  return NULL;
+}
+
+static void
+gst_ivshmem_read_allocator_free (GstAllocator * allocator, GstMemory * mem)
+{
+  GstIvshmemReadMemory *m = (GstIvshmemReadMemory *) mem;
+
+  /* the last reference: the producer may reuse the space */
+  if (!mem->parent)
+    ivshm_reader_unhold (m->consumer->reader, &m->hold);
+  gst_ivshmem_consumer_unref (m->consumer);
+  g_free (m);
+}
+
+static gpointer
+gst_ivshmem_read_memory_map (GstMemory * mem, gsize maxsize,
+    GstMapFlags flags)
+{
+  /* the memory is read-only (GstMemory refuses write maps) */
+  return ((GstIvshmemReadMemory *) mem)->data;
+}
+
+static void
+gst_ivshmem_read_memory_unmap (GstMemory * mem)
+{
+}
+
+static GstIvshmemReadMemory *
+gst_ivshmem_read_memory_new (GstAllocator * allocator, GstMemory * parent,
+    GstIvshmemConsumer * consumer, const IvshmHold * hold, guint8 * data,
+    gsize maxsize, gsize offset, gsize size)
+{
+  GstIvshmemReadMemory *m = g_new0 (GstIvshmemReadMemory, 1);
+
+  gst_memory_init (GST_MEMORY_CAST (m), GST_MEMORY_FLAG_READONLY |
+      GST_MINI_OBJECT_FLAG_LOCK_READONLY, allocator, parent, maxsize,
+      IVSHM_RECORD_ALIGN - 1, offset, size);
+  m->consumer = gst_ivshmem_consumer_ref (consumer);
+  m->hold = *hold;
+  m->data = data;
+  return m;
+}
+
+static GstMemory *
+gst_ivshmem_read_memory_share (GstMemory * mem, gssize offset, gssize size)
+{
+  GstIvshmemReadMemory *m = (GstIvshmemReadMemory *) mem;
+  GstMemory *parent = mem->parent ? mem->parent : mem;
+
+  if (size == -1)
+    size = mem->size - offset;
+  return GST_MEMORY_CAST (gst_ivshmem_read_memory_new (mem->allocator,
+          parent, m->consumer, &m->hold, m->data, mem->maxsize,
+          mem->offset + offset, size));
+}
+
+static void
+gst_ivshmem_read_allocator_class_init (GstIvshmemReadAllocatorClass * klass)
+{
+  GstAllocatorClass *alloc_class = GST_ALLOCATOR_CLASS (klass);
+
+  alloc_class->alloc = gst_ivshmem_read_allocator_alloc;
+  alloc_class->free = gst_ivshmem_read_allocator_free;
+}
+
+static void
+gst_ivshmem_read_allocator_init (GstIvshmemReadAllocator * self)
+{
+  GstAllocator *alloc = GST_ALLOCATOR_CAST (self);
+
+  alloc->mem_type = "IvshmemRingRead";
+  alloc->mem_map = gst_ivshmem_read_memory_map;
+  alloc->mem_unmap = gst_ivshmem_read_memory_unmap;
+  alloc->mem_share = gst_ivshmem_read_memory_share;
+  GST_OBJECT_FLAG_SET (self, GST_ALLOCATOR_FLAG_CUSTOM_ALLOC);
+}
 
 struct _GstIvshmemSrc
 {
@@ -92,14 +229,19 @@ struct _GstIvshmemSrc
   gboolean is_live;
   GstClockTime latency;
   guint64 max_poll_interval;
+  gboolean zero_copy_enabled;
 
-  /* set in start(), cleared in stop() */
+  /* set in start(), cleared in stop(); region and reader are borrowed
+   * from consumer */
+  GstIvshmemConsumer *consumer;
   IvshmRegion *region;
   IvshmWaiter waiter;           /* set flushing by unlock() */
+  GstAllocator *allocator;
 
   /* the streaming thread's, reset in start() */
   IvshmReader *reader;
-  IvshmTicker *heartbeat;
+  guint64 zero_copy;            /* buffers handed out in place */
+  guint64 copied;
   gboolean waiting_logged;
   gboolean eos;
   GstSegment in_segment;        /* the producer's segment */
@@ -205,6 +347,23 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
 
+  /**
+   * GstIvshmemSrc:zero-copy:
+   *
+   * Hand out buffers that point into the ring instead of copies. Their
+   * space stays reserved until the last reference to them is dropped. At
+   * most 64 such buffers, and half the ring, are outstanding at once;
+   * beyond that, buffers are copied, so a downstream element that keeps
+   * buffers cannot stall the producer. false: always copy.
+   */
+  g_object_class_install_property (gobject_class, PROP_ZERO_COPY,
+      g_param_spec_boolean ("zero-copy", "Zero copy",
+          "Hand out read-only buffers that point into the ring (bounded; "
+          "falls back to copying when downstream keeps too many); false: "
+          "always copy", DEFAULT_ZERO_COPY,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
       "IVSHMEM source", "Source",
@@ -228,7 +387,10 @@ gst_ivshmem_src_init (GstIvshmemSrc * self)
   self->is_live = DEFAULT_IS_LIVE;
   self->latency = DEFAULT_LATENCY;
   self->max_poll_interval = DEFAULT_MAX_POLL_INTERVAL;
+  self->zero_copy_enabled = DEFAULT_ZERO_COPY;
   ivshm_waiter_init (&self->waiter);
+  self->allocator = g_object_new (GST_TYPE_IVSHMEM_READ_ALLOCATOR, NULL);
+  gst_object_ref_sink (self->allocator);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
   gst_base_src_set_live (GST_BASE_SRC (self), DEFAULT_IS_LIVE);
 }
@@ -239,6 +401,7 @@ gst_ivshmem_src_finalize (GObject * object)
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (object);
 
   g_free (self->device);
+  gst_object_unref (self->allocator);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -270,6 +433,9 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
     case PROP_MAX_POLL_INTERVAL:
       self->max_poll_interval = g_value_get_uint64 (value);
       break;
+    case PROP_ZERO_COPY:
+      self->zero_copy_enabled = g_value_get_boolean (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -299,6 +465,9 @@ gst_ivshmem_src_get_property (GObject * object, guint prop_id,
       break;
     case PROP_MAX_POLL_INTERVAL:
       g_value_set_uint64 (value, self->max_poll_interval);
+      break;
+    case PROP_ZERO_COPY:
+      g_value_set_boolean (value, self->zero_copy_enabled);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -339,11 +508,15 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
       ivshm_region_size (region));
 
   GST_OBJECT_LOCK (self);
+  self->consumer = g_new0 (GstIvshmemConsumer, 1);
+  self->consumer->refcount = 1;
+  self->consumer->region = region;
   self->region = region;
   GST_OBJECT_UNLOCK (self);
 
   gst_ivshmem_src_reset_stream (self);
   self->invalid_records = 0;
+  self->zero_copy = self->copied = 0;
   g_free (device);
   return TRUE;
 
@@ -356,30 +529,25 @@ open_failed:
   }
 }
 
-static void
-gst_ivshmem_src_detach (GstIvshmemSrc * self)
-{
-  ivshm_ticker_stop (self->heartbeat);
-  self->heartbeat = NULL;
-  ivshm_reader_free (self->reader);
-  self->reader = NULL;
-}
-
 static gboolean
 gst_ivshmem_src_stop (GstBaseSrc * bsrc)
 {
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (bsrc);
-  IvshmRegion *region;
-
-  gst_ivshmem_src_detach (self);
+  GstIvshmemConsumer *consumer;
 
   GST_OBJECT_LOCK (self);
-  region = self->region;
+  consumer = self->consumer;
+  self->consumer = NULL;
   self->region = NULL;
+  self->reader = NULL;
   GST_OBJECT_UNLOCK (self);
 
-  if (region)
-    ivshm_region_close (region);
+  if (consumer) {
+    GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " buffers handed out in "
+        "place, %" G_GUINT64_FORMAT " copied", self->zero_copy, self->copied);
+    /* buffers still downstream keep the reader and the mapping */
+    gst_ivshmem_consumer_unref (consumer);
+  }
   return TRUE;
 }
 
@@ -469,7 +637,9 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
         "x in slot %u%s", ivshm_reader_session (self->reader), stats.slot,
         stats.joined_mid_stream ? ", mid-stream" : "");
   }
-  self->heartbeat = ivshm_ticker_start (0, heartbeat_tick, self->reader);
+  self->consumer->reader = self->reader;
+  self->consumer->heartbeat = ivshm_ticker_start (0, heartbeat_tick,
+      self->reader);
   ivshm_reader_heartbeat (self->reader);
   return GST_FLOW_OK;
 }
@@ -619,25 +789,74 @@ gst_ivshmem_src_handle_event (GstIvshmemSrc * self,
   return GST_FLOW_OK;
 }
 
+/* Wraps a BUFFER record in place, if the bounds allow: at most
+ * IVSHM_MAX_HELD records and half the ring held at once, so that buffers
+ * downstream keeps cannot stall the producer. */
+static GstBuffer *
+gst_ivshmem_src_wrap (GstIvshmemSrc * self, const IvshmRecord * rec)
+{
+  GstIvshmemReadMemory *m;
+  GstBuffer *buf;
+  IvshmHold hold;
+  unsigned count;
+  guint64 bytes;
+
+  if (!self->zero_copy_enabled || rec->replayed)
+    return NULL;
+  ivshm_reader_held (self->reader, &count, &bytes);
+  if (count >= IVSHM_MAX_HELD ||
+      bytes + ivshm_record_len (rec->h.payload_len) >
+      ivshm_reader_ring_size (self->reader) / 2)
+    return NULL;
+  if (ivshm_reader_hold (self->reader, &hold) != IVSHM_OK)
+    return NULL;
+
+  m = gst_ivshmem_read_memory_new (self->allocator, NULL, self->consumer,
+      &hold, (guint8 *) rec->payload, rec->h.payload_len, 0,
+      rec->h.payload_len);
+  buf = gst_buffer_new ();
+  gst_buffer_append_memory (buf, GST_MEMORY_CAST (m));
+  /* not a memory that downstream must treat specially */
+  GST_BUFFER_FLAG_UNSET (buf, GST_BUFFER_FLAG_TAG_MEMORY);
+  return buf;
+}
+
+/* Makes a buffer of a BUFFER record, in place or as a copy; consumes the
+ * record either way. */
 static GstFlowReturn
 gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
-    GstBuffer ** out)
+    GstBuffer ** out, IvshmError * err)
 {
   GstBuffer *buf;
   GstMapInfo map;
   const IvshmRecordHeader *h = &rec->h;
+  IvshmStatus st;
 
-  buf = gst_buffer_new_allocate (NULL, h->payload_len, NULL);
-  if (!buf || !gst_buffer_map (buf, &map, GST_MAP_WRITE)) {
-    if (buf)
+  buf = gst_ivshmem_src_wrap (self, rec);
+  if (buf) {
+    self->zero_copy++;
+  } else {
+    buf = gst_buffer_new_allocate (NULL, h->payload_len, NULL);
+    if (!buf || !gst_buffer_map (buf, &map, GST_MAP_WRITE)) {
+      if (buf)
+        gst_buffer_unref (buf);
+      GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
+          ("Could not allocate a buffer of %" G_GUINT64_FORMAT " bytes.",
+              h->payload_len), (NULL));
+      return GST_FLOW_ERROR;
+    }
+    memcpy (map.data, rec->payload, h->payload_len);
+    gst_buffer_unmap (buf, &map);
+    /* confirms the copy was not overwritten meanwhile */
+    st = ivshm_reader_release (self->reader);
+    if (st != IVSHM_OK) {
       gst_buffer_unref (buf);
-    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
-        ("Could not allocate a buffer of %" G_GUINT64_FORMAT " bytes.",
-            h->payload_len), (NULL));
-    return GST_FLOW_ERROR;
+      ivshm_error_set (err, st, 0, "the producer dropped this reader while "
+          "it was copying a record");
+      return GST_FLOW_ERROR;
+    }
+    self->copied++;
   }
-  memcpy (map.data, rec->payload, h->payload_len);
-  gst_buffer_unmap (buf, &map);
 
   GST_BUFFER_FLAGS (buf) |= h->flags & GST_IVSHMEM_BUFFER_FLAGS_MASK;
   GST_BUFFER_OFFSET (buf) = h->offset;
@@ -726,19 +945,21 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
     /* Copy out of shared memory first, then release, which confirms the
      * copy was not overwritten; only then parse the private copy. */
     if (rec.h.type == IVSHM_RECORD_BUFFER) {
-      ret = gst_ivshmem_src_make_buffer (self, &rec, &buf);
-      if (ret != GST_FLOW_OK)
+      ret = gst_ivshmem_src_make_buffer (self, &rec, &buf, &err);
+      if (ret != GST_FLOW_OK) {
+        if (err.status != IVSHM_OK)
+          goto read_failed;
         return ret;
+      }
     } else {
       str = g_strndup ((const gchar *) rec.payload, rec.h.payload_len);
-    }
-    st = ivshm_reader_release (self->reader);
-    if (st != IVSHM_OK) {
-      gst_clear_buffer (&buf);
-      g_free (str);
-      ivshm_error_set (&err, st, 0, "the producer dropped this reader while "
-          "it was copying a record");
-      goto read_failed;
+      st = ivshm_reader_release (self->reader);
+      if (st != IVSHM_OK) {
+        g_free (str);
+        ivshm_error_set (&err, st, 0, "the producer dropped this reader "
+            "while it was copying a record");
+        goto read_failed;
+      }
     }
 
     if (buf) {
