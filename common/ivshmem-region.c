@@ -4,6 +4,9 @@
  * Host side: the file behind QEMU's memory-backend-file, mapped MAP_SHARED.
  * Guest side: BAR2 of the ivshmem PCI device, mapped from sysfs resource2.
  *
+ * BAR2 is mapped through resource2_wc (write-combining) where the kernel
+ * offers it, else resource2 (uncached); IvshmBarMapping chooses.
+ *
  * resource2 is opened O_RDWR without O_SYNC. O_SYNC changes the caching of
  * /dev/mem mappings only; for a sysfs resourceN file the kernel picks the
  * memory type itself (uncached "device" memory for resourceN, write-combined
@@ -385,17 +388,34 @@ pci_access_error (const IvshmPciDevice * dev, const char *sysfs_root,
 }
 
 static IvshmStatus
-map_pci_device (const IvshmPciDevice * dev, const char *sysfs_root,
-    IvshmRegion ** out, IvshmError * err)
+map_pci_device (const IvshmPciDevice * dev_in, const char *sysfs_root,
+    IvshmBarMapping mapping, IvshmRegion ** out, IvshmError * err)
 {
   IvshmStatus status;
   struct stat st;
-  uint64_t size = dev->size;
+  uint64_t size = dev_in->size;
   void *data = NULL;
   int fd, map_errno = 0;
   char human[32], human2[32];
+  IvshmPciDevice wc = *dev_in;
+  const IvshmPciDevice *dev = dev_in;
+
+  /* resource2_wc: the write-combining mapping of the same BAR, which the
+   * kernel offers for prefetchable BARs (ivshmem's BAR2 is one) */
+  if (mapping != IVSHM_BAR_MAPPING_RESOURCE &&
+      strlen (wc.resource_path) + 3 < sizeof wc.resource_path) {
+    strcat (wc.resource_path, "_wc");
+    if (mapping == IVSHM_BAR_MAPPING_RESOURCE_WC ||
+        access (wc.resource_path, F_OK) == 0)
+      dev = &wc;
+  }
 
   fd = open (dev->resource_path, O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT && dev == &wc)
+    return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, ENOENT,
+        "%s does not exist: the kernel offers no write-combining mapping of "
+        "this BAR; use the uncached one (bar-mapping=resource)",
+        dev->resource_path);
   if (fd < 0)
     return pci_access_error (dev, sysfs_root, "open", errno, err);
 
@@ -447,7 +467,7 @@ pci_not_ivshmem (const char *sysfs_root, const char *location, IvshmError * err)
 
 static IvshmStatus
 open_pci (const IvshmPciAddr * want, const char *sysfs_root,
-    IvshmRegion ** out, IvshmError * err)
+    IvshmBarMapping mapping, IvshmRegion ** out, IvshmError * err)
 {
   IvshmPciDevice *devs = NULL;
   const IvshmPciDevice *found = NULL;
@@ -468,7 +488,7 @@ open_pci (const IvshmPciAddr * want, const char *sysfs_root,
   }
 
   if (found != NULL)
-    status = map_pci_device (found, sysfs_root, out, err);
+    status = map_pci_device (found, sysfs_root, mapping, out, err);
   else if (want != NULL) {
     ivshm_pci_addr_format (want, location);
     status = pci_not_ivshmem (sysfs_root, location, err);
@@ -489,7 +509,9 @@ IvshmStatus
 ivshm_region_open (const char *device, const IvshmRegionOptions * options,
     IvshmRegion ** region, IvshmError * err)
 {
-  static const IvshmRegionOptions defaults = { 0, NULL };
+  static const IvshmRegionOptions defaults = { 0, NULL,
+    IVSHM_BAR_MAPPING_AUTO
+  };
   const char *sysfs_root;
   IvshmPciAddr addr;
 
@@ -508,9 +530,9 @@ ivshm_region_open (const char *device, const IvshmRegionOptions * options,
     sysfs_root = ivshm_sysfs_root ();
 
   if (device == NULL || device[0] == '\0')
-    return open_pci (NULL, sysfs_root, region, err);
+    return open_pci (NULL, sysfs_root, options->bar_mapping, region, err);
   if (ivshm_pci_addr_parse (device, &addr) == 0)
-    return open_pci (&addr, sysfs_root, region, err);
+    return open_pci (&addr, sysfs_root, options->bar_mapping, region, err);
 
   return ivshm_error_set (err, IVSHM_ERR_INVALID_ARG, 0,
       "\"%s\" is neither a file path (start it with / or ./) nor a PCI "

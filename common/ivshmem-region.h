@@ -100,6 +100,24 @@ typedef enum
 
 typedef struct IvshmRegion IvshmRegion;
 
+/* Which sysfs file a guest maps BAR2 through, which sets the memory type
+ * the kernel gives the mapping (x86):
+ *  - RESOURCE: resource2, uncached ("device") memory: every read and
+ *    write goes to memory, the slowest both ways;
+ *  - RESOURCE_WC: resource2_wc, write-combining: writes are merged into
+ *    bursts (much faster for a producer), reads are still uncached;
+ *  - AUTO (default): resource2_wc where the kernel offers it (prefetchable
+ *    BARs such as ivshmem's), else resource2.
+ * Neither is cached: a cached mapping of BAR2 needs a kernel driver (the
+ * Windows driver offers one). Under QEMU TCG the type makes no difference;
+ * under KVM it does. */
+typedef enum
+{
+  IVSHM_BAR_MAPPING_AUTO = 0,
+  IVSHM_BAR_MAPPING_RESOURCE,
+  IVSHM_BAR_MAPPING_RESOURCE_WC,
+} IvshmBarMapping;
+
 typedef struct
 {
   /* For a host file that does not exist: create it with this size (must be
@@ -107,6 +125,8 @@ typedef struct
   uint64_t create_size;
   /* The sysfs root for PCI discovery; NULL: ivshm_sysfs_root(). */
   const char *sysfs_root;
+  /* How a guest maps BAR2 (ignored for host files). */
+  IvshmBarMapping bar_mapping;
 } IvshmRegionOptions;
 
 /* Opens and maps a region.

@@ -329,3 +329,26 @@ gst_ivshmem_event_from_record (const IvshmRecordHeader * info,
   return ev;
 }
 
+
+/* ---- properties --------------------------------------------------------- */
+
+GType
+gst_ivshmem_bar_mapping_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {IVSHM_BAR_MAPPING_AUTO, "resource2_wc where the kernel offers it, "
+          "else resource2", "auto"},
+    {IVSHM_BAR_MAPPING_RESOURCE, "resource2: uncached, slowest reads and "
+          "writes", "resource"},
+    {IVSHM_BAR_MAPPING_RESOURCE_WC, "resource2_wc: write-combining, fast "
+          "writes, uncached reads", "resource-wc"},
+    {0, NULL, NULL}
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstIvshmemBarMapping", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}

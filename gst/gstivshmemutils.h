@@ -41,6 +41,10 @@ GstEvent *gst_ivshmem_event_from_record (const IvshmRecordHeader * info,
    GST_BUFFER_FLAG_DROPPABLE | GST_BUFFER_FLAG_DELTA_UNIT | \
    GST_BUFFER_FLAG_SYNC_AFTER | GST_BUFFER_FLAG_NON_DROPPABLE)
 
+/* IvshmBarMapping as a GEnum, for the bar-mapping property */
+#define GST_TYPE_IVSHMEM_BAR_MAPPING (gst_ivshmem_bar_mapping_get_type ())
+GType gst_ivshmem_bar_mapping_get_type (void);
+
 /* How long a side sleeps at most between looks at the ring when its peer
  * shares its kernel and wakes it with a futex: only liveness checks
  * depend on it. */

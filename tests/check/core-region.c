@@ -679,6 +679,56 @@ GST_START_TEST (test_pci_open)
 
 GST_END_TEST;
 
+/* BAR mapping modes: resource2_wc where it exists (auto), or as asked. */
+GST_START_TEST (test_pci_bar_mapping)
+{
+  char *root = fake_sysfs ();
+  IvshmRegionOptions opts = { 0 };
+  IvshmRegion *region = NULL;
+  IvshmError err = { 0 };
+  char *r2, *wc;
+
+  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2", root);
+  wc = g_strdup_printf ("%s_wc", r2);
+  opts.sysfs_root = root;
+
+  /* no resource2_wc: auto falls back to resource2, asking for it fails */
+  opts.bar_mapping = IVSHM_BAR_MAPPING_AUTO;
+  assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
+      IVSHM_OK, &err);
+  fail_unless_equals_string (ivshm_region_path (region), r2);
+  ivshm_region_close (region);
+  opts.bar_mapping = IVSHM_BAR_MAPPING_RESOURCE_WC;
+  assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
+      IVSHM_ERR_NOT_FOUND, &err);
+  fail_unless (strstr (err.detail, "bar-mapping=resource") != NULL, "%s",
+      err.detail);
+
+  /* with resource2_wc: auto and wc take it, resource takes resource2 */
+  make_sized_file (wc, 256 * KiB);
+  opts.bar_mapping = IVSHM_BAR_MAPPING_AUTO;
+  assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
+      IVSHM_OK, &err);
+  fail_unless_equals_string (ivshm_region_path (region), wc);
+  ivshm_region_close (region);
+  opts.bar_mapping = IVSHM_BAR_MAPPING_RESOURCE_WC;
+  assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
+      IVSHM_OK, &err);
+  fail_unless_equals_string (ivshm_region_path (region), wc);
+  ivshm_region_close (region);
+  opts.bar_mapping = IVSHM_BAR_MAPPING_RESOURCE;
+  assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
+      IVSHM_OK, &err);
+  fail_unless_equals_string (ivshm_region_path (region), r2);
+  ivshm_region_close (region);
+
+  g_free (r2);
+  g_free (wc);
+  rm_tree (root);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_pci_too_small)
 {
   char *root = make_tmpdir ();
@@ -882,6 +932,7 @@ core_region_suite (void)
   tcase_add_test (tc, test_pci_list);
   tcase_add_test (tc, test_pci_list_sorted);
   tcase_add_test (tc, test_pci_open);
+  tcase_add_test (tc, test_pci_bar_mapping);
   tcase_add_test (tc, test_pci_too_small);
   tcase_add_test (tc, test_pci_no_bus);
   tcase_add_test (tc, test_pci_broken_tree);
