@@ -981,6 +981,20 @@ reader_publish_pos_locked (IvshmReader * r)
     ivshm_wake (&r->hdr->space_futex);
 }
 
+/* Counts the record handed out; under the lock, as the stats may be read
+ * from another thread. */
+static void
+reader_count (IvshmReader * r)
+{
+  reader_lock (r);
+  r->stats.records++;
+  if (r->cur_type == IVSHM_RECORD_BUFFER) {
+    r->stats.buffers++;
+    r->stats.bytes += r->cur_payload_len;
+  }
+  reader_unlock (r);
+}
+
 /* Moves the reader to pos and gives the space before it back (but for
  * records still held). */
 static void
@@ -1285,9 +1299,11 @@ ivshm_reader_session (const IvshmReader * r)
 }
 
 void
-ivshm_reader_get_stats (const IvshmReader * r, IvshmReaderStats * stats)
+ivshm_reader_get_stats (IvshmReader * r, IvshmReaderStats * stats)
 {
+  reader_lock (r);
   *stats = r->stats;
+  reader_unlock (r);
 }
 
 bool
@@ -1343,7 +1359,9 @@ reader_diagnose (IvshmReader * r, IvshmError * err, const char *what,
     return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
         "the region's magic was overwritten (0x%016llx)",
         (unsigned long long) magic);
+  reader_lock (r);
   r->stats.invalid++;
+  reader_unlock (r);
   return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0, "%s (%llu, %llu)", what,
       a, b);
 }
@@ -1388,7 +1406,9 @@ reader_next_replay (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
   memcpy (&h, r->replay + r->replay_off, sizeof h);
   if (h.payload_len > left - sizeof h ||
       (h.type != IVSHM_RECORD_CAPS && h.type != IVSHM_RECORD_EVENT)) {
+    reader_lock (r);
     r->stats.invalid++;
+    reader_unlock (r);
     r->replay_len = 0;
     return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
         "a sticky record has type %u and %llu bytes of payload in %llu",
@@ -1492,11 +1512,7 @@ ivshm_reader_release (IvshmReader * r)
   if (r->cur_len == 0)
     return IVSHM_ERR_INVALID_ARG;
 
-  r->stats.records++;
-  if (r->cur_type == IVSHM_RECORD_BUFFER) {
-    r->stats.buffers++;
-    r->stats.bytes += r->cur_payload_len;
-  }
+  reader_count (r);
   if (r->cur_is_replay) {
     r->replay_off += (uint32_t) r->cur_len;
     r->cur_len = 0;
@@ -1536,11 +1552,7 @@ ivshm_reader_hold (IvshmReader * r, IvshmHold * hold)
     return IVSHM_ERR_EVICTED;
   }
 
-  r->stats.records++;
-  if (r->cur_type == IVSHM_RECORD_BUFFER) {
-    r->stats.buffers++;
-    r->stats.bytes += r->cur_payload_len;
-  }
+  reader_count (r);
   reader_lock (r);
   id = r->held_end++;
   r->held[id % IVSHM_MAX_HELD].pos = r->pos;
@@ -1582,6 +1594,18 @@ ivshm_reader_held (IvshmReader * r, unsigned *count, uint64_t *bytes)
   if (bytes)
     *bytes = r->held_bytes;
   reader_unlock (r);
+}
+
+uint64_t
+ivshm_reader_lag (IvshmReader * r)
+{
+  uint64_t w = atomic_load_explicit (&r->hdr->write_pos, ACQ), pos;
+
+  reader_lock (r);
+  pos = r->pos;
+  reader_unlock (r);
+  /* informative; a hostile value only gives a silly number */
+  return w >= pos && w - pos <= r->ring_size ? w - pos : 0;
 }
 
 uint64_t

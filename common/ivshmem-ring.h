@@ -242,13 +242,16 @@ void ivshm_reader_unhold (IvshmReader * reader, const IvshmHold * hold);
 void ivshm_reader_held (IvshmReader * reader, unsigned *count,
     uint64_t * bytes);
 uint64_t ivshm_reader_ring_size (const IvshmReader * reader);
+/* Bytes published that this reader has not read yet (0 if the producer's
+ * position makes no sense). Thread-safe. */
+uint64_t ivshm_reader_lag (IvshmReader * reader);
 
 /* Bumps this reader's lease. Thread-safe. */
 void ivshm_reader_heartbeat (IvshmReader * reader);
 
 uint64_t ivshm_reader_session (const IvshmReader * reader);
-void ivshm_reader_get_stats (const IvshmReader * reader,
-    IvshmReaderStats * stats);
+/* Thread-safe. */
+void ivshm_reader_get_stats (IvshmReader * reader, IvshmReaderStats * stats);
 
 #ifdef __cplusplus
 }

@@ -69,6 +69,7 @@ enum
   PROP_SIZE,
   PROP_MAX_POLL_INTERVAL,
   PROP_BAR_MAPPING,
+  PROP_STATS,
 };
 
 struct _GstIvshmemSink
@@ -177,6 +178,22 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
           GST_PARAM_MUTABLE_PLAYING));
 
   /**
+   * GstIvshmemSink:stats:
+   *
+   * A snapshot of the sink's counters: `buffers`, `bytes`, `records` (with
+   * caps and events), `zero-copy-buffers` (published in place from the
+   * sink's pool), `copied-buffers`, `full-waits` (times the ring was full:
+   * overruns of the readers), `readers` (active now), `readers-evicted`
+   * (leases that expired), `invalid-slots` (reader slots holding invalid
+   * values, evicted), `sticky-overflows`, `write-position` and `session`.
+   */
+  g_object_class_install_property (gobject_class, PROP_STATS,
+      g_param_spec_boxed ("stats", "Statistics",
+          "Counters of the sink (buffers, bytes, zero-copy, full waits, "
+          "readers, evictions, invalid reader slots)", GST_TYPE_STRUCTURE,
+          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
    * GstIvshmemSink:bar-mapping:
    *
    * In a guest: how BAR2 is mapped. `resource` (resource2) is uncached:
@@ -273,6 +290,45 @@ gst_ivshmem_sink_set_property (GObject * object, guint prop_id,
   GST_OBJECT_UNLOCK (self);
 }
 
+static GstStructure *
+gst_ivshmem_sink_get_stats (GstIvshmemSink * self)
+{
+  GstIvshmemProducer *p = NULL;
+  IvshmWriterStats ws = { 0 };
+  guint64 pos = 0, session = 0, zero_copy, copied;
+  guint readers = 0;
+
+  GST_OBJECT_LOCK (self);
+  if (self->producer)
+    p = gst_ivshmem_producer_ref (self->producer);
+  zero_copy = self->zero_copy;
+  copied = self->copied;
+  GST_OBJECT_UNLOCK (self);
+
+  if (p) {
+    g_mutex_lock (&p->lock);
+    ivshm_writer_get_stats (p->writer, &ws);
+    readers = ivshm_writer_count_readers (p->writer);
+    pos = ivshm_writer_position (p->writer);
+    session = ivshm_writer_session (p->writer);
+    g_mutex_unlock (&p->lock);
+    gst_ivshmem_producer_unref (p);
+  }
+  return gst_structure_new ("GstIvshmemSinkStats",
+      "buffers", G_TYPE_UINT64, ws.buffers,
+      "bytes", G_TYPE_UINT64, ws.bytes,
+      "records", G_TYPE_UINT64, ws.records,
+      "zero-copy-buffers", G_TYPE_UINT64, zero_copy,
+      "copied-buffers", G_TYPE_UINT64, copied,
+      "full-waits", G_TYPE_UINT64, ws.full_waits,
+      "readers", G_TYPE_UINT, readers,
+      "readers-evicted", G_TYPE_UINT64, ws.readers_evicted,
+      "invalid-slots", G_TYPE_UINT64, ws.invalid_slots,
+      "sticky-overflows", G_TYPE_UINT64, ws.sticky_overflows,
+      "write-position", G_TYPE_UINT64, pos,
+      "session", G_TYPE_UINT64, session, NULL);
+}
+
 static void
 gst_ivshmem_sink_get_property (GObject * object, guint prop_id,
     GValue * value, GParamSpec * pspec)
@@ -292,6 +348,11 @@ gst_ivshmem_sink_get_property (GObject * object, guint prop_id,
       break;
     case PROP_BAR_MAPPING:
       g_value_set_enum (value, self->bar_mapping);
+      break;
+    case PROP_STATS:
+      GST_OBJECT_UNLOCK (self);
+      g_value_take_boxed (value, gst_ivshmem_sink_get_stats (self));
+      GST_OBJECT_LOCK (self);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -630,7 +691,9 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
     g_mutex_unlock (&p->lock);
     if (st == IVSHM_OK) {
       gst_ivshmem_buffer_mark_committed (buffer);
+      GST_OBJECT_LOCK (self);
       self->zero_copy++;
+      GST_OBJECT_UNLOCK (self);
       GST_LOG_OBJECT (self, "published in place %" GST_PTR_FORMAT, buffer);
       return GST_FLOW_OK;
     }
@@ -643,8 +706,11 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
   GST_LOG_OBJECT (self, "copying %" GST_PTR_FORMAT, buffer);
   ret = gst_ivshmem_sink_write (self, &info, map.data);
   gst_buffer_unmap (buffer, &map);
-  if (ret == GST_FLOW_OK)
+  if (ret == GST_FLOW_OK) {
+    GST_OBJECT_LOCK (self);
     self->copied++;
+    GST_OBJECT_UNLOCK (self);
+  }
   return ret;
 
   /* ERRORS */

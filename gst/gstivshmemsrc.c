@@ -67,6 +67,34 @@ GST_DEBUG_CATEGORY_STATIC (gst_ivshmem_src_debug);
 #define DEFAULT_IS_LIVE TRUE
 #define DEFAULT_LATENCY (20 * GST_MSECOND)
 #define DEFAULT_ZERO_COPY TRUE
+#define DEFAULT_ON_PRODUCER_RESTART GST_IVSHMEM_SRC_RESTART_FOLLOW
+
+typedef enum
+{
+  GST_IVSHMEM_SRC_RESTART_FOLLOW,
+  GST_IVSHMEM_SRC_RESTART_EOS,
+  GST_IVSHMEM_SRC_RESTART_ERROR,
+} GstIvshmemSrcRestart;
+
+#define GST_TYPE_IVSHMEM_SRC_RESTART (gst_ivshmem_src_restart_get_type ())
+static GType
+gst_ivshmem_src_restart_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_IVSHMEM_SRC_RESTART_FOLLOW, "Wait for the next producer and go on "
+          "with its stream (stream-start, caps and segment again)", "follow"},
+    {GST_IVSHMEM_SRC_RESTART_EOS, "End the stream with EOS", "eos"},
+    {GST_IVSHMEM_SRC_RESTART_ERROR, "Post an error", "error"},
+    {0, NULL, NULL}
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstIvshmemSrcRestart", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
 
 #define DEFAULT_MAX_POLL_INTERVAL GST_IVSHMEM_DEFAULT_MAX_POLL_INTERVAL
 
@@ -84,6 +112,8 @@ enum
   PROP_MAX_POLL_INTERVAL,
   PROP_BAR_MAPPING,
   PROP_ZERO_COPY,
+  PROP_ON_PRODUCER_RESTART,
+  PROP_STATS,
 };
 
 /* The mapped region and its reader, shared by the source and every buffer
@@ -232,6 +262,7 @@ struct _GstIvshmemSrc
   guint64 max_poll_interval;
   IvshmBarMapping bar_mapping;
   gboolean zero_copy_enabled;
+  GstIvshmemSrcRestart on_restart;
 
   /* set in start(), cleared in stop(); region and reader are borrowed
    * from consumer */
@@ -244,6 +275,11 @@ struct _GstIvshmemSrc
   IvshmReader *reader;
   guint64 zero_copy;            /* buffers handed out in place */
   guint64 copied;
+  guint64 reconnects;           /* producer restarts followed */
+  guint64 abandoned_session;    /* a dead session not to attach to again */
+  gboolean discont;             /* mark the next buffer DISCONT */
+  gchar *opened_device;         /* what start() opened, for reopening */
+  IvshmRegionOptions opened_opts;
   gboolean waiting_logged;
   gboolean eos;
   GstSegment in_segment;        /* the producer's segment */
@@ -350,6 +386,38 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
           GST_PARAM_MUTABLE_PLAYING));
 
   /**
+   * GstIvshmemSrc:on-producer-restart:
+   *
+   * What to do when the producer restarts (a new session) or goes away
+   * without EOS (it closed its session, or its heartbeat stopped): follow
+   * the next producer in the same pipeline (stream-start, caps and segment
+   * are sent again and the next buffer is marked DISCONT), end with EOS, or
+   * post an error.
+   */
+  g_object_class_install_property (gobject_class, PROP_ON_PRODUCER_RESTART,
+      g_param_spec_enum ("on-producer-restart", "On producer restart",
+          "What to do when the producer restarts or goes away without EOS",
+          GST_TYPE_IVSHMEM_SRC_RESTART, DEFAULT_ON_PRODUCER_RESTART,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstIvshmemSrc:stats:
+   *
+   * A snapshot of the source's counters: `buffers`, `bytes`,
+   * `zero-copy-buffers`, `copied-buffers`, `invalid-records` (records from
+   * the producer that broke the protocol and were skipped), `reconnects`
+   * (producer restarts followed), `lag-bytes` (how far behind the producer
+   * this reader is), `held-buffers` (zero-copy buffers still downstream),
+   * `slot` and `session`.
+   */
+  g_object_class_install_property (gobject_class, PROP_STATS,
+      g_param_spec_boxed ("stats", "Statistics",
+          "Counters of the source (buffers, bytes, zero-copy, invalid "
+          "records, reconnects, lag)", GST_TYPE_STRUCTURE,
+          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
    * GstIvshmemSrc:zero-copy:
    *
    * Hand out buffers that point into the ring instead of copies. Their
@@ -407,6 +475,7 @@ gst_ivshmem_src_init (GstIvshmemSrc * self)
   self->latency = DEFAULT_LATENCY;
   self->max_poll_interval = DEFAULT_MAX_POLL_INTERVAL;
   self->zero_copy_enabled = DEFAULT_ZERO_COPY;
+  self->on_restart = DEFAULT_ON_PRODUCER_RESTART;
   ivshm_waiter_init (&self->waiter);
   self->allocator = g_object_new (GST_TYPE_IVSHMEM_READ_ALLOCATOR, NULL);
   gst_object_ref_sink (self->allocator);
@@ -420,6 +489,7 @@ gst_ivshmem_src_finalize (GObject * object)
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (object);
 
   g_free (self->device);
+  g_free (self->opened_device);
   gst_object_unref (self->allocator);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
@@ -432,7 +502,8 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (object);
 
   GST_OBJECT_LOCK (self);
-  if (self->region != NULL && prop_id != PROP_MAX_POLL_INTERVAL) {
+  if (self->region != NULL && prop_id != PROP_MAX_POLL_INTERVAL &&
+      prop_id != PROP_ON_PRODUCER_RESTART) {
     GST_OBJECT_UNLOCK (self);
     g_warning ("%s: the %s property can only be changed in the NULL or "
         "READY state", GST_OBJECT_NAME (self), pspec->name);
@@ -458,6 +529,9 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
     case PROP_ZERO_COPY:
       self->zero_copy_enabled = g_value_get_boolean (value);
       break;
+    case PROP_ON_PRODUCER_RESTART:
+      self->on_restart = g_value_get_enum (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -466,6 +540,46 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
 
   if (prop_id == PROP_IS_LIVE)
     gst_base_src_set_live (GST_BASE_SRC (self), g_value_get_boolean (value));
+}
+
+static GstStructure *
+gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
+{
+  GstIvshmemConsumer *consumer = NULL;
+  IvshmReaderStats rs = { 0 };
+  unsigned held = 0;
+  guint64 lag = 0, session = 0, reconnects, zero_copy, copied, invalid;
+  gint slot = -1;
+
+  /* the consumer keeps the reader alive while we look at it */
+  GST_OBJECT_LOCK (self);
+  if (self->consumer && self->consumer->reader)
+    consumer = gst_ivshmem_consumer_ref (self->consumer);
+  reconnects = self->reconnects;
+  zero_copy = self->zero_copy;
+  copied = self->copied;
+  invalid = self->invalid_records;
+  GST_OBJECT_UNLOCK (self);
+
+  if (consumer) {
+    ivshm_reader_get_stats (consumer->reader, &rs);
+    ivshm_reader_held (consumer->reader, &held, NULL);
+    lag = ivshm_reader_lag (consumer->reader);
+    session = ivshm_reader_session (consumer->reader);
+    slot = (gint) rs.slot;
+    gst_ivshmem_consumer_unref (consumer);
+  }
+  return gst_structure_new ("GstIvshmemSrcStats",
+      "buffers", G_TYPE_UINT64, rs.buffers,
+      "bytes", G_TYPE_UINT64, rs.bytes,
+      "zero-copy-buffers", G_TYPE_UINT64, zero_copy,
+      "copied-buffers", G_TYPE_UINT64, copied,
+      "invalid-records", G_TYPE_UINT64, invalid + rs.invalid,
+      "reconnects", G_TYPE_UINT64, reconnects,
+      "lag-bytes", G_TYPE_UINT64, lag,
+      "held-buffers", G_TYPE_UINT, held,
+      "slot", G_TYPE_INT, slot,
+      "session", G_TYPE_UINT64, session, NULL);
 }
 
 static void
@@ -493,6 +607,14 @@ gst_ivshmem_src_get_property (GObject * object, guint prop_id,
       break;
     case PROP_ZERO_COPY:
       g_value_set_boolean (value, self->zero_copy_enabled);
+      break;
+    case PROP_ON_PRODUCER_RESTART:
+      g_value_set_enum (value, self->on_restart);
+      break;
+    case PROP_STATS:
+      GST_OBJECT_UNLOCK (self);
+      g_value_take_boxed (value, gst_ivshmem_src_get_stats (self));
+      GST_OBJECT_LOCK (self);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -542,8 +664,12 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
 
   gst_ivshmem_src_reset_stream (self);
   self->invalid_records = 0;
-  self->zero_copy = self->copied = 0;
-  g_free (device);
+  self->zero_copy = self->copied = self->reconnects = 0;
+  self->abandoned_session = 0;
+  self->discont = FALSE;
+  g_free (self->opened_device);
+  self->opened_device = device;
+  self->opened_opts = opts;
   return TRUE;
 
   /* ERRORS */
@@ -655,6 +781,13 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
     GST_IVSHMEM_POST_ERROR (self, &err, "attach to the IVSHMEM ring");
     return GST_FLOW_ERROR;
   }
+  if (self->abandoned_session &&
+      ivshm_reader_session (self->reader) == self->abandoned_session) {
+    /* the session we left because its producer died: wait for a new one */
+    ivshm_reader_free (self->reader);
+    self->reader = NULL;
+    return GST_FLOW_CUSTOM_SUCCESS;
+  }
 
   {
     IvshmReaderStats stats;
@@ -663,10 +796,51 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
         "x in slot %u%s", ivshm_reader_session (self->reader), stats.slot,
         stats.joined_mid_stream ? ", mid-stream" : "");
   }
+  GST_OBJECT_LOCK (self);
   self->consumer->reader = self->reader;
+  GST_OBJECT_UNLOCK (self);
   self->consumer->heartbeat = ivshm_ticker_start (0, heartbeat_tick,
       self->reader);
   ivshm_reader_heartbeat (self->reader);
+  return GST_FLOW_OK;
+}
+
+/* The producer restarted or went away: let go of its session and wait for
+ * the next producer, with a fresh mapping (buffers still downstream keep
+ * the old one). */
+static GstFlowReturn
+gst_ivshmem_src_reattach (GstIvshmemSrc * self, const IvshmError * why)
+{
+  GstIvshmemConsumer *old, *fresh;
+  IvshmRegion *region = NULL;
+  IvshmError err = { 0 };
+
+  if (ivshm_region_open (self->opened_device, &self->opened_opts, &region,
+          &err) != IVSHM_OK) {
+    GST_IVSHMEM_POST_ERROR (self, &err, "open the IVSHMEM region again");
+    return GST_FLOW_ERROR;
+  }
+  GST_ELEMENT_WARNING (self, RESOURCE, READ,
+      ("The producer restarted or went away; waiting for the next one."),
+      ("%s", why->detail));
+  if (why->status == IVSHM_ERR_PRODUCER_GONE)
+    self->abandoned_session = ivshm_reader_session (self->reader);
+
+  fresh = g_new0 (GstIvshmemConsumer, 1);
+  fresh->refcount = 1;
+  fresh->region = region;
+  GST_OBJECT_LOCK (self);
+  old = self->consumer;
+  self->consumer = fresh;
+  self->region = region;
+  self->reader = NULL;
+  self->reconnects++;
+  GST_OBJECT_UNLOCK (self);
+  gst_ivshmem_consumer_unref (old);
+
+  /* the next stream is anchored anew and starts with a discontinuity */
+  gst_ivshmem_src_reset_stream (self);
+  self->discont = TRUE;
   return GST_FLOW_OK;
 }
 
@@ -726,7 +900,9 @@ static void
 gst_ivshmem_src_invalid (GstIvshmemSrc * self, const gchar * what,
     const gchar * why)
 {
+  GST_OBJECT_LOCK (self);
   self->invalid_records++;
+  GST_OBJECT_UNLOCK (self);
   GST_ELEMENT_WARNING (self, STREAM, DECODE,
       ("Skipped an invalid %s record from the producer.", what),
       ("%s (%" G_GUINT64_FORMAT " invalid records so far)", why,
@@ -860,7 +1036,9 @@ gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
 
   buf = gst_ivshmem_src_wrap (self, rec);
   if (buf) {
+    GST_OBJECT_LOCK (self);
     self->zero_copy++;
+    GST_OBJECT_UNLOCK (self);
   } else {
     buf = gst_buffer_new_allocate (NULL, h->payload_len, NULL);
     if (!buf || !gst_buffer_map (buf, &map, GST_MAP_WRITE)) {
@@ -881,7 +1059,9 @@ gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
           "it was copying a record");
       return GST_FLOW_ERROR;
     }
+    GST_OBJECT_LOCK (self);
     self->copied++;
+    GST_OBJECT_UNLOCK (self);
   }
 
   GST_BUFFER_FLAGS (buf) |= h->flags & GST_IVSHMEM_BUFFER_FLAGS_MASK;
@@ -925,6 +1105,7 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
   if (self->eos)
     return GST_FLOW_EOS;
 
+again:
   for (;;) {
     IvshmRecord rec;
     IvshmStatus st;
@@ -989,6 +1170,10 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
     }
 
     if (buf) {
+      if (self->discont) {
+        GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
+        self->discont = FALSE;
+      }
       GST_LOG_OBJECT (self, "buffer %" GST_PTR_FORMAT, buf);
       self->segment_sent = TRUE;        /* basesrc sends it with the buffer */
       *out = buf;
@@ -1007,15 +1192,36 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
   /* ERRORS */
 read_failed:
   {
+    if (err.status == IVSHM_ERR_PRODUCER_GONE ||
+        err.status == IVSHM_ERR_SESSION_CHANGED) {
+      GstIvshmemSrcRestart mode;
+
+      GST_OBJECT_LOCK (self);
+      mode = self->on_restart;
+      GST_OBJECT_UNLOCK (self);
+      if (mode == GST_IVSHMEM_SRC_RESTART_FOLLOW) {
+        ret = gst_ivshmem_src_reattach (self, &err);
+        if (ret != GST_FLOW_OK)
+          return ret;
+        err.status = IVSHM_OK;
+        goto again;
+      }
+      if (mode == GST_IVSHMEM_SRC_RESTART_EOS) {
+        GST_INFO_OBJECT (self, "ending with EOS: %s", err.detail);
+        self->eos = TRUE;
+        return GST_FLOW_EOS;
+      }
+    }
     if (err.status == IVSHM_ERR_PRODUCER_GONE)
       GST_ELEMENT_ERROR (self, RESOURCE, READ,
           ("The producer went away without sending EOS."),
-          ("%s. Restart the producer and this pipeline.", err.detail));
+          ("%s. Restart the producer; on-producer-restart=follow would "
+              "wait for it.", err.detail));
     else if (err.status == IVSHM_ERR_SESSION_CHANGED)
       GST_ELEMENT_ERROR (self, RESOURCE, READ,
           ("The producer restarted in the middle of the stream."),
-          ("%s. Restart this pipeline to follow the new stream.",
-              err.detail));
+          ("%s. on-producer-restart=follow would go on with the new "
+              "stream.", err.detail));
     else
       GST_IVSHMEM_POST_ERROR (self, &err, "read the IVSHMEM ring");
     return GST_FLOW_ERROR;
