@@ -149,8 +149,7 @@ producer_write_string (Producer * p, guint16 type, guint16 subtype,
 
   info_init (&info, type, subtype);
   info.payload_len = strlen (str) + 1;
-  fail_unless_equals_int (ivshm_writer_write (p->writer, &info, str),
-      IVSHM_OK);
+  fail_unless_equals_int (ivshm_writer_write (p->writer, &info, str), IVSHM_OK);
 }
 
 static void
@@ -476,8 +475,7 @@ GST_START_TEST (test_size_not_power_of_two)
 
   check_start_fails ("ivshmemsink", path, MiB + 4096,
       GST_RESOURCE_ERROR_SETTINGS);
-  fail_unless (access (path, F_OK) != 0, "a failed start left %s behind",
-      path);
+  fail_unless (access (path, F_OK) != 0, "a failed start left %s behind", path);
   remove_region (path);
 }
 
@@ -611,14 +609,14 @@ GST_START_TEST (test_sink_writes_records)
         seg.start + i * 33 * GST_MSECOND - GST_MSECOND;
     GST_BUFFER_DURATION (b) = 33 * GST_MSECOND;
     GST_BUFFER_OFFSET (b) = 100 + i;
-    GST_BUFFER_OFFSET_END (b) = i == 3 ? GST_BUFFER_OFFSET_NONE : (guint64) (101 + i);
+    GST_BUFFER_OFFSET_END (b) =
+        i == 3 ? GST_BUFFER_OFFSET_NONE : (guint64) (101 + i);
     GST_BUFFER_FLAGS (b) = flags[i];
     fail_unless_equals_int (gst_harness_push (h, b), GST_FLOW_OK);
     if (i == 1)
       fail_unless (gst_harness_push_event (h,
               gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM,
-                  gst_structure_new ("my-event", "n", G_TYPE_INT, 42,
-                      NULL))));
+                  gst_structure_new ("my-event", "n", G_TYPE_INT, 42, NULL))));
   }
   fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
 
@@ -640,8 +638,7 @@ GST_START_TEST (test_sink_writes_records)
   {
     GstCaps *got = gst_caps_from_string (str);
 
-    fail_unless (got != NULL && gst_caps_is_equal (got, caps), "caps %s",
-        str);
+    fail_unless (got != NULL && gst_caps_is_equal (got, caps), "caps %s", str);
     gst_caps_unref (got);
   }
   g_free (str);
@@ -720,8 +717,7 @@ GST_START_TEST (test_sink_writes_records)
   fail_unless_equals_int (ivshm_reader_release (reader), IVSHM_OK);
 
   /* nothing after EOS */
-  fail_unless_equals_int (ivshm_reader_next (reader, &rec, &err),
-      IVSHM_AGAIN);
+  fail_unless_equals_int (ivshm_reader_next (reader, &rec, &err), IVSHM_AGAIN);
 
   ivshm_reader_free (reader);
   gst_harness_teardown (h);
@@ -1032,7 +1028,7 @@ GST_START_TEST (test_src_live_restamps)
   gchar *path = shm_path ("src-live");
   Producer *p = producer_new (path, MiB);
   GstHarness *h = gst_harness_new ("ivshmemsrc");
-  GstClockTime producer_base = 1000 * GST_SECOND, before, after;
+  GstClockTime producer_base = 1000 * GST_SECOND, before, after, pts0;
   GstBuffer *b[N_SRC_BUFS];
   GstSegment seg;
   GstQuery *q;
@@ -1093,9 +1089,10 @@ GST_START_TEST (test_src_live_restamps)
       GST_TIME_ARGS (after));
   /* restamped: ~200 ms of local running time, not the producer's 1000 s */
   fail_unless (before >= 150 * GST_MSECOND && after < 5 * GST_SECOND);
+  pts0 = GST_BUFFER_PTS (b[0]);
   for (i = 0; i < N_SRC_BUFS; i++) {
     fail_unless_equals_uint64 (GST_BUFFER_PTS (b[i]),
-        GST_BUFFER_PTS (b[0]) + i * 40 * GST_MSECOND);
+        pts0 + i * 40 * GST_MSECOND);
     fail_unless_equals_uint64 (GST_BUFFER_DTS (b[i]),
         GST_BUFFER_PTS (b[i]) - 5 * GST_MSECOND);
     check_src_buffer (b[i], i);
