@@ -68,6 +68,10 @@ enum
   /* The sticky records did not fit the sticky area: a reader attaching
    * mid-stream cannot learn the caps and must wait for the next ones. */
   IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW = 1u << 1,
+  /* The producer never waits for readers: it drops the slowest ones when
+   * it needs space (they attach again, at the live edge). Readers must not
+   * hand out records in place then. */
+  IVSHM_PRODUCER_FLAG_LEAKY = 1u << 2,
 };
 
 typedef struct

@@ -43,6 +43,7 @@ enum
   STICKY_CAPS,
   STICKY_SEGMENT,
   STICKY_TAG,
+  STICKY_EOS,
   STICKY_N
 };
 
@@ -124,6 +125,7 @@ struct IvshmWriter
   uint64_t lease_timeout_ns;
 
   uint64_t kernel_id;           /* ivshm_kernel_id() */
+  bool leaky;                   /* never wait for readers */
   bool readers_local;           /* every active reader shares our kernel */
 
   uint64_t write_pos;           /* private copy; published with release */
@@ -274,10 +276,20 @@ ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
   atomic_store_explicit (&hdr->session_id, w->session, RLX);
   atomic_store_explicit (&hdr->producer_heartbeat, 0, RLX);
   atomic_store_explicit (&hdr->producer_flags, 0, RLX);
+  /* (the leaky flags are stored below, once the writer knows them) */
   atomic_store_explicit (&hdr->producer_pid, ivshm_process_id (), RLX);
   atomic_store_explicit (&hdr->heartbeat_period_us, hb_ns / 1000, RLX);
   w->kernel_id = ivshm_kernel_id ();
+  w->leaky = cfg && cfg->leaky;
+  if (w->leaky) {
+    /* a leaky producer keeps nothing for a first reader: everybody joins
+     * at the live edge */
+    w->had_reader = true;
+    w->producer_flags = IVSHM_PRODUCER_FLAG_LEAKY |
+        IVSHM_PRODUCER_FLAG_HAD_READER;
+  }
   atomic_store_explicit (&hdr->producer_kernel_id, w->kernel_id, RLX);
+  atomic_store_explicit (&hdr->producer_flags, w->producer_flags, RLX);
   atomic_store_explicit (&hdr->write_pos, 0, RLX);
   atomic_store_explicit (&hdr->data_futex, 0, RLX);
   atomic_store_explicit (&hdr->readers_sleeping, 0, RLX);
@@ -509,6 +521,49 @@ ivshm_writer_had_reader (IvshmWriter * w)
   return w->had_reader;
 }
 
+/* Reclaims space; a leaky producer also drops the readers that hold back
+ * the space it needs, slowest first (they join again at the live edge and
+ * report what they lost). It never drops what this process still holds
+ * (pool buffers): for that it waits. */
+static uint64_t
+writer_make_room (IvshmWriter * w, uint64_t need)
+{
+  uint64_t free_space = writer_reclaim (w, true);
+  unsigned k;
+
+  for (k = 0; w->leaky && free_space < need && k < IVSHM_MAX_READERS; k++) {
+    IvshmReaderSlot *slowest = NULL;
+    uint64_t min = w->write_pos, owner = 0;
+    unsigned i, at = 0;
+
+    for (i = 0; i < IVSHM_MAX_READERS; i++) {
+      IvshmReaderSlot *s = slot_of (w->base, i);
+      uint64_t pos;
+
+      if (atomic_load_explicit (&s->state, SEQ) != IVSHM_SLOT_ACTIVE ||
+          atomic_load_explicit (&s->session_id, ACQ) != w->session)
+        continue;
+      pos = atomic_load_explicit (&s->read_pos, SEQ);
+      if (pos >= w->tail && pos < min) {
+        min = pos;
+        slowest = s;
+        at = i;
+        owner = atomic_load_explicit (&s->owner, ACQ);
+      }
+    }
+    /* dropping readers helps only if they, and not our own references,
+     * are what holds the space */
+    writer_collect (w);
+    if (!slowest || (w->span_first < w->span_end &&
+            span_at (w, w->span_first)->pos <= min))
+      break;
+    w->stats.readers_lapped++;
+    writer_evict (w, slowest, owner, &w->lease[at]);
+    free_space = writer_reclaim (w, false);
+  }
+  return free_space;
+}
+
 static void
 writer_publish (IvshmWriter * w)
 {
@@ -633,7 +688,7 @@ ivshm_writer_reserve_span (IvshmWriter * w, uint64_t payload_len,
     IvshmRecordHeader pad = { 0 };
 
     if (free_space < pad_len)
-      free_space = writer_reclaim (w, true);
+      free_space = writer_make_room (w, pad_len);
     if (free_space < pad_len) {
       w->stats.full_waits++;
       return IVSHM_AGAIN;
@@ -649,7 +704,7 @@ ivshm_writer_reserve_span (IvshmWriter * w, uint64_t payload_len,
   }
 
   if (free_space < rec_len)
-    free_space = writer_reclaim (w, true);
+    free_space = writer_make_room (w, rec_len);
   if (free_space < rec_len) {
     w->stats.full_waits++;
     return IVSHM_AGAIN;
@@ -738,6 +793,8 @@ sticky_kind (const IvshmRecordHeader * h)
       return STICKY_SEGMENT;
     case IVSHM_EVENT_TAG:
       return STICKY_TAG;
+    case IVSHM_EVENT_EOS:
+      return STICKY_EOS;
     default:
       return -1;
   }
@@ -802,9 +859,11 @@ writer_keep_sticky (IvshmWriter * w, int kind, const IvshmRecordHeader * h,
   w->sticky_len[kind] = len;
 
   if (kind == STICKY_STREAM_START) {
-    /* a new stream: the old stream's tags no longer apply */
+    /* a new stream: the old stream's tags and end no longer apply */
     free (w->sticky_rec[STICKY_TAG]);
     w->sticky_rec[STICKY_TAG] = NULL;
+    free (w->sticky_rec[STICKY_EOS]);
+    w->sticky_rec[STICKY_EOS] = NULL;
   }
 }
 
@@ -1156,7 +1215,8 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
   if (st != IVSHM_OK)
     return st;
   state = atomic_load_explicit (&hdr->producer_state, ACQ);
-  if (state != IVSHM_PRODUCER_ACTIVE)
+  if (state != IVSHM_PRODUCER_ACTIVE &&
+      !(state == IVSHM_PRODUCER_CLOSED && cfg && cfg->attach_closed))
     return ivshm_error_set (err, IVSHM_ERR_NO_PRODUCER, 0,
         "the region's last producer has stopped; waiting for a new one");
 
@@ -1540,6 +1600,11 @@ ivshm_reader_hold (IvshmReader * r, IvshmHold * hold)
 
   if (r->cur_len == 0 || r->cur_is_replay)
     return IVSHM_ERR_INVALID_ARG;
+  /* a leaky producer may write over a record once it has dropped us: only
+   * a copy, checked after it is made, is safe then */
+  if (atomic_load_explicit (&r->hdr->producer_flags, RLX) &
+      IVSHM_PRODUCER_FLAG_LEAKY)
+    return IVSHM_AGAIN;
   if (r->held_end - r->held_first >= IVSHM_MAX_HELD) {
     reader_lock (r);
     reader_publish_pos_locked (r);
@@ -1594,6 +1659,24 @@ ivshm_reader_held (IvshmReader * r, unsigned *count, uint64_t *bytes)
   if (bytes)
     *bytes = r->held_bytes;
   reader_unlock (r);
+}
+
+uint64_t
+ivshm_reader_position (IvshmReader * r)
+{
+  uint64_t pos;
+
+  reader_lock (r);
+  pos = r->pos;
+  reader_unlock (r);
+  return pos;
+}
+
+bool
+ivshm_reader_producer_leaky (const IvshmReader * r)
+{
+  return (atomic_load_explicit (&r->hdr->producer_flags, RLX) &
+      IVSHM_PRODUCER_FLAG_LEAKY) != 0;
 }
 
 uint64_t

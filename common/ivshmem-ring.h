@@ -58,6 +58,11 @@ typedef struct
    * still alive), watch its heartbeat this long before taking over.
    * 0: 2.5 times its advertised period, at most 1 s. */
   uint64_t takeover_wait_ns;
+  /* Leaky: never wait for readers. When the ring is full, the readers
+   * that hold back the space are dropped, slowest first; they join again
+   * at the live edge and report what they lost. Nothing is kept for a
+   * first reader. false (lossless): wait for the slowest live reader. */
+  bool leaky;
 } IvshmWriterConfig;
 
 typedef struct
@@ -70,6 +75,7 @@ typedef struct
   uint64_t invalid_slots;       /* slots holding invalid values, evicted */
   uint64_t sticky_overflows;    /* sticky records that did not fit */
   uint64_t cancelled;           /* reservations turned into skips */
+  uint64_t readers_lapped;      /* readers a leaky producer dropped */
 } IvshmWriterStats;
 
 /* Formats the ring in a mapped region and starts a new session. Fails with
@@ -173,6 +179,10 @@ typedef struct
   /* The producer counts as gone when its heartbeat has not moved for this
    * long. 0: ten times its advertised period, at least 2 s. */
   uint64_t producer_timeout_ns;
+  /* Attach to a session whose producer has closed it (a reader that fell
+   * behind a leaky producer and joins again, to read the end of the
+   * stream: the sticky records, EOS among them). */
+  bool attach_closed;
 } IvshmReaderConfig;
 
 typedef struct
@@ -242,6 +252,11 @@ void ivshm_reader_unhold (IvshmReader * reader, const IvshmHold * hold);
 void ivshm_reader_held (IvshmReader * reader, unsigned *count,
     uint64_t * bytes);
 uint64_t ivshm_reader_ring_size (const IvshmReader * reader);
+/* The ring position of the next record this reader reads. Thread-safe. */
+uint64_t ivshm_reader_position (IvshmReader * reader);
+/* The producer is leaky: being dropped (EVICTED) means falling behind, and
+ * the way on is to attach again (at the live edge). */
+bool ivshm_reader_producer_leaky (const IvshmReader * reader);
 /* Bytes published that this reader has not read yet (0 if the producer's
  * position makes no sense). Thread-safe. */
 uint64_t ivshm_reader_lag (IvshmReader * reader);

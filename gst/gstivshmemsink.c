@@ -61,6 +61,33 @@ GST_DEBUG_CATEGORY_STATIC (gst_ivshmem_sink_debug);
 #define DEFAULT_SIZE 0
 
 #define DEFAULT_MAX_POLL_INTERVAL GST_IVSHMEM_DEFAULT_MAX_POLL_INTERVAL
+#define DEFAULT_POLICY GST_IVSHMEM_SINK_POLICY_LOSSLESS
+
+typedef enum
+{
+  GST_IVSHMEM_SINK_POLICY_LOSSLESS,
+  GST_IVSHMEM_SINK_POLICY_LEAKY,
+} GstIvshmemSinkPolicy;
+
+#define GST_TYPE_IVSHMEM_SINK_POLICY (gst_ivshmem_sink_policy_get_type ())
+static GType
+gst_ivshmem_sink_policy_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_IVSHMEM_SINK_POLICY_LOSSLESS, "Wait for the slowest live reader; "
+          "keep everything until a first reader attaches", "lossless"},
+    {GST_IVSHMEM_SINK_POLICY_LEAKY, "Never wait: drop readers that fall "
+          "behind (they skip ahead and report the loss)", "leaky"},
+    {0, NULL, NULL}
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstIvshmemSinkPolicy", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
 
 enum
 {
@@ -70,6 +97,7 @@ enum
   PROP_MAX_POLL_INTERVAL,
   PROP_BAR_MAPPING,
   PROP_STATS,
+  PROP_POLICY,
 };
 
 struct _GstIvshmemSink
@@ -81,6 +109,7 @@ struct _GstIvshmemSink
   guint64 size;
   guint64 max_poll_interval;
   IvshmBarMapping bar_mapping;
+  GstIvshmemSinkPolicy policy;
 
   /* set in start(), cleared in stop(), under the object lock; calls on
    * producer->writer are made under producer->lock */
@@ -178,13 +207,35 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
           GST_PARAM_MUTABLE_PLAYING));
 
   /**
+   * GstIvshmemSink:policy:
+   *
+   * `lossless` (the default): when the ring is full the sink waits for the
+   * slowest live reader, and it keeps everything until a first reader has
+   * attached (also at EOS), so nothing is lost. `leaky`: the sink never
+   * waits for readers; when the ring is full it drops the readers that
+   * hold back the space, slowest first. A dropped reader joins again at
+   * the live edge, pushes a GAP event over what it missed, and posts a
+   * warning and a QoS message; it never outputs a torn or overwritten
+   * buffer (it copies: no zero-copy reads from a leaky producer). In both
+   * policies a reader whose lease expires (its process died or froze for
+   * 3 s) is dropped.
+   */
+  g_object_class_install_property (gobject_class, PROP_POLICY,
+      g_param_spec_enum ("policy", "Policy",
+          "lossless: wait for the slowest reader; leaky: never wait, drop "
+          "readers that fall behind", GST_TYPE_IVSHMEM_SINK_POLICY,
+          DEFAULT_POLICY, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
+  /**
    * GstIvshmemSink:stats:
    *
    * A snapshot of the sink's counters: `buffers`, `bytes`, `records` (with
    * caps and events), `zero-copy-buffers` (published in place from the
    * sink's pool), `copied-buffers`, `full-waits` (times the ring was full:
    * overruns of the readers), `readers` (active now), `readers-evicted`
-   * (leases that expired), `invalid-slots` (reader slots holding invalid
+   * (leases that expired), `readers-dropped` (readers a leaky sink dropped
+   * because they fell behind), `invalid-slots` (reader slots holding invalid
    * values, evicted), `sticky-overflows`, `write-position` and `session`.
    */
   g_object_class_install_property (gobject_class, PROP_STATS,
@@ -234,6 +285,7 @@ gst_ivshmem_sink_init (GstIvshmemSink * self)
   self->device = g_strdup (DEFAULT_DEVICE);
   self->size = DEFAULT_SIZE;
   self->max_poll_interval = DEFAULT_MAX_POLL_INTERVAL;
+  self->policy = DEFAULT_POLICY;
   ivshm_waiter_init (&self->waiter);
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
 }
@@ -263,7 +315,7 @@ gst_ivshmem_sink_set_property (GObject * object, guint prop_id,
   GST_OBJECT_LOCK (self);
   if (gst_ivshmem_sink_is_open (self) &&
       (prop_id == PROP_DEVICE || prop_id == PROP_SIZE ||
-          prop_id == PROP_BAR_MAPPING)) {
+          prop_id == PROP_BAR_MAPPING || prop_id == PROP_POLICY)) {
     GST_OBJECT_UNLOCK (self);
     g_warning ("%s: the %s property can only be changed in the NULL or "
         "READY state", GST_OBJECT_NAME (self), pspec->name);
@@ -282,6 +334,9 @@ gst_ivshmem_sink_set_property (GObject * object, guint prop_id,
       break;
     case PROP_BAR_MAPPING:
       self->bar_mapping = g_value_get_enum (value);
+      break;
+    case PROP_POLICY:
+      self->policy = g_value_get_enum (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -323,6 +378,7 @@ gst_ivshmem_sink_get_stats (GstIvshmemSink * self)
       "full-waits", G_TYPE_UINT64, ws.full_waits,
       "readers", G_TYPE_UINT, readers,
       "readers-evicted", G_TYPE_UINT64, ws.readers_evicted,
+      "readers-dropped", G_TYPE_UINT64, ws.readers_lapped,
       "invalid-slots", G_TYPE_UINT64, ws.invalid_slots,
       "sticky-overflows", G_TYPE_UINT64, ws.sticky_overflows,
       "write-position", G_TYPE_UINT64, pos,
@@ -349,6 +405,9 @@ gst_ivshmem_sink_get_property (GObject * object, guint prop_id,
     case PROP_BAR_MAPPING:
       g_value_set_enum (value, self->bar_mapping);
       break;
+    case PROP_POLICY:
+      g_value_set_enum (value, self->policy);
+      break;
     case PROP_STATS:
       GST_OBJECT_UNLOCK (self);
       g_value_take_boxed (value, gst_ivshmem_sink_get_stats (self));
@@ -373,6 +432,7 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
 {
   GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
   IvshmRegionOptions opts = { 0 };
+  IvshmWriterConfig cfg = { 0 };
   IvshmError err = { 0 };
   IvshmRegion *region = NULL;
   IvshmWriter *writer = NULL;
@@ -381,13 +441,14 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
   GST_OBJECT_LOCK (self);
   device = g_strdup (self->device);
   opts.bar_mapping = self->bar_mapping;
+  cfg.leaky = self->policy == GST_IVSHMEM_SINK_POLICY_LEAKY;
   opts.create_size = self->size;
   GST_OBJECT_UNLOCK (self);
 
   if (ivshm_region_open (device, &opts, &region, &err) != IVSHM_OK)
     goto open_failed;
   if (ivshm_writer_new (ivshm_region_data (region),
-          ivshm_region_size (region), NULL, &writer, &err) != IVSHM_OK)
+          ivshm_region_size (region), &cfg, &writer, &err) != IVSHM_OK)
     goto init_failed;
 
   GST_INFO_OBJECT (self, "writing to %s %s%s(%" G_GUINT64_FORMAT " bytes, "

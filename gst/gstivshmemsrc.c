@@ -278,6 +278,14 @@ struct _GstIvshmemSrc
   guint64 reconnects;           /* producer restarts followed */
   guint64 abandoned_session;    /* a dead session not to attach to again */
   gboolean discont;             /* mark the next buffer DISCONT */
+  gchar *stream_id;             /* of the last stream-start forwarded */
+  /* a leaky producer dropped us: what we had read, and the producer's
+   * running time where our last buffer ended */
+  gboolean lapped;
+  guint64 lapped_from;
+  GstClockTime last_end;        /* producer timestamps */
+  guint64 drops;                /* times we fell behind a leaky producer */
+  guint64 lost_bytes;
   gchar *opened_device;         /* what start() opened, for reopening */
   IvshmRegionOptions opened_opts;
   gboolean waiting_logged;
@@ -407,7 +415,9 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
    * A snapshot of the source's counters: `buffers`, `bytes`,
    * `zero-copy-buffers`, `copied-buffers`, `invalid-records` (records from
    * the producer that broke the protocol and were skipped), `reconnects`
-   * (producer restarts followed), `lag-bytes` (how far behind the producer
+   * (producer restarts followed), `drops` and `lost-bytes` (times this
+   * reader fell behind a leaky producer, and what it skipped), `lag-bytes`
+   * (how far behind the producer
    * this reader is), `held-buffers` (zero-copy buffers still downstream),
    * `slot` and `session`.
    */
@@ -490,6 +500,7 @@ gst_ivshmem_src_finalize (GObject * object)
 
   g_free (self->device);
   g_free (self->opened_device);
+  g_free (self->stream_id);
   gst_object_unref (self->allocator);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
@@ -549,6 +560,7 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
   IvshmReaderStats rs = { 0 };
   unsigned held = 0;
   guint64 lag = 0, session = 0, reconnects, zero_copy, copied, invalid;
+  guint64 drops, lost_bytes;
   gint slot = -1;
 
   /* the consumer keeps the reader alive while we look at it */
@@ -556,6 +568,8 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
   if (self->consumer && self->consumer->reader)
     consumer = gst_ivshmem_consumer_ref (self->consumer);
   reconnects = self->reconnects;
+  drops = self->drops;
+  lost_bytes = self->lost_bytes;
   zero_copy = self->zero_copy;
   copied = self->copied;
   invalid = self->invalid_records;
@@ -576,6 +590,8 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
       "copied-buffers", G_TYPE_UINT64, copied,
       "invalid-records", G_TYPE_UINT64, invalid + rs.invalid,
       "reconnects", G_TYPE_UINT64, reconnects,
+      "drops", G_TYPE_UINT64, drops,
+      "lost-bytes", G_TYPE_UINT64, lost_bytes,
       "lag-bytes", G_TYPE_UINT64, lag,
       "held-buffers", G_TYPE_UINT, held,
       "slot", G_TYPE_INT, slot,
@@ -667,6 +683,10 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
   self->zero_copy = self->copied = self->reconnects = 0;
   self->abandoned_session = 0;
   self->discont = FALSE;
+  self->lapped = FALSE;
+  self->drops = self->lost_bytes = 0;
+  self->last_end = GST_CLOCK_TIME_NONE;
+  g_clear_pointer (&self->stream_id, g_free);
   g_free (self->opened_device);
   self->opened_device = device;
   self->opened_opts = opts;
@@ -766,10 +786,14 @@ static GstFlowReturn
 gst_ivshmem_src_attach (GstIvshmemSrc * self)
 {
   IvshmError err = { 0 };
+  IvshmReaderConfig cfg = { 0 };
   IvshmStatus st;
 
+  /* after falling behind a leaky producer, the end of its stream is still
+   * ours to read, even once it has closed the session */
+  cfg.attach_closed = self->lapped;
   st = ivshm_reader_new (ivshm_region_data (self->region),
-      ivshm_region_size (self->region), NULL, &self->reader, &err);
+      ivshm_region_size (self->region), &cfg, &self->reader, &err);
   if (st == IVSHM_ERR_NO_PRODUCER || st == IVSHM_AGAIN) {
     if (!self->waiting_logged) {
       GST_INFO_OBJECT (self, "waiting for a producer: %s", err.detail);
@@ -802,6 +826,21 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
   self->consumer->heartbeat = ivshm_ticker_start (0, heartbeat_tick,
       self->reader);
   ivshm_reader_heartbeat (self->reader);
+  if (self->lapped) {
+    guint64 at = ivshm_reader_position (self->reader);
+    guint64 lost = at > self->lapped_from ? at - self->lapped_from : 0;
+
+    GST_OBJECT_LOCK (self);
+    self->drops++;
+    self->lost_bytes += lost;
+    GST_OBJECT_UNLOCK (self);
+    GST_ELEMENT_WARNING (self, STREAM, FAILED,
+        ("Fell behind the producer, which does not wait (leaky): skipped "
+            "%" G_GUINT64_FORMAT " bytes of the stream.", lost),
+        ("dropped at ring position %" G_GUINT64_FORMAT ", joined again at %"
+            G_GUINT64_FORMAT "; %" G_GUINT64_FORMAT " times so far",
+            self->lapped_from, at, self->drops));
+  }
   return GST_FLOW_OK;
 }
 
@@ -814,17 +853,27 @@ gst_ivshmem_src_reattach (GstIvshmemSrc * self, const IvshmError * why)
   GstIvshmemConsumer *old, *fresh;
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
+  gboolean lapped = why->status == IVSHM_ERR_EVICTED;
 
   if (ivshm_region_open (self->opened_device, &self->opened_opts, &region,
           &err) != IVSHM_OK) {
     GST_IVSHMEM_POST_ERROR (self, &err, "open the IVSHMEM region again");
     return GST_FLOW_ERROR;
   }
-  GST_ELEMENT_WARNING (self, RESOURCE, READ,
-      ("The producer restarted or went away; waiting for the next one."),
-      ("%s", why->detail));
-  if (why->status == IVSHM_ERR_PRODUCER_GONE)
-    self->abandoned_session = ivshm_reader_session (self->reader);
+  if (lapped) {
+    /* the same stream goes on: join it again at the live edge and say
+     * what was lost once we know (gst_ivshmem_src_report_loss) */
+    self->lapped = TRUE;
+    self->lapped_from = ivshm_reader_position (self->reader);
+    GST_DEBUG_OBJECT (self, "dropped by the leaky producer at %"
+        G_GUINT64_FORMAT, self->lapped_from);
+  } else {
+    GST_ELEMENT_WARNING (self, RESOURCE, READ,
+        ("The producer restarted or went away; waiting for the next one."),
+        ("%s", why->detail));
+    if (why->status == IVSHM_ERR_PRODUCER_GONE)
+      self->abandoned_session = ivshm_reader_session (self->reader);
+  }
 
   fresh = g_new0 (GstIvshmemConsumer, 1);
   fresh->refcount = 1;
@@ -834,12 +883,17 @@ gst_ivshmem_src_reattach (GstIvshmemSrc * self, const IvshmError * why)
   self->consumer = fresh;
   self->region = region;
   self->reader = NULL;
-  self->reconnects++;
+  if (!lapped)
+    self->reconnects++;
   GST_OBJECT_UNLOCK (self);
   gst_ivshmem_consumer_unref (old);
 
-  /* the next stream is anchored anew and starts with a discontinuity */
-  gst_ivshmem_src_reset_stream (self);
+  if (!lapped) {
+    /* the next stream is anchored anew */
+    gst_ivshmem_src_reset_stream (self);
+    g_clear_pointer (&self->stream_id, g_free);
+    self->last_end = GST_CLOCK_TIME_NONE;
+  }
   self->discont = TRUE;
   return GST_FLOW_OK;
 }
@@ -935,7 +989,7 @@ gst_ivshmem_src_handle_caps (GstIvshmemSrc * self, const gchar * str)
 
 static GstFlowReturn
 gst_ivshmem_src_handle_event (GstIvshmemSrc * self,
-    const IvshmRecordHeader * h, const gchar * payload)
+    const IvshmRecordHeader * h, const gchar * payload, gboolean replayed)
 {
   GstBaseSrc *bsrc = GST_BASE_SRC (self);
   const gchar *why = NULL;
@@ -948,6 +1002,19 @@ gst_ivshmem_src_handle_event (GstIvshmemSrc * self,
   GST_DEBUG_OBJECT (self, "event from the producer: %" GST_PTR_FORMAT, ev);
 
   switch (GST_EVENT_TYPE (ev)) {
+    case GST_EVENT_STREAM_START:{
+      const gchar *id = NULL;
+
+      gst_event_parse_stream_start (ev, &id);
+      if (replayed && g_strcmp0 (id, self->stream_id) == 0) {
+        /* joining the same stream again (after falling behind) */
+        gst_event_unref (ev);
+        return GST_FLOW_OK;
+      }
+      g_free (self->stream_id);
+      self->stream_id = g_strdup (id);
+      break;
+    }
     case GST_EVENT_EOS:
       gst_event_unref (ev);
       self->eos = TRUE;
@@ -1080,6 +1147,40 @@ gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
   return GST_FLOW_OK;
 }
 
+/* After falling behind a leaky producer: the next buffer is here. Tell
+ * downstream the stream has a hole (a GAP event over the lost time) and
+ * the application what was dropped (a QoS message, in bytes: the producer
+ * does not count its records for us). */
+static void
+gst_ivshmem_src_report_loss (GstIvshmemSrc * self,
+    const IvshmRecordHeader * h)
+{
+  GstBaseSrc *bsrc = GST_BASE_SRC (self);
+  GstClockTime start = GST_CLOCK_TIME_NONE, dur = GST_CLOCK_TIME_NONE;
+  GstMessage *qos;
+  guint64 lost;
+
+  self->lapped = FALSE;
+  if (GST_CLOCK_TIME_IS_VALID (self->last_end) && h->pts != IVSHM_TIME_NONE
+      && h->pts > self->last_end) {
+    dur = h->pts - self->last_end;
+    start = bsrc->is_live ? gst_ivshmem_src_restamp (self, self->last_end,
+        FALSE) : self->last_end;
+  }
+  if (GST_CLOCK_TIME_IS_VALID (start)) {
+    gst_ivshmem_src_ensure_segment (self);
+    gst_pad_push_event (GST_BASE_SRC_PAD (bsrc), gst_event_new_gap (start,
+            dur));
+  }
+  GST_OBJECT_LOCK (self);
+  lost = self->lost_bytes;
+  GST_OBJECT_UNLOCK (self);
+  qos = gst_message_new_qos (GST_OBJECT (self), bsrc->is_live, start,
+      GST_CLOCK_TIME_NONE, start, dur);
+  gst_message_set_qos_stats (qos, GST_FORMAT_BYTES, 0, lost);
+  gst_element_post_message (GST_ELEMENT (self), qos);
+}
+
 static void
 gst_ivshmem_src_backoff_reset (GstIvshmemSrc * self, IvshmBackoff * b)
 {
@@ -1170,6 +1271,11 @@ again:
     }
 
     if (buf) {
+      if (self->lapped)
+        gst_ivshmem_src_report_loss (self, &rec.h);
+      if (rec.h.pts != IVSHM_TIME_NONE)
+        self->last_end = rec.h.duration != IVSHM_TIME_NONE ?
+            rec.h.pts + rec.h.duration : rec.h.pts;
       if (self->discont) {
         GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
         self->discont = FALSE;
@@ -1183,7 +1289,7 @@ again:
     if (rec.h.type == IVSHM_RECORD_CAPS)
       ret = gst_ivshmem_src_handle_caps (self, str);
     else
-      ret = gst_ivshmem_src_handle_event (self, &rec.h, str);
+      ret = gst_ivshmem_src_handle_event (self, &rec.h, str, rec.replayed);
     g_free (str);
     if (ret != GST_FLOW_OK)
       return ret;
@@ -1192,6 +1298,14 @@ again:
   /* ERRORS */
 read_failed:
   {
+    if (err.status == IVSHM_ERR_EVICTED && self->reader &&
+        ivshm_reader_producer_leaky (self->reader)) {
+      ret = gst_ivshmem_src_reattach (self, &err);
+      if (ret != GST_FLOW_OK)
+        return ret;
+      err.status = IVSHM_OK;
+      goto again;
+    }
     if (err.status == IVSHM_ERR_PRODUCER_GONE ||
         err.status == IVSHM_ERR_SESSION_CHANGED) {
       GstIvshmemSrcRestart mode;

@@ -1920,6 +1920,90 @@ GST_START_TEST (test_holds_threads)
 
 GST_END_TEST;
 
+
+/* ---- 16. leaky producer ------------------------------------------------ */
+
+GST_START_TEST (test_leaky)
+{
+  const uint64_t size = IVSHM_REGION_MIN;
+  void *base = region_alloc (size);
+  IvshmWriterConfig cfg = { 0 };
+  IvshmReaderConfig rcfg = { 0 };
+  IvshmWriter *w;
+  IvshmReader *slow, *fast, *again;
+  IvshmWriterStats ws;
+  IvshmRecord rec;
+  IvshmHold hold;
+  uint64_t seq = 0, i;
+
+  cfg.leaky = true;
+  w = writer_new_ok (base, size, &cfg);
+  write_event_ok (w, IVSHM_EVENT_STREAM_START, "stream-start, stream-id=x");
+  write_caps_ok (w, "video/x-raw");
+  /* nothing is kept for a first reader: it joins at the live edge */
+  slow = reader_new_ok (base, size);
+  fast = reader_new_ok (base, size);
+  read_string_ok (slow, IVSHM_RECORD_EVENT, IVSHM_EVENT_STREAM_START,
+      "stream-start, stream-id=x", true);
+  read_string_ok (slow, IVSHM_RECORD_CAPS, 0, "video/x-raw", true);
+  read_string_ok (fast, IVSHM_RECORD_EVENT, IVSHM_EVENT_STREAM_START,
+      "stream-start, stream-id=x", true);
+  read_string_ok (fast, IVSHM_RECORD_CAPS, 0, "video/x-raw", true);
+  /* no zero-copy from a leaky producer */
+  write_buffer_ok (w, seq++, 100);
+  assert_status (ivshm_reader_next (fast, &rec, NULL), IVSHM_OK);
+  assert_status (ivshm_reader_hold (fast, &hold), IVSHM_AGAIN);
+  assert_status (ivshm_reader_release (fast), IVSHM_OK);
+
+  /* the writer never waits: three rings' worth, fast keeps up, slow not */
+  for (i = 0; i < 3 * RING_64K / 1000; i++) {
+    write_buffer_ok (w, seq, 1000);
+    read_buffer_ok (fast, seq, 1000);
+    seq++;
+  }
+  ivshm_writer_get_stats (w, &ws);
+  fail_unless_equals_uint64 (ws.readers_lapped, 1);
+  fail_unless_equals_uint64 (ws.full_waits, 0);
+  /* slow was dropped; whatever it gets is never a record overwritten */
+  assert_status (ivshm_reader_next (slow, &rec, NULL), IVSHM_ERR_EVICTED);
+  fail_unless (ivshm_reader_producer_leaky (slow));
+  ivshm_reader_free (slow);
+  /* joining again: the stream so far, replayed, then the next record */
+  again = reader_new_ok (base, size);
+  read_string_ok (again, IVSHM_RECORD_EVENT, IVSHM_EVENT_STREAM_START,
+      "stream-start, stream-id=x", true);
+  read_string_ok (again, IVSHM_RECORD_CAPS, 0, "video/x-raw", true);
+  read_none (again);
+  write_buffer_ok (w, seq, 10);
+  read_buffer_ok (again, seq, 10);
+  read_buffer_ok (fast, seq, 10);
+  seq++;
+
+  /* EOS is sticky: after the producer closes, a reader that asks for it
+   * joins the closed session and still learns the stream ended */
+  write_event_ok (w, IVSHM_EVENT_EOS, "");
+  ivshm_writer_free (w);
+  expect_attach_fails (base, size, IVSHM_ERR_NO_PRODUCER);
+  rcfg.attach_closed = true;
+  {
+    IvshmReader *late = NULL;
+    IvshmError err = { 0 };
+
+    assert_status (ivshm_reader_new (base, size, &rcfg, &late, &err),
+        IVSHM_OK);
+    read_string_ok (late, IVSHM_RECORD_EVENT, IVSHM_EVENT_STREAM_START,
+        "stream-start, stream-id=x", true);
+    read_string_ok (late, IVSHM_RECORD_CAPS, 0, "video/x-raw", true);
+    read_string_ok (late, IVSHM_RECORD_EVENT, IVSHM_EVENT_EOS, "", true);
+    ivshm_reader_free (late);
+  }
+  ivshm_reader_free (again);
+  ivshm_reader_free (fast);
+  free (base);
+}
+
+GST_END_TEST;
+
 static Suite *
 core_ring_suite (void)
 {
@@ -1953,6 +2037,7 @@ core_ring_suite (void)
   tcase_add_test (tc, test_holds);
   tcase_add_test (tc, test_holds_bounded);
   tcase_add_test (tc, test_holds_threads);
+  tcase_add_test (tc, test_leaky);
   return s;
 }
 
