@@ -32,6 +32,8 @@ packages=(
 )
 if [ "$mode" = test ]; then
   packages+=(valgrind qemu-system-x86 busybox-static xz-utils gcc-mingw-w64-x86-64 file)
+  # the libFuzzer targets (tests/fuzz) are built with clang
+  packages+=(clang libclang-rt-14-dev)
 fi
 
 if [ "$mode" = bench ]; then
@@ -80,14 +82,47 @@ if [ "$mode" = demo ]; then
   exec bash "$top/scripts/demo.sh" "$builddir"
 fi
 
-# The whole test suite: unit and element tests, the VM suite, then the unit
-# and element tests again under valgrind. One summary line at the end.
+# The whole test suite: unit and element tests, the VM suite, stress,
+# kill -9, soak and a short fuzz pass; then the unit and element tests
+# again under valgrind; the unit, element and stress tests in an
+# AddressSanitizer+UBSan build (build/asan); the multi-reader stress test
+# in a ThreadSanitizer build (build/tsan). One summary line at the end.
 status=0
 meson test -C "$builddir" --print-errorlogs --num-processes 2 || status=1
 cp "$builddir/meson-logs/testlog.json" "$builddir/meson-logs/testlog-main.json"
 meson test -C "$builddir" --print-errorlogs --num-processes 2 --suite check \
   --setup valgrind || status=1
 cp "$builddir/meson-logs/testlog-valgrind.json" "$builddir/meson-logs/testlog-vg.json" 2>/dev/null || true
+
+# Sanitizer builds of their own, beside the main one.
+sanitizer_build() {   # DIR MESON-OPTIONS...
+  local dir=$1; shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  ninja -C "$dir" >/dev/null
+}
+asandir=$builddir/asan tsandir=$builddir/tsan
+rm -f "$asandir/meson-logs/testlog-asan.json" "$tsandir/meson-logs/testlog-tsan.json"
+if sanitizer_build "$asandir" -Db_sanitize=address,undefined -Db_lundef=false; then
+  # ivshmem-info's test runs the tool under valgrind, which cannot run an
+  # ASan binary: every other check test, and the stress suite.
+  mapfile -t asan_tests < <(meson test -C "$asandir" --list --suite check --suite stress 2>/dev/null \
+    | sed -n 's/^[^ ]* \/ //p' | grep -vx ivshmem-info)
+  meson test -C "$asandir" --print-errorlogs --num-processes 2 --setup asan \
+    "${asan_tests[@]}" || status=1
+else
+  echo "== the AddressSanitizer build failed"; status=1
+fi
+if sanitizer_build "$tsandir" -Db_sanitize=thread -Db_lundef=false; then
+  meson test -C "$tsandir" --print-errorlogs --num-processes 2 --setup tsan \
+    --suite tsan || status=1
+else
+  echo "== the ThreadSanitizer build failed"; status=1
+fi
 python3 "$top/scripts/test-summary.py" "$builddir/meson-logs/testlog-main.json" \
-  "$builddir/meson-logs/testlog-vg.json" || status=1
+  "$builddir/meson-logs/testlog-vg.json" "$asandir/meson-logs/testlog-asan.json" \
+  "$tsandir/meson-logs/testlog-tsan.json" || status=1
 exit $status
