@@ -113,6 +113,45 @@ mappings_offset (const Mappings * maps, gconstpointer p, gsize len)
 
 /* ---- pipelines --------------------------------------------------------- */
 
+/* What a test left running when it failed, stopped by the teardown: with
+ * CK_FORK=no (valgrind) the next test runs in this process. */
+static GPtrArray *running;
+static GstBufferPool *active_pool;
+
+static void
+setup (void)
+{
+  running = g_ptr_array_new ();
+}
+
+static void
+teardown (void)
+{
+  guint i;
+
+  if (active_pool) {
+    gst_buffer_pool_set_active (active_pool, FALSE);
+    gst_clear_object (&active_pool);
+  }
+  for (i = running->len; i-- > 0;) {
+    GstElement *p = g_ptr_array_index (running, i);
+
+    gst_element_set_state (p, GST_STATE_NULL);
+    gst_object_unref (p);
+  }
+  g_ptr_array_unref (running);
+  running = NULL;
+}
+
+static GstElement *
+start (GstElement * p)
+{
+  g_ptr_array_add (running, p);
+  fail_if (gst_element_set_state (p, GST_STATE_PLAYING) ==
+      GST_STATE_CHANGE_FAILURE, "%s: cannot start", GST_OBJECT_NAME (p));
+  return p;
+}
+
 static GstElement *
 launch (const gchar * desc)
 {
@@ -121,9 +160,7 @@ launch (const gchar * desc)
 
   fail_unless (p != NULL, "%s: %s", desc, error ? error->message : "?");
   g_clear_error (&error);
-  fail_if (gst_element_set_state (p, GST_STATE_PLAYING) ==
-      GST_STATE_CHANGE_FAILURE, "%s: cannot start", desc);
-  return p;
+  return start (p);
 }
 
 static GstElement *
@@ -158,6 +195,7 @@ static void
 stop (GstElement * p)
 {
   check_no_error (p);
+  fail_unless (g_ptr_array_remove (running, p));
   fail_unless (gst_element_set_state (p, GST_STATE_NULL) ==
       GST_STATE_CHANGE_SUCCESS);
   gst_object_unref (p);
@@ -455,10 +493,8 @@ producer_videotestsrc (const gchar * path, const gchar * caps, guint n,
   pad = gst_element_get_static_pad (by_name (p, "sink"), "sink");
   gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, sink_probe, sp, NULL);
   gst_object_unref (pad);
-  fail_if (gst_element_set_state (p, GST_STATE_PLAYING) ==
-      GST_STATE_CHANGE_FAILURE);
   g_free (desc);
-  return p;
+  return start (p);
 }
 
 static void
@@ -671,6 +707,7 @@ app_case_start (AppCase * c, const gchar * name, const GstVideoAlignment *
   }
   fail_unless (gst_buffer_pool_set_config (c->pool, config));
   fail_unless (gst_buffer_pool_set_active (c->pool, TRUE));
+  active_pool = gst_object_ref (c->pool);
   gst_query_unref (q);
   gst_object_unref (pad);
   gst_caps_unref (caps);
@@ -682,6 +719,7 @@ app_case_finish (AppCase * c)
   fail_unless_equals_int (gst_app_src_end_of_stream (c->appsrc), GST_FLOW_OK);
   expect_eos (c->rd, PULL_TIMEOUT);
   fail_unless (gst_buffer_pool_set_active (c->pool, FALSE));
+  gst_clear_object (&active_pool);
   gst_object_unref (c->pool);
   stop (c->rd);
   stop (c->prod);
@@ -1214,6 +1252,7 @@ zerocopy_suite (void)
   TCase *tc = tcase_create ("general");
 
   suite_add_tcase (s, tc);
+  tcase_add_checked_fixture (tc, setup, teardown);
   tcase_add_test (tc, test_pool_videotestsrc_padded_strides);
   tcase_add_test (tc, test_pool_videotestsrc_640x480);
   tcase_add_test (tc, test_pool_out_of_order);
