@@ -1605,11 +1605,16 @@ ivshm_reader_hold (IvshmReader * r, IvshmHold * hold)
   if (atomic_load_explicit (&r->hdr->producer_flags, RLX) &
       IVSHM_PRODUCER_FLAG_LEAKY)
     return IVSHM_AGAIN;
-  if (r->held_end - r->held_first >= IVSHM_MAX_HELD) {
+  {
+    bool full;
+
+    /* unhold() moves held_first from other threads: look under the lock */
     reader_lock (r);
-    reader_publish_pos_locked (r);
-    reader_unlock (r);
     if (r->held_end - r->held_first >= IVSHM_MAX_HELD)
+      reader_publish_pos_locked (r);
+    full = r->held_end - r->held_first >= IVSHM_MAX_HELD;
+    reader_unlock (r);
+    if (full)
       return IVSHM_AGAIN;
   }
   if (!reader_still_owner (r)) {
