@@ -22,6 +22,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -737,6 +739,80 @@ GST_START_TEST (test_sink_writes_records)
 
 GST_END_TEST;
 
+typedef struct
+{
+  GstHarness *h;
+  gint done;                    /* atomic */
+  gboolean ok;
+} EosPusher;
+
+static gpointer
+eos_pusher_main (gpointer data)
+{
+  EosPusher *ep = data;
+
+  ep->ok = gst_harness_push_event (ep->h, gst_event_new_eos ());
+  g_atomic_int_set (&ep->done, 1);
+  return NULL;
+}
+
+/* The sink holds EOS until a first reader came (so that a short stream is
+ * not lost when it stops). A reader that attached, read everything and
+ * left before the sink ever looked at the reader slots came all the same:
+ * EOS must not wait for another one. */
+GST_START_TEST (test_sink_eos_after_reader_left)
+{
+  gchar *path = shm_path ("eos-reader-left");
+  gchar *desc = g_strdup_printf ("ivshmemsink device=%s size=%"
+      G_GUINT64_FORMAT, path, MiB);
+  GstHarness *h = gst_harness_new_parse (desc);
+  IvshmRegionOptions opts = { 0 };
+  IvshmError err = { 0 };
+  IvshmRegion *region;
+  IvshmReader *reader;
+  IvshmRecord rec;
+  EosPusher ep = { h, 0, FALSE };
+  GThread *thread;
+  gint64 deadline;
+  gint n = 0;
+  gboolean returned;
+
+  gst_harness_set_src_caps_str (h, "application/x-test");
+  fail_unless_equals_int (gst_harness_push (h,
+          gst_buffer_new_allocate (NULL, 100, NULL)), GST_FLOW_OK);
+
+  fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
+      IVSHM_OK);
+  fail_unless_equals_int (ivshm_reader_new (ivshm_region_data (region),
+          ivshm_region_size (region), NULL, &reader, &err), IVSHM_OK);
+  while (ivshm_reader_next (reader, &rec, &err) == IVSHM_OK) {
+    fail_unless_equals_int (ivshm_reader_release (reader), IVSHM_OK);
+    n++;
+  }
+  /* stream-start, caps, segment, the buffer */
+  fail_unless_equals_int (n, 4);
+  ivshm_reader_free (reader);
+
+  thread = g_thread_new ("eos", eos_pusher_main, &ep);
+  deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
+  while (!g_atomic_int_get (&ep.done) && g_get_monotonic_time () < deadline)
+    g_usleep (1000);
+  returned = g_atomic_int_get (&ep.done);
+  /* unblock it either way, so that a failure does not hang the suite */
+  gst_element_set_state (h->element, GST_STATE_NULL);
+  g_thread_join (thread);
+  fail_unless (returned, "EOS still waits for a first reader 3 s after a "
+      "reader read the whole stream and left");
+  fail_unless (ep.ok);
+
+  ivshm_region_close (region);
+  gst_harness_teardown (h);
+  g_free (desc);
+  remove_region (path);
+}
+
+GST_END_TEST;
+
 /* ---- 4. the source, fed by the core ----------------------------------- */
 
 /* What went out of the source's pad, in order. */
@@ -1401,12 +1477,37 @@ GST_START_TEST (test_src_garbage_while_reading)
 
 GST_END_TEST;
 
+/* Removes the regions that earlier runs of this binary left behind when a
+ * test failed before its clean-up (their pid is gone). */
+static void
+remove_stale_regions (void)
+{
+  GDir *dir = g_dir_open ("/dev/shm", 0, NULL);
+  const gchar *name;
+
+  if (!dir)
+    return;
+  while ((name = g_dir_read_name (dir))) {
+    gint pid;
+
+    if (sscanf (name, "gst-ivshmem-check-%d-", &pid) == 1 && pid > 0 &&
+        kill (pid, 0) != 0 && errno == ESRCH) {
+      gchar *path = g_build_filename ("/dev/shm", name, NULL);
+
+      unlink (path);
+      g_free (path);
+    }
+  }
+  g_dir_close (dir);
+}
+
 static Suite *
 ivshmem_suite (void)
 {
   Suite *s = suite_create ("ivshmem-elements");
   TCase *tc = tcase_create ("general");
 
+  remove_stale_regions ();
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_registered_with_defaults);
   tcase_add_test (tc, test_sink_state_changes);
@@ -1416,6 +1517,7 @@ ivshmem_suite (void)
   tcase_add_test (tc, test_src_garbage_region);
   tcase_add_test (tc, test_src_waits_for_producer);
   tcase_add_test (tc, test_sink_writes_records);
+  tcase_add_test (tc, test_sink_eos_after_reader_left);
   tcase_add_test (tc, test_src_forwards_stream);
   tcase_add_test (tc, test_src_live_restamps);
   tcase_add_test (tc, test_sink_unlock_on_full_ring);
