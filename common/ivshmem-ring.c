@@ -102,6 +102,7 @@ typedef struct
   uint64_t pos;                 /* ring position of the record */
   uint64_t len;                 /* its whole length, header included */
   uint8_t state;                /* SPAN_*, the writer's thread only */
+  bool pad;                     /* a PAD record, not one of the stream */
   _Atomic uint8_t freed;        /* no local pointer into it is left; set
                                  * from any thread */
 } Span;
@@ -132,6 +133,10 @@ struct IvshmWriter
   uint64_t tail;                /* reclaimed up to here (private) */
   uint64_t tail_published;      /* last value stored in hdr->tail */
   bool had_reader;
+  /* before the first reader: where the session's first real record is
+   * (retain_fixed), or how far only skips and pads were published */
+  uint64_t retain_from;
+  bool retain_fixed;
 
   /* Reserved records, oldest first: spans[i % MAX_SPANS] for i in
    * [span_first, span_end). Those before span_pub are published. A span
@@ -461,10 +466,32 @@ span_at (IvshmWriter * w, uint64_t id)
   return &w->spans[id % MAX_SPANS];
 }
 
-/* Forgets the spans that are published and no longer referenced. */
+static void writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t len);
+static void writer_advance (IvshmWriter * w);
+
+/* Forgets the spans that are published and no longer referenced. A span
+ * released while still pending (a pool buffer dropped unpushed) will never
+ * be committed: it becomes a skip, so that it neither blocks publication
+ * nor keeps its space. */
 static void
 writer_collect (IvshmWriter * w)
 {
+  uint64_t i;
+  bool cancelled = false;
+
+  for (i = w->span_pub; i < w->span_end; i++) {
+    Span *s = span_at (w, i);
+
+    if (s->state == SPAN_PENDING &&
+        atomic_load_explicit (&s->freed, ACQ)) {
+      writer_write_skip (w, s->pos, s->len);
+      s->state = SPAN_CANCELLED;
+      w->stats.cancelled++;
+      cancelled = true;
+    }
+  }
+  if (cancelled)
+    writer_advance (w);
   while (w->span_first < w->span_pub &&
       atomic_load_explicit (&span_at (w, w->span_first)->freed, ACQ))
     w->span_first++;
@@ -483,6 +510,27 @@ writer_free_space (IvshmWriter * w)
   return w->ring_size - (w->reserve_pos - bound);
 }
 
+/* Has any reader attached to this session, even one gone again? A reader
+ * leaves the session id in the slot it frees (and the slots are wiped at
+ * each new session). A lying slot can only make us stop keeping the stream
+ * for a first reader. */
+static bool
+writer_reader_came (IvshmWriter * w)
+{
+  unsigned i;
+
+  for (i = 0; i < IVSHM_MAX_READERS; i++) {
+    IvshmReaderSlot *s = slot_of (w->base, i);
+
+    /* FREE, not CLAIMED: a reader that is still attaching is not here
+     * yet (it would lose the stream's start if we stopped keeping it) */
+    if (atomic_load_explicit (&s->state, ACQ) == IVSHM_SLOT_FREE &&
+        atomic_load_explicit (&s->session_id, ACQ) == w->session)
+      return true;
+  }
+  return false;
+}
+
 /* Recomputes how far the ring may be reused. Returns the free space. */
 static uint64_t
 writer_reclaim (IvshmWriter * w, bool check_leases)
@@ -491,12 +539,24 @@ writer_reclaim (IvshmWriter * w, bool check_leases)
   unsigned active;
 
   m1 = writer_scan_slots (w, check_leases, &active);
-  if (!w->had_reader) {
-    if (active == 0)
-      return writer_free_space (w);
-    /* The first reader is here: from now on space is reclaimed. */
+  if (!w->had_reader && active == 0 && writer_reader_came (w)) {
+    /* a reader attached and left again between two of our looks */
     w->had_reader = true;
     writer_set_flag (w, IVSHM_PRODUCER_FLAG_HAD_READER);
+  }
+  if (!w->had_reader) {
+    if (active == 0) {
+      /* Keep everything for a first reader, but for the skips and pads
+       * published before the session's first record: nobody needs them
+       * (a first reader starts at the tail). */
+      if (w->retain_from == w->tail)
+        return writer_free_space (w);
+      m1 = w->retain_from;
+    } else {
+      /* The first reader is here: from now on space is reclaimed. */
+      w->had_reader = true;
+      writer_set_flag (w, IVSHM_PRODUCER_FLAG_HAD_READER);
+    }
   }
 
   /* Publish the new tail, then look again: a reader that registered a
@@ -636,6 +696,7 @@ writer_push_span (IvshmWriter * w, uint64_t len, uint8_t state, bool freed)
   s->pos = w->reserve_pos;
   s->len = len;
   s->state = state;
+  s->pad = freed && state == SPAN_COMMITTED;
   atomic_store_explicit (&s->freed, freed, RLX);
   w->reserve_pos += len;
   return s;
@@ -651,6 +712,16 @@ writer_advance (IvshmWriter * w)
       span_at (w, w->span_pub)->state != SPAN_PENDING) {
     Span *s = span_at (w, w->span_pub++);
     w->write_pos = s->pos + s->len;
+    /* until the first real record, what is published is only skips and
+     * pads: no need to keep it for a first reader */
+    if (!w->retain_fixed) {
+      if (s->state == SPAN_COMMITTED && !s->pad) {
+        w->retain_fixed = true;
+        w->retain_from = s->pos;
+      } else {
+        w->retain_from = w->write_pos;
+      }
+    }
   }
   if (w->write_pos != old)
     writer_publish (w);
@@ -1267,6 +1338,7 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
         "all %u reader slots of the region are taken", IVSHM_MAX_READERS);
   }
   r->stats.slot = r->slot_index;
+  atomic_store_explicit (&r->slot->state, IVSHM_SLOT_CLAIMED, SEQ);
   atomic_store_explicit (&r->slot->session_id, session, RLX);
   atomic_store_explicit (&r->slot->pid, ivshm_process_id (), RLX);
   atomic_store_explicit (&r->slot->kernel_id, ivshm_kernel_id (), RLX);
@@ -1296,10 +1368,10 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
   }
 
   flags = atomic_load_explicit (&hdr->producer_flags, ACQ);
-  if (t == 0 && !(flags & IVSHM_PRODUCER_FLAG_HAD_READER) &&
-      !reader_has_company (r)) {
-    /* The first reader of the session: the producer kept everything. */
-    r->pos = 0;
+  if (!(flags & IVSHM_PRODUCER_FLAG_HAD_READER) && !reader_has_company (r)) {
+    /* The first reader of the session: the producer kept everything from
+     * the tail on (before it, at most skips and pads). */
+    r->pos = t;
   } else {
     /* Mid-stream: replay the sticky records, then start with the next
      * record after the later of write_pos and the records they cover. */
@@ -1664,6 +1736,25 @@ ivshm_reader_held (IvshmReader * r, unsigned *count, uint64_t *bytes)
   if (bytes)
     *bytes = r->held_bytes;
   reader_unlock (r);
+}
+
+bool
+ivshm_reader_holding_back (IvshmReader * r)
+{
+  uint64_t w, oldest;
+  bool any;
+
+  reader_lock (r);
+  reader_publish_pos_locked (r);
+  any = r->held_first < r->held_end;
+  oldest = any ? r->held[r->held_first % IVSHM_MAX_HELD].pos : r->pos;
+  reader_unlock (r);
+  if (!any)
+    return false;
+  if (atomic_load_explicit (&r->hdr->writer_sleeping, RLX) != 0)
+    return true;
+  w = atomic_load_explicit (&r->hdr->write_pos, ACQ);
+  return w >= oldest && w - oldest > r->ring_size / 4 * 3;
 }
 
 uint64_t

@@ -228,9 +228,9 @@ G_DEFINE_TYPE_WITH_CODE (GstIvshmemBufferPool, gst_ivshmem_buffer_pool,
 static const gchar **
 gst_ivshmem_buffer_pool_get_options (GstBufferPool * pool)
 {
-  static const gchar *options[] = { GST_BUFFER_POOL_OPTION_VIDEO_META,
-    GST_BUFFER_POOL_OPTION_VIDEO_ALIGNMENT, NULL
-  };
+  /* No GST_BUFFER_POOL_OPTION_VIDEO_ALIGNMENT: a reader lays a frame out
+   * from the caps alone, so the strides must be the caps' default ones. */
+  static const gchar *options[] = { GST_BUFFER_POOL_OPTION_VIDEO_META, NULL };
   return options;
 }
 
@@ -250,18 +250,8 @@ gst_ivshmem_buffer_pool_set_config (GstBufferPool * pool,
   self->add_video_meta = self->have_video_info &&
       gst_buffer_pool_config_has_option (config,
       GST_BUFFER_POOL_OPTION_VIDEO_META);
-  if (self->have_video_info) {
-    if (gst_buffer_pool_config_has_option (config,
-            GST_BUFFER_POOL_OPTION_VIDEO_ALIGNMENT)) {
-      GstVideoAlignment align;
-
-      gst_buffer_pool_config_get_video_alignment (config, &align);
-      if (!gst_video_info_align (&self->vinfo, &align))
-        return FALSE;
-      gst_buffer_pool_config_set_video_alignment (config, &align);
-    }
+  if (self->have_video_info)
     size = MAX (size, (guint) self->vinfo.size);
-  }
   self->size = size;
   gst_buffer_pool_config_set_params (config, caps, size, 0, max);
   GST_DEBUG_OBJECT (self, "%u-byte buffers in the ring, video meta %d",

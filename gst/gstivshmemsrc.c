@@ -102,6 +102,12 @@ gst_ivshmem_src_restart_get_type (void)
  * 100 ms */
 #define WAIT_PRODUCER_MIN_NS (10 * GST_MSECOND)
 #define WAIT_PRODUCER_MAX_NS (100 * GST_MSECOND)
+/* while downstream holds buffers in the ring: how often to check whether
+ * the producer waits for their space */
+#define HELD_WAIT_NS (5 * GST_MSECOND)
+/* the consumer's thread: lease renewal, and the same check from outside
+ * the streaming thread */
+#define CONSUMER_TICK_NS (50 * GST_MSECOND)
 
 enum
 {
@@ -127,7 +133,20 @@ typedef struct
   IvshmRegion *region;
   IvshmReader *reader;          /* set once, by the streaming thread */
   IvshmTicker *heartbeat;
+  GMutex lock;                  /* guards `held` and each memory's map state */
+  GList *held;                  /* GstIvshmemReadMemory still in the ring */
 } GstIvshmemConsumer;
+
+static GstIvshmemConsumer *
+gst_ivshmem_consumer_new (IvshmRegion * region)
+{
+  GstIvshmemConsumer *c = g_new0 (GstIvshmemConsumer, 1);
+
+  c->refcount = 1;
+  c->region = region;
+  g_mutex_init (&c->lock);
+  return c;
+}
 
 static GstIvshmemConsumer *
 gst_ivshmem_consumer_ref (GstIvshmemConsumer * c)
@@ -144,17 +163,26 @@ gst_ivshmem_consumer_unref (GstIvshmemConsumer * c)
   ivshm_ticker_stop (c->heartbeat);
   ivshm_reader_free (c->reader);
   ivshm_region_close (c->region);
+  g_mutex_clear (&c->lock);
   g_free (c);
 }
 
 /* ---- memory in the ring, read in place ---------------------------------- */
 
+/* A record handed out in place. While it is held, the producer cannot
+ * reuse its space; if the producer waits for that space (downstream keeps
+ * the buffer: a last-sample, a queue, an application), the source moves
+ * the bytes into a private copy as soon as nobody has the memory mapped,
+ * and lets the record go (gst_ivshmem_consumer_migrate). Sub-memories made
+ * by share() map through their root, so they follow. */
 typedef struct
 {
   GstMemory mem;
   GstIvshmemConsumer *consumer;
   IvshmHold hold;
-  guint8 *data;
+  guint8 *data;                 /* in the ring, or `copy` once migrated */
+  guint8 *copy;
+  gint maps;                    /* protected by consumer->lock */
 } GstIvshmemReadMemory;
 
 #define GST_TYPE_IVSHMEM_READ_ALLOCATOR (gst_ivshmem_read_allocator_get_type ())
@@ -169,6 +197,12 @@ struct _GstIvshmemReadAllocator
 G_DEFINE_TYPE (GstIvshmemReadAllocator, gst_ivshmem_read_allocator,
     GST_TYPE_ALLOCATOR);
 
+static GstIvshmemReadMemory *
+gst_ivshmem_read_memory_root (GstMemory * mem)
+{
+  return (GstIvshmemReadMemory *) (mem->parent ? mem->parent : mem);
+}
+
 static GstMemory *
 gst_ivshmem_read_allocator_alloc (GstAllocator * allocator, gsize size,
     GstAllocationParams * params)
@@ -180,11 +214,22 @@ static void
 gst_ivshmem_read_allocator_free (GstAllocator * allocator, GstMemory * mem)
 {
   GstIvshmemReadMemory *m = (GstIvshmemReadMemory *) mem;
+  GstIvshmemConsumer *c = m->consumer;
 
-  /* the last reference: the producer may reuse the space */
-  if (!mem->parent)
-    ivshm_reader_unhold (m->consumer->reader, &m->hold);
-  gst_ivshmem_consumer_unref (m->consumer);
+  if (!mem->parent) {
+    gboolean in_ring;
+
+    g_mutex_lock (&c->lock);
+    in_ring = m->copy == NULL;
+    if (in_ring)
+      c->held = g_list_remove (c->held, m);
+    g_mutex_unlock (&c->lock);
+    /* the last reference: the producer may reuse the space */
+    if (in_ring)
+      ivshm_reader_unhold (c->reader, &m->hold);
+    g_free (m->copy);
+  }
+  gst_ivshmem_consumer_unref (c);
   g_free (m);
 }
 
@@ -192,13 +237,25 @@ static gpointer
 gst_ivshmem_read_memory_map (GstMemory * mem, gsize maxsize,
     GstMapFlags flags)
 {
+  GstIvshmemReadMemory *root = gst_ivshmem_read_memory_root (mem);
+  gpointer data;
+
   /* the memory is read-only (GstMemory refuses write maps) */
-  return ((GstIvshmemReadMemory *) mem)->data;
+  g_mutex_lock (&root->consumer->lock);
+  root->maps++;
+  data = root->data;
+  g_mutex_unlock (&root->consumer->lock);
+  return data;
 }
 
 static void
 gst_ivshmem_read_memory_unmap (GstMemory * mem)
 {
+  GstIvshmemReadMemory *root = gst_ivshmem_read_memory_root (mem);
+
+  g_mutex_lock (&root->consumer->lock);
+  root->maps--;
+  g_mutex_unlock (&root->consumer->lock);
 }
 
 static GstIvshmemReadMemory *
@@ -212,8 +269,14 @@ gst_ivshmem_read_memory_new (GstAllocator * allocator, GstMemory * parent,
       GST_MINI_OBJECT_FLAG_LOCK_READONLY, allocator, parent, maxsize,
       IVSHM_RECORD_ALIGN - 1, offset, size);
   m->consumer = gst_ivshmem_consumer_ref (consumer);
-  m->hold = *hold;
+  if (hold)
+    m->hold = *hold;
   m->data = data;
+  if (!parent) {
+    g_mutex_lock (&consumer->lock);
+    consumer->held = g_list_prepend (consumer->held, m);
+    g_mutex_unlock (&consumer->lock);
+  }
   return m;
 }
 
@@ -226,8 +289,50 @@ gst_ivshmem_read_memory_share (GstMemory * mem, gssize offset, gssize size)
   if (size == -1)
     size = mem->size - offset;
   return GST_MEMORY_CAST (gst_ivshmem_read_memory_new (mem->allocator,
-          parent, m->consumer, &m->hold, m->data, mem->maxsize,
+          parent, m->consumer, NULL, NULL, mem->maxsize,
           mem->offset + offset, size));
+}
+
+static gboolean
+gst_ivshmem_consumer_holds (GstIvshmemConsumer * c)
+{
+  gboolean holds;
+
+  g_mutex_lock (&c->lock);
+  holds = c->held != NULL;
+  g_mutex_unlock (&c->lock);
+  return holds;
+}
+
+/* The producer waits for space we hold: copy every held record nobody has
+ * mapped right now out of the ring and let it go. Returns how many. */
+static guint
+gst_ivshmem_consumer_migrate (GstIvshmemConsumer * c)
+{
+  GList *moved = NULL, *l, *next;
+  guint n = 0;
+
+  g_mutex_lock (&c->lock);
+  for (l = c->held; l; l = next) {
+    GstIvshmemReadMemory *m = l->data;
+
+    next = l->next;
+    if (m->maps > 0)
+      continue;
+    m->copy = g_malloc (m->mem.maxsize);
+    memcpy (m->copy, m->data, m->mem.maxsize);
+    m->data = m->copy;
+    c->held = g_list_delete_link (c->held, l);
+    moved = g_list_prepend (moved, m);
+  }
+  g_mutex_unlock (&c->lock);
+
+  for (l = moved; l; l = l->next) {
+    ivshm_reader_unhold (c->reader, &((GstIvshmemReadMemory *) l->data)->hold);
+    n++;
+  }
+  g_list_free (moved);
+  return n;
 }
 
 static void
@@ -672,9 +777,7 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
       ivshm_region_size (region));
 
   GST_OBJECT_LOCK (self);
-  self->consumer = g_new0 (GstIvshmemConsumer, 1);
-  self->consumer->refcount = 1;
-  self->consumer->region = region;
+  self->consumer = gst_ivshmem_consumer_new (region);
   self->region = region;
   GST_OBJECT_UNLOCK (self);
 
@@ -774,10 +877,17 @@ gst_ivshmem_src_query (GstBaseSrc * bsrc, GstQuery * query)
   return GST_BASE_SRC_CLASS (parent_class)->query (bsrc, query);
 }
 
+/* The consumer's own thread: renews the lease, and moves held buffers out
+ * of the ring when the producer needs their space, also while the
+ * streaming thread is blocked downstream (a full appsink, a queue). */
 static void
-heartbeat_tick (void *data)
+consumer_tick (void *data)
 {
-  ivshm_reader_heartbeat (data);
+  GstIvshmemConsumer *c = data;
+
+  ivshm_reader_heartbeat (c->reader);
+  if (ivshm_reader_holding_back (c->reader))
+    gst_ivshmem_consumer_migrate (c);
 }
 
 /* Tries to attach to the producer. GST_FLOW_OK: attached. GST_FLOW_CUSTOM_
@@ -823,8 +933,9 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
   GST_OBJECT_LOCK (self);
   self->consumer->reader = self->reader;
   GST_OBJECT_UNLOCK (self);
-  self->consumer->heartbeat = ivshm_ticker_start (0, heartbeat_tick,
-      self->reader);
+  /* the consumer outlives neither its ticker nor its reader */
+  self->consumer->heartbeat = ivshm_ticker_start (CONSUMER_TICK_NS,
+      consumer_tick, self->consumer);
   ivshm_reader_heartbeat (self->reader);
   if (self->lapped) {
     guint64 at = ivshm_reader_position (self->reader);
@@ -875,9 +986,7 @@ gst_ivshmem_src_reattach (GstIvshmemSrc * self, const IvshmError * why)
       self->abandoned_session = ivshm_reader_session (self->reader);
   }
 
-  fresh = g_new0 (GstIvshmemConsumer, 1);
-  fresh->refcount = 1;
-  fresh->region = region;
+  fresh = gst_ivshmem_consumer_new (region);
   GST_OBJECT_LOCK (self);
   old = self->consumer;
   self->consumer = fresh;
@@ -1240,8 +1349,20 @@ again:
         ivshm_cpu_relax ();
         if (!ivshm_waiter_is_flushing (&self->waiter))
           continue;
-      } else if (ivshm_reader_wait (self->reader, &self->waiter, timeout)) {
-        continue;
+      } else {
+        /* Downstream keeps buffers that point into the ring and the
+         * producer needs their space: move them out of the ring. While
+         * we hold any, look again soon. */
+        if (ivshm_reader_holding_back (self->reader)) {
+          guint n = gst_ivshmem_consumer_migrate (self->consumer);
+          if (n)
+            GST_DEBUG_OBJECT (self, "copied %u held buffers out of the ring "
+                "for the producer", n);
+        }
+        if (timeout > HELD_WAIT_NS && gst_ivshmem_consumer_holds (self->consumer))
+          timeout = HELD_WAIT_NS;
+        if (ivshm_reader_wait (self->reader, &self->waiter, timeout))
+          continue;
       }
       GST_DEBUG_OBJECT (self, "unlocked while waiting for data");
       return GST_FLOW_FLUSHING;

@@ -1762,6 +1762,44 @@ GST_START_TEST (test_span_keeps_space_until_released)
 GST_END_TEST;
 
 
+/* Spans released without a commit (pool buffers dropped unpushed) turn
+ * into skips by themselves: they neither block publication nor fill the
+ * ring, whether or not a reader has attached yet. */
+GST_START_TEST (test_spans_dropped)
+{
+  const uint64_t size = IVSHM_REGION_MIN;
+  void *base = region_alloc (size);
+  IvshmWriter *w = writer_new_ok (base, size, NULL);
+  IvshmReader *r = NULL;
+  IvshmSpan sp;
+  IvshmRecord rec;
+  uint64_t i;
+
+  /* before any reader: the ring never fills with dropped spans */
+  for (i = 0; i < 200; i++) {
+    assert_status (ivshm_writer_reserve_span (w, 4000, &sp), IVSHM_OK);
+    ivshm_writer_release_span (w, &sp);
+  }
+  /* the first reader starts after them, with the first real record */
+  write_buffer_ok (w, 0, 100);
+  r = reader_new_ok (base, size);
+  read_buffer_ok (r, 0, 100);
+  read_none (r);
+  /* with a reader: the same, and it never sees them */
+  for (i = 0; i < 200; i++) {
+    assert_status (ivshm_writer_reserve_span (w, 4000, &sp), IVSHM_OK);
+    ivshm_writer_release_span (w, &sp);
+    assert_status (ivshm_reader_next (r, &rec, NULL), IVSHM_AGAIN);
+  }
+  write_buffer_ok (w, 1, 100);
+  read_buffer_ok (r, 1, 100);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  free (base);
+}
+
+GST_END_TEST;
+
 /* ---- 15. holds: records read in place (zero-copy reads) ------------------ */
 
 static IvshmHold
@@ -2050,6 +2088,7 @@ core_ring_suite (void)
   tcase_add_test (tc, test_spans_in_order);
   tcase_add_test (tc, test_spans_out_of_order);
   tcase_add_test (tc, test_span_keeps_space_until_released);
+  tcase_add_test (tc, test_spans_dropped);
   tcase_add_test (tc, test_holds);
   tcase_add_test (tc, test_holds_bounded);
   tcase_add_test (tc, test_holds_threads);

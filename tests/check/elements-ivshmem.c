@@ -1421,9 +1421,9 @@ GST_START_TEST (test_src_garbage_while_reading)
     write_src_buffer (p, 0, 0);
 
     pipeline = src_pipeline (path, FALSE, &bus);
-    set_state_timed (pipeline, GST_STATE_PLAYING);
     /* wait until the buffer reached the sink: the source has read
-     * everything there is and waits at the writer's position */
+     * everything there is and waits at the writer's position (the probe
+     * goes in before the pipeline starts, or the buffer may pass first) */
     {
       GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
       GstPad *pad = gst_element_get_static_pad (sink, "sink");
@@ -1432,6 +1432,7 @@ GST_START_TEST (test_src_garbage_while_reading)
 
       gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, count_buffer, &n,
           NULL);
+      set_state_timed (pipeline, GST_STATE_PLAYING);
       while (g_atomic_int_get (&n) < 1 && g_get_monotonic_time () < deadline)
         g_usleep (1000);
       fail_unless_equals_int (g_atomic_int_get (&n), 1);

@@ -513,7 +513,7 @@ check_pool_roundtrip (const gchar * name, guint width, guint height,
   gboolean src_zero_copy[MAX_FRAMES];
   gconstpointer src_ptr[MAX_FRAMES];
   Mappings maps;
-  guint i, in_place = 0;
+  guint i, in_place = 0, moved = 0;
 
   fail_unless (gst_video_info_from_caps (&sp.info, caps));
   prod = producer_videotestsrc (path, caps_str, n, region_size, &sp);
@@ -562,13 +562,23 @@ check_pool_roundtrip (const gchar * name, guint width, guint height,
     fail_unless (src_zero_copy[i], "%s: frame %u was copied by the source",
         name, i);
     src_off[i] = mappings_offset (&maps, src_ptr[i], sp.info.size);
+    if (src_off[i] < 0) {
+      /* appsink queued it while the producer waited for its space: the
+       * source moved it out of the ring (a private copy) */
+      moved++;
+      continue;
+    }
     fail_unless (src_off[i] >= IVSHM_RING_OFFSET);
     if (src_off[i] == off)
       in_place++;
   }
-  /* the reader read the very bytes upstream wrote */
-  fail_unless (in_place >= n - 1, "%s: only %u of %u frames published in "
-      "place", name, in_place, n);
+  /* the reader read the very bytes upstream wrote, but for frames moved
+   * out of the ring for the producer */
+  GST_INFO ("%s: %u frames read in place, %u moved out", name, in_place,
+      moved);
+  fail_unless (in_place >= 1 && in_place + moved >= n - 1, "%s: only %u of "
+      "%u frames published in place (%u moved out of the ring)", name,
+      in_place, n, moved);
 
   stop (rd);
   stop (prod);
@@ -1005,7 +1015,8 @@ data_case_stop (gchar * path, GstElement * prod, GstElement * rd)
   g_free (path);
 }
 
-/* A buffer handed out in place: read-only, in the ring. */
+/* A buffer handed out in place: read-only, in the ring (or moved out of
+ * it for the producer). */
 static void
 check_read_only_in_ring (GstBuffer * buf, const gchar * path)
 {
@@ -1020,8 +1031,12 @@ check_read_only_in_ring (GstBuffer * buf, const gchar * path)
       "a zero-copy buffer can be mapped for writing");
   mappings_read (&maps, path);
   off = mappings_offset (&maps, data_ptr (buf), gst_buffer_get_size (buf));
-  fail_unless (off >= IVSHM_RING_OFFSET, "payload at %p is not in the ring",
-      data_ptr (buf));
+  /* not in the file at all: the source moved it out of the ring because
+   * the producer waited for its space (a private copy, still read-only) */
+  if (off < 0)
+    return;
+  fail_unless (off >= IVSHM_RING_OFFSET, "payload at %p is in the region's "
+      "header, not in the ring", data_ptr (buf));
   fail_unless (((guintptr) data_ptr (buf) & (IVSHM_RECORD_ALIGN - 1)) == 0);
 }
 
