@@ -31,7 +31,7 @@ packages=(
   gstreamer1.0-plugins-bad libpci-dev pciutils
 )
 if [ "$mode" = test ]; then
-  packages+=(valgrind qemu-system-x86 busybox-static xz-utils gcc-mingw-w64-x86-64 file)
+  packages+=(gstreamer1.0-plugins-base-apps valgrind qemu-system-x86 busybox-static xz-utils gcc-mingw-w64-x86-64 file)
   # the libFuzzer targets (tests/fuzz) are built with clang
   packages+=(clang libclang-rt-14-dev)
 fi

@@ -667,6 +667,67 @@ def lockdown(run):
         log("ivshmemsrc %s: %s" % (tag, err[0] if err else text.strip()))
 
 
+# -- provider: the device provider in a real guest ---------------------------
+
+PROVIDER_SCRIPT = r"""
+if ! command -v gst-device-monitor-1.0 >/dev/null; then
+  echo "NO-DEVICE-MONITOR"
+  exit 0
+fi
+echo "MONITOR-BEGIN"
+gst-device-monitor-1.0 Source/IVSHMEM Sink/IVSHMEM
+echo "MONITOR-END rc=$?"
+"""
+
+
+def provider(run):
+    """gst-device-monitor-1.0 in a guest lists each IVSHMEM device for both
+    roles, with its PCI address, size, and the state of the ring: the
+    producer on the first device (a host ivshmemsink) and its caps."""
+    require_plugin(run)
+    a = run.shm("pa", 1 * MiB)
+    b = run.shm("pb", 2 * MiB)
+    prod = run.popen(["gst-launch-1.0", "-q", "videotestsrc", "is-live=true",
+                      "!", "video/x-raw,format=GRAY8,width=64,height=48",
+                      "!", "ivshmemsink", "device=%s" % a], timeout=120)
+    time.sleep(1.0)
+    res = run.guest("g", PROVIDER_SCRIPT,
+                    devices=[(a, 1 * MiB), (b, 2 * MiB)]).start().wait()
+    # The producer streams until told to stop: timeout(1) passes SIGTERM on
+    # to gst-launch-1.0, which then closes its output.
+    prod.terminate()
+    run.finish(prod, 15)
+    res.check()
+    if "NO-DEVICE-MONITOR" in res.lines:
+        raise Skip("gst-device-monitor-1.0 is not installed "
+                   "(gstreamer1.0-plugins-base-apps)")
+    out = _between(res.lines, "MONITOR-BEGIN",
+                   next(l for l in res.lines if l.startswith("MONITOR-END")))
+    text = "\n".join(out)
+    devices = [d for d in text.split("Device found:") if "name" in d]
+    first, second = vm.Guest.pci_address(0), vm.Guest.pci_address(1)
+    for loc, size in ((first, 1 * MiB), (second, 2 * MiB)):
+        mine = [d for d in devices if "device.bus-path = pci-%s" % loc in d]
+        classes = sorted(re.search(r"class\s*:\s*(\S+)", d).group(1)
+                         for d in mine)
+        if classes != ["Sink/IVSHMEM", "Source/IVSHMEM"]:
+            raise Failure("device monitor in the guest: %s offered as %s, "
+                          "expected Sink/IVSHMEM and Source/IVSHMEM:\n%s"
+                          % (loc, classes, text))
+        for d in mine:
+            if "size = %d" % size not in d or "device.api = ivshmem" not in d:
+                raise Failure("device monitor in the guest: %s lacks its "
+                              "size or device.api:\n%s" % (loc, d))
+    live = [d for d in devices if "device.bus-path = pci-%s" % first in d]
+    if not all("ivshmem.producer = active" in d and "video/x-raw" in d
+               and "GRAY8" in d for d in live):
+        raise Failure("device monitor in the guest: %s does not show the "
+                      "host's producer and its caps:\n%s"
+                      % (first, "\n".join(live)))
+    log("gst-device-monitor-1.0 in the guest lists %s and %s for both roles; "
+        "%s shows the host's producer with its caps" % (first, second, first))
+
+
 SCENARIOS = {
     "discovery": discovery,
     "raw": raw,
@@ -674,6 +735,7 @@ SCENARIOS = {
     "audio": audio,
     "vm2vm": vm2vm,
     "lockdown": lockdown,
+    "provider": provider,
 }
 
 
