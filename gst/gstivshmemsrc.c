@@ -309,8 +309,9 @@ gst_ivshmem_consumer_holds (GstIvshmemConsumer * c)
 static guint
 gst_ivshmem_consumer_migrate (GstIvshmemConsumer * c)
 {
-  GList *moved = NULL, *l, *next;
-  guint n = 0;
+  GArray *moved = g_array_new (FALSE, FALSE, sizeof (IvshmHold));
+  GList *l, *next;
+  guint i, n;
 
   g_mutex_lock (&c->lock);
   for (l = c->held; l; l = next) {
@@ -323,15 +324,15 @@ gst_ivshmem_consumer_migrate (GstIvshmemConsumer * c)
     memcpy (m->copy, m->data, m->mem.maxsize);
     m->data = m->copy;
     c->held = g_list_delete_link (c->held, l);
-    moved = g_list_prepend (moved, m);
+    /* the hold is copied now: once we unlock, the memory may be freed */
+    g_array_append_val (moved, m->hold);
   }
   g_mutex_unlock (&c->lock);
 
-  for (l = moved; l; l = l->next) {
-    ivshm_reader_unhold (c->reader, &((GstIvshmemReadMemory *) l->data)->hold);
-    n++;
-  }
-  g_list_free (moved);
+  for (i = 0; i < moved->len; i++)
+    ivshm_reader_unhold (c->reader, &g_array_index (moved, IvshmHold, i));
+  n = moved->len;
+  g_array_free (moved, TRUE);
   return n;
 }
 
