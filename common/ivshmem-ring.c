@@ -1042,6 +1042,7 @@ struct IvshmReader
   bool producer_local;          /* the producer shares our kernel */
 
   uint64_t pos;                 /* next ring position to read */
+  uint64_t published;           /* last read_pos stored (under lock) */
   uint64_t cur_len;             /* length of the record handed out, 0: none */
   uint64_t cur_payload_len;
   uint16_t cur_type;
@@ -1105,6 +1106,11 @@ reader_publish_pos_locked (IvshmReader * r)
     r->held_first++;
   if (r->held_first < r->held_end)
     pos = r->held[r->held_first % IVSHM_MAX_HELD].pos;
+  /* nothing new for the producer: spare the store and the fence (a held
+   * record in front keeps read_pos where it is while we read on) */
+  if (pos == r->published)
+    return;
+  r->published = pos;
   atomic_store_explicit (&r->slot->read_pos, pos, REL);
   atomic_thread_fence (SEQ);
   if (atomic_load_explicit (&r->hdr->writer_sleeping, RLX) != 0)
@@ -1306,6 +1312,7 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
   r->ring_size = ring_size;
   r->session = session;
   r->token = ivshm_random_u64 ();
+  r->published = UINT64_MAX;
   atomic_flag_clear (&r->lock);
 
   period_us = atomic_load_explicit (&hdr->heartbeat_period_us, RLX);
@@ -1741,20 +1748,25 @@ ivshm_reader_held (IvshmReader * r, unsigned *count, uint64_t *bytes)
 bool
 ivshm_reader_holding_back (IvshmReader * r)
 {
-  uint64_t w, oldest;
+  uint64_t w, oldest, pos;
   bool any;
 
   reader_lock (r);
   reader_publish_pos_locked (r);
   any = r->held_first < r->held_end;
   oldest = any ? r->held[r->held_first % IVSHM_MAX_HELD].pos : r->pos;
+  pos = r->pos;
   reader_unlock (r);
   if (!any)
     return false;
-  if (atomic_load_explicit (&r->hdr->writer_sleeping, RLX) != 0)
-    return true;
+  /* Held records matter when they keep the producer further back than our
+   * own reading does (more than half a ring behind us), and the producer
+   * is coming round to them (three quarters of a ring ahead of them). A
+   * last-sample that holds the frame we just read never qualifies: copying
+   * it would not give the producer any room. */
   w = atomic_load_explicit (&r->hdr->write_pos, ACQ);
-  return w >= oldest && w - oldest > r->ring_size / 4 * 3;
+  return pos - oldest > r->ring_size / 2 && w >= oldest &&
+      w - oldest > r->ring_size / 4 * 3;
 }
 
 uint64_t

@@ -252,9 +252,10 @@ void ivshm_reader_unhold (IvshmReader * reader, const IvshmHold * hold);
 void ivshm_reader_held (IvshmReader * reader, unsigned *count,
     uint64_t * bytes);
 uint64_t ivshm_reader_ring_size (const IvshmReader * reader);
-/* This reader holds records and the producer waits for space, or will
- * soon (the oldest held record is more than three quarters of the ring
- * behind): time to copy them out and let them go. Thread-safe. */
+/* Records this reader holds keep the producer back: the oldest is more
+ * than half a ring behind what this reader has read, and the producer is
+ * more than three quarters of a ring ahead of it. Time to copy them out
+ * and let them go. Thread-safe. */
 bool ivshm_reader_holding_back (IvshmReader * reader);
 /* The ring position of the next record this reader reads. Thread-safe. */
 uint64_t ivshm_reader_position (IvshmReader * reader);
