@@ -134,24 +134,6 @@ struct IvshmRegion
   char location[IVSHM_PCI_ADDR_STRLEN];
 };
 
-IvshmStatus
-ivshm_error_set (IvshmError * err, IvshmStatus status, int sys_errno,
-    const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err == NULL)
-    return status;
-  err->status = status;
-  err->sys_errno = sys_errno;
-  err->detail[0] = '\0';
-  if (fmt != NULL) {
-    va_start (ap, fmt);
-    vsnprintf (err->detail, sizeof err->detail, fmt, ap);
-    va_end (ap);
-  }
-  return status;
-}
 
 /* Windows has no sysfs: device discovery never reads a directory. Kept for
  * the API; it is what the environment says, or "". */
@@ -178,91 +160,6 @@ win_error_text (DWORD code, char *buf, size_t size)
   return buf;
 }
 
-/* ---- PCI addresses (as in ivshmem-pci.c, which is not built here) ---- */
-
-static int
-hex_digit (char c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-/* Reads a run of hex digits at *p. Returns how many there were (0 if
- * none, or 5 for anything longer than four) and moves *p past them. */
-static int
-hex_run (const char **p, unsigned *out)
-{
-  unsigned v = 0;
-  int n = 0, d;
-
-  while ((d = hex_digit (**p)) >= 0) {
-    if (n == 4)
-      return 5;
-    v = v * 16 + (unsigned) d;
-    (*p)++;
-    n++;
-  }
-  *out = v;
-  return n;
-}
-
-/* The same grammar as ivshmem-pci.c: "DDDD:BB:DD.F" or "BB:DD.F", hex
- * fields, a function digit 0-7. */
-int
-ivshm_pci_addr_parse (const char *text, IvshmPciAddr * out)
-{
-  unsigned v[3];
-  int digits[3], n = 0;
-  const char *p = text;
-  IvshmPciAddr a;
-
-  if (text == NULL)
-    return -1;
-  for (;;) {
-    if (n == 3)
-      return -1;
-    digits[n] = hex_run (&p, &v[n]);
-    if (digits[n] == 0 || digits[n] > (n == 0 ? 4 : 2))
-      return -1;
-    n++;
-    if (*p != ':')
-      break;
-    p++;
-  }
-  if (n < 2 || *p++ != '.' || *p < '0' || *p > '7' || p[1] != '\0')
-    return -1;
-  if (n == 2) {
-    if (digits[0] > 2)
-      return -1;
-    a.domain = 0;
-    a.bus = (uint8_t) v[0];
-    a.device = (uint8_t) v[1];
-  } else {
-    a.domain = (uint16_t) v[0];
-    a.bus = (uint8_t) v[1];
-    a.device = (uint8_t) v[2];
-  }
-  if ((n == 2 ? v[1] : v[2]) > 0x1f)
-    return -1;
-  a.function = (uint8_t) (*p - '0');
-  if (out)
-    *out = a;
-  return 0;
-}
-
-void
-ivshm_pci_addr_format (const IvshmPciAddr * addr,
-    char out[IVSHM_PCI_ADDR_STRLEN])
-{
-  snprintf (out, IVSHM_PCI_ADDR_STRLEN, "%04x:%02x:%02x.%x",
-      (unsigned) addr->domain, (unsigned) addr->bus,
-      (unsigned) addr->device, (unsigned) addr->function & 7);
-}
 
 /* ---- talking to the driver ---- */
 

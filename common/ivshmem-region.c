@@ -49,24 +49,6 @@ struct IvshmRegion
   "SUBSYSTEM==\"pci\", ATTR{vendor}==\"0x1af4\", ATTR{device}==\"0x1110\", " \
   "RUN+=\"/bin/chmod 0666 %S%p/resource2\""
 
-IvshmStatus
-ivshm_error_set (IvshmError * err, IvshmStatus status, int sys_errno,
-    const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err == NULL)
-    return status;
-  err->status = status;
-  err->sys_errno = sys_errno;
-  err->detail[0] = '\0';
-  if (fmt != NULL) {
-    va_start (ap, fmt);
-    vsnprintf (err->detail, sizeof err->detail, fmt, ap);
-    va_end (ap);
-  }
-  return status;
-}
 
 /* ---- sysfs root ---- */
 
