@@ -100,6 +100,7 @@ enum
 typedef struct
 {
   uint64_t pos;                 /* ring position of the record */
+  uint64_t off;                 /* pos % ring_size, kept to spare a division */
   uint64_t len;                 /* its whole length, header included */
   uint8_t state;                /* SPAN_*, the writer's thread only */
   bool pad;                     /* a PAD record, not one of the stream */
@@ -147,6 +148,8 @@ struct IvshmWriter
   uint64_t span_pub;
   uint64_t span_end;
   uint64_t reserve_pos;         /* end of the newest span */
+  uint64_t reserve_off;         /* reserve_pos % ring_size, kept
+                                 * incrementally: records never wrap */
 
   /* the one reservation of ivshm_writer_reserve/commit */
   IvshmSpan current;
@@ -466,7 +469,8 @@ span_at (IvshmWriter * w, uint64_t id)
   return &w->spans[id % MAX_SPANS];
 }
 
-static void writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t len);
+static void writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t off,
+    uint64_t len);
 static void writer_advance (IvshmWriter * w);
 
 /* Forgets the spans that are published and no longer referenced. A span
@@ -484,7 +488,7 @@ writer_collect (IvshmWriter * w)
 
     if (s->state == SPAN_PENDING &&
         atomic_load_explicit (&s->freed, ACQ)) {
-      writer_write_skip (w, s->pos, s->len);
+      writer_write_skip (w, s->pos, s->off, s->len);
       s->state = SPAN_CANCELLED;
       w->stats.cancelled++;
       cancelled = true;
@@ -678,14 +682,14 @@ ivshm_writer_readers_local (const IvshmWriter * w)
 }
 
 static void
-writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t len)
+writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t off, uint64_t len)
 {
   IvshmRecordHeader h = { 0 };
 
   h.type = IVSHM_RECORD_SKIP;
   h.pos = pos;
   h.payload_len = len - sizeof h;
-  memcpy (w->ring + pos % w->ring_size, &h, sizeof h);
+  memcpy (w->ring + off, &h, sizeof h);
 }
 
 static Span *
@@ -694,11 +698,15 @@ writer_push_span (IvshmWriter * w, uint64_t len, uint8_t state, bool freed)
   Span *s = span_at (w, w->span_end++);
 
   s->pos = w->reserve_pos;
+  s->off = w->reserve_off;
   s->len = len;
   s->state = state;
   s->pad = freed && state == SPAN_COMMITTED;
   atomic_store_explicit (&s->freed, freed, RLX);
   w->reserve_pos += len;
+  w->reserve_off += len;
+  if (w->reserve_off == w->ring_size)
+    w->reserve_off = 0;
   return s;
 }
 
@@ -748,7 +756,7 @@ ivshm_writer_reserve_span (IvshmWriter * w, uint64_t payload_len,
   }
 
   free_space = writer_free_space (w);
-  off = w->reserve_pos % w->ring_size;
+  off = w->reserve_off;
 
   if (off + rec_len > w->ring_size) {
     /* The record would wrap: pad to the end of the ring first. The pad is
@@ -809,7 +817,7 @@ ivshm_writer_cancel_span (IvshmWriter * w, const IvshmSpan * span)
 
   if (!s)
     return;
-  writer_write_skip (w, s->pos, s->len);
+  writer_write_skip (w, s->pos, s->off, s->len);
   s->state = SPAN_CANCELLED;
   w->stats.cancelled++;
   writer_advance (w);
@@ -957,13 +965,13 @@ ivshm_writer_commit_span (IvshmWriter * w, const IvshmSpan * span,
   if (info->payload_len > s->len - sizeof h)
     return IVSHM_ERR_INVALID_ARG;
 
-  rec = w->ring + s->pos % w->ring_size;
+  rec = w->ring + s->off;
   h = *info;
   h.pos = s->pos;
   memcpy (rec, &h, sizeof h);
   used = ivshm_record_len (h.payload_len);
   if (used < s->len)
-    writer_write_skip (w, s->pos + used, s->len - used);
+    writer_write_skip (w, s->pos + used, s->off + used, s->len - used);
   s->state = SPAN_COMMITTED;
 
   /* Records reach readers in ring order, which must be stream order: a
@@ -973,7 +981,7 @@ ivshm_writer_commit_span (IvshmWriter * w, const IvshmSpan * span,
   for (i = w->span_pub; i < span->id; i++) {
     Span *o = span_at (w, i);
     if (o->state == SPAN_PENDING) {
-      writer_write_skip (w, o->pos, o->len);
+      writer_write_skip (w, o->pos, o->off, o->len);
       o->state = SPAN_CANCELLED;
       w->stats.cancelled++;
     }
@@ -1042,6 +1050,7 @@ struct IvshmReader
   bool producer_local;          /* the producer shares our kernel */
 
   uint64_t pos;                 /* next ring position to read */
+  uint64_t off;                 /* pos % ring_size, kept incrementally */
   uint64_t published;           /* last read_pos stored (under lock) */
   uint64_t cur_len;             /* length of the record handed out, 0: none */
   uint64_t cur_payload_len;
@@ -1133,11 +1142,28 @@ reader_count (IvshmReader * r)
 
 /* Moves the reader to pos and gives the space before it back (but for
  * records still held). */
+/* Moves pos and its ring offset; a step within the ring (the usual case:
+ * to the next record) spares a 64-bit division. */
+static void
+reader_set_pos (IvshmReader * r, uint64_t pos)
+{
+  uint64_t delta = pos - r->pos;
+
+  if (pos >= r->pos && delta <= r->ring_size - r->off) {
+    r->off += delta;
+    if (r->off == r->ring_size)
+      r->off = 0;
+  } else {
+    r->off = pos % r->ring_size;
+  }
+  r->pos = pos;
+}
+
 static void
 reader_advance (IvshmReader * r, uint64_t pos)
 {
   reader_lock (r);
-  r->pos = pos;
+  reader_set_pos (r, pos);
   reader_publish_pos_locked (r);
   reader_unlock (r);
 }
@@ -1378,7 +1404,7 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
   if (!(flags & IVSHM_PRODUCER_FLAG_HAD_READER) && !reader_has_company (r)) {
     /* The first reader of the session: the producer kept everything from
      * the tail on (before it, at most skips and pads). */
-    r->pos = t;
+    reader_set_pos (r, t);
   } else {
     /* Mid-stream: replay the sticky records, then start with the next
      * record after the later of write_pos and the records they cover. */
@@ -1407,7 +1433,7 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
           "the producer's write position %llu is impossible (tail %llu)",
           (unsigned long long) w_pos, (unsigned long long) t);
     }
-    r->pos = w_pos;
+    reader_set_pos (r, w_pos);
     r->stats.joined_mid_stream = true;
   }
   reader_advance (r, r->pos);
@@ -1592,7 +1618,7 @@ ivshm_reader_next (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
           (unsigned long long) w_pos, (unsigned long long) r->pos);
 
     avail = w_pos - r->pos;
-    off = r->pos % r->ring_size;
+    off = r->off;
     memcpy (&h, r->ring + off, sizeof h);
 
     if (h.pos != r->pos)
@@ -1708,7 +1734,7 @@ ivshm_reader_hold (IvshmReader * r, IvshmHold * hold)
   r->held[id % IVSHM_MAX_HELD].len = r->cur_len;
   r->held[id % IVSHM_MAX_HELD].released = false;
   r->held_bytes += r->cur_len;
-  r->pos += r->cur_len;
+  reader_set_pos (r, r->pos + r->cur_len);
   reader_publish_pos_locked (r);
   reader_unlock (r);
 
