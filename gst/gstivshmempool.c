@@ -59,6 +59,30 @@ gst_ivshmem_producer_unref (GstIvshmemProducer * p)
   g_free (p);
 }
 
+gboolean
+gst_ivshmem_producer_wait (GstIvshmemProducer * p, IvshmWaiter * waiter,
+    IvshmBackoff * backoff, gboolean * reset, guint64 max_poll_interval)
+{
+  guint64 timeout;
+  guint32 token;
+  gboolean ok;
+
+  if (*reset) {
+    ivshm_backoff_reset (backoff, ivshm_writer_readers_local (p->writer) ?
+        GST_IVSHMEM_LOCAL_WAIT_NS : max_poll_interval);
+    *reset = FALSE;
+  }
+  timeout = ivshm_backoff_next (backoff);
+  if (timeout == 0 || !ivshm_writer_wait_prepare (p->writer, &token)) {
+    ivshm_cpu_relax ();
+    return !ivshm_waiter_is_flushing (waiter);
+  }
+  g_mutex_unlock (&p->lock);
+  ok = ivshm_writer_wait_finish (p->writer, waiter, token, timeout);
+  g_mutex_lock (&p->lock);
+  return ok;
+}
+
 /* ---- memory in the ring ------------------------------------------------- */
 
 #define GST_IVSHMEM_MEMORY_TYPE "IvshmemRing"
@@ -317,56 +341,40 @@ gst_ivshmem_buffer_pool_acquire_buffer (GstBufferPool * pool,
   GstIvshmemProducer *p = self->producer;
   IvshmBackoff backoff;
   gboolean reset = TRUE;
+  IvshmSpan span;
+  IvshmStatus st;
 
+  g_mutex_lock (&p->lock);
   for (;;) {
-    IvshmSpan span;
-    IvshmStatus st;
-    gboolean sleep = FALSE, local = FALSE;
-    guint32 token = 0;
-    guint64 timeout;
-
-    g_mutex_lock (&p->lock);
     if (p->closed) {
       g_mutex_unlock (&p->lock);
       return GST_FLOW_FLUSHING;
     }
     st = ivshm_writer_reserve_span (p->writer, self->size, &span);
-    if (st == IVSHM_AGAIN) {
-      sleep = ivshm_writer_wait_prepare (p->writer, &token);
-      local = ivshm_writer_readers_local (p->writer);
-    }
-    g_mutex_unlock (&p->lock);
-
-    if (st == IVSHM_OK) {
-      *buffer = gst_ivshmem_buffer_pool_wrap (self, &span);
-      GST_LOG_OBJECT (self, "buffer at ring position %" G_GUINT64_FORMAT,
-          span.pos);
-      return GST_FLOW_OK;
-    }
-    if (st != IVSHM_AGAIN) {
-      GST_WARNING_OBJECT (self, "cannot reserve %u bytes: %s", self->size,
-          ivshm_status_string (st));
-      return GST_FLOW_ERROR;
-    }
-    if (params && (params->flags & GST_BUFFER_POOL_ACQUIRE_FLAG_DONTWAIT))
+    if (st != IVSHM_AGAIN)
+      break;
+    if (params && (params->flags & GST_BUFFER_POOL_ACQUIRE_FLAG_DONTWAIT)) {
+      g_mutex_unlock (&p->lock);
       return GST_FLOW_EOS;
-
+    }
     /* the ring is full: wait as the sink does */
-    if (reset) {
-      ivshm_backoff_reset (&backoff, local ? GST_IVSHMEM_LOCAL_WAIT_NS :
-          self->max_poll_interval);
-      reset = FALSE;
-    }
-    timeout = ivshm_backoff_next (&backoff);
-    if (timeout == 0 || !sleep) {
-      ivshm_cpu_relax ();
-      if (ivshm_waiter_is_flushing (&self->waiter))
-        return GST_FLOW_FLUSHING;
-      continue;
-    }
-    if (!ivshm_writer_wait_finish (p->writer, &self->waiter, token, timeout))
+    if (!gst_ivshmem_producer_wait (p, &self->waiter, &backoff, &reset,
+            self->max_poll_interval)) {
+      g_mutex_unlock (&p->lock);
       return GST_FLOW_FLUSHING;
+    }
   }
+  g_mutex_unlock (&p->lock);
+
+  if (st != IVSHM_OK) {
+    GST_WARNING_OBJECT (self, "cannot reserve %u bytes: %s", self->size,
+        ivshm_status_string (st));
+    return GST_FLOW_ERROR;
+  }
+  *buffer = gst_ivshmem_buffer_pool_wrap (self, &span);
+  GST_LOG_OBJECT (self, "buffer at ring position %" G_GUINT64_FORMAT,
+      span.pos);
+  return GST_FLOW_OK;
 }
 
 static void

@@ -31,6 +31,15 @@ void gst_ivshmem_producer_unref (GstIvshmemProducer * p);
 /* Closes the session (readers see it end); memories may live on. */
 void gst_ivshmem_producer_close (GstIvshmemProducer * p);
 
+/* One step of waiting for room in the ring (or for a reader): a short
+ * spin, then sleeps that a reader on this kernel cuts short with a futex
+ * wake and that grow up to max_poll_interval otherwise. Call with p->lock
+ * held; it is dropped while sleeping. *reset TRUE starts a new back-off.
+ * FALSE: the waiter is flushing. Shared by the sink and its pool. */
+gboolean gst_ivshmem_producer_wait (GstIvshmemProducer * p,
+    IvshmWaiter * waiter, IvshmBackoff * backoff, gboolean * reset,
+    guint64 max_poll_interval);
+
 /* If `buffer` is one piece of pool memory of this producer, still pending,
  * returns its reservation (and TRUE). */
 gboolean gst_ivshmem_buffer_get_span (GstBuffer * buffer,

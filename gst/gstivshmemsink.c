@@ -527,39 +527,15 @@ gst_ivshmem_sink_unlock_stop (GstBaseSink * bsink)
   return TRUE;
 }
 
-/* Waits for the ring to have room (or, with first_reader, for a reader to
- * attach): a short spin, then sleeps that a reader on this kernel cuts
- * short with a futex wake, and that grow up to max-poll-interval otherwise.
- * Call with the producer lock held; it is dropped while sleeping. Returns
- * FALSE if unlocked. */
-static gboolean
-gst_ivshmem_sink_wait_step (GstIvshmemSink * self, IvshmBackoff * backoff,
-    gboolean * reset)
+static guint64
+gst_ivshmem_sink_max_poll (GstIvshmemSink * self)
 {
-  GstIvshmemProducer *p = self->producer;
-  guint64 timeout;
-  guint32 token;
-  gboolean ok;
+  guint64 max_poll;
 
-  if (*reset) {
-    guint64 max_poll;
-
-    GST_OBJECT_LOCK (self);
-    max_poll = self->max_poll_interval;
-    GST_OBJECT_UNLOCK (self);
-    ivshm_backoff_reset (backoff, ivshm_writer_readers_local (p->writer) ?
-        GST_IVSHMEM_LOCAL_WAIT_NS : max_poll);
-    *reset = FALSE;
-  }
-  timeout = ivshm_backoff_next (backoff);
-  if (timeout == 0 || !ivshm_writer_wait_prepare (p->writer, &token)) {
-    ivshm_cpu_relax ();
-    return !ivshm_waiter_is_flushing (&self->waiter);
-  }
-  g_mutex_unlock (&p->lock);
-  ok = ivshm_writer_wait_finish (p->writer, &self->waiter, token, timeout);
-  g_mutex_lock (&p->lock);
-  return ok;
+  GST_OBJECT_LOCK (self);
+  max_poll = self->max_poll_interval;
+  GST_OBJECT_UNLOCK (self);
+  return max_poll;
 }
 
 /* Reserves room for a record, waiting while the ring is full. Returns with
@@ -568,6 +544,7 @@ static GstFlowReturn
 gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
 {
   GstIvshmemProducer *p = self->producer;
+  guint64 max_poll = gst_ivshmem_sink_max_poll (self);
   IvshmBackoff backoff;
   IvshmStatus st;
   gboolean reset = TRUE;
@@ -576,7 +553,8 @@ gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
   while ((st = ivshm_writer_reserve (p->writer, len, dst)) == IVSHM_AGAIN) {
     GstFlowReturn ret;
 
-    if (gst_ivshmem_sink_wait_step (self, &backoff, &reset))
+    if (gst_ivshmem_producer_wait (p, &self->waiter, &backoff, &reset,
+            max_poll))
       continue;
 
     GST_DEBUG_OBJECT (self, "unlocked while waiting for room");
@@ -648,6 +626,7 @@ static GstFlowReturn
 gst_ivshmem_sink_wait_first_reader (GstIvshmemSink * self)
 {
   GstIvshmemProducer *p = self->producer;
+  guint64 max_poll = gst_ivshmem_sink_max_poll (self);
   IvshmBackoff backoff;
   gboolean reset = TRUE, logged = FALSE, ok = TRUE;
 
@@ -658,7 +637,8 @@ gst_ivshmem_sink_wait_first_reader (GstIvshmemSink * self)
           "before finishing, so that the stream is not lost");
       logged = TRUE;
     }
-    ok = gst_ivshmem_sink_wait_step (self, &backoff, &reset);
+    ok = gst_ivshmem_producer_wait (p, &self->waiter, &backoff, &reset,
+        max_poll);
   }
   g_mutex_unlock (&p->lock);
   if (!ok)
