@@ -215,6 +215,17 @@ ivshm_waiter_set_flushing (IvshmWaiter * w, bool flushing)
 }
 
 bool
+ivshm_waiter_can_be_woken (IvshmWaiter * w)
+{
+#ifdef __linux__
+  return !atomic_load_explicit (&w->shared_broken, memory_order_relaxed);
+#else
+  (void) w;
+  return false;
+#endif
+}
+
+bool
 ivshm_wait_on (IvshmWaiter * w, _Atomic uint32_t * word, uint32_t expected,
     uint64_t timeout_ns)
 {
@@ -235,8 +246,10 @@ ivshm_wait_on (IvshmWaiter * w, _Atomic uint32_t * word, uint32_t expected,
     if (r == 0 || errno == EAGAIN || errno == ETIMEDOUT || errno == EINTR)
       return !ivshm_waiter_is_flushing (w);
     /* EFAULT on a BAR mapping without struct pages, ENOSYS, ...: from now
-     * on sleep on the private word. */
+     * on sleep on the private word. Return now: the caller planned this
+     * wait for a peer that could wake us. */
     atomic_store_explicit (&w->shared_broken, 1, memory_order_relaxed);
+    return !ivshm_waiter_is_flushing (w);
   }
   futex (&w->kick, FUTEX_WAIT_PRIVATE, kick, timeout_ns);
 #else

@@ -210,6 +210,13 @@ ivshm_waiter_set_flushing (IvshmWaiter * w, bool flushing)
 }
 
 bool
+ivshm_waiter_can_be_woken (IvshmWaiter * w)
+{
+  (void) w;
+  return false;                 /* peers poll (ivshm_wake) */
+}
+
+bool
 ivshm_wait_on (IvshmWaiter * w, _Atomic uint32_t * word, uint32_t expected,
     uint64_t timeout_ns)
 {

@@ -50,8 +50,15 @@ void ivshm_waiter_init (IvshmWaiter * waiter);
 /* Thread-safe. true: every wait returns false at once until cleared. */
 void ivshm_waiter_set_flushing (IvshmWaiter * waiter, bool flushing);
 bool ivshm_waiter_is_flushing (IvshmWaiter * waiter);
+/* Can a peer on this kernel cut our waits short (ivshm_wake)? false where
+ * the shared futex is not possible, or once it failed. A waiter that can be
+ * woken sleeps in one long wait; one that cannot polls with growing sleeps
+ * (IvshmBackoff). */
+bool ivshm_waiter_can_be_woken (IvshmWaiter * waiter);
 /* Sleeps while *word == expected, at most timeout_ns (word may be NULL: a
- * plain interruptible sleep). Returns false if the waiter is flushing. */
+ * plain interruptible sleep). Returns false if the waiter is flushing. The
+ * first time the shared futex fails it returns at once, so that the caller
+ * sees ivshm_waiter_can_be_woken() turn false before a long sleep. */
 bool ivshm_wait_on (IvshmWaiter * waiter, _Atomic uint32_t * word,
     uint32_t expected, uint64_t timeout_ns);
 /* Bumps *word and wakes every thread of this kernel sleeping on it. */

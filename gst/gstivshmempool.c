@@ -67,12 +67,8 @@ gst_ivshmem_producer_wait (GstIvshmemProducer * p, IvshmWaiter * waiter,
   guint32 token;
   gboolean ok;
 
-  if (*reset) {
-    ivshm_backoff_reset (backoff, ivshm_writer_readers_local (p->writer) ?
-        GST_IVSHMEM_LOCAL_WAIT_NS : max_poll_interval);
-    *reset = FALSE;
-  }
-  timeout = ivshm_backoff_next (backoff);
+  timeout = gst_ivshmem_next_wait (backoff, reset,
+      ivshm_writer_readers_local (p->writer), waiter, max_poll_interval);
   if (timeout == 0 || !ivshm_writer_wait_prepare (p->writer, &token)) {
     ivshm_cpu_relax ();
     return !ivshm_waiter_is_flushing (waiter);

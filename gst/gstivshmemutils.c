@@ -352,3 +352,19 @@ gst_ivshmem_bar_mapping_get_type (void)
   }
   return type;
 }
+
+guint64
+gst_ivshmem_next_wait (IvshmBackoff * backoff, gboolean * reset,
+    gboolean peer_local, IvshmWaiter * waiter, guint64 max_poll_interval)
+{
+  guint64 timeout;
+
+  if (*reset) {
+    ivshm_backoff_reset (backoff, max_poll_interval);
+    *reset = FALSE;
+  }
+  timeout = ivshm_backoff_next (backoff);
+  if (timeout != 0 && peer_local && ivshm_waiter_can_be_woken (waiter))
+    timeout = GST_IVSHMEM_LOCAL_WAIT_NS;
+  return timeout;
+}

@@ -53,6 +53,15 @@ GType gst_ivshmem_bar_mapping_get_type (void);
 /* The default bound of the adaptive poll across a VM boundary. */
 #define GST_IVSHMEM_DEFAULT_MAX_POLL_INTERVAL (1 * GST_MSECOND)
 
+/* How long the next wait for the peer may sleep; 0: spin once more. Both
+ * start with a short spin. A peer that wakes us (it shares our kernel and
+ * the futex works) gets one long sleep after it: sleeps that time out
+ * early would only make the wake-up slower (PROTOCOL.md, "Wake-ups").
+ * Otherwise the sleeps grow up to max_poll_interval. Set *reset before the
+ * first call of a wait. */
+guint64 gst_ivshmem_next_wait (IvshmBackoff * backoff, gboolean * reset,
+    gboolean peer_local, IvshmWaiter * waiter, guint64 max_poll_interval);
+
 G_END_DECLS
 
 #endif /* __GST_IVSHMEM_UTILS_H__ */
