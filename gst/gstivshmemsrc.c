@@ -97,6 +97,7 @@ gst_ivshmem_src_restart_get_type (void)
 }
 
 #define DEFAULT_MAX_POLL_INTERVAL GST_IVSHMEM_DEFAULT_MAX_POLL_INTERVAL
+#define DEFAULT_BUSY_POLL 0
 
 /* waiting for a producer to appear: a look every 10 ms doubling up to
  * 100 ms */
@@ -116,6 +117,7 @@ enum
   PROP_IS_LIVE,
   PROP_LATENCY,
   PROP_MAX_POLL_INTERVAL,
+  PROP_BUSY_POLL,
   PROP_BAR_MAPPING,
   PROP_ZERO_COPY,
   PROP_ON_PRODUCER_RESTART,
@@ -366,6 +368,7 @@ struct _GstIvshmemSrc
   gboolean is_live;
   GstClockTime latency;
   guint64 max_poll_interval;
+  guint64 busy_poll;
   IvshmBarMapping bar_mapping;
   gboolean zero_copy_enabled;
   GstIvshmemSrcRestart on_restart;
@@ -500,6 +503,24 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
           GST_PARAM_MUTABLE_PLAYING));
 
   /**
+   * GstIvshmemSrc:busy-poll:
+   *
+   * After each record, keep looking at the ring this long (ns) before
+   * going to sleep. A sleeping thread takes microseconds to wake on bare
+   * metal and tens of microseconds on a VM; a polling one sees a record
+   * within about a microsecond. It costs a CPU core while it polls: set it
+   * somewhat above the interval between buffers for the lowest latency
+   * (2000000 for 1000 buffers/s), or leave it 0 (a short spin, then sleep).
+   */
+  g_object_class_install_property (gobject_class, PROP_BUSY_POLL,
+      g_param_spec_uint64 ("busy-poll", "Busy poll",
+          "After each record, poll the ring this long (ns) before sleeping: "
+          "lower latency for a CPU core's worth of polling (0: sleep after "
+          "a short spin)", 0, G_MAXUINT64, DEFAULT_BUSY_POLL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+
+  /**
    * GstIvshmemSrc:on-producer-restart:
    *
    * What to do when the producer restarts (a new session) or goes away
@@ -590,6 +611,7 @@ gst_ivshmem_src_init (GstIvshmemSrc * self)
   self->is_live = DEFAULT_IS_LIVE;
   self->latency = DEFAULT_LATENCY;
   self->max_poll_interval = DEFAULT_MAX_POLL_INTERVAL;
+  self->busy_poll = DEFAULT_BUSY_POLL;
   self->zero_copy_enabled = DEFAULT_ZERO_COPY;
   self->on_restart = DEFAULT_ON_PRODUCER_RESTART;
   ivshm_waiter_init (&self->waiter);
@@ -620,7 +642,7 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
 
   GST_OBJECT_LOCK (self);
   if (self->region != NULL && prop_id != PROP_MAX_POLL_INTERVAL &&
-      prop_id != PROP_ON_PRODUCER_RESTART) {
+      prop_id != PROP_BUSY_POLL && prop_id != PROP_ON_PRODUCER_RESTART) {
     GST_OBJECT_UNLOCK (self);
     g_warning ("%s: the %s property can only be changed in the NULL or "
         "READY state", GST_OBJECT_NAME (self), pspec->name);
@@ -639,6 +661,9 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
       break;
     case PROP_MAX_POLL_INTERVAL:
       self->max_poll_interval = g_value_get_uint64 (value);
+      break;
+    case PROP_BUSY_POLL:
+      self->busy_poll = g_value_get_uint64 (value);
       break;
     case PROP_BAR_MAPPING:
       self->bar_mapping = g_value_get_enum (value);
@@ -723,6 +748,9 @@ gst_ivshmem_src_get_property (GObject * object, guint prop_id,
       break;
     case PROP_MAX_POLL_INTERVAL:
       g_value_set_uint64 (value, self->max_poll_interval);
+      break;
+    case PROP_BUSY_POLL:
+      g_value_set_uint64 (value, self->busy_poll);
       break;
     case PROP_BAR_MAPPING:
       g_value_set_enum (value, self->bar_mapping);
@@ -1291,18 +1319,6 @@ gst_ivshmem_src_report_loss (GstIvshmemSrc * self,
   gst_element_post_message (GST_ELEMENT (self), qos);
 }
 
-static void
-gst_ivshmem_src_backoff_reset (GstIvshmemSrc * self, IvshmBackoff * b)
-{
-  guint64 max_poll;
-
-  GST_OBJECT_LOCK (self);
-  max_poll = self->max_poll_interval;
-  GST_OBJECT_UNLOCK (self);
-  ivshm_backoff_reset (b, ivshm_reader_producer_local (self->reader) ?
-      GST_IVSHMEM_LOCAL_WAIT_NS : max_poll);
-}
-
 static GstFlowReturn
 gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
 {
@@ -1310,6 +1326,8 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
   IvshmBackoff backoff;
   gboolean reset = TRUE;
   guint64 producer_wait = WAIT_PRODUCER_MIN_NS;
+  guint64 max_poll = 0, busy_until = 0;
+  gboolean planned = FALSE;     /* max_poll and busy_until are set */
   IvshmError err = { 0 };
   GstFlowReturn ret;
 
@@ -1341,11 +1359,22 @@ again:
       /* a short spin, then sleeps that the producer cuts short with a
        * futex wake when it shares our kernel, and that grow up to
        * max-poll-interval when it does not */
-      if (reset) {
-        gst_ivshmem_src_backoff_reset (self, &backoff);
-        reset = FALSE;
+      if (!planned) {
+        guint64 busy;
+
+        GST_OBJECT_LOCK (self);
+        max_poll = self->max_poll_interval;
+        busy = self->busy_poll;
+        GST_OBJECT_UNLOCK (self);
+        busy_until = busy ? ivshm_now_ns () + busy : 0;
+        planned = TRUE;
       }
-      timeout = ivshm_backoff_next (&backoff);
+      if (busy_until && ivshm_now_ns () < busy_until)
+        timeout = 0;
+      else
+        timeout = gst_ivshmem_next_wait (&backoff, &reset,
+            ivshm_reader_producer_local (self->reader), &self->waiter,
+            max_poll);
       if (timeout == 0) {
         ivshm_cpu_relax ();
         if (!ivshm_waiter_is_flushing (&self->waiter))
@@ -1371,6 +1400,7 @@ again:
     if (st != IVSHM_OK)
       goto read_failed;
     reset = TRUE;
+    planned = FALSE;
 
     /* Copy out of shared memory first, then release, which confirms the
      * copy was not overwritten; only then parse the private copy. */
