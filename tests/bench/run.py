@@ -45,10 +45,15 @@ QUICK_DIVISOR = 5
 WARMUP_FRACTION = 0.2       # buffers before the measured window
 LAT_SIZE = 4096
 LAT_RATE = 1000             # buffers/s, paced by fakesrc datarate + sync
+# ivshmemsrc's busy-poll for the second latency row: above the interval
+# between buffers, so the source never sleeps
+LAT_BUSY_POLL = 2 * 1000000000 // LAT_RATE
+WAKE_MODES = ("pipe", "ring", "ring-spin")
 VIDEO_CAPS = "video/x-raw,format=BGRx,width=1920,height=1080"
 VIDEO_FRAMES = 1500
 
 TRANSPORTS = ("ivshmem", "shm")
+LAT_TRANSPORTS = ("ivshmem", "ivshmem-busy", "shm")
 
 
 def size_label(n):
@@ -60,9 +65,12 @@ def size_label(n):
 
 
 def region_size(payload):
-    """Power-of-two ring size for ivshmem, at least 64 MiB, with room for
-    about seven buffers of the largest kind."""
-    need = 64 * 1024 * 1024
+    """Power-of-two region for ivshmem with room for about seven buffers,
+    at least 1 MiB (as shm's area below). A ring much larger than the
+    buffers in flight only spreads small buffers over memory that is no
+    longer in the cache: with 4 KiB buffers a 64 MiB region ran at about
+    0.6 M buffers/s here, a 1 MiB one at about 0.8 M."""
+    need = 1024 * 1024
     while need < 7 * (payload + 4096) + 65536:
         need *= 2
     return need
@@ -84,6 +92,7 @@ class Runner:
         self.builddir = os.path.abspath(args.builddir)
         self.reader = os.path.join(self.builddir, "tests", "bench", "bench-reader")
         self.writer = os.path.join(self.builddir, "tests", "bench", "bench-writer")
+        self.wake = os.path.join(self.builddir, "tests", "bench", "bench-wake")
         self.out = os.path.abspath(args.out)
         self.logs = os.path.join(self.out, "logs")
         self.tmp = tempfile.mkdtemp(prefix="ivshmem-bench-")
@@ -200,7 +209,7 @@ class Runner:
         procs = []
         error = None
         deadline = time.monotonic() + t
-        if transport == "ivshmem":
+        if transport.startswith("ivshmem"):
             # The reader waits on an empty file for the producer, so it is
             # attached before the ring fills up.
             self.live_files.add(region[0])
@@ -299,7 +308,7 @@ def main():
     only = set(args.only.split(","))
 
     r = Runner(args)
-    for exe in (r.reader, r.writer):
+    for exe in (r.reader, r.writer, r.wake):
         if not os.access(exe, os.X_OK):
             sys.exit("%s is missing: build first (meson setup %s && ninja -C %s)"
                      % (exe, args.builddir, args.builddir))
@@ -323,9 +332,12 @@ def main():
     cases = []
     if "throughput" in only:
         for size, count in SIZES:
-            cases.append(("throughput", size, max(count // div, 20)))
+                cases.append(("throughput", size, max(count // div, 20)))
+        cases.append(("throughput-inprocess", SIZES[0][0],
+                      max(SIZES[0][1] * 2 // div, 20)))
     if "latency" in only:
         cases.append(("latency", LAT_SIZE, max(3 * LAT_RATE // div, 500)))
+        cases.append(("wake", LAT_SIZE, max(3 * LAT_RATE // div, 500)))
     if "video" in only:
         cases.append(("video", 8294400, max(VIDEO_FRAMES // div, 100)))
         cases.append(("video-inprocess", 8294400, max(VIDEO_FRAMES // div, 100)))
@@ -338,10 +350,18 @@ def main():
             # alternate which transport goes first, round by round
             order = TRANSPORTS if rnd % 2 else TRANSPORTS[::-1]
             for kind, size, count in cases:
-                if kind == "video-inprocess":
-                    rows.append(run_inprocess(r, rnd, size, count, failures))
+                if kind.endswith("-inprocess"):
+                    rows.append(run_inprocess(r, rnd, kind, size, count,
+                                              failures))
                     continue
-                for tr in order:
+                if kind == "wake":
+                    for mode in WAKE_MODES:
+                        rows.append(run_wake(r, rnd, mode, count, failures))
+                    continue
+                trs = order
+                if kind == "latency":
+                    trs = LAT_TRANSPORTS if rnd % 2 else LAT_TRANSPORTS[::-1]
+                for tr in trs:
                     rows.append(run_case(r, rnd, kind, tr, size, count, pid,
                                          failures))
                     print_row(rows[-1])
@@ -379,10 +399,12 @@ def run_case(r, rnd, kind, tr, size, count, pid, failures):
         src = fakesrc(size, count, "datarate=%d sync=true" % (size * LAT_RATE))
     else:
         src = fakesrc(size, count)
-    if tr == "ivshmem":
+    if tr.startswith("ivshmem"):
         rs = region_size(size)
+        busy = " busy-poll=%d" % LAT_BUSY_POLL if tr == "ivshmem-busy" else ""
         wdesc = "%s ! ivshmemsink device=%s size=%d" % (src, region, rs)
-        rdesc = "ivshmemsrc device=%s is-live=false ! fakesink name=sink sync=false" % region
+        rdesc = ("ivshmemsrc device=%s is-live=false%s ! fakesink name=sink "
+                 "sync=false" % (region, busy))
         rj, wj, cpu, err = r.run_pair(tr, wdesc, rdesc, count, latency=latency,
                                       region=(region, rs))
     else:
@@ -396,6 +418,15 @@ def run_case(r, rnd, kind, tr, size, count, pid, failures):
            "error": err or ""}
     if err is None:
         fill_rates(row, rj, size)
+        rate = row.get("buffers_per_s") or 0
+        if latency and abs(rate - LAT_RATE) > 0.1 * LAT_RATE:
+            # a writer that fell behind its clock sends a burst, whose
+            # latency says nothing about a paced stream
+            err = "the writer was not paced: %.0f buffers/s" % rate
+            row.update(status="failed", error=err)
+            row.pop("buffers_per_s", None)
+            row.pop("gb_per_s", None)
+    if err is None:
         row["cpu_s"] = cpu
         row["cpu_s_per_gb"] = cpu / (count * size / 1e9)
         if latency:
@@ -415,14 +446,17 @@ def fill_rates(row, rj, size):
         row["gb_per_s"] = n * size / secs / 1e9
 
 
-def run_inprocess(r, rnd, size, count, failures):
-    """The same video source into fakesink in one process: the ceiling."""
+def run_inprocess(r, rnd, kind, size, count, failures):
+    """The same source into fakesink in one process: the ceiling of what
+    any transport between two processes can reach with that source."""
     r.seq += 1
     tag = "%04d-inprocess" % r.seq
     warm = int(count * WARMUP_FRACTION)
+    case = kind[:-len("-inprocess")]
+    src = videosrc(count) if case == "video" else fakesrc(size, count)
     p = r.spawn([r.reader, "--count", str(count), "--warmup", str(warm),
                  "--timeout", str(max(r.args.timeout - 5, 5)),
-                 "%s ! fakesink name=sink sync=false" % videosrc(count)], tag)
+                 "%s ! fakesink name=sink sync=false" % src], tag)
     ok = r.reap([p], time.monotonic() + r.args.timeout)
     rj = r.result(p)
     err = None
@@ -430,7 +464,7 @@ def run_inprocess(r, rnd, size, count, failures):
         err = "killed after %d s" % r.args.timeout
     elif rj is None or rj.get("error"):
         err = (rj or {}).get("error") or "no result: " + r.stderr_tail(p)
-    row = {"round": rnd, "case": "video", "size": size,
+    row = {"round": rnd, "case": case, "size": size,
            "transport": "in-process", "buffers": count,
            "status": "ok" if err is None else "failed", "error": err or ""}
     if err is None:
@@ -439,7 +473,32 @@ def run_inprocess(r, rnd, size, count, failures):
         row["cpu_s"] = cpu
         row["cpu_s_per_gb"] = cpu / (count * size / 1e9)
     else:
-        failures.append("round %d, video in-process: %s" % (rnd, err))
+        failures.append("round %d, %s in-process: %s" % (rnd, case, err))
+    print_row(row)
+    return row
+
+
+def run_wake(r, rnd, mode, count, failures):
+    """bench-wake: the wake-up floor of this machine, without GStreamer."""
+    r.seq += 1
+    tag = "%04d-wake-%s" % (r.seq, mode)
+    p = r.spawn([r.wake, "--count", str(count), mode], tag)
+    ok = r.reap([p], time.monotonic() + r.args.timeout)
+    rj = r.result(p)
+    err = None
+    if not ok:
+        err = "killed after %d s" % r.args.timeout
+    elif rj is None:
+        err = "no result: " + r.stderr_tail(p)
+    row = {"round": rnd, "case": "wake", "size": LAT_SIZE, "transport": mode,
+           "buffers": count, "status": "ok" if err is None else "failed",
+           "error": err or ""}
+    if err is None:
+        row["lat_p50_us"] = rj["p50_ns"] / 1e3
+        row["lat_p99_us"] = rj["p99_ns"] / 1e3
+        row["lat_max_us"] = rj["max_ns"] / 1e3
+    else:
+        failures.append("round %d, wake %s: %s" % (rnd, mode, err))
     print_row(row)
     return row
 
@@ -451,6 +510,12 @@ def print_row(row):
             row["transport"], row["error"]))
         return
     extra = ""
+    if row["case"] == "wake":
+        print("  round %d %-10s %-12s %-10s latency p50 %.1f us p99 %.1f us "
+              "max %.1f us" % (row["round"], row["case"], "", row["transport"],
+                               row["lat_p50_us"], row["lat_p99_us"],
+                               row["lat_max_us"]), flush=True)
+        return
     if "lat_p50_us" in row:
         extra = "  latency p50 %.1f us p99 %.1f us max %.1f us" % (
             row["lat_p50_us"], row["lat_p99_us"], row["lat_max_us"])
@@ -595,27 +660,62 @@ def markdown(summary, rounds, machine, failures):
             fmt(iv["cpu_s_per_gb"], 2), fmt(sh["cpu_s_per_gb"], 2)))
     if len(out) == head + 3:    # no throughput rows: drop the header
         del out[head:]
+    ref = []
+    tp = lookup(summary, "throughput", SIZES[0][0], "in-process")
+    sh = lookup(summary, "throughput", SIZES[0][0], "shm")
+    iv = lookup(summary, "throughput", SIZES[0][0], "ivshmem")
+    if tp and tp["buffers_per_s"]:
+        ref.append("- fakesrc %s into fakesink in one process, no transport at "
+                   "all: %s buffers/s, %s shm's rate; ivshmem reaches %s of it." % (
+                       size_label(SIZES[0][0]), fmt(tp["buffers_per_s"]),
+                       fmt_ratio(ratio(tp["buffers_per_s"],
+                                       sh and sh["buffers_per_s"])),
+                       fmt_pct(ratio(iv and iv["buffers_per_s"],
+                                     tp["buffers_per_s"]))))
     if ip:
-        out.append("")
-        out.append("Reference: the same videotestsrc into fakesink in one process "
-                   "runs at %s frames/s (%s GB/s, %s CPU s/GB)." % (
+        ref.append("- the same videotestsrc into fakesink in one process: "
+                   "%s frames/s (%s GB/s, %s CPU s/GB)." % (
                        fmt(ip["buffers_per_s"]), fmt(ip["gb_per_s"], 2),
                        fmt(ip["cpu_s_per_gb"], 2)))
+    if ref:
+        out.append("")
+        out.append("References, in the same rounds:")
+        out.append("")
+        out.extend(ref)
     iv = lookup(summary, "latency", LAT_SIZE, "ivshmem")
+    ib = lookup(summary, "latency", LAT_SIZE, "ivshmem-busy")
     sh = lookup(summary, "latency", LAT_SIZE, "shm")
     if iv and sh:
         out.append("")
         out.append("One-way latency, %s buffers at %d/s, stamped by the writer "
                    "(CLOCK_MONOTONIC) just before the sink, read by the receiver's "
-                   "fakesink:" % (size_label(LAT_SIZE), LAT_RATE))
+                   "fakesink (CPU: both processes):" % (size_label(LAT_SIZE),
+                                                       LAT_RATE))
         out.append("")
-        out.append("| latency | ivshmem | shm | target (ivshmem) |")
-        out.append("|---|---:|---:|---|")
+        out.append("| latency | ivshmem | ivshmem, busy-poll=%d | shm | "
+                   "target (ivshmem) |" % LAT_BUSY_POLL)
+        out.append("|---|---:|---:|---:|---|")
         for m, label, tgt in (("lat_p50_us", "p50", "<= 10 us"),
                               ("lat_p99_us", "p99", "<= 100 us"),
                               ("lat_max_us", "max", "")):
-            out.append("| %s | %s us | %s us | %s |" % (
-                label, fmt(iv[m], 1), fmt(sh[m], 1), tgt))
+            out.append("| %s | %s us | %s us | %s us | %s |" % (
+                label, fmt(iv[m], 1), fmt(ib and ib[m], 1), fmt(sh[m], 1), tgt))
+        out.append("| CPU s per s of stream | %s | %s | %s | |" % (
+            fmt(cpu_per_s(iv), 3), fmt(cpu_per_s(ib), 3), fmt(cpu_per_s(sh), 3)))
+    wk = {m: lookup(summary, "wake", LAT_SIZE, m) for m in WAKE_MODES}
+    if all(wk.values()):
+        out.append("")
+        out.append("The floor, without GStreamer (tests/bench/bench-wake: one "
+                   "stamp per ms from one process to another):")
+        out.append("")
+        out.append("| latency | pipe, blocking read | ring + futex wake-up | "
+                   "ring, polling |")
+        out.append("|---|---:|---:|---:|")
+        for m, label in (("lat_p50_us", "p50"), ("lat_p99_us", "p99"),
+                         ("lat_max_us", "max")):
+            out.append("| %s | %s us | %s us | %s us |" % (
+                label, fmt(wk["pipe"][m], 1), fmt(wk["ring"][m], 1),
+                fmt(wk["ring-spin"][m], 1)))
     bad = [s for s in summary if s["rounds_failed"]]
     if failures or bad:
         out.append("")
@@ -627,6 +727,17 @@ def markdown(summary, rounds, machine, failures):
 
 def fmt_ratio(x):
     return "n/a" if x is None else "%.2fx" % x
+
+
+def fmt_pct(x):
+    return "n/a" if x is None else "%.0f%%" % (100 * x)
+
+
+def cpu_per_s(s):
+    """CPU seconds per second of a paced stream, from CPU s/GB."""
+    if not s or s["cpu_s_per_gb"] is None:
+        return None
+    return s["cpu_s_per_gb"] * LAT_SIZE * LAT_RATE / 1e9
 
 
 def machine_info():
