@@ -118,8 +118,9 @@ struct _GstIvshmemSink
   IvshmWaiter waiter;           /* set flushing by unlock() */
 
   /* the streaming thread's */
-  guint64 zero_copy;            /* buffers published in place */
-  guint64 copied;               /* buffers copied into the ring */
+  /* counted without a lock: render is the hot path */
+  _Atomic guint64 zero_copy;    /* buffers published in place */
+  _Atomic guint64 copied;       /* buffers copied into the ring */
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -356,8 +357,8 @@ gst_ivshmem_sink_get_stats (GstIvshmemSink * self)
   GST_OBJECT_LOCK (self);
   if (self->producer)
     p = gst_ivshmem_producer_ref (self->producer);
-  zero_copy = self->zero_copy;
-  copied = self->copied;
+  zero_copy = atomic_load_explicit (&self->zero_copy, memory_order_relaxed);
+  copied = atomic_load_explicit (&self->copied, memory_order_relaxed);
   GST_OBJECT_UNLOCK (self);
 
   if (p) {
@@ -459,7 +460,8 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
       ivshm_region_size (region), ivshm_writer_max_payload (writer),
       ivshm_writer_session (writer));
 
-  self->zero_copy = self->copied = 0;
+  atomic_store_explicit (&self->zero_copy, 0, memory_order_relaxed);
+  atomic_store_explicit (&self->copied, 0, memory_order_relaxed);
   GST_OBJECT_LOCK (self);
   self->producer = gst_ivshmem_producer_new (region, writer);
   GST_OBJECT_UNLOCK (self);
@@ -501,7 +503,9 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
 
   if (producer) {
     GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " buffers published in "
-        "place, %" G_GUINT64_FORMAT " copied", self->zero_copy, self->copied);
+        "place, %" G_GUINT64_FORMAT " copied",
+      atomic_load_explicit (&self->zero_copy, memory_order_relaxed),
+      atomic_load_explicit (&self->copied, memory_order_relaxed));
     /* pool buffers may outlive us; they keep the mapping, not the session */
     gst_ivshmem_producer_close (producer);
     gst_ivshmem_producer_unref (producer);
@@ -544,7 +548,7 @@ static GstFlowReturn
 gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
 {
   GstIvshmemProducer *p = self->producer;
-  guint64 max_poll = gst_ivshmem_sink_max_poll (self);
+  guint64 max_poll = 0;
   IvshmBackoff backoff;
   IvshmStatus st;
   gboolean reset = TRUE;
@@ -552,6 +556,9 @@ gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
   g_mutex_lock (&p->lock);
   while ((st = ivshm_writer_reserve (p->writer, len, dst)) == IVSHM_AGAIN) {
     GstFlowReturn ret;
+
+    if (reset)
+      max_poll = gst_ivshmem_sink_max_poll (self);
 
     if (gst_ivshmem_producer_wait (p, &self->waiter, &backoff, &reset,
             max_poll))
@@ -732,9 +739,7 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
     g_mutex_unlock (&p->lock);
     if (st == IVSHM_OK) {
       gst_ivshmem_buffer_mark_committed (buffer);
-      GST_OBJECT_LOCK (self);
-      self->zero_copy++;
-      GST_OBJECT_UNLOCK (self);
+      atomic_fetch_add_explicit (&self->zero_copy, 1, memory_order_relaxed);
       GST_LOG_OBJECT (self, "published in place %" GST_PTR_FORMAT, buffer);
       return GST_FLOW_OK;
     }
@@ -747,11 +752,8 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
   GST_LOG_OBJECT (self, "copying %" GST_PTR_FORMAT, buffer);
   ret = gst_ivshmem_sink_write (self, &info, map.data);
   gst_buffer_unmap (buffer, &map);
-  if (ret == GST_FLOW_OK) {
-    GST_OBJECT_LOCK (self);
-    self->copied++;
-    GST_OBJECT_UNLOCK (self);
-  }
+  if (ret == GST_FLOW_OK)
+    atomic_fetch_add_explicit (&self->copied, 1, memory_order_relaxed);
   return ret;
 
   /* ERRORS */
