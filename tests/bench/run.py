@@ -335,6 +335,8 @@ def main():
                 cases.append(("throughput", size, max(count // div, 20)))
         cases.append(("throughput-inprocess", SIZES[0][0],
                       max(SIZES[0][1] * 2 // div, 20)))
+        cases.append(("throughput-writeronly", SIZES[0][0],
+                      max(SIZES[0][1] * 2 // div, 20)))
     if "latency" in only:
         cases.append(("latency", LAT_SIZE, max(3 * LAT_RATE // div, 500)))
         cases.append(("wake", LAT_SIZE, max(3 * LAT_RATE // div, 500)))
@@ -353,6 +355,10 @@ def main():
                 if kind.endswith("-inprocess"):
                     rows.append(run_inprocess(r, rnd, kind, size, count,
                                               failures))
+                    continue
+                if kind == "throughput-writeronly":
+                    rows.append(run_writer_only(r, rnd, size, count, pid,
+                                                failures))
                     continue
                 if kind == "wake":
                     for mode in WAKE_MODES:
@@ -474,6 +480,43 @@ def run_inprocess(r, rnd, kind, size, count, failures):
         row["cpu_s_per_gb"] = cpu / (count * size / 1e9)
     else:
         failures.append("round %d, %s in-process: %s" % (rnd, case, err))
+    print_row(row)
+    return row
+
+
+def run_writer_only(r, rnd, size, count, pid, failures):
+    """fakesrc into ivshmemsink with no reader (policy=leaky, so it does not
+    keep the stream for one): what the sink itself costs per buffer, with
+    nobody on the other side of the ring."""
+    r.seq += 1
+    tag = "%04d-writer-only" % r.seq
+    region = "/dev/shm/bench-%d-%d" % (pid, r.seq)
+    r.live_files.add(region)
+    p = r.spawn([r.writer, "--timeout", str(max(r.args.timeout - 5, 5)),
+                 "%s ! ivshmemsink device=%s size=%d policy=leaky" % (
+                     fakesrc(size, count), region, region_size(size))], tag)
+    ok = r.reap([p], time.monotonic() + r.args.timeout)
+    r.cleanup_files()
+    wj = r.result(p)
+    err = None
+    if not ok:
+        err = "killed after %d s" % r.args.timeout
+    elif wj is None or wj.get("error"):
+        err = (wj or {}).get("error") or "no result: " + r.stderr_tail(p)
+    row = {"round": rnd, "case": "throughput", "size": size,
+           "transport": "writer-only", "buffers": count,
+           "status": "ok" if err is None else "failed", "error": err or ""}
+    if err is None and wj["t_last"] > wj["t_first"]:
+        secs = (wj["t_last"] - wj["t_first"]) / 1e9
+        row["buffers_per_s"] = (wj["buffers"] - 1) / secs
+        row["gb_per_s"] = row["buffers_per_s"] * size / 1e9
+        cpu = p.rusage.ru_utime + p.rusage.ru_stime
+        row["cpu_s"] = cpu
+        row["cpu_s_per_gb"] = cpu / (count * size / 1e9)
+    elif err is None:
+        row.update(status="failed", error="no time measured")
+    if row["status"] != "ok":
+        failures.append("round %d, writer only: %s" % (rnd, row["error"]))
     print_row(row)
     return row
 
@@ -672,6 +715,14 @@ def markdown(summary, rounds, machine, failures):
                                        sh and sh["buffers_per_s"])),
                        fmt_pct(ratio(iv and iv["buffers_per_s"],
                                      tp["buffers_per_s"]))))
+    wo = lookup(summary, "throughput", SIZES[0][0], "writer-only")
+    if wo and wo["buffers_per_s"] and tp and tp["buffers_per_s"]:
+        ref.append("- fakesrc %s into ivshmemsink with no reader at all "
+                   "(policy=leaky): %s buffers/s, %s of in-process. What the "
+                   "sink costs by itself; the rest of the gap to ivshmem's "
+                   "row is the reader on the other core." % (
+                       size_label(SIZES[0][0]), fmt(wo["buffers_per_s"]),
+                       fmt_pct(ratio(wo["buffers_per_s"], tp["buffers_per_s"]))))
     if ip:
         ref.append("- the same videotestsrc into fakesink in one process: "
                    "%s frames/s (%s GB/s, %s CPU s/GB)." % (
