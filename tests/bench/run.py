@@ -440,7 +440,8 @@ def run_case(r, rnd, kind, tr, size, count, pid, failures):
             row["lat_p99_us"] = rj["lat_p99"] / 1e3
             row["lat_max_us"] = rj["lat_max"] / 1e3
     else:
-        failures.append("round %d, %s %s, %s: %s" % (rnd, kind, size_label(size), tr, err))
+        failures.append("round %d, %s %s, %s: %s" % (
+            rnd, kind, size_label(size), tr, " ".join(err.split())))
     return row
 
 
