@@ -1399,6 +1399,14 @@ ivshm_reader_new (void *base, uint64_t size, const IvshmReaderConfig * cfg,
     t = tail;
     atomic_store_explicit (&r->slot->read_pos, t, SEQ);
   }
+  if (t % IVSHM_RECORD_ALIGN) {
+    /* every position a reader reads from starts a record; the ring's
+     * offsets are taken from it */
+    ivshm_reader_free (r);
+    return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
+        "the producer's tail %llu is not a record boundary",
+        (unsigned long long) t);
+  }
 
   flags = atomic_load_explicit (&hdr->producer_flags, ACQ);
   if (!(flags & IVSHM_PRODUCER_FLAG_HAD_READER) && !reader_has_company (r)) {

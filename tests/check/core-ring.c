@@ -863,6 +863,10 @@ GST_START_TEST (test_corrupt_header)
   TRY (sticky_offset, 0, IVSHM_ERR_CORRUPT);
   TRY (sticky_size, UINT32_MAX, IVSHM_ERR_CORRUPT);
   TRY (record_align, 32, IVSHM_ERR_CORRUPT);
+  /* a tail that is not a record boundary: a first reader would start
+   * reading there (the fuzzer found 65535 reading past the ring) */
+  TRY (tail, 32, IVSHM_ERR_CORRUPT);
+  TRY (tail, 65535, IVSHM_ERR_CORRUPT);
   /* a closed session */
   TRY (producer_state, IVSHM_PRODUCER_CLOSED, IVSHM_ERR_NO_PRODUCER);
 #undef TRY
