@@ -1327,7 +1327,6 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
   gboolean reset = TRUE;
   guint64 producer_wait = WAIT_PRODUCER_MIN_NS;
   guint64 max_poll = 0, busy_until = 0;
-  gboolean planned = FALSE;     /* max_poll and busy_until are set */
   IvshmError err = { 0 };
   GstFlowReturn ret;
 
@@ -1359,7 +1358,7 @@ again:
       /* a short spin, then sleeps that the producer cuts short with a
        * futex wake when it shares our kernel, and that grow up to
        * max-poll-interval when it does not */
-      if (!planned) {
+      if (reset) {
         guint64 busy;
 
         GST_OBJECT_LOCK (self);
@@ -1367,14 +1366,11 @@ again:
         busy = self->busy_poll;
         GST_OBJECT_UNLOCK (self);
         busy_until = busy ? ivshm_now_ns () + busy : 0;
-        planned = TRUE;
       }
-      if (busy_until && ivshm_now_ns () < busy_until)
-        timeout = 0;
-      else
-        timeout = gst_ivshmem_next_wait (&backoff, &reset,
-            ivshm_reader_producer_local (self->reader), &self->waiter,
-            max_poll);
+      timeout = gst_ivshmem_next_wait (&backoff, &reset,
+          ivshm_reader_producer_local (self->reader), &self->waiter, max_poll);
+      if (timeout != 0 && busy_until && ivshm_now_ns () < busy_until)
+        timeout = 0;            /* busy-poll: not asleep yet */
       if (timeout == 0) {
         ivshm_cpu_relax ();
         if (!ivshm_waiter_is_flushing (&self->waiter))
@@ -1400,7 +1396,6 @@ again:
     if (st != IVSHM_OK)
       goto read_failed;
     reset = TRUE;
-    planned = FALSE;
 
     /* Copy out of shared memory first, then release, which confirms the
      * copy was not overwritten; only then parse the private copy. */
