@@ -42,10 +42,7 @@
 static int64_t
 now_ns (void)
 {
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (int64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
+  return (int64_t) ivshm_now_ns ();     /* CLOCK_MONOTONIC */
 }
 
 static int

@@ -146,6 +146,19 @@ class Runner:
             time.sleep(0.01)
         return not timed_out
 
+    def run_one(self, argv, tag):
+        """Runs one process to its end (or kills it at the timeout).
+        Returns (process, its json, error or None)."""
+        p = self.spawn(argv, tag)
+        ok = self.reap([p], time.monotonic() + self.args.timeout)
+        j = self.result(p)
+        if not ok:
+            return p, j, "killed after %d s" % self.args.timeout
+        if j is None or j.get("error"):
+            return p, j, (j or {}).get("error") or "no result: " + \
+                self.stderr_tail(p)
+        return p, j, None
+
     @staticmethod
     def result(p):
         try:
@@ -461,16 +474,10 @@ def run_inprocess(r, rnd, kind, size, count, failures):
     warm = int(count * WARMUP_FRACTION)
     case = kind[:-len("-inprocess")]
     src = videosrc(count) if case == "video" else fakesrc(size, count)
-    p = r.spawn([r.reader, "--count", str(count), "--warmup", str(warm),
-                 "--timeout", str(max(r.args.timeout - 5, 5)),
-                 "%s ! fakesink name=sink sync=false" % src], tag)
-    ok = r.reap([p], time.monotonic() + r.args.timeout)
-    rj = r.result(p)
-    err = None
-    if not ok:
-        err = "killed after %d s" % r.args.timeout
-    elif rj is None or rj.get("error"):
-        err = (rj or {}).get("error") or "no result: " + r.stderr_tail(p)
+    p, rj, err = r.run_one([r.reader, "--count", str(count), "--warmup",
+                            str(warm), "--timeout",
+                            str(max(r.args.timeout - 5, 5)),
+                            "%s ! fakesink name=sink sync=false" % src], tag)
     row = {"round": rnd, "case": case, "size": size,
            "transport": "in-process", "buffers": count,
            "status": "ok" if err is None else "failed", "error": err or ""}
@@ -493,17 +500,12 @@ def run_writer_only(r, rnd, size, count, pid, failures):
     tag = "%04d-writer-only" % r.seq
     region = "/dev/shm/bench-%d-%d" % (pid, r.seq)
     r.live_files.add(region)
-    p = r.spawn([r.writer, "--timeout", str(max(r.args.timeout - 5, 5)),
-                 "%s ! ivshmemsink device=%s size=%d policy=leaky" % (
-                     fakesrc(size, count), region, region_size(size))], tag)
-    ok = r.reap([p], time.monotonic() + r.args.timeout)
+    p, wj, err = r.run_one([r.writer, "--timeout",
+                            str(max(r.args.timeout - 5, 5)),
+                            "%s ! ivshmemsink device=%s size=%d policy=leaky" % (
+                                fakesrc(size, count), region,
+                                region_size(size))], tag)
     r.cleanup_files()
-    wj = r.result(p)
-    err = None
-    if not ok:
-        err = "killed after %d s" % r.args.timeout
-    elif wj is None or wj.get("error"):
-        err = (wj or {}).get("error") or "no result: " + r.stderr_tail(p)
     row = {"round": rnd, "case": "throughput", "size": size,
            "transport": "writer-only", "buffers": count,
            "status": "ok" if err is None else "failed", "error": err or ""}
@@ -526,14 +528,7 @@ def run_wake(r, rnd, mode, count, failures):
     """bench-wake: the wake-up floor of this machine, without GStreamer."""
     r.seq += 1
     tag = "%04d-wake-%s" % (r.seq, mode)
-    p = r.spawn([r.wake, "--count", str(count), mode], tag)
-    ok = r.reap([p], time.monotonic() + r.args.timeout)
-    rj = r.result(p)
-    err = None
-    if not ok:
-        err = "killed after %d s" % r.args.timeout
-    elif rj is None:
-        err = "no result: " + r.stderr_tail(p)
+    _, rj, err = r.run_one([r.wake, "--count", str(count), mode], tag)
     row = {"round": rnd, "case": "wake", "size": LAT_SIZE, "transport": mode,
            "buffers": count, "status": "ok" if err is None else "failed",
            "error": err or ""}
