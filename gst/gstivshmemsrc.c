@@ -511,6 +511,8 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
    * within about a microsecond. It costs a CPU core while it polls: set it
    * somewhat above the interval between buffers for the lowest latency
    * (2000000 for 1000 buffers/s), or leave it 0 (a short spin, then sleep).
+   * The polling thread needs a core of its own: where it has to share one
+   * with the producer, the producer waits for it and latency gets worse.
    */
   g_object_class_install_property (gobject_class, PROP_BUSY_POLL,
       g_param_spec_uint64 ("busy-poll", "Busy poll",
