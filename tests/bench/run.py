@@ -49,6 +49,7 @@ LAT_RATE = 1000             # buffers/s, paced by fakesrc datarate + sync
 # between buffers, so the source never sleeps
 LAT_BUSY_POLL = 2 * 1000000000 // LAT_RATE
 WAKE_MODES = ("pipe", "ring", "ring-spin")
+RING_MODES = ("alone", "reader")
 VIDEO_CAPS = "video/x-raw,format=BGRx,width=1920,height=1080"
 VIDEO_FRAMES = 1500
 
@@ -93,6 +94,7 @@ class Runner:
         self.reader = os.path.join(self.builddir, "tests", "bench", "bench-reader")
         self.writer = os.path.join(self.builddir, "tests", "bench", "bench-writer")
         self.wake = os.path.join(self.builddir, "tests", "bench", "bench-wake")
+        self.ring = os.path.join(self.builddir, "tests", "bench", "bench-ring")
         self.out = os.path.abspath(args.out)
         self.logs = os.path.join(self.out, "logs")
         self.tmp = tempfile.mkdtemp(prefix="ivshmem-bench-")
@@ -321,7 +323,7 @@ def main():
     only = set(args.only.split(","))
 
     r = Runner(args)
-    for exe in (r.reader, r.writer, r.wake):
+    for exe in (r.reader, r.writer, r.wake, r.ring):
         if not os.access(exe, os.X_OK):
             sys.exit("%s is missing: build first (meson setup %s && ninja -C %s)"
                      % (exe, args.builddir, args.builddir))
@@ -350,6 +352,7 @@ def main():
                       max(SIZES[0][1] * 2 // div, 20)))
         cases.append(("throughput-writeronly", SIZES[0][0],
                       max(SIZES[0][1] * 2 // div, 20)))
+        cases.append(("ring", SIZES[0][0], max(SIZES[0][1] * 10 // div, 20)))
     if "latency" in only:
         cases.append(("latency", LAT_SIZE, max(3 * LAT_RATE // div, 500)))
         cases.append(("wake", LAT_SIZE, max(3 * LAT_RATE // div, 500)))
@@ -372,6 +375,11 @@ def main():
                 if kind == "throughput-writeronly":
                     rows.append(run_writer_only(r, rnd, size, count, pid,
                                                 failures))
+                    continue
+                if kind == "ring":
+                    for mode in RING_MODES:
+                        rows.append(run_ring(r, rnd, mode, size, count,
+                                             failures))
                     continue
                 if kind == "wake":
                     for mode in WAKE_MODES:
@@ -524,6 +532,26 @@ def run_writer_only(r, rnd, size, count, pid, failures):
     return row
 
 
+def run_ring(r, rnd, mode, size, count, failures):
+    """bench-ring: the ring's own cost per record, without GStreamer."""
+    r.seq += 1
+    tag = "%04d-ring-%s" % (r.seq, mode)
+    _, rj, err = r.run_one([r.ring, "--count", str(count), "--size",
+                            str(size), mode], tag)
+    row = {"round": rnd, "case": "ring", "size": size, "transport": mode,
+           "buffers": count, "status": "ok" if err is None else "failed",
+           "error": err or ""}
+    if err is None:
+        row["ns_per_record"] = rj["ns_per_record"]
+        print("  round %d %-10s %-12s %-10s %8.1f ns per record" % (
+            rnd, "ring", size_label(size), mode, rj["ns_per_record"]),
+            flush=True)
+    else:
+        failures.append("round %d, ring %s: %s" % (rnd, mode, err))
+        print_row(row)
+    return row
+
+
 def run_wake(r, rnd, mode, count, failures):
     """bench-wake: the wake-up floor of this machine, without GStreamer."""
     r.seq += 1
@@ -565,7 +593,7 @@ def print_row(row):
 
 
 METRICS = ("buffers_per_s", "gb_per_s", "cpu_s_per_gb", "lat_p50_us",
-           "lat_p99_us", "lat_max_us")
+           "lat_p99_us", "lat_max_us", "ns_per_record")
 
 
 def summarize(rows):
@@ -598,7 +626,8 @@ def lookup(summary, case, size, tr):
 def write_csv(out, rows, summary):
     cols = ["round", "case", "size", "transport", "buffers", "status",
             "buffers_per_s", "gb_per_s", "cpu_s", "cpu_s_per_gb",
-            "lat_p50_us", "lat_p99_us", "lat_max_us", "error"]
+            "lat_p50_us", "lat_p99_us", "lat_max_us", "ns_per_record",
+            "error"]
     with open(os.path.join(out, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
@@ -719,6 +748,27 @@ def markdown(summary, rounds, machine, failures):
                    "row is the reader on the other core." % (
                        size_label(SIZES[0][0]), fmt(wo["buffers_per_s"]),
                        fmt_pct(ratio(wo["buffers_per_s"], tp["buffers_per_s"]))))
+    ra = lookup(summary, "ring", SIZES[0][0], "alone")
+    rr = lookup(summary, "ring", SIZES[0][0], "reader")
+    if ra and rr and ra["ns_per_record"] and rr["ns_per_record"]:
+        ref.append("- the ring alone, without GStreamer (bench-ring, %s records "
+                   "copied in): %s ns per record with nobody reading, %s ns "
+                   "with a reader polling on the other core." % (
+                       size_label(SIZES[0][0]), fmt(ra["ns_per_record"]),
+                       fmt(rr["ns_per_record"])))
+        if tp and tp["buffers_per_s"] and sh and sh["buffers_per_s"]:
+            budget = 1e9 / (10 * sh["buffers_per_s"]) - 1e9 / tp["buffers_per_s"]
+            if budget <= 0:
+                ref.append("- so 10x shm at %s would be faster than fakesrc ! "
+                           "fakesink with no transport at all, in this run." %
+                           size_label(SIZES[0][0]))
+            else:
+                ref.append("- so 10x shm at %s leaves the writer %s ns per "
+                           "buffer on top of fakesrc ! fakesink (1 s / (10 x "
+                           "shm's rate) - 1 s / in-process rate) for everything "
+                           "the transport does; the ring by itself takes %s ns "
+                           "of it." % (size_label(SIZES[0][0]), fmt(budget),
+                                       fmt(rr["ns_per_record"])))
     if ip:
         ref.append("- the same videotestsrc into fakesink in one process: "
                    "%s frames/s (%s GB/s, %s CPU s/GB)." % (
