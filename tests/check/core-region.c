@@ -519,6 +519,101 @@ GST_START_TEST (test_host_permission)
 
 GST_END_TEST;
 
+/* A store into a read-only mapping must crash, not change the region. */
+static int
+child_store_crashes (const char *path)
+{
+  IvshmRegionOptions opts = { 0 };
+  IvshmRegion *region = NULL;
+  pid_t pid;
+  int wstatus;
+
+  opts.read_only = true;
+  if (ivshm_region_open (path, &opts, &region, NULL) != IVSHM_OK)
+    return 20;
+  pid = fork ();
+  if (pid == 0) {
+    *(volatile char *) ivshm_region_data (region) = 'x';
+    _exit (0);
+  }
+  if (pid < 0 || waitpid (pid, &wstatus, 0) != pid)
+    return 21;
+  ivshm_region_close (region);
+  return WIFSIGNALED (wstatus) ? 0 : 22;
+}
+
+/* read_only: O_RDONLY + PROT_READ. A file this process may only read (a
+ * write-sealed memfd refuses a writable mapping even to root) opens. */
+GST_START_TEST (test_host_read_only)
+{
+  char *dir = make_tmpdir ();
+  char *path = g_build_filename (dir, "shm", NULL);
+  char *sealed = NULL;
+  IvshmRegionOptions opts = { 0 };
+  IvshmRegion *region = NULL;
+  IvshmError err = { 0 };
+  int memfd, fd;
+
+  opts.read_only = true;
+  /* a read-only open never creates a file */
+  opts.create_size = 256 * KiB;
+  assert_status (ivshm_region_open (path, &opts, &region, &err),
+      IVSHM_ERR_NOT_FOUND, &err);
+  fail_unless (access (path, F_OK) != 0);
+
+  make_sized_file (path, 256 * KiB);
+  fd = open (path, O_WRONLY | O_CLOEXEC);
+  fail_unless (fd >= 0);
+  fail_unless_equals_int ((int) pwrite (fd, "host", 5, 0), 5);
+  close (fd);
+  assert_status (ivshm_region_open (path, &opts, &region, &err), IVSHM_OK,
+      &err);
+  fail_unless_equals_uint64 (ivshm_region_size (region), 256 * KiB);
+  fail_unless_equals_string ((const char *) ivshm_region_data (region), "host");
+  ivshm_region_close (region);
+  fail_unless_equals_int (run_in_child (child_store_crashes, path), 0);
+
+  memfd = make_sealed_memfd (256 * KiB, &sealed);
+  if (memfd < 0) {
+    printf ("SKIP (part of test_host_read_only): no sealable memfd\n");
+  } else {
+    assert_status (ivshm_region_open (sealed, &opts, &region, &err),
+        IVSHM_OK, &err);
+    ivshm_region_close (region);
+    close (memfd);
+  }
+
+  g_free (sealed);
+  g_free (path);
+  rm_tree (dir);
+}
+
+GST_END_TEST;
+
+/* A guest's BAR, read-only: resource2 opened O_RDONLY. */
+GST_START_TEST (test_pci_read_only)
+{
+  char *root = fake_sysfs ();
+  IvshmRegionOptions opts = { 0 };
+  IvshmRegion *region = NULL;
+  IvshmError err = { 0 };
+  char *r2;
+
+  opts.sysfs_root = root;
+  opts.read_only = true;
+  opts.bar_mapping = IVSHM_BAR_MAPPING_RESOURCE;
+  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2", root);
+  fail_unless (chmod (r2, 0444) == 0);
+  assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
+      IVSHM_OK, &err);
+  fail_unless_equals_string (ivshm_region_path (region), r2);
+  ivshm_region_close (region);
+  g_free (r2);
+  rm_tree (root);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_invalid_device)
 {
   IvshmRegion *region = NULL;
@@ -927,6 +1022,8 @@ core_region_suite (void)
   tcase_add_test (tc, test_host_existing_not_pow2);
   tcase_add_test (tc, test_host_not_regular);
   tcase_add_test (tc, test_host_permission);
+  tcase_add_test (tc, test_host_read_only);
+  tcase_add_test (tc, test_pci_read_only);
   tcase_add_test (tc, test_invalid_device);
   tcase_add_test (tc, test_pci_addr);
   tcase_add_test (tc, test_pci_list);
