@@ -73,8 +73,9 @@ ivshm_sticky_snapshot (const void *region, unsigned max_tries,
       if (atomic_load_explicit (&sh->seq, RLX) != s1)
         continue;
       set_reason (snap->reason, sizeof snap->reason, "the sticky area "
-          "claims %" PRIu32 " bytes of records; it holds at most %u, in "
-          "multiples of 64", len, (unsigned) IVSHM_STICKY_DATA_MAX);
+          "claims an impossible length: %" PRIu32 " bytes of records (it "
+          "holds at most %u, in multiples of 64)", len,
+          (unsigned) IVSHM_STICKY_DATA_MAX);
       return IVSHM_ERR_CORRUPT;
     }
     memcpy (snap->data, src, len);

@@ -3,19 +3,17 @@
  *
  * Links only the core (common/), no GStreamer.
  *
- * The ring view reads a region that a peer (another VM) may have filled
- * with anything, so it follows the protocol's rules for untrusted memory
- * (PROTOCOL.md section 8): every shared field is read once, with an atomic
- * load, into a private copy (HeaderCopy, SlotCopy, the sticky snapshot);
- * only the copies are checked and printed; every length is bounded by the
- * fixed layout before it is used. The slots and the sticky area are found
- * at the layout's constant offsets, never at offsets the header claims,
- * and the region is at least IVSHM_REGION_MIN_SIZE bytes (region_open
- * checks it), so no read leaves the mapping.
+ * The region is opened read-only (a user with read access is enough) and
+ * read through the core's one inspection API (ivshmem-inspect.h: a
+ * private copy of the header and slots, each field read once; the sticky
+ * records through ivshmem-sticky.h). Nothing here parses shared memory
+ * itself; it only prints the copies, escaping what a hostile peer wrote.
  */
+#include "ivshmem-inspect.h"
 #include "ivshmem-layout.h"
 #include "ivshmem-os.h"
 #include "ivshmem-region.h"
+#include "ivshmem-sticky.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -23,6 +21,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifndef _WIN32
+#include "ivshmem-private.h"
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#endif
+
+/* The group the packaged udev rule (udev/70-ivshmem.rules) gives access. */
+#ifndef IVSHM_UDEV_GROUP
+#define IVSHM_UDEV_GROUP "ivshmem"
+#endif
 
 /* Exit codes; documented in usage(). */
 enum
@@ -40,39 +51,42 @@ typedef struct
 {
   int json;
   int no_wait;
+  IvshmBarMapping bar_mapping;
 } PrintOptions;
-
-#define RLX memory_order_relaxed
-#define ACQ memory_order_acquire
 
 static void
 usage (FILE * out)
 {
   fprintf (out,
-      "Usage: ivshmem-info [--json] [--no-wait] [DEVICE]\n"
+      "Usage: ivshmem-info [--json] [--no-wait] [--bar-mapping MODE] [DEVICE]\n"
       "\n"
       "Without DEVICE, lists this machine's IVSHMEM PCI devices (%04x:%04x) in\n"
       "address order: PCI location, shared memory size, the file that maps\n"
       "it (sysfs resource2), and the system this runs on.\n"
       "\n"
-      "With DEVICE, maps that region and prints its size and path, then the\n"
-      "gst-ivshmem ring in it: protocol version, producer session, state and\n"
-      "whether it is alive, write position and tail, the stream's caps,\n"
-      "stream-start, segment and tags, each reader with its lag and lease,\n"
-      "and statistics. DEVICE is\n"
+      "With DEVICE, maps that region read-only and prints its size and path,\n"
+      "then the gst-ivshmem ring in it: protocol version, producer session,\n"
+      "state, owner and whether it is alive, write position and tail, the\n"
+      "stream's caps, stream-start, segment and tags and whether it ended\n"
+      "(EOS), and each taken reader slot with its state, lag, lease and the\n"
+      "number of records it read. DEVICE is\n"
       "  a file path starting with / or . (host side: the file of QEMU's\n"
       "    memory-backend-file, e.g. /dev/shm/NAME), or\n"
       "  a PCI address, DDDD:BB:DD.F or BB:DD.F (guest side), or\n"
       "  on Windows, a device path as listed (\\\\?\\pci#...), or\n"
       "  \"\" for the first IVSHMEM device.\n"
-      "Mapping a PCI BAR needs root or a udev rule granting access to\n"
-      "resource2 (Linux), or the virtio-win IVSHMEM driver (Windows).\n"
+      "Reading a guest's BAR needs root or the udev rule that gives the group\n"
+      "\"%s\" access to resource2 (Linux), or the virtio-win IVSHMEM driver\n"
+      "(Windows); when the mapping is refused, this tool says why.\n"
       "The region is only read, never written.\n"
       "\n"
       "Options:\n"
       "  --json      print JSON on standard output instead of text\n"
       "  --no-wait   do not watch the heartbeats (up to 1 s) to tell whether\n"
       "              the producer and the readers are alive\n"
+      "  --bar-mapping auto|resource|resource-wc\n"
+      "              which sysfs file maps a guest's BAR2: resource2_wc where\n"
+      "              it exists (auto, the default), resource2, resource2_wc\n"
       "  -h, --help  print this help and exit\n"
       "\n"
       "Environment:\n"
@@ -81,7 +95,7 @@ usage (FILE * out)
       "\n"
       "Exit status:\n"
       "  0  success; also when there is no IVSHMEM device: the text output\n"
-      "     then says \"no IVSHMEM devices found\" on standard error, --json\n"
+      "     then says \"no IVSHMEM devices found\" on standard output, --json\n"
       "     prints an empty \"devices\" list\n"
       "  1  error (the region cannot be opened, ...): its status and detail\n"
       "     are printed on standard error\n"
@@ -92,7 +106,8 @@ usage (FILE * out)
       "  6  the ring header describes an impossible layout (corrupt)\n"
       "With --json, codes 3 to 6 still print the region, with \"ring\": null\n"
       "and an \"error\" object.\n",
-      IVSHM_PCI_VENDOR_ID, IVSHM_PCI_DEVICE_ID, IVSHM_SYSFS_ROOT_ENV);
+      IVSHM_PCI_VENDOR_ID, IVSHM_PCI_DEVICE_ID, IVSHM_UDEV_GROUP,
+      IVSHM_SYSFS_ROOT_ENV);
 }
 
 /* ---- output helpers ---- */
@@ -236,6 +251,14 @@ print_device_list (FILE * out, const IvshmPciDevice * devs, size_t n,
   }
 
   fprintf (out, "system: %s\n", ivshm_system_name ());
+  if (n == 0)
+#ifdef _WIN32
+    fprintf (out, "no IVSHMEM devices found (none with the virtio-win "
+        "IVSHMEM driver's device interface; is the driver installed?)\n");
+#else
+    fprintf (out, "no IVSHMEM devices found (looked in "
+        "%s/bus/pci/devices)\n", ivshm_sysfs_root ());
+#endif
   for (i = 0; i < n; i++) {
     const IvshmPciDevice *d = &devs[i];
     fprintf (out, "\n%s (PCI bus %u, device %u, function %u)\n", d->location,
@@ -258,19 +281,101 @@ list_devices (const PrintOptions * opts)
         ivshm_status_string (err.status), err.detail);
     return EXIT_ERROR;
   }
-  if (n == 0 && !opts->json)
-#ifdef _WIN32
-    fprintf (stderr, "no IVSHMEM devices found (none with the virtio-win "
-        "IVSHMEM driver's device interface; is the driver installed?)\n");
-#else
-    fprintf (stderr, "no IVSHMEM devices found (looked in "
-        "%s/bus/pci/devices)\n", ivshm_sysfs_root ());
-#endif
-  else
-    print_device_list (stdout, devs, n, opts);
+  print_device_list (stdout, devs, n, opts);
   free (devs);
   return EXIT_OK;
 }
+
+/* ---- why a guest's BAR cannot be mapped ---- */
+
+#ifndef _WIN32
+static bool
+user_in_group (gid_t gid)
+{
+  gid_t groups[256];
+  int n = getgroups (256, groups), i;
+
+  if (getegid () == gid)
+    return true;
+  for (i = 0; i < n; i++)
+    if (groups[i] == gid)
+      return true;
+  return false;
+}
+
+/* What the mode and group of one resource file say about access. */
+static void
+explain_file (FILE * out, const char *path)
+{
+  struct stat st;
+  struct group *gr;
+  char gname[64];
+
+  if (stat (path, &st) != 0) {
+    fprintf (out, "  %s: cannot stat it\n", path);
+    return;
+  }
+  gr = getgrgid (st.st_gid);
+  if (gr != NULL)
+    snprintf (gname, sizeof gname, "%s", gr->gr_name);
+  else
+    snprintf (gname, sizeof gname, "%u", (unsigned) st.st_gid);
+  fprintf (out, "  %s: mode %04o, group %s\n", path,
+      (unsigned) (st.st_mode & 07777), gname);
+
+  if (geteuid () == 0 || (st.st_mode & S_IROTH))
+    fprintf (out, "    readable by this user: the kernel refused anyway "
+        "(lockdown, or a security module such as SELinux or AppArmor)\n");
+  else if (!(st.st_mode & S_IRGRP) || st.st_gid == 0)
+    fprintf (out, "    the udev rule is missing: only root may read it; "
+        "install the rule %s (group \"%s\"), then run: sudo udevadm "
+        "control --reload && sudo udevadm trigger --subsystem-match=pci "
+        "--attr-match=vendor=0x1af4\n", "70-ivshmem.rules", IVSHM_UDEV_GROUP);
+  else if (!user_in_group (st.st_gid))
+    fprintf (out, "    this user is not in the group %s: sudo adduser %s "
+        "%s, then log in again\n", gname,
+        getenv ("USER") ? getenv ("USER") : "USER", gname);
+  else
+    fprintf (out, "    this user is in the group %s, which may read it: "
+        "the kernel refused anyway (lockdown, or a security module)\n", gname);
+}
+
+/* After a PCI open failed with PERMISSION or LOCKDOWN: looks at the
+ * files (mode, group, the user's groups) and the kernel's lockdown state,
+ * and says which of them is the cause, as far as can be told. */
+static void
+explain_pci_access (const char *device, IvshmBarMapping mapping)
+{
+  IvshmPciDevice *devs = NULL;
+  const IvshmPciDevice *dev = NULL;
+  IvshmPciAddr want;
+  size_t n = 0, i;
+  char mode[32], wc[520];
+
+  fputs ("ivshmem-info: why:\n", stderr);
+  if (ivshm_lockdown_active (ivshm_sysfs_root (), mode, sizeof mode))
+    fprintf (stderr, "  the kernel is in lockdown mode \"%s\": it refuses "
+        "to map PCI BARs from user space, even to root, whatever the file "
+        "permissions\n", mode);
+  if (ivshm_pci_list (NULL, &devs, &n, NULL) != IVSHM_OK)
+    return;
+  for (i = 0; i < n && dev == NULL; i++)
+    if (device[0] == '\0' || (ivshm_pci_addr_parse (device, &want) == 0
+            && want.domain == devs[i].addr.domain
+            && want.bus == devs[i].addr.bus
+            && want.device == devs[i].addr.device
+            && want.function == devs[i].addr.function))
+      dev = &devs[i];
+  if (dev != NULL) {
+    snprintf (wc, sizeof wc, "%s_wc", dev->resource_path);
+    if (mapping != IVSHM_BAR_MAPPING_RESOURCE && access (wc, F_OK) == 0)
+      explain_file (stderr, wc);
+    if (mapping != IVSHM_BAR_MAPPING_RESOURCE_WC)
+      explain_file (stderr, dev->resource_path);
+  }
+  free (devs);
+}
+#endif
 
 /* ---- one region ---- */
 
@@ -314,409 +419,99 @@ print_region (FILE * out, const IvshmRegion * region, const PrintOptions * opts)
 
 /* ---- the ring in a region ---- */
 
-/* Private copies of the shared header and slots, each field read once. */
+/* The stream as the sticky records tell it: NUL-terminated copies of the
+ * latest payloads, taken from the inspection's private snapshot. */
 typedef struct
 {
-  uint64_t magic;
-  uint32_t version_major, version_minor;
-  uint64_t region_size, ring_offset, ring_size;
-  uint32_t slot_offset;
-  uint16_t slot_count, slot_size;
-  uint32_t sticky_offset, sticky_size, record_align, header_flags;
-  uint64_t session_id, heartbeat;
-  uint32_t state, flags;
-  uint64_t pid, heartbeat_period_us, kernel_id;
-  uint64_t write_pos, tail;
-} HeaderCopy;
-
-typedef struct
-{
-  uint32_t state;
-  uint64_t owner, read_pos, heartbeat, session_id, pid, records_read;
-  uint64_t kernel_id;
-  /* filled by watch_heartbeats() */
-  bool moved;
-} SlotCopy;
-
-#define MAX_PROBLEMS 16
-
-typedef struct
-{
-  HeaderCopy h;
-  SlotCopy slots[IVSHM_MAX_READERS];
-  unsigned active, claimed;
-
-  /* the sticky area: a consistent copy, or why there is none */
-  const char *sticky_problem;   /* NULL: copied */
-  uint64_t sticky_seq, sticky_applies_from;
-  uint32_t sticky_len, sticky_count, sticky_parsed;
   char *caps, *stream_start, *segment, *tags;
+  bool eos;
+  unsigned custom;              /* custom sticky events */
+  unsigned parsed;              /* valid records */
+} StreamView;
 
-  /* heartbeats */
-  bool watched;
-  uint64_t watched_ns;
-  bool producer_moved;
-
-  bool layout_ok;
-  const char *problems[MAX_PROBLEMS];
-  char problem_buf[MAX_PROBLEMS][160];
-  unsigned n_problems;
-  unsigned more_problems;       /* not kept: the list was full */
-} RingView;
-
-static void
-add_problem (RingView * v, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format (printf, 2, 3)))
-#endif
-    ;
-
-static void
-add_problem (RingView * v, const char *fmt, ...)
-{
-  va_list ap;
-
-  if (v->n_problems == MAX_PROBLEMS) {
-    v->more_problems++;
-    return;
-  }
-  va_start (ap, fmt);
-  vsnprintf (v->problem_buf[v->n_problems], sizeof v->problem_buf[0], fmt,
-      ap);
-  va_end (ap);
-  v->problems[v->n_problems] = v->problem_buf[v->n_problems];
-  v->n_problems++;
-}
-
-static void
-ring_view_clear (RingView * v)
-{
-  free (v->caps);
-  free (v->stream_start);
-  free (v->segment);
-  free (v->tags);
-}
-
-static const IvshmReaderSlot *
-slot_at (const uint8_t * base, unsigned i)
-{
-  return (const IvshmReaderSlot *) (base + IVSHM_SLOT_OFFSET +
-      (size_t) i * IVSHM_SLOT_SIZE);
-}
-
-/* Reads the shared values. The casts drop const: C11 atomic loads take a
- * non-const pointer, and nothing here stores. */
-static void
-read_header (uint8_t * base, HeaderCopy * c)
-{
-  IvshmHeader *h = (IvshmHeader *) base;
-
-  c->magic = atomic_load_explicit (&h->magic, ACQ);
-  c->version_major = atomic_load_explicit (&h->version_major, RLX);
-  c->version_minor = atomic_load_explicit (&h->version_minor, RLX);
-  c->region_size = atomic_load_explicit (&h->region_size, RLX);
-  c->ring_offset = atomic_load_explicit (&h->ring_offset, RLX);
-  c->ring_size = atomic_load_explicit (&h->ring_size, RLX);
-  c->slot_offset = atomic_load_explicit (&h->slot_offset, RLX);
-  c->slot_count = atomic_load_explicit (&h->slot_count, RLX);
-  c->slot_size = atomic_load_explicit (&h->slot_size, RLX);
-  c->sticky_offset = atomic_load_explicit (&h->sticky_offset, RLX);
-  c->sticky_size = atomic_load_explicit (&h->sticky_size, RLX);
-  c->record_align = atomic_load_explicit (&h->record_align, RLX);
-  c->header_flags = atomic_load_explicit (&h->header_flags, RLX);
-  c->session_id = atomic_load_explicit (&h->session_id, ACQ);
-  c->heartbeat = atomic_load_explicit (&h->producer_heartbeat, ACQ);
-  c->state = atomic_load_explicit (&h->producer_state, ACQ);
-  c->flags = atomic_load_explicit (&h->producer_flags, RLX);
-  c->pid = atomic_load_explicit (&h->producer_pid, RLX);
-  c->heartbeat_period_us = atomic_load_explicit (&h->heartbeat_period_us,
-      RLX);
-  c->kernel_id = atomic_load_explicit (&h->producer_kernel_id, RLX);
-  /* tail first, then the slots (read_slots), then write_pos: for an honest
-   * producer tail <= read_pos <= write_pos then holds in the copies. */
-  c->tail = atomic_load_explicit (&h->tail, ACQ);
-}
-
-static void
-read_slots (uint8_t * base, RingView * v)
-{
-  unsigned i, bad_slots = 0, first_bad = 0;
-
-  for (i = 0; i < IVSHM_MAX_READERS; i++) {
-    IvshmReaderSlot *s = (IvshmReaderSlot *) slot_at (base, i);
-    SlotCopy *c = &v->slots[i];
-
-    c->state = atomic_load_explicit (&s->state, ACQ);
-    c->owner = atomic_load_explicit (&s->owner, RLX);
-    c->read_pos = atomic_load_explicit (&s->read_pos, ACQ);
-    c->heartbeat = atomic_load_explicit (&s->heartbeat, RLX);
-    c->session_id = atomic_load_explicit (&s->session_id, RLX);
-    c->pid = atomic_load_explicit (&s->pid, RLX);
-    c->records_read = atomic_load_explicit (&s->records_read, RLX);
-    c->kernel_id = atomic_load_explicit (&s->kernel_id, RLX);
-    c->moved = false;
-    if (c->state == IVSHM_SLOT_ACTIVE)
-      v->active++;
-    else if (c->state == IVSHM_SLOT_CLAIMED)
-      v->claimed++;
-    else if (c->state != IVSHM_SLOT_FREE && bad_slots++ == 0)
-      first_bad = i;
-  }
-  if (bad_slots)
-    add_problem (v, "%u reader slot(s) hold an unknown state (the first: "
-        "slot %u, state %" PRIu32 ")", bad_slots, first_bad,
-        v->slots[first_bad].state);
-}
-
-/* A NUL-terminated copy of at most len bytes of payload (up to its first
- * NUL). */
 static char *
-copy_string (const uint8_t * payload, uint64_t len)
+record_string (const IvshmStickyRecord * rec)
 {
-  const uint8_t *nul = memchr (payload, '\0', (size_t) len);
-  size_t n = nul ? (size_t) (nul - payload) : (size_t) len;
-  char *str = malloc (n + 1);
+  size_t n;
+  const char *text = ivshm_sticky_record_text (rec, &n, NULL);
+  char *copy = malloc (n + 1);
 
-  if (str != NULL) {
-    memcpy (str, payload, n);
-    str[n] = '\0';
+  if (copy != NULL) {
+    memcpy (copy, text, n);
+    copy[n] = '\0';
   }
-  return str;
+  return copy;
 }
 
 static void
-keep_string (char **slot, const uint8_t * payload, uint64_t len)
+keep_string (char **slot, const IvshmStickyRecord * rec)
 {
   free (*slot);
-  *slot = copy_string (payload, len);
+  *slot = record_string (rec);
 }
 
-/* Copies the sticky area under its sequence lock, as ivshm_reader does,
- * then parses the private copy. */
 static void
-read_sticky (uint8_t * base, RingView * v)
+stream_view_read (const IvshmInspection * insp, StreamView * sv)
 {
-  IvshmStickyHeader *sh = (IvshmStickyHeader *) (base + IVSHM_STICKY_OFFSET);
-  const uint8_t *src = (const uint8_t *) sh + sizeof (IvshmStickyHeader);
-  const uint32_t cap = IVSHM_STICKY_SIZE - sizeof (IvshmStickyHeader);
-  uint8_t *buf = malloc (cap);
-  uint32_t len = 0, off, count = 0;
-  int tries;
+  IvshmStickyIter it;
+  IvshmStickyRecord rec;
 
-  if (buf == NULL) {
-    v->sticky_problem = "out of memory";
+  memset (sv, 0, sizeof *sv);
+  if (insp->sticky == NULL || insp->sticky_status != IVSHM_OK)
     return;
+  ivshm_sticky_iter_init (&it, insp->sticky);
+  while (ivshm_sticky_iter_next (&it, &rec)) {
+    sv->parsed++;
+    if (rec.h.type == IVSHM_RECORD_CAPS)
+      keep_string (&sv->caps, &rec);
+    else if (rec.h.subtype == IVSHM_EVENT_STREAM_START)
+      keep_string (&sv->stream_start, &rec);
+    else if (rec.h.subtype == IVSHM_EVENT_SEGMENT)
+      keep_string (&sv->segment, &rec);
+    else if (rec.h.subtype == IVSHM_EVENT_TAG)
+      keep_string (&sv->tags, &rec);
+    else if (rec.h.subtype == IVSHM_EVENT_EOS)
+      sv->eos = true;
+    else
+      sv->custom++;
   }
-  v->sticky_problem = "the producer kept rewriting it (sequence lock busy)";
-  for (tries = 0; tries < 200; tries++) {
-    uint64_t s1 = atomic_load_explicit (&sh->seq, ACQ), s2, from;
-
-    if (s1 & 1) {
-      ivshm_sleep_ns (100 * 1000);
-      continue;
-    }
-    from = atomic_load_explicit (&sh->applies_from, RLX);
-    len = atomic_load_explicit (&sh->len, RLX);
-    count = atomic_load_explicit (&sh->count, RLX);
-    if (len > cap || len % IVSHM_RECORD_ALIGN != 0) {
-      atomic_thread_fence (ACQ);
-      if (atomic_load_explicit (&sh->seq, RLX) != s1)
-        continue;
-      v->sticky_problem = "it claims an impossible length";
-      v->sticky_len = len;
-      free (buf);
-      return;
-    }
-    memcpy (buf, src, len);
-    atomic_thread_fence (ACQ);
-    s2 = atomic_load_explicit (&sh->seq, RLX);
-    if (s1 != s2)
-      continue;
-    v->sticky_problem = NULL;
-    v->sticky_seq = s1;
-    v->sticky_applies_from = from;
-    break;
-  }
-  if (v->sticky_problem != NULL) {
-    free (buf);
-    return;
-  }
-  v->sticky_len = len;
-  v->sticky_count = count;
-
-  /* Only the private copy from here on. Each record: a 64-byte header,
-   * payload_len bounded by what is left, a known type. */
-  for (off = 0; off + sizeof (IvshmRecordHeader) <= len;) {
-    IvshmRecordHeader rh;
-    uint64_t left;
-    const uint8_t *payload;
-
-    memcpy (&rh, buf + off, sizeof rh);
-    left = len - off - sizeof rh;
-    if (rh.payload_len > left) {
-      add_problem (v, "sticky record at +%" PRIu32 " claims %" PRIu64
-          " bytes of payload, only %" PRIu64 " are there", off,
-          rh.payload_len, left);
-      break;
-    }
-    payload = buf + off + sizeof rh;
-    if (rh.type == IVSHM_RECORD_CAPS) {
-      keep_string (&v->caps, payload, rh.payload_len);
-    } else if (rh.type == IVSHM_RECORD_EVENT
-        && rh.subtype == IVSHM_EVENT_STREAM_START) {
-      keep_string (&v->stream_start, payload, rh.payload_len);
-    } else if (rh.type == IVSHM_RECORD_EVENT
-        && rh.subtype == IVSHM_EVENT_SEGMENT) {
-      keep_string (&v->segment, payload, rh.payload_len);
-    } else if (rh.type == IVSHM_RECORD_EVENT && rh.subtype == IVSHM_EVENT_TAG) {
-      keep_string (&v->tags, payload, rh.payload_len);
-    } else {
-      add_problem (v, "sticky record at +%" PRIu32 " has type %u subtype %u,"
-          " which does not belong there", off, (unsigned) rh.type,
-          (unsigned) rh.subtype);
-      break;
-    }
-    v->sticky_parsed++;
-    /* payload_len <= len < 56 KiB: no overflow */
-    off += (uint32_t) ivshm_record_len (rh.payload_len);
-  }
-  if (v->sticky_parsed != count && v->n_problems == 0)
-    add_problem (v, "the sticky area says %" PRIu32 " records, %" PRIu32
-        " were found", count, v->sticky_parsed);
-  free (buf);
+  /* a bad record is in insp->problems already (ivshm_inspect validates) */
 }
 
 static void
-check_layout (const HeaderCopy * c, uint64_t mapped, RingView * v)
+stream_view_clear (StreamView * sv)
 {
-  uint64_t expect_ring = 0;
-
-  if (c->region_size >= IVSHM_RING_OFFSET)
-    expect_ring = (c->region_size - IVSHM_RING_OFFSET)
-        & ~(uint64_t) (IVSHM_RECORD_ALIGN - 1);
-  v->layout_ok = false;
-  if (c->region_size > mapped)
-    add_problem (v, "the producer mapped %" PRIu64 " bytes, this side sees "
-        "only %" PRIu64 "; both sides must map the same region",
-        c->region_size, mapped);
-  else if (c->region_size < IVSHM_REGION_MIN || c->ring_offset !=
-      IVSHM_RING_OFFSET || c->ring_size != expect_ring
-      || c->slot_offset != IVSHM_SLOT_OFFSET
-      || c->slot_count != IVSHM_MAX_READERS
-      || c->slot_size != IVSHM_SLOT_SIZE
-      || c->sticky_offset != IVSHM_STICKY_OFFSET
-      || c->sticky_size != IVSHM_STICKY_SIZE
-      || c->record_align != IVSHM_RECORD_ALIGN)
-    add_problem (v, "the header describes an impossible layout (region %"
-        PRIu64 ", ring at %" PRIu64 " of %" PRIu64 " bytes, %u slots of %u "
-        "at %" PRIu32 ", sticky %" PRIu32 " at %" PRIu32 ", align %" PRIu32
-        ")", c->region_size, c->ring_offset, c->ring_size,
-        (unsigned) c->slot_count, (unsigned) c->slot_size, c->slot_offset,
-        c->sticky_size, c->sticky_offset, c->record_align);
-  else
-    v->layout_ok = true;
-}
-
-static void
-check_positions (RingView * v)
-{
-  const HeaderCopy *c = &v->h;
-
-  if (c->write_pos % IVSHM_RECORD_ALIGN != 0 || c->tail % IVSHM_RECORD_ALIGN)
-    add_problem (v, "write position %" PRIu64 " or tail %" PRIu64 " is not "
-        "a multiple of 64", c->write_pos, c->tail);
-  else if (c->tail > c->write_pos)
-    add_problem (v, "the tail %" PRIu64 " is past the write position %"
-        PRIu64, c->tail, c->write_pos);
-  else if (v->layout_ok && c->write_pos - c->tail > c->ring_size)
-    add_problem (v, "%" PRIu64 " bytes between tail and write position, "
-        "more than the ring's %" PRIu64, c->write_pos - c->tail, c->ring_size);
-  if (c->state == IVSHM_PRODUCER_ACTIVE && c->session_id == 0)
-    add_problem (v, "an active producer with session id 0");
-  if (c->state > IVSHM_PRODUCER_CLOSED)
-    add_problem (v, "unknown producer state %" PRIu32, c->state);
-}
-
-/* The lag of an active slot, or false if its read_pos makes no sense. */
-static bool
-slot_lag (const RingView * v, const SlotCopy * s, uint64_t * lag)
-{
-  if (s->read_pos % IVSHM_RECORD_ALIGN != 0 || s->read_pos > v->h.write_pos)
-    return false;
-  *lag = v->h.write_pos - s->read_pos;
-  return !(v->layout_ok && s->session_id == v->h.session_id
-      && *lag > v->h.ring_size);
-}
-
-/* Watches the producer's and the active readers' heartbeats: about 2.5
- * producer heartbeat periods, at least 250 ms (readers beat every 100 ms),
- * at most 1 s; stops as soon as every one of them moved. */
-static void
-watch_heartbeats (uint8_t * base, RingView * v)
-{
-  IvshmHeader *h = (IvshmHeader *) base;
-  uint64_t period_us = v->h.heartbeat_period_us, window, start, now;
-  bool all;
-  unsigned i;
-
-  if (period_us == 0)
-    period_us = IVSHM_DEFAULT_HEARTBEAT_NS / 1000;
-  if (period_us > 1000 * 1000)  /* untrusted: bound before multiplying */
-    period_us = 1000 * 1000;
-  window = period_us * 1000 * 5 / 2;
-  if (window < 250ull * 1000 * 1000)
-    window = 250ull * 1000 * 1000;
-  if (window > 1000ull * 1000 * 1000)
-    window = 1000ull * 1000 * 1000;
-
-  v->watched = true;
-  start = ivshm_now_ns ();
-  do {
-    ivshm_sleep_ns (5 * 1000 * 1000);
-    if (atomic_load_explicit (&h->producer_heartbeat, RLX) != v->h.heartbeat)
-      v->producer_moved = true;
-    all = v->producer_moved || v->h.state != IVSHM_PRODUCER_ACTIVE;
-    for (i = 0; i < IVSHM_MAX_READERS; i++) {
-      SlotCopy *s = &v->slots[i];
-      IvshmReaderSlot *shared;
-
-      if (s->state != IVSHM_SLOT_ACTIVE || s->moved)
-        continue;
-      shared = (IvshmReaderSlot *) slot_at (base, i);
-      if (atomic_load_explicit (&shared->heartbeat, RLX) != s->heartbeat)
-        s->moved = true;
-      else
-        all = false;
-    }
-    now = ivshm_now_ns ();
-  } while (!all && now - start < window);
-  v->watched_ns = now - start;
-}
-
-static const char *
-producer_state_name (uint32_t state)
-{
-  switch (state) {
-    case IVSHM_PRODUCER_NONE:
-      return "none";
-    case IVSHM_PRODUCER_ACTIVE:
-      return "active";
-    case IVSHM_PRODUCER_CLOSED:
-      return "closed";
-    default:
-      return "unknown";
-  }
+  free (sv->caps);
+  free (sv->stream_start);
+  free (sv->segment);
+  free (sv->tags);
 }
 
 /* "yes", "no" or "unknown" (not watched) */
 static const char *
-producer_alive (const RingView * v)
+producer_alive (const IvshmInspection * insp)
 {
-  if (v->h.state != IVSHM_PRODUCER_ACTIVE)
-    return "no";
-  if (!v->watched)
-    return "unknown";
-  return v->producer_moved ? "yes" : "no";
+  switch (insp->producer_alive) {
+    case IVSHM_LIVENESS_ALIVE:
+      return "yes";
+    case IVSHM_LIVENESS_UNKNOWN:
+      return "unknown";
+    default:
+      return "no";
+  }
+}
+
+static const char *
+lease_text (const IvshmInspection * insp, unsigned i)
+{
+  switch (insp->slot_alive[i]) {
+    case IVSHM_LIVENESS_ALIVE:
+      return "alive";
+    case IVSHM_LIVENESS_DEAD:
+      return "stalled";
+    default:
+      return "not watched";
+  }
 }
 
 static const char *
@@ -727,75 +522,6 @@ kernel_relation (uint64_t id)
   if (id == 0 || mine == 0)
     return "unknown";
   return id == mine ? "this kernel" : "another kernel";
-}
-
-/* Reads and checks the ring. Returns the exit code; the status names the
- * cause for the messages. */
-static int
-ring_view_read (const IvshmRegion * region, const PrintOptions * opts,
-    RingView * v, IvshmStatus * status)
-{
-  uint8_t *base = ivshm_region_data (region);
-  uint64_t mapped = ivshm_region_size (region);
-  IvshmHeader *h = (IvshmHeader *) base;
-
-  memset (v, 0, sizeof *v);
-  *status = IVSHM_OK;
-  read_header (base, &v->h);
-  if (v->h.magic == 0) {
-    *status = IVSHM_ERR_NO_PRODUCER;
-    return EXIT_NO_PRODUCER;
-  }
-  if (v->h.magic != IVSHM_MAGIC) {
-    *status = IVSHM_ERR_BAD_MAGIC;
-    return EXIT_NOT_IVSHMEM;
-  }
-  if (v->h.version_major != IVSHM_VERSION_MAJOR) {
-    *status = IVSHM_ERR_VERSION;
-    return EXIT_VERSION;
-  }
-  check_layout (&v->h, mapped, v);
-  read_slots (base, v);
-  v->h.write_pos = atomic_load_explicit (&h->write_pos, ACQ);
-  check_positions (v);
-  read_sticky (base, v);
-  if (!opts->no_wait)
-    watch_heartbeats (base, v);
-  if (!v->layout_ok) {
-    *status = IVSHM_ERR_CORRUPT;
-    return EXIT_CORRUPT;
-  }
-  return EXIT_OK;
-}
-
-static void
-ring_error_detail (const RingView * v, IvshmStatus status, char *buf,
-    size_t size)
-{
-  switch (status) {
-    case IVSHM_ERR_NO_PRODUCER:
-      snprintf (buf, size, "no producer has initialised this region yet "
-          "(its magic is 0): start an ivshmemsink on it");
-      break;
-    case IVSHM_ERR_BAD_MAGIC:
-      snprintf (buf, size, "the region does not start with the gst-ivshmem "
-          "magic 0x%016" PRIx64 " (found 0x%016" PRIx64 "); another program "
-          "uses it, or it holds stale data", (uint64_t) IVSHM_MAGIC,
-          v->h.magic);
-      break;
-    case IVSHM_ERR_VERSION:
-      snprintf (buf, size, "the producer speaks protocol version %" PRIu32
-          ".%" PRIu32 ", this tool reads version %u; use the same "
-          "gst-ivshmem major version on both sides", v->h.version_major,
-          v->h.version_minor, IVSHM_VERSION_MAJOR);
-      break;
-    case IVSHM_ERR_CORRUPT:
-      snprintf (buf, size, "%s", v->n_problems ? v->problems[0] :
-          "the ring header is corrupt");
-      break;
-    default:
-      snprintf (buf, size, "%s", ivshm_status_string (status));
-  }
 }
 
 static void
@@ -818,206 +544,362 @@ json_opt_string (FILE * out, const char *value)
     fputs ("null", out);
 }
 
+/* readers_sleeping: a count in version 1, a bitmask of slots in 2 */
 static void
-print_ring_text (FILE * out, const RingView * v)
+print_sleeping_text (FILE * out, const IvshmHeaderCopy * c)
 {
-  const HeaderCopy *c = &v->h;
-  unsigned i;
-  uint64_t in_flight = c->tail <= c->write_pos ? c->write_pos - c->tail : 0;
+  unsigned i, n = 0;
 
-  fputs ("\nring:\n", out);
-  fprintf (out, "  protocol:       %" PRIu32 ".%" PRIu32 "\n",
-      c->version_major, c->version_minor);
-  fprintf (out, "  session:        0x%016" PRIx64 "\n", c->session_id);
-  fprintf (out, "  producer:       %s", producer_state_name (c->state));
-  if (c->state > IVSHM_PRODUCER_CLOSED)
-    fprintf (out, " (%" PRIu32 ")", c->state);
-  fprintf (out, ", alive: %s", producer_alive (v));
-  if (v->watched && c->state == IVSHM_PRODUCER_ACTIVE)
+  fprintf (out, "  readers asleep: ");
+  if (c->version_major < IVSHM_INSPECT_V2) {
+    fprintf (out, "%" PRIu32 "\n", c->readers_sleeping);
+    return;
+  }
+  for (i = 0; i < 32; i++)
+    if (c->readers_sleeping & (1u << i))
+      fprintf (out, "%sslot %u", n++ ? ", " : "", i);
+  fputs (n ? "\n" : "none\n", out);
+}
+
+static void
+print_producer_text (FILE * out, const IvshmInspection * insp)
+{
+  const IvshmHeaderCopy *c = &insp->h;
+  bool active = c->producer_state == IVSHM_PRODUCER_ACTIVE;
+
+  fprintf (out, "  producer:       %s",
+      ivshm_inspect_producer_state_name (c->producer_state));
+  if (c->producer_state > IVSHM_PRODUCER_CLOSED)
+    fprintf (out, " (%" PRIu32 ")", c->producer_state);
+  fprintf (out, ", alive: %s", producer_alive (insp));
+  if (insp->watched_ns && active)
     fprintf (out, " (heartbeat %s in %" PRIu64 " ms)",
-        v->producer_moved ? "moved" : "did not move",
-        v->watched_ns / 1000000);
-  else if (!v->watched && c->state == IVSHM_PRODUCER_ACTIVE)
+        insp->producer_alive == IVSHM_LIVENESS_ALIVE ? "moved" :
+        "did not move", insp->watched_ns / 1000000);
+  else if (active)
     fputs (" (--no-wait)", out);
   fputc ('\n', out);
-  fprintf (out, "  producer pid:   %" PRIu64 " (%s)\n", c->pid,
-      kernel_relation (c->kernel_id));
+  if (c->version_major >= IVSHM_INSPECT_V2)
+    fprintf (out, "  owner:          0x%016" PRIx64 "%s\n", c->producer_owner,
+        c->producer_owner ? "" : " (nobody)");
+  fprintf (out, "  producer pid:   %" PRIu64 " (%s)\n", c->producer_pid,
+      kernel_relation (c->producer_kernel_id));
   fprintf (out, "  heartbeat:      %" PRIu64 ", every %" PRIu64 " us\n",
-      c->heartbeat, c->heartbeat_period_us);
+      c->producer_heartbeat, c->heartbeat_period_us);
+}
+
+static void
+print_positions_text (FILE * out, const IvshmInspection * insp)
+{
+  const IvshmHeaderCopy *c = &insp->h;
+  uint64_t in_flight = c->tail <= c->write_pos ? c->write_pos - c->tail : 0;
+
   fprintf (out, "  region size:    %" PRIu64 " bytes (producer's view)\n",
       c->region_size);
   fprintf (out, "  ring:           %" PRIu64 " bytes at offset %" PRIu64 "\n",
       c->ring_size, c->ring_offset);
   fprintf (out, "  write position: %" PRIu64, c->write_pos);
-  if (v->layout_ok && c->ring_size)
+  if (insp->layout_ok && c->ring_size)
     fprintf (out, " (lap %" PRIu64 ", offset %" PRIu64 ")",
         c->write_pos / c->ring_size, c->write_pos % c->ring_size);
   fputc ('\n', out);
   fprintf (out, "  tail:           %" PRIu64 "\n", c->tail);
   fprintf (out, "  in flight:      %" PRIu64 " bytes", in_flight);
-  if (v->layout_ok && c->ring_size)
+  if (insp->layout_ok && c->ring_size)
     fprintf (out, " (%.1f%% of the ring)",
         100.0 * (double) in_flight / (double) c->ring_size);
   fputc ('\n', out);
-  fprintf (out, "  flags:          %s%s%s\n",
-      c->flags & IVSHM_PRODUCER_FLAG_HAD_READER ? "had-reader " : "",
-      c->flags & IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW ? "sticky-overflow " : "",
-      (c->flags & (IVSHM_PRODUCER_FLAG_HAD_READER |
-              IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW)) ? "" : "none");
+  fprintf (out, "  flags:          %s%s%s%s\n",
+      c->producer_flags & IVSHM_PRODUCER_FLAG_HAD_READER ? "had-reader " : "",
+      c->producer_flags & IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW ?
+      "sticky-overflow " : "",
+      c->producer_flags & IVSHM_PRODUCER_FLAG_LEAKY ? "leaky " : "",
+      (c->producer_flags & (IVSHM_PRODUCER_FLAG_HAD_READER |
+              IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW |
+              IVSHM_PRODUCER_FLAG_LEAKY)) ? "" : "none");
+  print_sleeping_text (out, c);
+}
+
+static void
+print_stream_text (FILE * out, const IvshmInspection * insp,
+    const StreamView * sv)
+{
+  const IvshmStickySnapshot *snap = insp->sticky;
 
   fputs ("\nstream:\n", out);
-  if (v->sticky_problem != NULL) {
+  if (insp->sticky_status != IVSHM_OK) {
     fprintf (out, "  (the sticky records could not be read: %s)\n",
-        v->sticky_problem);
-  } else {
-    print_opt_string (out, "  caps:           ", v->caps);
-    print_opt_string (out, "  stream-start:   ", v->stream_start);
-    print_opt_string (out, "  segment:        ", v->segment);
-    print_opt_string (out, "  tags:           ", v->tags);
-    fprintf (out, "  sticky records: %" PRIu32 " (%" PRIu32 " bytes, %"
-        PRIu64 " updates), apply from position %" PRIu64 "\n",
-        v->sticky_parsed, v->sticky_len, v->sticky_seq / 2,
-        v->sticky_applies_from);
+        snap ? snap->reason : "out of memory");
+    return;
   }
+  print_opt_string (out, "  caps:           ", sv->caps);
+  print_opt_string (out, "  stream-start:   ", sv->stream_start);
+  print_opt_string (out, "  segment:        ", sv->segment);
+  print_opt_string (out, "  tags:           ", sv->tags);
+  fprintf (out, "  ended:          %s\n", sv->eos ? "yes (EOS)" : "no");
+  if (sv->custom)
+    fprintf (out, "  custom events:  %u\n", sv->custom);
+  fprintf (out, "  sticky records: %u (%" PRIu32 " bytes, %" PRIu64
+      " updates), apply from position %" PRIu64 "\n", sv->parsed, snap->len,
+      snap->seq / 2, snap->applies_from);
+}
 
-  fprintf (out, "\nreaders: %u active", v->active);
-  if (v->claimed)
-    fprintf (out, ", %u attaching", v->claimed);
+static void
+print_slots_text (FILE * out, const IvshmInspection * insp)
+{
+  unsigned i;
+
+  fprintf (out, "\nreaders: %u active", insp->n_active);
+  if (insp->n_claimed)
+    fprintf (out, ", %u attaching", insp->n_claimed);
+  if (insp->n_waiting)
+    fprintf (out, ", %u waiting for a producer", insp->n_waiting);
+  if (insp->n_evicted)
+    fprintf (out, ", %u evicted", insp->n_evicted);
   fprintf (out, " (of %u slots)\n", IVSHM_MAX_READERS);
   for (i = 0; i < IVSHM_MAX_READERS; i++) {
-    const SlotCopy *s = &v->slots[i];
+    const IvshmSlotCopy *s = &insp->slots[i];
     uint64_t lag;
 
-    if (s->state != IVSHM_SLOT_ACTIVE)
+    if (s->state == IVSHM_SLOT_FREE)
       continue;
-    fprintf (out, "  slot %u: pid %" PRIu64 " (%s), %s session", i, s->pid,
-        kernel_relation (s->kernel_id),
-        s->session_id == c->session_id ? "this" : "another");
-    if (slot_lag (v, s, &lag))
-      fprintf (out, ", lag %" PRIu64 " bytes", lag);
-    else
-      fprintf (out, ", read position %" PRIu64 " invalid", s->read_pos);
+    fprintf (out, "  slot %u: ", i);
+    if (s->state != IVSHM_SLOT_ACTIVE)
+      fprintf (out, "%s, ", ivshm_inspect_slot_state_name (s->state));
+    fprintf (out, "pid %" PRIu64 " (%s), %s session", s->pid,
+        kernel_relation (s->kernel_id), s->session_id == 0 ? "no" :
+        s->session_id == insp->h.session_id ? "this" : "another");
+    if (s->state == IVSHM_SLOT_ACTIVE) {
+      if (ivshm_inspect_slot_lag (insp, i, &lag))
+        fprintf (out, ", lag %" PRIu64 " bytes", lag);
+      else
+        fprintf (out, ", read position %" PRIu64 " invalid", s->read_pos);
+    }
     fprintf (out, ", lease %s, %" PRIu64 " records read\n",
-        !v->watched ? "not watched" : s->moved ? "alive" : "stalled",
-        s->records_read);
-  }
-
-  if (v->n_problems) {
-    fputs ("\nproblems:\n", out);
-    for (i = 0; i < v->n_problems; i++)
-      fprintf (out, "  %s\n", v->problems[i]);
-    if (v->more_problems)
-      fprintf (out, "  (%u more)\n", v->more_problems);
+        lease_text (insp, i), s->records_read);
   }
 }
 
 static void
-print_ring_json (FILE * out, const RingView * v)
+print_ring_text (FILE * out, const IvshmInspection * insp,
+    const StreamView * sv)
 {
-  const HeaderCopy *c = &v->h;
-  unsigned i, n = 0;
-  const char *alive = producer_alive (v);
+  const IvshmHeaderCopy *c = &insp->h;
+  unsigned i;
 
-  fprintf (out, ",\n \"ring\": {\"version_major\": %" PRIu32
-      ", \"version_minor\": %" PRIu32 ", \"session\": \"0x%016" PRIx64 "\"",
-      c->version_major, c->version_minor, c->session_id);
+  fputs ("\nring:\n", out);
+  fprintf (out, "  protocol:       %" PRIu32 ".%" PRIu32 "\n",
+      c->version_major, c->version_minor);
+  fprintf (out, "  session:        0x%016" PRIx64 "\n", c->session_id);
+  print_producer_text (out, insp);
+  print_positions_text (out, insp);
+  print_stream_text (out, insp, sv);
+  print_slots_text (out, insp);
+
+  if (insp->n_problems) {
+    fputs ("\nproblems:\n", out);
+    for (i = 0; i < insp->n_problems; i++) {
+      fputs ("  ", out);
+      text_string (out, insp->problems[i]);
+      fputc ('\n', out);
+    }
+    if (insp->more_problems)
+      fprintf (out, "  (%u more)\n", insp->more_problems);
+  }
+}
+
+static const char *
+json_liveness (IvshmLiveness l)
+{
+  return l == IVSHM_LIVENESS_ALIVE ? "true" : l == IVSHM_LIVENESS_UNKNOWN ?
+      "null" : "false";
+}
+
+static void
+print_producer_json (FILE * out, const IvshmInspection * insp)
+{
+  const IvshmHeaderCopy *c = &insp->h;
+
   fprintf (out, ",\n  \"producer\": {\"state\": \"%s\", \"state_value\": %"
-      PRIu32 ", \"alive\": %s, \"watched_ms\": %" PRIu64 ", \"pid\": %"
-      PRIu64 ", \"kernel\": \"%s\", \"heartbeat\": %" PRIu64
-      ", \"heartbeat_period_us\": %" PRIu64 "}",
-      producer_state_name (c->state), c->state,
-      strcmp (alive, "unknown") == 0 ? "null" : strcmp (alive, "yes") == 0 ?
-      "true" : "false", v->watched_ns / 1000000, c->pid,
-      kernel_relation (c->kernel_id), c->heartbeat, c->heartbeat_period_us);
+      PRIu32 ", \"alive\": %s, \"watched_ms\": %" PRIu64 ", \"owner\": "
+      "\"0x%016" PRIx64 "\", \"pid\": %" PRIu64 ", \"kernel\": \"%s\", "
+      "\"heartbeat\": %" PRIu64 ", \"heartbeat_period_us\": %" PRIu64 "}",
+      ivshm_inspect_producer_state_name (c->producer_state),
+      c->producer_state, json_liveness (insp->producer_alive),
+      insp->watched_ns / 1000000, c->producer_owner, c->producer_pid,
+      kernel_relation (c->producer_kernel_id), c->producer_heartbeat,
+      c->heartbeat_period_us);
   fprintf (out, ",\n  \"region_size\": %" PRIu64 ", \"ring_offset\": %"
       PRIu64 ", \"ring_size\": %" PRIu64 ", \"write_pos\": %" PRIu64
-      ", \"tail\": %" PRIu64 ", \"in_flight\": %" PRIu64,
-      c->region_size, c->ring_offset, c->ring_size, c->write_pos, c->tail,
-      c->tail <= c->write_pos ? c->write_pos - c->tail : 0);
+      ", \"tail\": %" PRIu64 ", \"in_flight\": %" PRIu64
+      ", \"readers_sleeping\": %" PRIu32, c->region_size, c->ring_offset,
+      c->ring_size, c->write_pos, c->tail,
+      c->tail <= c->write_pos ? c->write_pos - c->tail : 0,
+      c->readers_sleeping);
   fprintf (out, ",\n  \"flags\": {\"value\": %" PRIu32 ", \"had_reader\": %s"
-      ", \"sticky_overflow\": %s}", c->flags,
-      c->flags & IVSHM_PRODUCER_FLAG_HAD_READER ? "true" : "false",
-      c->flags & IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW ? "true" : "false");
+      ", \"sticky_overflow\": %s, \"leaky\": %s}", c->producer_flags,
+      c->producer_flags & IVSHM_PRODUCER_FLAG_HAD_READER ? "true" : "false",
+      c->producer_flags & IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW ? "true" :
+      "false", c->producer_flags & IVSHM_PRODUCER_FLAG_LEAKY ? "true" :
+      "false");
+}
+
+static void
+print_stream_json (FILE * out, const IvshmInspection * insp,
+    const StreamView * sv)
+{
+  const IvshmStickySnapshot *snap = insp->sticky;
+  bool ok = insp->sticky_status == IVSHM_OK;
 
   fputs (",\n  \"stream\": {\"caps\": ", out);
-  json_opt_string (out, v->caps);
+  json_opt_string (out, sv->caps);
   fputs (", \"stream_start\": ", out);
-  json_opt_string (out, v->stream_start);
+  json_opt_string (out, sv->stream_start);
   fputs (", \"segment\": ", out);
-  json_opt_string (out, v->segment);
+  json_opt_string (out, sv->segment);
   fputs (", \"tags\": ", out);
-  json_opt_string (out, v->tags);
-  fprintf (out, ", \"sticky_records\": %" PRIu32 ", \"sticky_bytes\": %"
-      PRIu32 ", \"sticky_updates\": %" PRIu64 ", \"applies_from\": %" PRIu64
-      ", \"error\": ", v->sticky_parsed, v->sticky_len, v->sticky_seq / 2,
-      v->sticky_applies_from);
-  json_opt_string (out, v->sticky_problem);
+  json_opt_string (out, sv->tags);
+  fprintf (out, ", \"eos\": %s, \"custom_events\": %u, \"sticky_records\": "
+      "%u, \"sticky_bytes\": %" PRIu32 ", \"sticky_updates\": %" PRIu64
+      ", \"applies_from\": %" PRIu64 ", \"error\": ", sv->eos ? "true" :
+      "false", sv->custom, sv->parsed, ok ? snap->len : 0,
+      ok ? snap->seq / 2 : 0, ok ? snap->applies_from : 0);
+  json_opt_string (out, ok ? NULL : snap ? snap->reason : "out of memory");
   fputs ("}", out);
+}
+
+static void
+print_slots_json (FILE * out, const IvshmInspection * insp)
+{
+  const IvshmHeaderCopy *c = &insp->h;
+  unsigned i, n = 0;
 
   fprintf (out, ",\n  \"reader_count\": %u, \"readers_attaching\": %u, "
-      "\"reader_slots\": %u, \"readers\": [", v->active, v->claimed,
-      IVSHM_MAX_READERS);
+      "\"readers_waiting\": %u, \"readers_evicted\": %u, \"reader_slots\": "
+      "%u, \"readers\": [", insp->n_active, insp->n_claimed,
+      insp->n_waiting, insp->n_evicted, IVSHM_MAX_READERS);
   for (i = 0; i < IVSHM_MAX_READERS; i++) {
-    const SlotCopy *s = &v->slots[i];
+    const IvshmSlotCopy *s = &insp->slots[i];
     uint64_t lag;
 
-    if (s->state != IVSHM_SLOT_ACTIVE)
+    if (s->state == IVSHM_SLOT_FREE)
       continue;
-    fprintf (out, "%s\n   {\"slot\": %u, \"pid\": %" PRIu64 ", \"kernel\": "
-        "\"%s\", \"session_match\": %s, \"read_pos\": %" PRIu64 ", \"lag\": ",
-        n++ ? "," : "", i, s->pid, kernel_relation (s->kernel_id),
+    fprintf (out, "%s\n   {\"slot\": %u, \"state\": \"%s\", \"pid\": %"
+        PRIu64 ", \"kernel\": \"%s\", \"session_match\": %s, \"read_pos\": %"
+        PRIu64 ", \"lag\": ", n++ ? "," : "", i,
+        ivshm_inspect_slot_state_name (s->state), s->pid,
+        kernel_relation (s->kernel_id),
         s->session_id == c->session_id ? "true" : "false", s->read_pos);
-    if (slot_lag (v, s, &lag))
+    if (s->state == IVSHM_SLOT_ACTIVE && ivshm_inspect_slot_lag (insp, i, &lag))
       fprintf (out, "%" PRIu64, lag);
     else
       fputs ("null", out);
     fprintf (out, ", \"lease_alive\": %s, \"heartbeat\": %" PRIu64
         ", \"records_read\": %" PRIu64 "}",
-        !v->watched ? "null" : s->moved ? "true" : "false", s->heartbeat,
-        s->records_read);
+        json_liveness (insp->slot_alive[i]), s->heartbeat, s->records_read);
   }
   fputs (n ? "\n  ]" : "]", out);
+}
 
+static void
+print_ring_json (FILE * out, const IvshmInspection * insp,
+    const StreamView * sv)
+{
+  const IvshmHeaderCopy *c = &insp->h;
+  unsigned i;
+
+  fprintf (out, ",\n \"ring\": {\"version_major\": %" PRIu32
+      ", \"version_minor\": %" PRIu32 ", \"session\": \"0x%016" PRIx64 "\"",
+      c->version_major, c->version_minor, c->session_id);
+  print_producer_json (out, insp);
+  print_stream_json (out, insp, sv);
+  print_slots_json (out, insp);
   fputs (",\n  \"problems\": [", out);
-  for (i = 0; i < v->n_problems; i++) {
+  for (i = 0; i < insp->n_problems; i++) {
     if (i)
       fputs (", ", out);
-    json_string (out, v->problems[i]);
+    json_string (out, insp->problems[i]);
   }
   fputs ("]}", out);
+}
+
+static int
+exit_code_for (IvshmStatus status)
+{
+  switch (status) {
+    case IVSHM_OK:
+      return EXIT_OK;
+    case IVSHM_ERR_NO_PRODUCER:
+      return EXIT_NO_PRODUCER;
+    case IVSHM_ERR_BAD_MAGIC:
+      return EXIT_NOT_IVSHMEM;
+    case IVSHM_ERR_VERSION:
+      return EXIT_VERSION;
+    case IVSHM_ERR_CORRUPT:
+      return EXIT_CORRUPT;
+    default:
+      return EXIT_ERROR;
+  }
+}
+
+static int
+open_region (const char *device, const PrintOptions * opts,
+    IvshmRegion ** region)
+{
+  IvshmRegionOptions ropts = { 0 };
+  IvshmError err = { 0 };
+
+  ropts.read_only = true;
+  ropts.bar_mapping = opts->bar_mapping;
+  if (ivshm_region_open (device, &ropts, region, &err) == IVSHM_OK)
+    return EXIT_OK;
+  fprintf (stderr, "ivshmem-info: %s: %s\n",
+      ivshm_status_string (err.status), err.detail);
+#ifndef _WIN32
+  if ((err.status == IVSHM_ERR_PERMISSION || err.status == IVSHM_ERR_LOCKDOWN)
+      && device[0] != '/' && device[0] != '.')
+    explain_pci_access (device, opts->bar_mapping);
+#endif
+  return EXIT_ERROR;
 }
 
 static int
 show_region (const char *device, const PrintOptions * opts)
 {
   IvshmRegion *region = NULL;
-  IvshmError err = { 0 };
-  IvshmStatus status;
-  RingView view;
+  IvshmInspection *insp;
+  StreamView sv;
+  const void *base;
   int code;
   char detail[512];
 
-  if (ivshm_region_open (device, NULL, &region, &err) != IVSHM_OK) {
-    fprintf (stderr, "ivshmem-info: %s: %s\n",
-        ivshm_status_string (err.status), err.detail);
+  if ((code = open_region (device, opts, &region)) != EXIT_OK)
+    return code;
+  insp = malloc (sizeof *insp);
+  if (insp == NULL) {
+    ivshm_region_close (region);
+    fprintf (stderr, "ivshmem-info: out of memory\n");
     return EXIT_ERROR;
   }
-
-  code = ring_view_read (region, opts, &view, &status);
-  if (status != IVSHM_OK)
-    ring_error_detail (&view, status, detail, sizeof detail);
+  base = ivshm_region_data (region);
+  ivshm_inspect (base, ivshm_region_size (region), insp);
+  if (!opts->no_wait)
+    ivshm_inspect_watch (base, insp, ivshm_inspect_default_window (insp));
+  stream_view_read (insp, &sv);
+  code = exit_code_for (insp->status);
+  if (insp->status != IVSHM_OK)
+    ivshm_inspect_explain (insp, detail, sizeof detail);
 
   if (opts->json) {
     fputs ("{", stdout);
     print_region (stdout, region, opts);
-    if (code == EXIT_OK || code == EXIT_CORRUPT) {
-      print_ring_json (stdout, &view);
-    } else {
+    if (code == EXIT_OK || code == EXIT_CORRUPT)
+      print_ring_json (stdout, insp, &sv);
+    else
       fputs (",\n \"ring\": null", stdout);
-    }
-    if (status != IVSHM_OK) {
+    if (insp->status != IVSHM_OK) {
       fprintf (stdout, ",\n \"error\": {\"status\": \"%s\", \"exit_code\": "
-          "%d, \"detail\": ", ivshm_status_name (status), code);
+          "%d, \"detail\": ", ivshm_status_name (insp->status), code);
       json_string (stdout, detail);
       fputs ("}", stdout);
     }
@@ -1025,23 +907,49 @@ show_region (const char *device, const PrintOptions * opts)
   } else {
     print_region (stdout, region, opts);
     if (code == EXIT_OK || code == EXIT_CORRUPT)
-      print_ring_text (stdout, &view);
+      print_ring_text (stdout, insp, &sv);
   }
-  if (status != IVSHM_OK)
-    fprintf (stderr, "ivshmem-info: %s: %s\n", ivshm_status_string (status),
-        detail);
+  if (insp->status != IVSHM_OK)
+    fprintf (stderr, "ivshmem-info: %s: %s\n",
+        ivshm_status_string (insp->status), detail);
 
-  ring_view_clear (&view);
+  stream_view_clear (&sv);
+  ivshm_inspection_clear (insp);
+  free (insp);
   ivshm_region_close (region);
   return code;
+}
+
+static int
+parse_bar_mapping (const char *text, IvshmBarMapping * out)
+{
+  if (strcmp (text, "auto") == 0)
+    *out = IVSHM_BAR_MAPPING_AUTO;
+  else if (strcmp (text, "resource") == 0)
+    *out = IVSHM_BAR_MAPPING_RESOURCE;
+  else if (strcmp (text, "resource-wc") == 0)
+    *out = IVSHM_BAR_MAPPING_RESOURCE_WC;
+  else
+    return -1;
+  return 0;
+}
+
+static int
+usage_error (const char *fmt, const char *arg)
+{
+  fputs ("ivshmem-info: ", stderr);
+  fprintf (stderr, fmt, arg);
+  fputs ("\n\n", stderr);
+  usage (stderr);
+  return EXIT_USAGE;
 }
 
 int
 main (int argc, char **argv)
 {
   PrintOptions opts = { 0 };
-  const char *device = NULL;
-  int have_device = 0, options_done = 0, i;
+  const char *device = NULL, *value;
+  int options_done = 0, i;
 
   for (i = 1; i < argc; i++) {
     const char *arg = argv[i];
@@ -1052,25 +960,28 @@ main (int argc, char **argv)
       opts.json = 1;
     } else if (!options_done && strcmp (arg, "--no-wait") == 0) {
       opts.no_wait = 1;
+    } else if (!options_done && (strcmp (arg, "--bar-mapping") == 0
+            || strncmp (arg, "--bar-mapping=", 14) == 0)) {
+      value = arg[13] == '=' ? arg + 14 : (i + 1 < argc ? argv[++i] : NULL);
+      if (value == NULL)
+        return usage_error ("%s needs a value", arg);
+      if (parse_bar_mapping (value, &opts.bar_mapping) != 0)
+        return usage_error ("unknown --bar-mapping \"%s\" (auto, resource "
+            "or resource-wc)", value);
     } else if (!options_done && (strcmp (arg, "-h") == 0
             || strcmp (arg, "--help") == 0)) {
       usage (stdout);
       return EXIT_OK;
     } else if (!options_done && arg[0] == '-' && arg[1] != '\0') {
-      fprintf (stderr, "ivshmem-info: unknown option %s\n\n", arg);
-      usage (stderr);
-      return EXIT_USAGE;
-    } else if (have_device) {
-      fprintf (stderr, "ivshmem-info: more than one DEVICE\n\n");
-      usage (stderr);
-      return EXIT_USAGE;
+      return usage_error ("unknown option %s", arg);
+    } else if (device != NULL) {
+      return usage_error ("more than one DEVICE%s", "");
     } else {
       device = arg;
-      have_device = 1;
     }
   }
 
-  if (!have_device)
+  if (device == NULL)
     return list_devices (&opts);
   return show_region (device, &opts);
 }
