@@ -287,10 +287,8 @@ ivshm_inspect_default_window (const IvshmInspection * insp)
   return window;
 }
 
-/* One look at the heartbeats. Returns true when everything that could
- * move has moved. */
-static bool
-watch_once (const void *base, IvshmInspection * insp)
+bool
+ivshm_inspect_watch_step (const void *base, IvshmInspection * insp)
 {
   IvshmHeader *h = (IvshmHeader *) base;
   bool all = true;
@@ -320,7 +318,6 @@ ivshm_inspect_watch (const void *base, IvshmInspection * insp,
     uint64_t window_ns)
 {
   uint64_t start, now;
-  unsigned i;
 
   if (window_ns == 0 || (insp->status != IVSHM_OK
           && insp->status != IVSHM_ERR_CORRUPT))
@@ -329,10 +326,17 @@ ivshm_inspect_watch (const void *base, IvshmInspection * insp,
   do {
     ivshm_sleep_ns (WATCH_STEP_NS);
     now = ivshm_now_ns ();
-  } while (!watch_once (base, insp) && now - start < window_ns);
-  insp->watched_ns = now - start;
-  if (insp->watched_ns == 0)
-    insp->watched_ns = 1;
+  } while (!ivshm_inspect_watch_step (base, insp)
+      && now - start < window_ns);
+  ivshm_inspect_watch_finish (insp, now - start);
+}
+
+void
+ivshm_inspect_watch_finish (IvshmInspection * insp, uint64_t elapsed_ns)
+{
+  unsigned i;
+
+  insp->watched_ns = elapsed_ns ? elapsed_ns : 1;
   /* what did not move in the whole window */
   if (insp->producer_alive == IVSHM_LIVENESS_UNKNOWN)
     insp->producer_alive = IVSHM_LIVENESS_DEAD;

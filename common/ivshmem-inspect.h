@@ -116,8 +116,10 @@ typedef struct
 /* True if this build reads regions of protocol major version `major`. */
 bool ivshm_inspect_version_supported (uint32_t major);
 
-/* Reads the region mapped at base (mapped_size bytes) into *insp, which it
- * initialises; free it with ivshm_inspection_clear(). Never writes shared
+/* Reads the region mapped at base into *insp, which it initialises; free
+ * it with ivshm_inspection_clear(). mapped_size is the region's size: only
+ * its first IVSHM_RING_OFFSET bytes (header, slots, sticky area) are ever
+ * read, so a caller may map just those. Never writes shared
  * memory and never blocks (the sticky lock is tried a bounded number of
  * times with short pauses). Returns insp->status. Liveness stays UNKNOWN
  * (NONE where nothing is there to watch) until ivshm_inspect_watch(). */
@@ -136,6 +138,14 @@ uint64_t ivshm_inspect_default_window (const IvshmInspection * insp);
  * UNKNOWN. Only for an inspection whose status is OK or CORRUPT. */
 void ivshm_inspect_watch (const void *base, IvshmInspection * insp,
     uint64_t window_ns);
+
+/* The same in pieces, for a caller that watches several regions at
+ * once: each step looks once at the heartbeats that are still UNKNOWN
+ * (ALIVE when one moved) and returns true when all of them moved; finish
+ * turns what is still UNKNOWN into DEAD after elapsed_ns of watching. */
+bool ivshm_inspect_watch_step (const void *base, IvshmInspection * insp);
+void ivshm_inspect_watch_finish (IvshmInspection * insp,
+    uint64_t elapsed_ns);
 
 /* Liveness from two inspections of the same region taken some time apart
  * (at least one heartbeat lease: the caller's clock), for a monitor that

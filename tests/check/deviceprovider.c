@@ -4,7 +4,7 @@
  * The guest side runs against a fake sysfs tree (the same files
  * core-region.c builds for libpci) with three IVSHMEM devices:
  *
- *   0000:00:04.0  1 MiB    a live producer, caps sent
+ *   0000:00:04.0  1 MiB    a live producer (heartbeating), video caps sent
  *   0000:00:05.0  256 KiB  never formatted
  *   0000:00:06.0  1 MiB    no resource2 to map (as when mapping is denied)
  *
@@ -17,6 +17,7 @@
 #include <gst/check/gstcheck.h>
 
 #include "ivshmem-layout.h"
+#include "ivshmem-os.h"
 #include "ivshmem-region.h"
 #include "ivshmem-ring.h"
 
@@ -40,6 +41,7 @@
 static gchar *sysfs_root;
 static IvshmRegion *live_region;
 static IvshmWriter *live_writer;
+static IvshmTicker *live_ticker;
 
 /* ---- helpers: a fake sysfs tree (as in core-region.c) ---- */
 
@@ -147,6 +149,22 @@ start_producer (IvshmRegion * region, const char *caps)
 }
 
 static void
+beat (void *writer)
+{
+  ivshm_writer_heartbeat (writer);
+}
+
+/* A producer's heartbeat, as the sink's own thread keeps it. */
+static IvshmTicker *
+start_heartbeat (IvshmWriter * writer)
+{
+  IvshmTicker *ticker = ivshm_ticker_start (0, beat, writer);
+
+  g_assert_nonnull (ticker);
+  return ticker;
+}
+
+static void
 setup_fake_sysfs (void)
 {
   IvshmError err = { 0 };
@@ -164,6 +182,7 @@ setup_fake_sysfs (void)
   g_assert_cmpint (ivshm_region_open (r2, NULL, &live_region, &err), ==,
       IVSHM_OK);
   live_writer = start_producer (live_region, LIVE_CAPS);
+  live_ticker = start_heartbeat (live_writer);
   g_free (r2);
   g_free (dir);
 
@@ -173,6 +192,7 @@ setup_fake_sysfs (void)
 static void
 teardown_fake_sysfs (void)
 {
+  ivshm_ticker_stop (live_ticker);
   ivshm_writer_free (live_writer);
   ivshm_region_close (live_region);
   nftw (sysfs_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -301,6 +321,57 @@ GST_START_TEST (test_registered)
 
 GST_END_TEST;
 
+/* What gst-device-monitor-1.0 Video/Source does: the live video region
+ * is a video source; the blank one and the sinks are not. */
+static GList *
+monitor_devices (const gchar * filter)
+{
+  GstDeviceMonitor *monitor = gst_device_monitor_new ();
+  GList *devices;
+
+  fail_unless (gst_device_monitor_add_filter (monitor, filter, NULL) > 0,
+      "no provider for %s", filter);
+  fail_unless (gst_device_monitor_start (monitor));
+  devices = gst_device_monitor_get_devices (monitor);
+  gst_device_monitor_stop (monitor);
+  gst_object_unref (monitor);
+  return devices;
+}
+
+GST_START_TEST (test_monitor_media_classes)
+{
+  GList *devices;
+
+  devices = monitor_devices ("Video/Source");
+  fail_unless (find_device (devices, "Video/Source", "device.bus-path",
+          "pci-0000:00:04.0") != NULL, "the video region is not listed");
+  fail_unless (find_device (devices, "Source", "device.bus-path",
+          "pci-0000:00:05.0") == NULL, "a region without producer listed");
+  fail_unless (find_device (devices, "Sink", "device.bus-path",
+          "pci-0000:00:04.0") == NULL, "a sink listed as a source");
+  g_list_free_full (devices, gst_object_unref);
+
+  devices = monitor_devices ("Video/Sink");
+  fail_unless (find_device (devices, "Video/Sink/IVSHMEM", "device.bus-path",
+          "pci-0000:00:04.0") != NULL);
+  g_list_free_full (devices, gst_object_unref);
+
+  devices = monitor_devices ("Audio/Source");
+  fail_unless (find_device (devices, "Source", "device.bus-path",
+          "pci-0000:00:04.0") == NULL, "a video region listed as audio");
+  g_list_free_full (devices, gst_object_unref);
+
+  /* the generic filter still finds both */
+  devices = monitor_devices ("Source/IVSHMEM");
+  fail_unless (find_device (devices, "Source/IVSHMEM", "device.bus-path",
+          "pci-0000:00:04.0") != NULL);
+  fail_unless (find_device (devices, "Source/IVSHMEM", "device.bus-path",
+          "pci-0000:00:05.0") != NULL);
+  g_list_free_full (devices, gst_object_unref);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_probe_pci)
 {
   GList *devices = probe ();
@@ -328,9 +399,13 @@ GST_START_TEST (test_probe_pci)
     name = gst_device_get_display_name (live);
     fail_unless_equals_string (name, "IVSHMEM 0000:00:04.0 (1 MiB)");
     g_free (name);
+    /* a live producer of video: a video source and sink */
     klass = gst_device_get_device_class (live);
-    fail_unless_equals_string (klass, classes[i]);
+    fail_unless_equals_string (klass, i == 0 ? "Video/Source/IVSHMEM" :
+        "Video/Sink/IVSHMEM");
     g_free (klass);
+    fail_unless (gst_device_has_classes (live, i == 0 ? "Video/Source" :
+            "Video/Sink"));
     caps = gst_device_get_caps (live);
     fail_unless (gst_caps_is_any (caps));
     gst_caps_unref (caps);
@@ -356,6 +431,9 @@ GST_START_TEST (test_probe_pci)
     g_free (name);
     assert_prop (blank, "ivshmem.producer", "none");
     assert_prop (blank, "ivshmem.caps", NULL);
+    klass = gst_device_get_device_class (blank);
+    fail_unless_equals_string (klass, classes[i]);
+    g_free (klass);
 
     /* listed although it cannot be read */
     name = gst_device_get_display_name (denied);
@@ -469,6 +547,7 @@ GST_START_TEST (test_host_region)
   GstDevice *dev;
   GstElement *el;
   gchar *name, *device;
+  IvshmTicker *ticker;
 
   unlink (path);
   fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
@@ -481,9 +560,14 @@ GST_START_TEST (test_host_region)
   g_list_free_full (devices, gst_object_unref);
 
   writer = start_producer (region, "audio/x-raw, rate=(int)48000");
+  ticker = start_heartbeat (writer);
   devices = probe ();
   dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
   fail_unless (dev != NULL, "%s not listed", path);
+  fail_unless (gst_device_has_classes (dev, "Audio/Source"));
+  fail_if (gst_device_has_classes (dev, "Video"));
+  fail_unless (find_device (devices, "Audio/Sink", "device.path",
+          path) != NULL);
   fail_unless (find_device (devices, "Sink/IVSHMEM", "device.path",
           path) != NULL);
   name = gst_device_get_display_name (dev);
@@ -502,6 +586,16 @@ GST_START_TEST (test_host_region)
   gst_object_unref (el);
   g_list_free_full (devices, gst_object_unref);
 
+  /* its heartbeat stops (it crashed, its VM paused): dead, and no longer
+   * an audio source */
+  ivshm_ticker_stop (ticker);
+  devices = probe ();
+  dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
+  fail_unless (dev != NULL);
+  assert_prop (dev, "ivshmem.producer", "dead");
+  fail_if (gst_device_has_classes (dev, "Audio"));
+  g_list_free_full (devices, gst_object_unref);
+
   /* the producer stops: still listed, closed, last caps kept */
   ivshm_writer_free (writer);
   devices = probe ();
@@ -509,6 +603,7 @@ GST_START_TEST (test_host_region)
   fail_unless (dev != NULL);
   assert_prop (dev, "ivshmem.producer", "closed");
   assert_prop (dev, "ivshmem.caps", "audio/x-raw, rate=(int)48000");
+  fail_if (gst_device_has_classes (dev, "Audio"));
   g_list_free_full (devices, gst_object_unref);
 
   ivshm_region_close (region);
@@ -532,6 +627,7 @@ GST_START_TEST (test_hostile_sticky)
   GList *devices;
   GstDevice *dev;
   guint64 seq;
+  IvshmTicker *ticker;
 
   unlink (path);
   fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
@@ -540,16 +636,19 @@ GST_START_TEST (test_hostile_sticky)
       IVSHM_STICKY_OFFSET);
 
   writer = start_producer (region, "\x01\x02{{ not caps");
+  ticker = start_heartbeat (writer);
   devices = probe ();
   dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
   fail_unless (dev != NULL);
   assert_prop (dev, "ivshmem.producer", "active");
   assert_prop (dev, "ivshmem.caps", NULL);
   g_list_free_full (devices, gst_object_unref);
+  ivshm_ticker_stop (ticker);
   ivshm_writer_free (writer);
 
   /* valid caps, then a length beyond the sticky area */
   writer = start_producer (region, "video/x-raw");
+  ticker = start_heartbeat (writer);
   atomic_store (&sh->len, 0xfffffff0u);
   devices = probe ();
   dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
@@ -571,8 +670,65 @@ GST_START_TEST (test_hostile_sticky)
   dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
   assert_prop (dev, "ivshmem.producer", "active");
   assert_prop (dev, "ivshmem.caps", NULL);
+  /* no caps that can be trusted: no media class */
+  fail_if (gst_device_has_classes (dev, "Video"));
   g_list_free_full (devices, gst_object_unref);
 
+  ivshm_ticker_stop (ticker);
+  ivshm_writer_free (writer);
+  ivshm_region_close (region);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
+/* A stream that ended: the producer keeps EOS in the sticky area. The
+ * region is listed with its caps and ivshmem.eos, nothing is refused. */
+GST_START_TEST (test_eos_region)
+{
+  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-dp-eos-%d",
+      (int) getpid ());
+  IvshmRegionOptions opts = { 256 * KiB, NULL };
+  IvshmRecordHeader info = { 0 };
+  IvshmRegion *region = NULL;
+  IvshmWriter *writer;
+  IvshmTicker *ticker;
+  IvshmError err = { 0 };
+  GstStructure *props;
+  GList *devices;
+  GstDevice *dev;
+  gboolean eos = FALSE;
+  guint readers = 99;
+
+  unlink (path);
+  fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
+      IVSHM_OK);
+  writer = start_producer (region, "image/jpeg, width=(int)640");
+  ticker = start_heartbeat (writer);
+  info.type = IVSHM_RECORD_EVENT;
+  info.subtype = IVSHM_EVENT_EOS;
+  info.payload_len = 1;
+  info.pts = info.dts = info.duration = IVSHM_TIME_NONE;
+  info.offset = info.offset_end = UINT64_MAX;
+  fail_unless_equals_int (ivshm_writer_write (writer, &info, ""), IVSHM_OK);
+
+  devices = probe ();
+  dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
+  fail_unless (dev != NULL);
+  assert_prop (dev, "ivshmem.producer", "active");
+  assert_prop (dev, "ivshmem.caps", "image/jpeg, width=(int)640");
+  /* image/jpeg is video to an application that lists cameras */
+  fail_unless (gst_device_has_classes (dev, "Video/Source"));
+  props = gst_device_get_properties (dev);
+  fail_unless (gst_structure_get_boolean (props, "ivshmem.eos", &eos));
+  fail_unless (eos);
+  fail_unless (gst_structure_get_uint (props, "ivshmem.readers", &readers));
+  fail_unless_equals_int (readers, 0);
+  gst_structure_free (props);
+  g_list_free_full (devices, gst_object_unref);
+
+  ivshm_ticker_stop (ticker);
   ivshm_writer_free (writer);
   ivshm_region_close (region);
   unlink (path);
@@ -589,11 +745,13 @@ deviceprovider_suite (void)
 
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_registered);
+  tcase_add_test (tc, test_monitor_media_classes);
   tcase_add_test (tc, test_probe_pci);
   tcase_add_test (tc, test_create_element);
   tcase_add_test (tc, test_reconfigure_element);
   tcase_add_test (tc, test_host_region);
   tcase_add_test (tc, test_hostile_sticky);
+  tcase_add_test (tc, test_eos_region);
   return s;
 }
 
