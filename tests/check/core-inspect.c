@@ -372,6 +372,7 @@ GST_START_TEST (test_liveness)
   atomic_store (&b.stop, true);
   pthread_join (thread, NULL);
   /* stopped: the same heartbeat twice is dead */
+  ivshm_inspection_clear (before);
   assert_status (ivshm_inspect (b.base, REGION_SIZE, before), IVSHM_OK);
   assert_status (ivshm_inspect (b.base, REGION_SIZE, insp), IVSHM_OK);
   ivshm_inspect_compare (insp, before, 100 * MS);
