@@ -84,7 +84,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_ivshmem_device_provider_debug);
 
 /* Where QEMU's memory-backend-file regions usually live on the host. */
 #define SHM_DIR "/dev/shm"
-/* Probing maps 64 KiB of each file there; stop after this many. */
+/* Probing reads 64 KiB of each file there; stop after this many. */
 #define SHM_MAX_FILES 512
 /* The longest caps string shown in ivshmem.caps. */
 #define CAPS_MAX_LEN 4096
@@ -104,10 +104,13 @@ typedef enum
 /* One region being probed. */
 typedef struct
 {
-  gchar *path;                  /* the file mapped */
+  gchar *path;                  /* the file read */
   guint64 size;
-  guint8 *base;                 /* the first IVSHM_RING_OFFSET bytes,
-                                 * PROT_READ; NULL if it cannot be read */
+  guint8 *base;                 /* the first IVSHM_RING_OFFSET bytes: a
+                                 * PROT_READ mapping (a PCI BAR) or a
+                                 * private copy (a host file); NULL if it
+                                 * cannot be read */
+  int fd;                       /* a host file, to read again; else -1 */
   IvshmInspection *insp;        /* NULL if base is */
   gboolean watch;               /* liveness still to be watched */
   /* for the devices */
@@ -116,10 +119,35 @@ typedef struct
   GstStructure *props;
 } Look;
 
-/* Maps the header, slots and sticky area of a region read-only and
- * inspects them. Never writes, never attaches as a reader. */
+/* Copies the first IVSHM_RING_OFFSET bytes of a host file. read(), not
+ * mmap(): another process may truncate a file in /dev/shm at any time, and
+ * a mapping past the new end raises SIGBUS in the application that lists
+ * devices. The sticky area's sequence number is read again after the copy:
+ * the copy is kept once it did not change and is even (bounded tries; the
+ * snapshot then finds a busy lock in the copy). */
+static gboolean
+copy_head (int fd, guint8 * buf)
+{
+  guint64 seq;
+  gint tries;
+
+  for (tries = 0; tries < 16; tries++) {
+    if (pread (fd, buf, IVSHM_RING_OFFSET, 0) != IVSHM_RING_OFFSET)
+      return FALSE;
+    if (pread (fd, &seq, sizeof seq, IVSHM_STICKY_OFFSET) != sizeof seq)
+      return FALSE;
+    if (memcmp (&seq, buf + IVSHM_STICKY_OFFSET, sizeof seq) == 0 && !(seq & 1))
+      break;
+  }
+  return TRUE;
+}
+
+/* Reads the header, slots and sticky area of a region (read-only: a
+ * private copy of a host file, a PROT_READ mapping of a PCI BAR, whose
+ * sysfs file can only be mapped) and inspects them. Never writes, never
+ * attaches as a reader. */
 static void
-look_open (Look * look, const gchar * path, guint64 size)
+look_open (Look * look, const gchar * path, guint64 size, gboolean map)
 {
   struct stat sb;
   void *base;
@@ -128,6 +156,7 @@ look_open (Look * look, const gchar * path, guint64 size)
   memset (look, 0, sizeof *look);
   look->path = g_strdup (path);
   look->size = size;
+  look->fd = -1;
 
   fd = open (path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
@@ -141,16 +170,36 @@ look_open (Look * look, const gchar * path, guint64 size)
     close (fd);
     return;
   }
-  base = mmap (NULL, IVSHM_RING_OFFSET, PROT_READ, MAP_SHARED, fd, 0);
-  close (fd);
-  if (base == MAP_FAILED) {
-    GST_DEBUG ("cannot map %s: %s", path, g_strerror (errno));
-    return;
+  if (map) {
+    base = mmap (NULL, IVSHM_RING_OFFSET, PROT_READ, MAP_SHARED, fd, 0);
+    close (fd);
+    if (base == MAP_FAILED) {
+      GST_DEBUG ("cannot map %s: %s", path, g_strerror (errno));
+      return;
+    }
+  } else {
+    base = g_malloc (IVSHM_RING_OFFSET);
+    if (!copy_head (fd, base)) {
+      GST_DEBUG ("cannot read %s: %s", path, g_strerror (errno));
+      g_free (base);
+      close (fd);
+      return;
+    }
+    look->fd = fd;
   }
   look->base = base;
   look->insp = g_new (IvshmInspection, 1);
   /* only the first 64 KiB are read, whatever the region's size */
   ivshm_inspect (look->base, size, look->insp);
+}
+
+/* For watching: the header and slots again (a copy is not live). */
+static void
+look_refresh (Look * look)
+{
+  if (look->fd >= 0 && pread (look->fd, look->base, IVSHM_STICKY_OFFSET,
+          0) != IVSHM_STICKY_OFFSET)
+    GST_DEBUG ("cannot read %s again", look->path);
 }
 
 static void
@@ -160,8 +209,12 @@ look_close (Look * look)
     ivshm_inspection_clear (look->insp);
     g_free (look->insp);
   }
-  if (look->base)
+  if (look->fd >= 0) {
+    g_free (look->base);
+    close (look->fd);
+  } else if (look->base) {
     munmap (look->base, IVSHM_RING_OFFSET);
+  }
   g_free (look->path);
   g_free (look->device);
   g_free (look->what);
@@ -435,6 +488,7 @@ watch_producers (Look * looks, guint n)
     for (i = 0; i < n; i++) {
       if (!looks[i].watch)
         continue;
+      look_refresh (&looks[i]);
       ivshm_inspect_watch_step (looks[i].base, looks[i].insp);
       pending |= looks[i].insp->producer_alive == IVSHM_LIVENESS_UNKNOWN;
     }
@@ -522,7 +576,7 @@ probe_pci (GArray * looks)
     gchar *bus_path = g_strdup_printf ("pci-%s", devs[i].location);
     Look look;
 
-    look_open (&look, devs[i].resource_path, devs[i].size);
+    look_open (&look, devs[i].resource_path, devs[i].size, TRUE);
     look.device = g_strdup (devs[i].location);
     look.what = g_strdup (devs[i].location);
     look.props = gst_structure_new ("ivshmem-proplist",
@@ -536,7 +590,7 @@ probe_pci (GArray * looks)
 }
 
 /* The host side: regular files in /dev/shm that start with the magic, in
- * name order. Maps 64 KiB of at most SHM_MAX_FILES files, nothing else. */
+ * name order. Reads 64 KiB of at most SHM_MAX_FILES files, nothing else. */
 static void
 probe_shm (GArray * looks)
 {
@@ -561,7 +615,7 @@ probe_shm (GArray * looks)
     if (lstat (path, &sb) != 0 || !S_ISREG (sb.st_mode)
         || (guint64) sb.st_size < IVSHM_REGION_MIN)
       continue;
-    look_open (&look, path, (guint64) sb.st_size);
+    look_open (&look, path, (guint64) sb.st_size, FALSE);
     if (!look_is_region (&look)) {
       look_close (&look);
       continue;

@@ -757,6 +757,59 @@ GST_START_TEST (test_eos_region)
 
 GST_END_TEST;
 
+/* Another process truncates and regrows a region file in /dev/shm while
+ * the provider looks at it: a mapping would take SIGBUS past the new end;
+ * the provider reads files instead. Nothing must crash. */
+typedef struct
+{
+  const gchar *path;
+  volatile gint stop;
+} Flipper;
+
+static gpointer
+flipper_thread (gpointer data)
+{
+  Flipper *f = data;
+  guint8 head[128] = { 0 };
+  guint64 magic = IVSHM_MAGIC;
+  guint32 version = 2, active = IVSHM_PRODUCER_ACTIVE;
+  int fd = open (f->path, O_RDWR | O_CLOEXEC);
+
+  /* an active producer whose heartbeat never moves: the probe watches
+   * it for a while, reading the region again and again */
+  g_assert_cmpint (fd, >=, 0);
+  memcpy (head, &magic, sizeof magic);
+  memcpy (head + 8, &version, sizeof version);
+  memcpy (head + 0x50, &active, sizeof active);
+  while (!g_atomic_int_get (&f->stop)) {
+    g_assert_cmpint (ftruncate (fd, 0), ==, 0);
+    g_assert_cmpint (ftruncate (fd, 256 * KiB), ==, 0);
+    g_assert_cmpint (pwrite (fd, head, sizeof head, 0), ==, sizeof head);
+  }
+  close (fd);
+  return NULL;
+}
+
+GST_START_TEST (test_truncated_under_probe)
+{
+  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-dp-flip-%d",
+      (int) getpid ());
+  Flipper f = { path, 0 };
+  GThread *thread;
+  guint i;
+
+  make_sized_file (path, 256 * KiB);
+  thread = g_thread_new ("flipper", flipper_thread, &f);
+  for (i = 0; i < 4; i++)
+    g_list_free_full (probe (), gst_object_unref);
+  g_atomic_int_set (&f.stop, 1);
+  g_thread_join (thread);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
 static Suite *
 deviceprovider_suite (void)
 {
@@ -772,6 +825,7 @@ deviceprovider_suite (void)
   tcase_add_test (tc, test_host_region);
   tcase_add_test (tc, test_hostile_sticky);
   tcase_add_test (tc, test_eos_region);
+  tcase_add_test (tc, test_truncated_under_probe);
   return s;
 }
 
