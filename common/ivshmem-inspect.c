@@ -233,9 +233,12 @@ IvshmStatus
 ivshm_inspect (const void *base, uint64_t mapped_size, IvshmInspection * insp)
 {
   IvshmHeader *h = (IvshmHeader *) base;
+  unsigned i;
 
   memset (insp, 0, sizeof *insp);
   insp->producer_alive = IVSHM_LIVENESS_NONE;
+  for (i = 0; i < IVSHM_MAX_READERS; i++)
+    insp->slot_alive[i] = IVSHM_LIVENESS_NONE;
   insp->sticky_status = IVSHM_ERR_NOT_MAPPED;
   if (mapped_size < IVSHM_RING_OFFSET) {
     insp->status = IVSHM_ERR_TOO_SMALL;
@@ -294,6 +297,9 @@ ivshm_inspect_watch_step (const void *base, IvshmInspection * insp)
   bool all = true;
   unsigned i;
 
+  /* the slots were not read (nor, maybe, mapped) */
+  if (insp->status != IVSHM_OK && insp->status != IVSHM_ERR_CORRUPT)
+    return true;
   if (insp->producer_alive == IVSHM_LIVENESS_UNKNOWN) {
     if (atomic_load_explicit (&h->producer_heartbeat, RLX) !=
         insp->h.producer_heartbeat)

@@ -185,9 +185,12 @@ GST_START_TEST (test_not_readable)
   IvshmInspection *insp = insp_new ();
   char text[256];
 
-  /* zero: no producer yet */
+  /* zero: no producer yet; nothing to watch */
   assert_status (inspect_ro (base, insp), IVSHM_ERR_NO_PRODUCER);
   fail_unless (insp->sticky == NULL);
+  fail_unless_equals_int (insp->producer_alive, IVSHM_LIVENESS_NONE);
+  fail_unless_equals_int (insp->slot_alive[0], IVSHM_LIVENESS_NONE);
+  fail_unless (ivshm_inspect_watch_step (base, insp));
   ivshm_inspection_clear (insp);
 
   atomic_store (&hdr (base)->magic, 0x4141414141414141ull);
