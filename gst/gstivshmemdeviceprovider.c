@@ -7,8 +7,10 @@
  * @see_also: #GstIvshmemSrc, #GstIvshmemSink, #GstDeviceMonitor
  *
  * Lists the IVSHMEM regions this system can reach, for #GstDeviceMonitor
- * and `gst-device-monitor-1.0`. It only probes; it does not watch for
- * devices coming and going.
+ * and `gst-device-monitor-1.0`. Started (a monitor that follows,
+ * `gst-device-monitor-1.0 -f`), it probes again every second in a thread
+ * of its own and reports regions that appear or go away and producers
+ * that start, stop or die (device-added, -removed, -changed).
  *
  * - Inside a guest, each IVSHMEM PCI device (1af4:1110) found in sysfs.
  * - On the host, each regular file in /dev/shm that starts with this
@@ -417,7 +419,16 @@ struct _GstIvshmemDeviceProvider
 
   /* path -> Seen; GST_OBJECT_LOCK */
   GHashTable *seen;
+
+  /* the monitoring thread (start/stop); lock guards stopping */
+  GThread *thread;
+  GMutex lock;
+  GCond cond;
+  gboolean stopping;
 };
+
+/* How often the monitoring thread probes again. */
+#define MONITOR_INTERVAL_US (1000 * 1000)
 
 #define gst_ivshmem_device_provider_parent_class parent_class
 G_DEFINE_TYPE (GstIvshmemDeviceProvider, gst_ivshmem_device_provider,
@@ -657,12 +668,144 @@ gst_ivshmem_device_provider_probe (GstDeviceProvider * provider)
   return list;
 }
 
+/* ---- monitoring: start/stop -------------------------------------------- */
+
+/* The device of the same region and role in list, or NULL. */
+static GstDevice *
+find_same (GList * list, GstDevice * device)
+{
+  GstIvshmemDevice *d = GST_IVSHMEM_DEVICE (device);
+  GList *l;
+
+  for (l = list; l; l = l->next) {
+    GstIvshmemDevice *o = l->data;
+    if (o->factory == d->factory && g_strcmp0 (o->device, d->device) == 0)
+      return l->data;
+  }
+  return NULL;
+}
+
+static gboolean
+device_equal (GstDevice * a, GstDevice * b)
+{
+  gchar *ca = gst_device_get_device_class (a);
+  gchar *cb = gst_device_get_device_class (b);
+  GstStructure *pa = gst_device_get_properties (a);
+  GstStructure *pb = gst_device_get_properties (b);
+  gboolean equal = g_strcmp0 (ca, cb) == 0 && gst_structure_is_equal (pa, pb);
+
+  g_free (ca);
+  g_free (cb);
+  gst_structure_free (pa);
+  gst_structure_free (pb);
+  return equal;
+}
+
+/* Tells the monitor what changed between the devices it has and a new
+ * probe: regions that appeared, went away, or changed (producer state,
+ * caps, class). The list is copied under the object lock, not with
+ * gst_device_provider_get_devices(): that takes the start lock, which
+ * gst_device_provider_stop() holds while it waits for this thread. */
+static void
+publish_changes (GstDeviceProvider * provider, GList * now)
+{
+  GList *before = NULL, *l;
+
+  GST_OBJECT_LOCK (provider);
+  for (l = provider->devices; l; l = l->next)
+    before = g_list_prepend (before, gst_object_ref (l->data));
+  GST_OBJECT_UNLOCK (provider);
+
+  /* gone first: the loop below hands the new devices over */
+  for (l = before; l; l = l->next)
+    if (find_same (now, l->data) == NULL)
+      gst_device_provider_device_remove (provider, l->data);
+  for (l = now; l; l = l->next) {
+    GstDevice *dev = l->data, *old = find_same (before, dev);
+
+    if (old == NULL)
+      gst_device_provider_device_add (provider, dev);
+    else if (!device_equal (old, dev))
+      gst_device_provider_device_changed (provider, dev, old);
+    else
+      gst_object_unref (gst_object_ref_sink (dev));
+  }
+  g_list_free_full (before, gst_object_unref);
+  g_list_free (now);
+}
+
+static gpointer
+monitor_thread (gpointer data)
+{
+  GstIvshmemDeviceProvider *self = data;
+  gint64 deadline;
+
+  g_mutex_lock (&self->lock);
+  while (!self->stopping) {
+    deadline = g_get_monotonic_time () + MONITOR_INTERVAL_US;
+    while (!self->stopping && g_cond_wait_until (&self->cond, &self->lock,
+            deadline));
+    if (self->stopping)
+      break;
+    g_mutex_unlock (&self->lock);
+    publish_changes (GST_DEVICE_PROVIDER (self),
+        gst_ivshmem_device_provider_probe (GST_DEVICE_PROVIDER (self)));
+    g_mutex_lock (&self->lock);
+  }
+  g_mutex_unlock (&self->lock);
+  return NULL;
+}
+
+/* Probes once, then watches: a thread probes again every second and
+ * reports regions that appear or go away and producers that start, stop
+ * or die (gst-device-monitor-1.0 -f). */
+static gboolean
+gst_ivshmem_device_provider_start (GstDeviceProvider * provider)
+{
+  GstIvshmemDeviceProvider *self = GST_IVSHMEM_DEVICE_PROVIDER (provider);
+  GList *devices = gst_ivshmem_device_provider_probe (provider), *l;
+  GError *error = NULL;
+
+  for (l = devices; l; l = l->next)
+    gst_device_provider_device_add (provider, l->data);
+  g_list_free (devices);
+
+  self->stopping = FALSE;
+  self->thread = g_thread_try_new ("ivshmem-monitor", monitor_thread, self,
+      &error);
+  if (self->thread == NULL) {
+    GST_WARNING_OBJECT (self, "cannot start the monitoring thread: %s",
+        error->message);
+    g_clear_error (&error);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The base class drops the devices after this (its bus is flushing by
+ * then, so what the thread posts meanwhile goes nowhere). */
+static void
+gst_ivshmem_device_provider_stop (GstDeviceProvider * provider)
+{
+  GstIvshmemDeviceProvider *self = GST_IVSHMEM_DEVICE_PROVIDER (provider);
+
+  g_mutex_lock (&self->lock);
+  self->stopping = TRUE;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+  if (self->thread)
+    g_thread_join (self->thread);
+  self->thread = NULL;
+}
+
 static void
 gst_ivshmem_device_provider_finalize (GObject * object)
 {
   GstIvshmemDeviceProvider *self = GST_IVSHMEM_DEVICE_PROVIDER (object);
 
   g_hash_table_unref (self->seen);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -679,6 +822,8 @@ gst_ivshmem_device_provider_class_init (GstIvshmemDeviceProviderClass * klass)
 
   gobject_class->finalize = gst_ivshmem_device_provider_finalize;
   dm_class->probe = gst_ivshmem_device_provider_probe;
+  dm_class->start = gst_ivshmem_device_provider_start;
+  dm_class->stop = gst_ivshmem_device_provider_stop;
 
   /* every word a device's class may have: a monitor only asks providers
    * whose classes hold all the words of its filter */
@@ -692,4 +837,6 @@ static void
 gst_ivshmem_device_provider_init (GstIvshmemDeviceProvider * self)
 {
   self->seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
 }

@@ -810,6 +810,90 @@ GST_START_TEST (test_truncated_under_probe)
 
 GST_END_TEST;
 
+/* Waits (generously) for a message of this type about our region's
+ * source device whose ivshmem.producer is `producer` (NULL: any). */
+static gboolean
+wait_device_message (GstBus * bus, GstMessageType type, const gchar * path,
+    const gchar * producer)
+{
+  gint64 deadline = g_get_monotonic_time () + 60 * G_TIME_SPAN_SECOND;
+
+  while (g_get_monotonic_time () < deadline) {
+    GstMessage *msg = gst_bus_timed_pop_filtered (bus, 100 * GST_MSECOND,
+        type);
+    GstDevice *dev = NULL;
+    gboolean match;
+    gchar *p, *prod;
+
+    /* the filter is a mask: every extended message type passes it */
+    if (msg == NULL)
+      continue;
+    if (GST_MESSAGE_TYPE (msg) != type) {
+      gst_message_unref (msg);
+      continue;
+    }
+    if (type == GST_MESSAGE_DEVICE_ADDED)
+      gst_message_parse_device_added (msg, &dev);
+    else if (type == GST_MESSAGE_DEVICE_REMOVED)
+      gst_message_parse_device_removed (msg, &dev);
+    else
+      gst_message_parse_device_changed (msg, &dev, NULL);
+    p = prop_string (dev, "device.path");
+    prod = prop_string (dev, "ivshmem.producer");
+    match = g_strcmp0 (p, path) == 0 && gst_device_has_classes (dev, "Source")
+        && (producer == NULL || g_strcmp0 (prod, producer) == 0);
+    g_free (p);
+    g_free (prod);
+    gst_object_unref (dev);
+    gst_message_unref (msg);
+    if (match)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* Started (gst-device-monitor-1.0 -f), the provider reports a region that
+ * appears, its producer dying, and the region going away. */
+GST_START_TEST (test_monitor_thread)
+{
+  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-dp-follow-%d",
+      (int) getpid ());
+  IvshmRegionOptions opts = { 256 * KiB, NULL };
+  GstDeviceProvider *provider = get_provider ();
+  GstBus *bus = gst_device_provider_get_bus (provider);
+  IvshmRegion *region = NULL;
+  IvshmError err = { 0 };
+  IvshmWriter *writer;
+  IvshmTicker *ticker;
+
+  unlink (path);
+  fail_unless (gst_device_provider_start (provider));
+
+  fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
+      IVSHM_OK);
+  writer = start_producer (region, "video/x-raw");
+  ticker = start_heartbeat (writer);
+  fail_unless (wait_device_message (bus, GST_MESSAGE_DEVICE_ADDED, path,
+          "active"), "the new region was not reported");
+
+  ivshm_ticker_stop (ticker);
+  fail_unless (wait_device_message (bus, GST_MESSAGE_DEVICE_CHANGED, path,
+          "dead"), "the dead producer was not reported");
+
+  unlink (path);
+  fail_unless (wait_device_message (bus, GST_MESSAGE_DEVICE_REMOVED, path,
+          NULL), "the removed region was not reported");
+
+  gst_device_provider_stop (provider);
+  ivshm_writer_free (writer);
+  ivshm_region_close (region);
+  gst_object_unref (bus);
+  gst_object_unref (provider);
+  g_free (path);
+}
+
+GST_END_TEST;
+
 static Suite *
 deviceprovider_suite (void)
 {
@@ -826,6 +910,7 @@ deviceprovider_suite (void)
   tcase_add_test (tc, test_hostile_sticky);
   tcase_add_test (tc, test_eos_region);
   tcase_add_test (tc, test_truncated_under_probe);
+  tcase_add_test (tc, test_monitor_thread);
   return s;
 }
 
