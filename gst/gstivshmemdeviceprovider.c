@@ -53,7 +53,8 @@
  *
  * The heartbeats are watched briefly during a probe: all regions
  * together, until every producer's heartbeat moved (a live one moves
- * within its period, 100 ms by default), at most 1 s. The provider
+ * within its period, 100 ms by default), at most 5 of their periods (500
+ * ms by default, never more than 1 s). The provider
  * remembers what it saw, so a producer found dead is reported dead at
  * once by the next probes, as long as its heartbeat stays still.
  *
@@ -477,21 +478,25 @@ liveness_from_history (GstIvshmemDeviceProvider * self, Look * look,
 }
 
 /* Watches the producers of every region that needs it at once, until each
- * moved or WATCH_MAX_NS passed. A live producer moves within a heartbeat
- * period (100 ms by default), so only a dead one costs the whole second;
- * the second (more than ivshmem-info's 2.5 periods) keeps a producer that
- * a busy machine schedules late from looking dead. */
+ * moved or the window passed: twice ivshmem-info's (5 advertised heartbeat
+ * periods, at least 500 ms, at most WATCH_MAX_NS), so that a producer a
+ * busy machine schedules late does not look dead. A live producer moves
+ * within a period (100 ms by default): only dead ones cost the window,
+ * 500 ms for all of them together by default. */
 static void
 watch_producers (Look * looks, guint n)
 {
   GstClockTime start = g_get_monotonic_time () * GST_USECOND, now;
-  gboolean pending = FALSE;
+  guint64 window = 0;
+  gboolean pending;
   guint i;
 
   for (i = 0; i < n; i++)
-    pending |= looks[i].watch;
-  if (!pending)
+    if (looks[i].watch)
+      window = MAX (window, 2 * ivshm_inspect_default_window (looks[i].insp));
+  if (window == 0)
     return;
+  window = MIN (window, WATCH_MAX_NS);
   do {
     g_usleep (WATCH_STEP_US);
     now = g_get_monotonic_time () * GST_USECOND;
@@ -503,7 +508,7 @@ watch_producers (Look * looks, guint n)
       ivshm_inspect_watch_step (looks[i].base, looks[i].insp);
       pending |= looks[i].insp->producer_alive == IVSHM_LIVENESS_UNKNOWN;
     }
-  } while (pending && now - start < WATCH_MAX_NS);
+  } while (pending && now - start < window);
   for (i = 0; i < n; i++)
     if (looks[i].watch)
       ivshm_inspect_watch_finish (looks[i].insp, now - start);
@@ -514,6 +519,7 @@ static void
 remember (GstIvshmemDeviceProvider * self, const Look * look, GstClockTime now)
 {
   const IvshmInspection *insp = look->insp;
+  gboolean moved;
   Seen *seen;
 
   if (insp == NULL || insp->h.producer_state != IVSHM_PRODUCER_ACTIVE
@@ -525,12 +531,15 @@ remember (GstIvshmemDeviceProvider * self, const Look * look, GstClockTime now)
     seen = g_new0 (Seen, 1);
     g_hash_table_insert (self->seen, g_strdup (look->path), seen);
   }
-  if (seen->session != insp->h.session_id
-      || seen->heartbeat != insp->h.producer_heartbeat
-      || insp->producer_alive == IVSHM_LIVENESS_ALIVE)
+  /* `changed` is when the heartbeat was last seen to move: it stays put
+   * while the heartbeat does, so that a still one is dead at once once
+   * WATCH_MAX_NS passed */
+  moved = seen->session != insp->h.session_id
+      || seen->heartbeat != insp->h.producer_heartbeat;
+  if (insp->producer_alive == IVSHM_LIVENESS_ALIVE)
     seen->changed = now;
-  if (insp->producer_alive == IVSHM_LIVENESS_DEAD && look->watch)
-    seen->changed = now - insp->watched_ns;
+  else if (moved)
+    seen->changed = look->watch ? now - insp->watched_ns : now;
   seen->session = insp->h.session_id;
   seen->heartbeat = insp->h.producer_heartbeat;
   GST_OBJECT_UNLOCK (self);
