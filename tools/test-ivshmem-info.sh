@@ -355,6 +355,14 @@ if [ -n "$as_nobody" ]; then
   rc=$?
   [ "$rc" -eq 3 ] && ok "in the group, read-only: the region opens (exit 3, no producer)" \
     || { fail "in the group (exit $rc)"; cat "$tmp/err"; }
+  # a kernel in lockdown: said first, whatever the permissions
+  mkdir -p "$sysfs/kernel/security"
+  echo "none [integrity] confidentiality" >"$sysfs/kernel/security/lockdown"
+  IVSHMEM_SYSFS_ROOT=$sysfs $as_nobody "$info" --bar-mapping resource 0000:00:05.0 >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  [ "$rc" -eq 1 ] && grep -q 'the kernel is in lockdown mode "integrity"' "$tmp/err" \
+    && ok "lockdown: named" || { fail "lockdown (exit $rc)"; cat "$tmp/err"; }
+  rm -r "$sysfs/kernel"
 else
   echo "SKIP (part): the access diagnosis needs root to run the tool as nobody (setpriv)"
 fi
