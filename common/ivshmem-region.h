@@ -119,7 +119,9 @@ typedef struct IvshmRegion IvshmRegion;
  *  - RESOURCE_WC: resource2_wc, write-combining: writes are merged into
  *    bursts (much faster for a producer), reads are still uncached;
  *  - AUTO (default): resource2_wc where the kernel offers it (prefetchable
- *    BARs such as ivshmem's), else resource2.
+ *    BARs such as ivshmem's), else resource2; also resource2 when
+ *    resource2_wc is refused (EACCES/EPERM: a udev rule that opens
+ *    resource2 only), and then an error names both files.
  * Neither is cached: a cached mapping of BAR2 needs a kernel driver (the
  * Windows driver offers one). Under QEMU TCG the type makes no difference;
  * under KVM it does. */
