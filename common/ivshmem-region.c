@@ -401,8 +401,7 @@ pci_access_error (const IvshmPciDevice * dev, const char *sysfs_root,
  * file shrinks *size). Fills try; returns 0 or the failing errno. A file too
  * small for the protocol is mapped all the same: the caller checks *size. */
 static int
-map_resource (const char *path, uint64_t * size, void **data,
-    PciAttempt * try)
+map_resource (const char *path, uint64_t * size, void **data, PciAttempt * try)
 {
   struct stat st;
   void *p;
@@ -421,7 +420,7 @@ map_resource (const char *path, uint64_t * size, void **data,
     close (fd);
     return try->sys_errno = *size > SIZE_MAX ? EOVERFLOW : EFBIG;
   }
-  p = mmap (NULL, (size_t) * size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  p = mmap (NULL, (size_t) *size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   try->sys_errno = p == MAP_FAILED ? errno : 0;
   close (fd);
   if (p == MAP_FAILED)

@@ -951,8 +951,7 @@ GST_START_TEST (test_pci_wc_fallback)
   }
   fail_unless (strstr (err.detail, "group " IVSHM_UDEV_GROUP) != NULL, "%s",
       err.detail);
-  fail_unless (strstr (err.detail, IVSHM_UDEV_RULE) != NULL, "%s",
-      err.detail);
+  fail_unless (strstr (err.detail, IVSHM_UDEV_RULE) != NULL, "%s", err.detail);
 
   close (memfd);
   g_free (sealed);
