@@ -510,6 +510,13 @@ GST_START_TEST (test_host_permission)
         IVSHM_ERR_PERMISSION, &err);
     fail_unless_equals_int (err.sys_errno, EPERM);
     fail_unless (region == NULL);
+    /* A host file's error speaks of the file, not of PCI BARs or udev
+     * rules: neither its detail nor the status text (the headline of the
+     * elements' error) does. */
+    fail_unless (strstr (err.detail, "PCI") == NULL, "%s", err.detail);
+    fail_unless (strstr (err.detail, "udev") == NULL, "%s", err.detail);
+    fail_unless (strstr (ivshm_status_string (IVSHM_ERR_PERMISSION),
+            "PCI") == NULL, "%s", ivshm_status_string (IVSHM_ERR_PERMISSION));
     close (memfd);
   }
 
