@@ -96,3 +96,27 @@ def looks_like_commands(block):
     first = next((l.strip() for l in block.text.splitlines() if l.strip()),
                  "")
     return block.lang == "" and first.split(" ")[0] in COMMAND_WORDS
+
+
+def covered_commands(paths, test):
+    """The commands of the blocks whose comment says 'covered by TEST'."""
+    out = []
+    for path in paths:
+        for b in blocks(path):
+            if b.lang == "sh" and b.directive and re.match(
+                    r"covered by %s\b" % re.escape(test), b.directive):
+                out += b.commands
+    return out
+
+
+if __name__ == "__main__":
+    # docblocks.py --covered-by TEST FILE.md...: prints those commands, one
+    # a line, for the test that runs them.
+    import sys
+    if len(sys.argv) < 4 or sys.argv[1] != "--covered-by":
+        sys.exit("usage: docblocks.py --covered-by TEST FILE.md...")
+    cmds = covered_commands(sys.argv[3:], sys.argv[2])
+    if not cmds:
+        sys.exit("no block of %s is covered by %s" % (sys.argv[3:],
+                                                      sys.argv[2]))
+    print("\n".join(cmds))

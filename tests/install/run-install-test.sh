@@ -3,13 +3,16 @@
 #
 #   run-install-test.sh SRCDIR WORKDIR
 #
-# Configures a build of SRCDIR as the README says (meson setup
-# --prefix=/usr), installs it into a DESTDIR staging directory and checks
-# that the plugin is in the directory that
-# `pkg-config --variable=pluginsdir gstreamer-1.0` names for that prefix,
-# that GStreamer loads it from there with no GST_PLUGIN_PATH, and where the
-# tool and the udev rule go. Then checks the plugin directory meson picks for
-# the default prefix /usr/local (configure only).
+# Runs the README's meson install block (<!-- docs-test: covered by
+# install-destdir -->) as written in a copy of SRCDIR, with DESTDIR set to a
+# staging directory (sudo runs the command itself: a DESTDIR needs no
+# root), and gst-inspect-1.0 looking at the staged plugin directory instead
+# of the system's (GST_PLUGIN_SYSTEM_PATH_1_0). Checks that the plugin is in
+# the directory that `pkg-config --variable=pluginsdir gstreamer-1.0` names
+# for that prefix, that GStreamer loads it from there with no
+# GST_PLUGIN_PATH, and where the tool and the udev rule go. Then checks the
+# plugin directory meson picks for the default prefix /usr/local (configure
+# only).
 set -eu
 
 src=$1
@@ -24,12 +27,28 @@ pluginsdir=$(pkg-config --variable=pluginsdir gstreamer-1.0)
 gstprefix=$(pkg-config --variable=prefix gstreamer-1.0)
 echo "GStreamer: prefix $gstprefix, pluginsdir $pluginsdir"
 
-echo "== meson setup --prefix=$gstprefix (the README's install command), DESTDIR=$stage"
-meson setup "$work/build" "$src" --prefix="$gstprefix" -Dtests=disabled >"$work/setup.log" 2>&1 \
-  || { cat "$work/setup.log"; fail "meson setup"; }
-ninja -C "$work/build" >"$work/ninja.log" 2>&1 || { cat "$work/ninja.log"; fail "ninja"; }
-DESTDIR=$stage meson install -C "$work/build" --no-rebuild >"$work/install.log" 2>&1 \
-  || { cat "$work/install.log"; fail "meson install"; }
+echo "== copying the source to $work/src"
+mkdir -p "$work/src"
+if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+  (cd "$src" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - --no-recursion) \
+    | tar -xf - -C "$work/src"
+else
+  (cd "$src" && tar -cf - --exclude=./build --exclude='./build-*' .) | tar -xf - -C "$work/src"
+fi
+python3 "$src/tests/docs/docblocks.py" --covered-by install-destdir "$src/README.md" \
+  >"$work/commands" || fail "no README block is covered by install-destdir"
+n=0
+while IFS= read -r cmd; do
+  n=$((n + 1))
+  echo "== README: $cmd   (DESTDIR=$stage)"
+  case "$cmd" in
+    gst-inspect-1.0*) break ;;   # below, with the staged plugin directory
+  esac
+  (cd "$work/src" && DESTDIR=$stage sh -c 'sudo() { "$@"; }; '"$cmd") </dev/null \
+    >"$work/cmd-$n.log" 2>&1 || { tail -40 "$work/cmd-$n.log"; fail "the README's command failed: $cmd"; }
+done <"$work/commands"
+grep -qx "gst-inspect-1.0 ivshmemsink" "$work/commands" \
+  || fail "the README's install block does not end with gst-inspect-1.0 ivshmemsink"
 (cd "$stage" && find . -type f -o -type l | sort)
 
 plugin=$stage$pluginsdir/libgstivshmem.so
@@ -44,7 +63,7 @@ fi
 
 # GStreamer's own search path, moved into the staging directory: the plugin
 # loads from there without GST_PLUGIN_PATH.
-echo "== gst-inspect-1.0 ivshmemsink with GST_PLUGIN_SYSTEM_PATH_1_0=DESTDIR$pluginsdir, no GST_PLUGIN_PATH"
+echo "== README: gst-inspect-1.0 ivshmemsink, with GST_PLUGIN_SYSTEM_PATH_1_0=DESTDIR$pluginsdir, no GST_PLUGIN_PATH"
 out=$(env -u GST_PLUGIN_PATH -u GST_PLUGIN_PATH_1_0 GST_PLUGIN_SYSTEM_PATH_1_0="$stage$pluginsdir" \
   GST_REGISTRY_1_0="$work/registry.bin" GST_PAGER=cat PAGER=cat \
   gst-inspect-1.0 ivshmemsink 2>&1) || { echo "$out"; fail "gst-inspect-1.0 ivshmemsink"; }

@@ -4,10 +4,13 @@
 #   run-package-test.sh SRCDIR WORKDIR
 #
 # 1. copies the source (the files git knows, committed or not) to WORKDIR,
-#    so that the tree under test stays clean, and runs
-#    dpkg-buildpackage -b -us -uc there;
-# 2. lintian: no errors (warnings are printed);
-# 3. apt-get install ./gstreamer1.0-ivshmem_*.deb ./ivshmem-tools_*.deb;
+#    so that the tree under test stays clean, and runs there the commands
+#    of the README's installation block (<!-- docs-test: covered by
+#    debian-package -->), as written: apt-get install of the build
+#    dependencies, dpkg-buildpackage -b -us -uc, apt-get install of the
+#    two packages (sudo runs the command itself: the test is root);
+# 2. right after dpkg-buildpackage, lintian: no errors (warnings are
+#    printed);
 # 4. with a clean environment (no GST_PLUGIN_PATH, a fresh HOME):
 #    gst-inspect-1.0 ivshmemsink finds the installed plugin, and two
 #    gst-launch-1.0 processes stream 30 frames through a /dev/shm region,
@@ -57,26 +60,36 @@ echo "== copying the source to $work/src"
 (cd "$src" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - --no-recursion) \
   | tar -xf - -C "$work/src"
 
-echo "== dpkg-buildpackage -b -us -uc"
-(cd "$work/src" && dpkg-buildpackage -b -us -uc) >"$work/build.log" 2>&1 \
-  || { tail -40 "$work/build.log"; fail "dpkg-buildpackage failed (log above)"; }
-ls "$work"/*.deb
-plugin_deb=$(ls "$work"/gstreamer1.0-ivshmem_*.deb)
-tools_deb=$(ls "$work"/ivshmem-tools_*.deb)
-dpkg-deb -c "$plugin_deb"
-dpkg-deb -c "$tools_deb"
+lint() {
+  ls "$work"/*.deb
+  for deb in "$work"/gstreamer1.0-ivshmem_*.deb "$work"/ivshmem-tools_*.deb; do
+    [ -f "$deb" ] || fail "dpkg-buildpackage made no $deb"
+    dpkg-deb -c "$deb"
+  done
+  echo "== lintian (fails on errors; warnings are listed)"
+  lintian --fail-on error "$work"/gst-ivshmem_*_*.changes >"$work/lintian.log" 2>&1 || {
+    cat "$work/lintian.log"; fail "lintian reports errors"; }
+  cat "$work/lintian.log"
+  echo "lintian: $(grep -c '^E:' "$work/lintian.log" || true) errors, $(grep -c '^W:' "$work/lintian.log" || true) warnings"
+}
 
-echo "== lintian (fails on errors; warnings are listed)"
-lintian --fail-on error "$work"/gst-ivshmem_*_*.changes >"$work/lintian.log" 2>&1 || {
-  cat "$work/lintian.log"; fail "lintian reports errors"; }
-cat "$work/lintian.log"
-echo "lintian: $(grep -c '^E:' "$work/lintian.log" || true) errors, $(grep -c '^W:' "$work/lintian.log" || true) warnings"
-
-echo "== apt-get install ./$(basename "$plugin_deb") ./$(basename "$tools_deb")"
-installed=1
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-  -o DPkg::Lock::Timeout=600 "$plugin_deb" "$tools_deb" >"$work/install.log" 2>&1 \
-  || { cat "$work/install.log"; fail "apt-get install failed"; }
+# The README's commands, as written. apt waits for a dpkg lock that another
+# apt holds (APT_CONFIG), and asks nothing (DEBIAN_FRONTEND).
+python3 "$src/tests/docs/docblocks.py" --covered-by debian-package "$src/README.md" \
+  >"$work/commands" || fail "no README block is covered by debian-package"
+printf 'DPkg::Lock::Timeout "600";\n' >"$work/apt.conf"
+n=0
+while IFS= read -r cmd; do
+  n=$((n + 1))
+  echo "== README: $cmd"
+  case "$cmd" in *.deb*) installed=1 ;; esac
+  (cd "$work/src" && APT_CONFIG="$work/apt.conf" DEBIAN_FRONTEND=noninteractive \
+    sh -c 'sudo() { "$@"; }; '"$cmd") </dev/null >"$work/cmd-$n.log" 2>&1 \
+    || { tail -40 "$work/cmd-$n.log"; fail "the README's command failed: $cmd"; }
+  tail -3 "$work/cmd-$n.log"
+  case "$cmd" in *dpkg-buildpackage*) lint ;; esac
+done <"$work/commands"
+[ -n "$installed" ] || fail "the README's commands installed no .deb"
 
 pluginsdir=$(pkg-config --variable=pluginsdir gstreamer-1.0 2>/dev/null \
   || echo /usr/lib/x86_64-linux-gnu/gstreamer-1.0)
