@@ -55,6 +55,8 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
+# A timeout (meson's SIGTERM) or ^C still purges the packages.
+trap 'exit 1' INT TERM HUP
 
 echo "== copying the source to $work/src"
 (cd "$src" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - --no-recursion) \
