@@ -45,9 +45,6 @@ struct IvshmRegion
   char location[IVSHM_PCI_ADDR_STRLEN];
 };
 
-#define UDEV_RULE_HINT \
-  "SUBSYSTEM==\"pci\", ATTR{vendor}==\"0x1af4\", ATTR{device}==\"0x1110\", " \
-  "RUN+=\"/bin/chmod 0666 %S%p/resource2\""
 
 
 /* ---- sysfs root ---- */
@@ -344,86 +341,139 @@ fail:
 
 /* ---- PCI ---- */
 
-static IvshmStatus
-pci_access_error (const IvshmPciDevice * dev, const char *sysfs_root,
-    const char *what, int e, IvshmError * err)
+/* One sysfs file tried for BAR2, and how it went. */
+typedef struct
 {
-  char mode[32];
+  char path[520];
+  const char *what;             /* "open" or "map" */
+  int sys_errno;                /* 0: it worked */
+} PciAttempt;
 
-  if (e == EPERM && ivshm_lockdown_active (sysfs_root, mode, sizeof mode))
-    return ivshm_error_set (err, IVSHM_ERR_LOCKDOWN, e,
-        "cannot %s %s: the kernel is in lockdown mode \"%s\" (see "
-        "%s/kernel/security/lockdown), which forbids mapping PCI BARs from "
-        "user space, even as root; it cannot be lifted at run time (it "
-        "comes from Secure Boot or the lockdown= kernel parameter)",
-        what, dev->resource_path, mode, sysfs_root);
-  if (e == EACCES || e == EPERM)
-    return ivshm_error_set (err, IVSHM_ERR_PERMISSION, e,
-        "cannot %s %s: %s; mapping a PCI BAR needs root, or a udev rule "
-        "that opens resource2 to this user, such as: %s",
-        what, dev->resource_path, strerror (e), UDEV_RULE_HINT);
-  if (e == ENOENT)
-    return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, e,
-        "%s does not exist: device %s has no shared memory BAR",
-        dev->resource_path, dev->location);
-  return ivshm_error_set (err, IVSHM_ERR_IO, e, "cannot %s %s: %s", what,
-      dev->resource_path, strerror (e));
+static int
+is_permission_errno (int e)
+{
+  return e == EACCES || e == EPERM;
+}
+
+/* "cannot open A: Permission denied; cannot open B: Permission denied" */
+static const char *
+attempts_text (const PciAttempt * tries, int n, char *buf, size_t size)
+{
+  size_t len = 0;
+  int i;
+
+  buf[0] = '\0';
+  for (i = 0; i < n && len < size; i++)
+    len += (size_t) snprintf (buf + len, size - len, "%scannot %s %s: %s",
+        i ? "; " : "", tries[i].what, tries[i].path,
+        strerror (tries[i].sys_errno));
+  return buf;
 }
 
 static IvshmStatus
-map_pci_device (const IvshmPciDevice * dev_in, const char *sysfs_root,
+pci_access_error (const IvshmPciDevice * dev, const char *sysfs_root,
+    const PciAttempt * tries, int n, IvshmError * err)
+{
+  const PciAttempt *last = &tries[n - 1];
+  char mode[32], text[1200];
+  int e = last->sys_errno;
+
+  attempts_text (tries, n, text, sizeof text);
+  if (e == EPERM && ivshm_lockdown_active (sysfs_root, mode, sizeof mode))
+    return ivshm_error_set (err, IVSHM_ERR_LOCKDOWN, e,
+        "%s: the kernel is in lockdown mode \"%s\" (see "
+        "%s/kernel/security/lockdown), which forbids mapping PCI BARs from "
+        "user space, even as root; it cannot be lifted at run time (it "
+        "comes from Secure Boot or the lockdown= kernel parameter)",
+        text, mode, sysfs_root);
+  if (is_permission_errno (e))
+    return ivshm_error_set (err, IVSHM_ERR_PERMISSION, e,
+        "%s; mapping a PCI BAR needs root, or the udev rule of gst-ivshmem "
+        "(package ivshmem-tools, " IVSHM_UDEV_RULE_FILE ") with this user "
+        "in the group " IVSHM_UDEV_GROUP " (log in again after joining "
+        "it); the rule is: %s", text, IVSHM_UDEV_RULE);
+  if (e == ENOENT)
+    return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, e,
+        "%s: device %s has no shared memory BAR", text, dev->location);
+  return ivshm_error_set (err, IVSHM_ERR_IO, e, "%s", text);
+}
+
+/* Opens and maps one resource file of BAR2 (at most *size bytes; a smaller
+ * file shrinks *size). Fills try; returns 0 or the failing errno. A file too
+ * small for the protocol is mapped all the same: the caller checks *size. */
+static int
+map_resource (const char *path, bool read_only, uint64_t * size, void **data,
+    PciAttempt * try)
+{
+  struct stat st;
+  void *p;
+  int fd;
+
+  snprintf (try->path, sizeof try->path, "%s", path);
+  try->what = "open";
+  fd = open (path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0)
+    return try->sys_errno = errno;
+  if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode) && st.st_size > 0
+      && (uint64_t) st.st_size < *size)
+    *size = (uint64_t) st.st_size;
+  try->what = "map";
+  if (*size > SIZE_MAX || *size < IVSHM_REGION_MIN_SIZE) {
+    close (fd);
+    return try->sys_errno = *size > SIZE_MAX ? EOVERFLOW : EFBIG;
+  }
+  p = mmap (NULL, (size_t) *size,
+      read_only ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  try->sys_errno = p == MAP_FAILED ? errno : 0;
+  close (fd);
+  if (p == MAP_FAILED)
+    return try->sys_errno;
+  *data = p;
+  return 0;
+}
+
+/* Maps BAR2 through the file that `mapping` asks for. AUTO takes
+ * resource2_wc where the kernel offers it and falls back to resource2 when
+ * resource2_wc is refused (a udev rule that opens resource2 only); an
+ * error then names both files. */
+static IvshmStatus
+map_pci_device (const IvshmPciDevice * dev, const char *sysfs_root,
     IvshmBarMapping mapping, bool read_only, IvshmRegion ** out,
     IvshmError * err)
 {
   IvshmStatus status;
-  struct stat st;
-  uint64_t size = dev_in->size;
+  PciAttempt tries[2];
+  uint64_t size = dev->size;
   void *data = NULL;
-  int fd, map_errno = 0;
-  char human[32], human2[32];
-  IvshmPciDevice wc = *dev_in;
-  const IvshmPciDevice *dev = dev_in;
+  int n = 0, e = 0;
+  char wc[sizeof dev->resource_path + 4], human[32], human2[32];
 
-  /* resource2_wc: the write-combining mapping of the same BAR, which the
-   * kernel offers for prefetchable BARs (ivshmem's BAR2 is one) */
-  if (mapping != IVSHM_BAR_MAPPING_RESOURCE &&
-      strlen (wc.resource_path) + 3 < sizeof wc.resource_path) {
-    strcat (wc.resource_path, "_wc");
-    if (mapping == IVSHM_BAR_MAPPING_RESOURCE_WC ||
-        access (wc.resource_path, F_OK) == 0)
-      dev = &wc;
+  snprintf (wc, sizeof wc, "%s_wc", dev->resource_path);
+  if (mapping == IVSHM_BAR_MAPPING_RESOURCE_WC
+      || (mapping == IVSHM_BAR_MAPPING_AUTO && access (wc, F_OK) == 0)) {
+    e = map_resource (wc, read_only, &size, &data, &tries[n++]);
+    if (e == ENOENT && mapping == IVSHM_BAR_MAPPING_RESOURCE_WC)
+      return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, ENOENT,
+          "%s does not exist: the kernel offers no write-combining mapping "
+          "of this BAR; use the uncached one (bar-mapping=resource)", wc);
+  }
+  if (n == 0 || (mapping == IVSHM_BAR_MAPPING_AUTO
+          && (is_permission_errno (e) || e == ENOENT))) {
+    size = dev->size;
+    e = map_resource (dev->resource_path, read_only, &size, &data,
+        &tries[n++]);
   }
 
-  fd = open (dev->resource_path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT && dev == &wc)
-    return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, ENOENT,
-        "%s does not exist: the kernel offers no write-combining mapping of "
-        "this BAR; use the uncached one (bar-mapping=resource)",
-        dev->resource_path);
-  if (fd < 0)
-    return pci_access_error (dev, sysfs_root, "open", errno, err);
-
-  if (fstat (fd, &st) == 0 && S_ISREG (st.st_mode) && st.st_size > 0
-      && (uint64_t) st.st_size < size)
-    size = (uint64_t) st.st_size;
-
-  if (size < IVSHM_REGION_MIN_SIZE) {
-    close (fd);
+  if (e == EFBIG)
     return ivshm_error_set (err, IVSHM_ERR_TOO_SMALL, 0,
         "BAR2 of IVSHMEM device %s is %s; the protocol needs at least %s "
         "(give the VM's ivshmem memory backend a bigger size=)",
         dev->location, human_size (size, human, sizeof human),
         human_size (IVSHM_REGION_MIN_SIZE, human2, sizeof human2));
-  }
+  if (e != 0)
+    return pci_access_error (dev, sysfs_root, tries, n, err);
 
-  status = map_fd (fd, size, read_only, dev->resource_path, &data, &map_errno,
-      err);
-  close (fd);
-  if (status != IVSHM_OK)
-    return map_errno ? pci_access_error (dev, sysfs_root, "map", map_errno,
-        err) : status;
-
-  status = region_new (data, size, IVSHM_REGION_PCI, 0, dev->resource_path,
+  status = region_new (data, size, IVSHM_REGION_PCI, 0, tries[n - 1].path,
       dev->location, out, err);
   if (status != IVSHM_OK)
     munmap (data, (size_t) size);

@@ -31,6 +31,18 @@ extern "C" {
  * smallest ring, 64 KiB. Anything smaller is IVSHM_ERR_TOO_SMALL. */
 #define IVSHM_REGION_MIN_SIZE (UINT64_C (128) * 1024)
 
+/* Access for non-root users in a Linux guest: the udev rule that gst-ivshmem
+ * installs (udev/70-ivshmem.rules in the source, the ivshmem-tools package)
+ * gives this group read-write access to every file the elements may map,
+ * resource2 and resource2_wc. The rule's text is repeated here for error
+ * messages; a test checks that the two agree. */
+#define IVSHM_UDEV_GROUP "ivshmem"
+#define IVSHM_UDEV_RULE_FILE "70-ivshmem.rules"
+#define IVSHM_UDEV_RULE \
+  "SUBSYSTEM==\"pci\", ATTR{vendor}==\"0x1af4\", ATTR{device}==\"0x1110\", " \
+  "RUN+=\"/bin/sh -c 'cd %S%p && chgrp " IVSHM_UDEV_GROUP " resource2* && " \
+  "chmod 0660 resource2*'\""
+
 /* The environment variable that points PCI discovery at another sysfs root
  * (a fake tree in tests). Read in one place: ivshm_sysfs_root(). */
 #define IVSHM_SYSFS_ROOT_ENV "IVSHMEM_SYSFS_ROOT"
@@ -62,7 +74,7 @@ typedef struct
 {
   IvshmStatus status;
   int sys_errno;                /* errno of the failing call, or 0 */
-  char detail[512];
+  char detail[1024];
 } IvshmError;
 
 /* Sets err (may be NULL) and returns status. printf-style detail. */
@@ -108,7 +120,9 @@ typedef struct IvshmRegion IvshmRegion;
  *  - RESOURCE_WC: resource2_wc, write-combining: writes are merged into
  *    bursts (much faster for a producer), reads are still uncached;
  *  - AUTO (default): resource2_wc where the kernel offers it (prefetchable
- *    BARs such as ivshmem's), else resource2.
+ *    BARs such as ivshmem's), else resource2; also resource2 when
+ *    resource2_wc is refused (EACCES/EPERM: a udev rule that opens
+ *    resource2 only), and then an error names both files.
  * Neither is cached: a cached mapping of BAR2 needs a kernel driver (the
  * Windows driver offers one). Under QEMU TCG the type makes no difference;
  * under KVM it does. */

@@ -14,8 +14,7 @@ static const struct
   [IVSHM_AGAIN] = {"again", "would block, try again"},
   [IVSHM_ERR_NOT_FOUND] = {"not-found", "region or device not found"},
   [IVSHM_ERR_PERMISSION] = {"permission-denied",
-      "permission denied (mapping a PCI BAR needs root or a udev rule "
-        "granting access to resource2)"},
+      "permission denied"},
   [IVSHM_ERR_LOCKDOWN] = {"lockdown",
       "the kernel is in lockdown mode, which forbids mapping PCI BARs "
         "from user space"},

@@ -19,8 +19,10 @@ typedef enum
   IVSHM_AGAIN,
   /* The region (file or PCI device) does not exist. */
   IVSHM_ERR_NOT_FOUND,
-  /* open() or mmap() refused with EACCES/EPERM. BAR access needs root or a
-   * udev rule that grants access to resource2. */
+  /* open() or mmap() refused with EACCES/EPERM. For a host file: its
+   * owner, group or mode; in a guest, BAR access needs root or the udev
+   * rule that grants a group access to resource2 and resource2_wc. The
+   * error's detail says which. */
   IVSHM_ERR_PERMISSION,
   /* The kernel is in lockdown mode, which forbids mapping PCI BARs from
    * user space whatever the permissions. */

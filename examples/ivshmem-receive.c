@@ -7,8 +7,11 @@
  *
  *   ivshmemsrc device=DEVICE is-live=false ! appsink
  *
- * The source waits for a producer (ivshmem-send) if none has started yet,
- * then reads its stream from the start: caps, frames with their
+ * A host file must exist first (QEMU creates it, or `truncate -s 16M
+ * /dev/shm/NAME`): for a missing file the source stops with an error that
+ * says so. On an existing region the source waits for a producer
+ * (ivshmem-send) if none has started yet, then reads its stream from the
+ * start: caps, frames with their
  * timestamps, and finally EOS. The application pulls each frame from
  * appsink and draws the frame it expects with the same generator as the
  * sender, to check that every byte made it through. It prints a summary and

@@ -337,8 +337,8 @@ gst_ivshmem_bar_mapping_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-    {IVSHM_BAR_MAPPING_AUTO, "resource2_wc where the kernel offers it, "
-          "else resource2", "auto"},
+    {IVSHM_BAR_MAPPING_AUTO, "resource2_wc where the kernel offers it and "
+          "this user may open it, else resource2", "auto"},
     {IVSHM_BAR_MAPPING_RESOURCE, "resource2: uncached, slowest reads and "
           "writes", "resource"},
     {IVSHM_BAR_MAPPING_RESOURCE_WC, "resource2_wc: write-combining, fast "

@@ -34,6 +34,8 @@ if [ "$mode" = test ]; then
   packages+=(gstreamer1.0-plugins-base-apps valgrind qemu-system-x86 busybox-static xz-utils gcc-mingw-w64-x86-64 file)
   # the libFuzzer targets (tests/fuzz) are built with clang
   packages+=(clang libclang-rt-14-dev)
+  # the Debian package test (suite package) and the Python example
+  packages+=(debhelper dpkg-dev lintian git python3-gi gir1.2-gstreamer-1.0)
 fi
 
 if [ "$mode" = bench ]; then

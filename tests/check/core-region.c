@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -509,6 +510,13 @@ GST_START_TEST (test_host_permission)
         IVSHM_ERR_PERMISSION, &err);
     fail_unless_equals_int (err.sys_errno, EPERM);
     fail_unless (region == NULL);
+    /* A host file's error speaks of the file, not of PCI BARs or udev
+     * rules: neither its detail nor the status text (the headline of the
+     * elements' error) does. */
+    fail_unless (strstr (err.detail, "PCI") == NULL, "%s", err.detail);
+    fail_unless (strstr (err.detail, "udev") == NULL, "%s", err.detail);
+    fail_unless (strstr (ivshm_status_string (IVSHM_ERR_PERMISSION),
+            "PCI") == NULL, "%s", ivshm_status_string (IVSHM_ERR_PERMISSION));
     close (memfd);
   }
 
@@ -999,6 +1007,138 @@ GST_START_TEST (test_pci_lockdown)
 
 GST_END_TEST;
 
+/* bar-mapping=auto falls back to resource2 when resource2_wc is refused
+ * (a udev rule that opens resource2 only), and an error names every file
+ * it tried. A sealed memfd gives a real EPERM, also as root. */
+GST_START_TEST (test_pci_wc_fallback)
+{
+  char *root = fake_sysfs ();
+  char *r2, *wc, *sealed = NULL;
+  IvshmRegionOptions opts = { 0 };
+  IvshmRegion *region = NULL;
+  IvshmError err = { 0 };
+  int memfd;
+
+  memfd = make_sealed_memfd (256 * KiB, &sealed);
+  if (memfd < 0) {
+    printf ("SKIP test_pci_wc_fallback: no sealable memfd to produce "
+        "EPERM\n");
+    rm_tree (root);
+    return;
+  }
+  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2", root);
+  wc = g_strdup_printf ("%s_wc", r2);
+  fail_unless (symlink (sealed, wc) == 0);
+  opts.sysfs_root = root;
+
+  opts.bar_mapping = IVSHM_BAR_MAPPING_AUTO;
+  assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
+      IVSHM_OK, &err);
+  fail_unless_equals_string (ivshm_region_path (region), r2);
+  ivshm_region_close (region);
+  region = NULL;
+
+  /* asked for by name, resource2_wc is not replaced */
+  opts.bar_mapping = IVSHM_BAR_MAPPING_RESOURCE_WC;
+  assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
+      IVSHM_ERR_PERMISSION, &err);
+  fail_unless (strstr (err.detail, wc) != NULL, "%s", err.detail);
+
+  /* both refused: the error names both, then the rule and its group */
+  fail_unless (unlink (r2) == 0);
+  fail_unless (symlink (sealed, r2) == 0);
+  opts.bar_mapping = IVSHM_BAR_MAPPING_AUTO;
+  assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
+      IVSHM_ERR_PERMISSION, &err);
+  fail_unless (region == NULL);
+  {
+    char *both = g_strdup_printf ("cannot map %s: %s; cannot map %s: %s", wc,
+        g_strerror (EPERM), r2, g_strerror (EPERM));
+    fail_unless (strstr (err.detail, both) != NULL, "%s", err.detail);
+    g_free (both);
+  }
+  fail_unless (strstr (err.detail, "group " IVSHM_UDEV_GROUP) != NULL, "%s",
+      err.detail);
+  fail_unless (strstr (err.detail, IVSHM_UDEV_RULE) != NULL, "%s", err.detail);
+
+  close (memfd);
+  g_free (sealed);
+  g_free (r2);
+  g_free (wc);
+  rm_tree (root);
+}
+
+GST_END_TEST;
+
+/* In a child: open the first device of the tree with bar-mapping=auto and
+ * report which file it mapped (0: resource2, 1: resource2_wc, 2+: error). */
+static int
+child_open_auto (const char *root)
+{
+  IvshmRegionOptions opts = { 0 };
+  IvshmRegion *region = NULL;
+  int code;
+
+  if (geteuid () == 0 && (setgroups (0, NULL) != 0
+          || setresgid (65534, 65534, 65534) != 0
+          || setresuid (65534, 65534, 65534) != 0))
+    return 10;
+  opts.sysfs_root = root;
+  if (ivshm_region_open ("0000:00:05.0", &opts, &region, NULL) != IVSHM_OK)
+    return 11;
+  code = g_str_has_suffix (ivshm_region_path (region), "_wc") ? 1 : 0;
+  ivshm_region_close (region);
+  return code;
+}
+
+/* The case of a real guest with the old README rule: resource2 open to
+ * this user (0666), resource2_wc not (0600, another owner): open() gives
+ * EACCES and auto maps resource2. As root the open runs as nobody. */
+GST_START_TEST (test_pci_wc_eacces_fallback)
+{
+  char *root = fake_sysfs ();
+  char *r2, *wc;
+
+  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2", root);
+  wc = g_strdup_printf ("%s_wc", r2);
+  make_sized_file (wc, 256 * KiB);
+  fail_unless (chmod (root, 0755) == 0);
+  fail_unless (chmod (r2, 0666) == 0);
+  fail_unless (chmod (wc, geteuid () == 0 ? 0600 : 0) == 0);
+  fail_unless_equals_int (run_in_child (child_open_auto, root), 0);
+
+  /* with access to both, auto takes resource2_wc */
+  fail_unless (chmod (wc, 0666) == 0);
+  fail_unless_equals_int (run_in_child (child_open_auto, root), 1);
+
+  g_free (r2);
+  g_free (wc);
+  rm_tree (root);
+}
+
+GST_END_TEST;
+
+/* The rule in error messages is the one the packages install. */
+GST_START_TEST (test_udev_rule_file)
+{
+  const char *srcdir = g_getenv ("IVSHMEM_TEST_SRCDIR");
+  char *path, *text = NULL;
+
+  if (srcdir == NULL) {
+    printf ("SKIP test_udev_rule_file: IVSHMEM_TEST_SRCDIR is not set\n");
+    return;
+  }
+  path = g_build_filename (srcdir, "udev", IVSHM_UDEV_RULE_FILE, NULL);
+  fail_unless (g_file_get_contents (path, &text, NULL, NULL), "%s", path);
+  fail_unless (strstr (text, "\n" IVSHM_UDEV_RULE "\n") != NULL,
+      "%s does not hold the rule of ivshmem-region.h: %s", path,
+      IVSHM_UDEV_RULE);
+  g_free (text);
+  g_free (path);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_system_name)
 {
 #ifdef __linux__
@@ -1041,6 +1181,9 @@ core_region_suite (void)
   tcase_add_test (tc, test_pci_broken_tree);
   tcase_add_test (tc, test_lockdown_helper);
   tcase_add_test (tc, test_pci_lockdown);
+  tcase_add_test (tc, test_pci_wc_fallback);
+  tcase_add_test (tc, test_pci_wc_eacces_fallback);
+  tcase_add_test (tc, test_udev_rule_file);
   tcase_add_test (tc, test_system_name);
   return s;
 }

@@ -14,6 +14,10 @@
   vm2vm      two guests on two shared regions stream to each other
   lockdown   no root / kernel lockdown in the guest: the kernel refuses, and
              the elements say why
+  provider   gst-device-monitor-1.0 in a guest lists the devices and the
+             stream on them
+  user       an ordinary user in the udev rule's group streams both ways
+             with the default bar-mapping, and falls back to resource2
 
 See README.md.
 """
@@ -387,12 +391,13 @@ CAPS_RE = re.compile(r"GstIvshmemSrc:ivshmemsrc\d+\.GstPad:src: caps = (.*)")
 # logs at INFO level ("waiting for a producer"). wait_reader falls back
 # after 20 s so that a changed message slows the test instead of breaking
 # it. consume prints the reader's output with a prefix (two streams share
-# one console) and its wall time.
+# one console) and its wall time; it runs the reader through $RUNAS (empty:
+# as root).
 GUEST_HELPERS = r"""
 consume() {  # prefix device
   dev=""; [ -n "$2" ] && dev="device=$2"
   t0=$(date +%%s.%%N)
-  GST_DEBUG=ivshmemsrc:4 GST_DEBUG_NO_COLOR=1 timeout %d \
+  GST_DEBUG=ivshmemsrc:4 GST_DEBUG_NO_COLOR=1 timeout %d $RUNAS \
     gst-launch-1.0 -v ivshmemsrc $dev ! checksumsink >/tmp/$1.out 2>&1
   rc=$?
   t1=$(date +%%s.%%N)
@@ -730,6 +735,176 @@ def provider(run):
         "%s shows the host's producer with its caps" % (first, second, first))
 
 
+# -- user: a non-root user in the group, with the installed udev rule -----
+
+UDEV_RULE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                         "..", "udev", "70-ivshmem.rules")
+USER_GID = 4242    # stands for the group "ivshmem" (see udev_rule_runs)
+USER_UID = 65534   # nobody
+USER_VIDEO = ("videotestsrc num-buffers=30 pattern=ball animation-mode=frames "
+              "! video/x-raw,format=I420,width=160,height=120,framerate=30/1")
+USER_AUDIO = ("audiotestsrc num-buffers=50 samplesperbuffer=1024 wave=sine "
+              "! audio/x-raw,format=S16LE,rate=48000,channels=2")
+MAPPED_RE = re.compile(r"(?:reading from|writing to) (\S+/resource2(?:_wc)?)\b")
+
+
+def udev_rule_runs(path):
+    """The RUN+= programs of the installed rule, with its group replaced by
+    USER_GID: the guest's /etc is the host's, which need not have the group
+    (the ivshmem-tools package creates it)."""
+    runs = []
+    with open(path) as f:
+        for line in f:
+            if line.lstrip().startswith("#"):
+                continue
+            runs += re.findall(r'RUN\+="([^"]*)"', line)
+    if not runs:
+        raise Failure("%s has no RUN+= program" % path)
+    group = re.search(r"chgrp (\S+)", " ".join(runs))
+    if not group:
+        raise Failure("the udev rule %s gives no group access" % path)
+    return [r.replace("chgrp %s " % group.group(1), "chgrp %d " % USER_GID)
+            for r in runs], group.group(1)
+
+
+# The harness guest has no udevd: the script runs the rule's RUN programs
+# itself for each IVSHMEM device, with %S and %p replaced as udev replaces
+# them (the sysfs mount point, the device's path under it).
+USER_SCRIPT = r"""
+apply_rule() {
+  for d in $(lspci -D -n -d 1af4:1110 | cut -d' ' -f1); do
+    devpath=$(readlink -f /sys/bus/pci/devices/$d); devpath=${devpath#/sys}
+    printf '%%s\n' "$RULE_RUNS" | while IFS= read -r run; do
+      cmd=$(printf '%%s' "$run" | sed "s|%%S|/sys|g; s|%%p|$devpath|g")
+      eval "$cmd" || echo "RULE-FAILED $d: $cmd"
+    done
+    ls -ln /sys/bus/pci/devices/$d/resource2* | sed "s|^|PERM |"
+  done
+}
+RUNAS="setpriv --reuid=%(uid)d --regid=%(uid)d --groups=%(gid)d env HOME=/tmp"
+apply_rule
+echo "USER $($RUNAS id)"
+# 1. a reader as the user: the host streams video into 00:04.0
+consume rx %(d1)s &
+wait_reader rx
+echo READER-WAITING
+wait
+# 2. a producer as the user: audio out through 00:05.0 to a host reader
+GST_DEBUG=ivshmemsink:4 GST_DEBUG_NO_COLOR=1 timeout 60 $RUNAS \
+  gst-launch-1.0 -q %(audio)s ! ivshmemsink device=%(d2)s >/tmp/tx.out 2>&1
+echo "TX-RC $?"
+sed 's/^/tx: /' /tmp/tx.out
+# 3. the README's old rule, resource2 only: resource2_wc of 00:04.0 back to
+# root's, and the default bar-mapping falls back to resource2
+chgrp 0 /sys/bus/pci/devices/%(d1)s/resource2_wc
+chmod 0600 /sys/bus/pci/devices/%(d1)s/resource2_wc
+GST_DEBUG=ivshmemsink:4 GST_DEBUG_NO_COLOR=1 timeout 60 $RUNAS \
+  gst-launch-1.0 -q audiotestsrc num-buffers=5 ! ivshmemsink policy=leaky \
+  device=%(d1)s >/tmp/fb.out 2>&1
+echo "FB-RC $?"
+sed 's/^/fb: /' /tmp/fb.out
+"""
+
+
+def _mapped(lines, what):
+    m = next((m for m in map(MAPPED_RE.search, lines) if m), None)
+    if not m:
+        raise Failure("%s: the element did not log which file it mapped "
+                      "(INFO \"reading from\"/\"writing to\"):\n%s"
+                      % (what, "\n".join(lines[-20:])))
+    return m.group(1)
+
+
+def user(run):
+    """An ordinary user in the rule's group streams both ways with the
+    default bar-mapping: a guest reader (host video in) and a guest
+    producer (audio out), then falls back to resource2 when only that file
+    is open to it."""
+    require_plugin(run)
+    runs, group = udev_rule_runs(UDEV_RULE)
+    size = 16 * MiB
+    r1, r2 = run.shm("in", size), run.shm("out", size)
+    d1, d2 = vm.Guest.pci_address(0), vm.Guest.pci_address(1)
+    want_video = host_checksums(run, USER_VIDEO + " ! checksumsink")
+    want_audio = host_checksums(run, USER_AUDIO + " ! checksumsink")
+    cons = run.popen(["gst-launch-1.0", "ivshmemsrc", "is-live=false",
+                      "device=" + r2, "!", "checksumsink"], timeout=180)
+    script = (_guest_helpers(90) + "RULE_RUNS=%s\n" % shlex.quote(
+        "\n".join(runs)) + USER_SCRIPT % {
+            "uid": USER_UID, "gid": USER_GID, "d1": d1, "d2": d2,
+            "audio": USER_AUDIO})
+    g = run.guest("g", script, devices=[(r1, size), (r2, size)],
+                  timeout=180).start()
+    if not g.wait_for_line("^READER-WAITING", 150):
+        raise Failure("the guest never started its reader; console log: %s"
+                      % g.log_path)
+    prod = run.popen(["gst-launch-1.0", "-q"] + shlex.split(
+        USER_VIDEO.replace("videotestsrc ", "videotestsrc is-live=true ")
+        + " ! ivshmemsink device=%s" % r1), timeout=120)
+    res = g.wait()
+    prc, pout = run.finish(prod, 30 if res.rc == 0 else 1)
+    crc, cout = run.finish(cons, 30 if res.rc == 0 else 1)
+    print("\n".join("    " + line for line in res.lines
+                    if line.startswith(("PERM ", "USER ", "RULE-", "TX-RC",
+                                        "FB-RC"))))
+    res.check()
+    if any(line.startswith("RULE-FAILED") for line in res.lines):
+        raise Failure("the udev rule's program failed in the guest:\n%s"
+                      % res.output)
+    perms = [line for line in res.lines if line.startswith("PERM ")]
+    if len(perms) < 4 or not all(" %d " % USER_GID in p and
+                                 p.split()[1].startswith("-rw-rw----")
+                                 for p in perms):
+        raise Failure("after the rule, resource2 and resource2_wc of both "
+                      "devices should be 0660 with group %s (%d):\n%s"
+                      % (group, USER_GID, "\n".join(perms)))
+    log("udev rule applied in the guest (no udevd there: its RUN programs "
+        "run by the script): resource2 and resource2_wc 0660, group %s "
+        "(gid %d)" % (group, USER_GID))
+
+    # 1. guest reader as the user
+    if prc != 0:
+        raise Failure("host video producer exited %s:\n%s" % (prc, pout))
+    got, caps, _ = _consumer_result(res, "rx", "host -> guest video (user)")
+    compare_streams("host -> guest video, guest reader as uid %d in group "
+                    "%d" % (USER_UID, USER_GID), got, want_video)
+    rx = [line[4:] for line in res.lines if line.startswith("rx: ")]
+    path = _mapped(rx, "guest reader")
+    if not path.endswith("/resource2_wc"):
+        raise Failure("the guest reader mapped %s, not resource2_wc (the "
+                      "default bar-mapping=auto)" % path)
+    log("guest reader mapped %s" % path)
+
+    # 2. guest producer as the user
+    tx = [line[4:] for line in res.lines if line.startswith("tx: ")]
+    if "TX-RC 0" not in res.lines:
+        raise Failure("the guest producer (as the user) failed:\n%s"
+                      % "\n".join(tx))
+    if crc != 0:
+        raise Failure("host reader exited %s:\n%s" % (crc, cout))
+    compare_streams("guest -> host audio, guest producer as uid %d in group "
+                    "%d" % (USER_UID, USER_GID),
+                    parse_checksums(cout.splitlines()), want_audio)
+    path = _mapped(tx, "guest producer")
+    if not path.endswith("/resource2_wc"):
+        raise Failure("the guest producer mapped %s, not resource2_wc"
+                      % path)
+    log("guest producer mapped %s" % path)
+
+    # 3. fallback
+    fb = [line[4:] for line in res.lines if line.startswith("fb: ")]
+    if "FB-RC 0" not in res.lines:
+        raise Failure("with resource2_wc closed to the user, the producer "
+                      "failed instead of falling back to resource2:\n%s"
+                      % "\n".join(fb))
+    path = _mapped(fb, "fallback producer")
+    if not path.endswith("/resource2"):
+        raise Failure("with resource2_wc closed, the producer mapped %s"
+                      % path)
+    log("with resource2_wc closed to the user (the old rule), "
+        "bar-mapping=auto fell back to %s" % path)
+
+
 SCENARIOS = {
     "discovery": discovery,
     "raw": raw,
@@ -738,6 +913,7 @@ SCENARIOS = {
     "vm2vm": vm2vm,
     "lockdown": lockdown,
     "provider": provider,
+    "user": user,
 }
 
 
