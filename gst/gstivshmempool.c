@@ -404,6 +404,7 @@ struct _GstIvshmemBufferPool
   IvshmWaiter waiter;           /* set flushing by flush_start() */
   guint64 max_poll_interval;
   _Atomic guint64 system_buffers;       /* handed out in ordinary memory */
+  gint flush_epoch;             /* atomic: bumped by each flush_start() */
   gboolean in_system;           /* the last one was: log the changes */
 
   /* from the configuration */
@@ -486,7 +487,12 @@ gst_ivshmem_buffer_pool_stop (GstBufferPool * pool)
 static void
 gst_ivshmem_buffer_pool_flush_start (GstBufferPool * pool)
 {
-  ivshm_waiter_set_flushing (&GST_IVSHMEM_BUFFER_POOL (pool)->waiter, TRUE);
+  GstIvshmemBufferPool *self = GST_IVSHMEM_BUFFER_POOL (pool);
+
+  /* a waiter that wakes after flush_stop() still sees that it was
+   * flushed */
+  g_atomic_int_inc (&self->flush_epoch);
+  ivshm_waiter_set_flushing (&self->waiter, TRUE);
 }
 
 static void
@@ -574,12 +580,13 @@ gst_ivshmem_buffer_pool_reserve (GstIvshmemBufferPool * self,
   GstIvshmemProducer *p = self->producer;
   IvshmBackoff backoff;
   gboolean reset = TRUE, in_ring = FALSE;
+  gint epoch = g_atomic_int_get (&self->flush_epoch);
   IvshmStatus st;
 
   *ret = GST_FLOW_OK;
   g_mutex_lock (&p->lock);
   for (;;) {
-    if (p->closed) {
+    if (p->closed || g_atomic_int_get (&self->flush_epoch) != epoch) {
       *ret = GST_FLOW_FLUSHING;
       break;
     }
