@@ -307,7 +307,7 @@ check_keeper (const gchar * name, guint keep, guint min)
   for (i = 0; i < kept.length; i++)
     fail_unless_equals_int (check (g_queue_peek_nth (&kept, i)),
         (gint) (n - kept.length + i));
-  g_queue_free_full (&kept, (GDestroyNotify) gst_buffer_unref);
+  g_queue_clear_full (&kept, (GDestroyNotify) gst_buffer_unref);
   GST_INFO ("%s: %u of %u frames from the pool; zero-copy %" G_GUINT64_FORMAT
       ", copied %" G_GUINT64_FORMAT ", pool system buffers %" G_GUINT64_FORMAT
       ", moved out %" G_GUINT64_FORMAT, name, from_pool, n,
