@@ -26,6 +26,17 @@
  * Caps travel with the stream, as do stream-start, segment, tag, gap,
  * stream-group-done, EOS and custom downstream serialized events.
  *
+ * Upstream elements that allocate from the sink's pool (videotestsrc,
+ * decoders, videoconvert) write straight into the ring, and the sink
+ * publishes their buffers without a copy. Whatever upstream keeps of the
+ * pool never stops the stream: the pool keeps at most as many buffers in
+ * the ring as leave room for the records that pass them, refuses a
+ * configuration whose min-buffers the ring cannot hold, hands out ordinary
+ * memory (which the sink copies) when only this process holds the space it
+ * needs, and the sink moves kept pool buffers that nobody has mapped out
+ * of the ring. A flushing seek or a state change also wakes upstream
+ * threads that wait in the pool.
+ *
  * By default the sink does not synchronise on the clock (sync=false): the
  * receiving #GstIvshmemSrc timestamps and paces the stream.
  *
@@ -240,7 +251,10 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    *
    * A snapshot of the sink's counters: `buffers`, `bytes`, `records` (with
    * caps and events), `zero-copy-buffers` (published in place from the
-   * sink's pool), `copied-buffers`, `full-waits` (times the ring was full:
+   * sink's pool), `copied-buffers`, `pool-system-buffers` (buffers the pool
+   * handed out in ordinary memory because its own buffers held the ring),
+   * `pool-buffers-moved` (pool buffers kept upstream that the sink moved
+   * out of the ring), `full-waits` (times the ring was full:
    * overruns of the readers), `readers` (active now), `readers-evicted`
    * (leases that expired), `readers-dropped` (readers a leaky sink dropped
    * because they fell behind), `invalid-slots` (reader slots holding invalid

@@ -34,6 +34,9 @@ if [ "$mode" = test ]; then
   packages+=(gstreamer1.0-plugins-base-apps valgrind qemu-system-x86 busybox-static xz-utils gcc-mingw-w64-x86-64 file)
   # the libFuzzer targets (tests/fuzz) are built with clang
   packages+=(clang libclang-rt-14-dev)
+  # tests/check/decoder.c: x264enc encodes a clip, avdec_h264 decodes it
+  # into the sink's zero-copy pool
+  packages+=(gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 fi
 
 if [ "$mode" = bench ]; then
