@@ -284,10 +284,11 @@ ivshm_reader_wait (IvshmReader * r, IvshmWaiter * waiter, uint64_t timeout_ns)
     sleep = atomic_load_explicit (&r->hdr->write_pos, SEQ) == r->pos;
   ok = sleep ? ivshm_wait_on (waiter, &r->hdr->data_futex, v, timeout_ns) :
       !ivshm_waiter_is_flushing (waiter);
-  /* only our own bit, and only while the slot is ours: a reaper cleared
-   * it already otherwise, and a new owner may have set it */
+  /* only our own bit, and only while the slot still holds our token
+   * (also EVICTED): once it is reaped, the reaper cleared the bit and a
+   * new owner may have set it again */
   ivshm_reader_lock (r);
-  if (ivshm_reader_owns_locked (r))
+  if (atomic_load_explicit (&r->slot->owner, ACQ) == r->token)
     atomic_fetch_and_explicit (&r->hdr->readers_sleeping, ~bit, SEQ);
   ivshm_reader_unlock (r);
   return ok;

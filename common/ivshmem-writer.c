@@ -73,34 +73,28 @@ takeover_wait_ns (IvshmHeader * hdr, const IvshmWriterConfig * cfg)
 }
 
 /* The region is owned by `other`: is that producer alive? Watches its
- * heartbeat for the takeover wait. A CLOSED session is dead at once; an
- * owner that changes while we watch ends the watch (false: try again). */
+ * heartbeat for the takeover wait. An owner that changes while we watch
+ * ends the watch (false: try the claim again): a producer that closes
+ * cleanly stores CLOSED, then gives the region back (owner 0) at once.
+ * CLOSED alone proves nothing: a new owner that has just claimed the
+ * region has not formatted it yet. */
 static bool
 previous_producer_alive (IvshmHeader * hdr, uint64_t other,
     const IvshmWriterConfig * cfg)
 {
   uint64_t wait_ns = takeover_wait_ns (hdr, cfg), start, hb0;
 
-  if (atomic_load_explicit (&hdr->magic, ACQ) == IVSHM_MAGIC &&
-      atomic_load_explicit (&hdr->producer_state, ACQ) ==
-      IVSHM_PRODUCER_CLOSED)
-    return false;
+  hb0 = atomic_load_explicit (&hdr->producer_heartbeat, ACQ);
+  start = ivshm_now_ns ();
   if (cfg && cfg->takeover_wait_cb)
     cfg->takeover_wait_cb (cfg->takeover_wait_data,
         atomic_load_explicit (&hdr->producer_pid, RLX), wait_ns);
-
-  hb0 = atomic_load_explicit (&hdr->producer_heartbeat, ACQ);
-  start = ivshm_now_ns ();
   while (ivshm_now_ns () - start < wait_ns) {
     ivshm_sleep_ns (5 * 1000 * 1000);
     if (atomic_load_explicit (&hdr->producer_owner, ACQ) != other)
       return false;
     if (atomic_load_explicit (&hdr->producer_heartbeat, ACQ) != hb0)
       return true;
-    if (atomic_load_explicit (&hdr->magic, ACQ) == IVSHM_MAGIC &&
-        atomic_load_explicit (&hdr->producer_state, ACQ) ==
-        IVSHM_PRODUCER_CLOSED)
-      return false;
   }
   return false;
 }
