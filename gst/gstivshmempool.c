@@ -405,7 +405,7 @@ struct _GstIvshmemBufferPool
   guint64 max_poll_interval;
   _Atomic guint64 system_buffers;       /* handed out in ordinary memory */
   gint flush_epoch;             /* atomic: bumped by each flush_start() */
-  gboolean in_system;           /* the last one was: log the changes */
+  gint in_system;               /* atomic: the last one was; log changes */
 
   /* from the configuration */
   guint size;
@@ -628,9 +628,8 @@ gst_ivshmem_buffer_pool_acquire_buffer (GstBufferPool * pool,
   IvshmSpan span;
 
   if (gst_ivshmem_buffer_pool_reserve (self, params, &span, &ret)) {
-    if (self->in_system)
+    if (g_atomic_int_compare_and_exchange (&self->in_system, TRUE, FALSE))
       GST_INFO_OBJECT (self, "buffers in the ring again");
-    self->in_system = FALSE;
     *buffer = gst_ivshmem_buffer_pool_wrap (self, &span);
     GST_LOG_OBJECT (self, "buffer at ring position %" G_GUINT64_FORMAT,
         span.pos);
@@ -638,7 +637,7 @@ gst_ivshmem_buffer_pool_acquire_buffer (GstBufferPool * pool,
   }
   if (ret != GST_FLOW_OK)
     return ret;
-  if (!self->in_system) {
+  if (g_atomic_int_compare_and_exchange (&self->in_system, FALSE, TRUE)) {
     guint64 oldest = 0, end = 0;
     guint n = gst_ivshmem_producer_pins (self->producer, &oldest, &end);
 
@@ -646,7 +645,6 @@ gst_ivshmem_buffer_pool_acquire_buffer (GstBufferPool * pool,
         "from position %" G_GUINT64_FORMAT ": handing out ordinary memory, "
         "which the sink copies", n, oldest);
   }
-  self->in_system = TRUE;
   *buffer = gst_ivshmem_buffer_pool_system (self);
   return *buffer ? GST_FLOW_OK : GST_FLOW_ERROR;
 }
