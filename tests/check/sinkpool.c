@@ -5,8 +5,7 @@
  * zero-copy pool (a decoder's reference frames) must never stop the
  * stream, whatever the region's size; a flushing seek or a state change
  * to NULL must wake every thread that waits, upstream threads blocked in
- * the pool's acquire included; a sink at EOS keeps waiting for its first
- * reader across PLAYING -> PAUSED -> PLAYING.
+ * the pool's acquire included.
  *
  * Producer and reader run as pipelines in this process over one
  * /dev/shm file. Every wait has a deadline: a hang fails the test.
@@ -445,7 +444,7 @@ check_flush_wakes_acquire (const gchar * name, gboolean stalled_reader,
   do {
     before = g_atomic_int_get (&f.pushed);
     g_usleep (300 * 1000);
-  } while (g_atomic_int_get (&f.pushed) != before);
+  } while ((guint) g_atomic_int_get (&f.pushed) != before);
   fail_if (filler_wait (&f, 0), "acquire failed: %s",
       gst_flow_get_name (f.ret));
 
@@ -606,72 +605,6 @@ GST_START_TEST (test_streaming_blocked_seek_and_null)
 
 GST_END_TEST;
 
-/* ---- EOS before the first reader, across PAUSED ------------------------ */
-
-static GstPadProbeReturn
-eos_probe (GstPad * pad, GstPadProbeInfo * info, gpointer data)
-{
-  if (GST_EVENT_TYPE (GST_PAD_PROBE_INFO_EVENT (info)) == GST_EVENT_EOS)
-    g_atomic_int_set ((gint *) data, 1);
-  return GST_PAD_PROBE_OK;
-}
-
-/* The sink has written EOS and waits for a first reader; the pipeline
- * goes PAUSED and PLAYING again. It must still wait: EOS posted now would
- * let the application stop the pipeline and lose the stream. */
-GST_START_TEST (test_eos_wait_survives_pause)
-{
-  gchar *path = region_path ("eospause");
-  gchar *desc = g_strdup_printf ("videotestsrc num-buffers=3 ! %s ! "
-      "ivshmemsink name=sink device=%s size=%u", FRAME_CAPS, path,
-      SMALL_REGION);
-  GstElement *prod = launch (desc), *rd;
-  GstPad *pad = gst_element_get_static_pad (by_name (prod, "sink"), "sink");
-  GstBus *bus = gst_element_get_bus (prod);
-  GstMessage *msg;
-  gint eos_seen = 0;
-  guint got = 0;
-  GstBuffer *buf;
-
-  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, eos_probe,
-      &eos_seen, NULL);
-  while (!g_atomic_int_get (&eos_seen))
-    g_usleep (10 * 1000);
-  /* let the sink write EOS and start waiting */
-  g_usleep (500 * 1000);
-
-  fail_if (gst_element_set_state (prod, GST_STATE_PAUSED) ==
-      GST_STATE_CHANGE_FAILURE);
-  fail_if (gst_element_set_state (prod, GST_STATE_PLAYING) ==
-      GST_STATE_CHANGE_FAILURE);
-  msg = gst_bus_timed_pop_filtered (bus, 2 * GST_SECOND,
-      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
-  fail_unless (msg == NULL, "the sink finished (%s) before any reader "
-      "attached, after PAUSED -> PLAYING", GST_MESSAGE_TYPE_NAME (msg));
-
-  rd = reader (path);
-  while ((buf = pull (rd, DEADLINE))) {
-    fail_unless_equals_int (gst_buffer_get_size (buf), FRAME_W * FRAME_H);
-    gst_buffer_unref (buf);
-    got++;
-  }
-  fail_unless_equals_int (got, 3);
-  msg = gst_bus_timed_pop_filtered (bus, DEADLINE * time_scale (),
-      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
-  fail_unless (msg != NULL && GST_MESSAGE_TYPE (msg) == GST_MESSAGE_EOS);
-  gst_message_unref (msg);
-
-  stop (rd);
-  stop (prod);
-  gst_object_unref (bus);
-  gst_object_unref (pad);
-  unlink (path);
-  g_free (path);
-  g_free (desc);
-}
-
-GST_END_TEST;
-
 static Suite *
 sinkpool_suite (void)
 {
@@ -687,7 +620,6 @@ sinkpool_suite (void)
   tcase_add_test (tc, test_null_wakes_acquire_no_reader);
   tcase_add_test (tc, test_null_wakes_acquire_stalled_reader);
   tcase_add_test (tc, test_streaming_blocked_seek_and_null);
-  tcase_add_test (tc, test_eos_wait_survives_pause);
   return s;
 }
 
