@@ -934,8 +934,12 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
   /* ERRORS */
 map_failed:
   {
-    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not map a buffer."),
-        (NULL));
+    GST_ELEMENT_ERROR (self, RESOURCE, READ,
+        ("Could not read a buffer from upstream to copy it into the ring."),
+        ("Mapping %" GST_PTR_FORMAT " for reading failed: its memory "
+            "cannot be read from the CPU (a bug, or memory of a device "
+            "upstream). Put videoconvert or a download element before "
+            "ivshmemsink.", buffer));
     return GST_FLOW_ERROR;
   }
 }
