@@ -130,7 +130,6 @@ struct _GstIvshmemSink
   /* the pool last proposed upstream, set flushing by unlock() with the
    * sink: upstream threads may wait in its acquire (object lock) */
   GstBufferPool *pool;
-  gboolean flushing;            /* object lock: between unlock and unlock_stop */
   gchar *region_name;           /* for messages; set in start() */
   gint taken_over;              /* atomic: the error was posted */
 
@@ -609,17 +608,20 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
   return TRUE;
 }
 
-/* The sink and upstream threads waiting in the acquire of the pool it
- * proposed wake up together (flushing seek, FLUSH_START, state change). */
+/* Wakes the sink's own waits, and on a flush (pool_too) the upstream
+ * threads waiting in the acquire of the pool it proposed as well. A pause
+ * (PLAYING -> PAUSED also unlocks the sink) must not reach the pool: an
+ * upstream streaming thread that gets FLUSHING stops for good. A state
+ * change to READY closes the producer, which wakes the pool anyway. */
 static void
-gst_ivshmem_sink_set_flushing (GstIvshmemSink * self, gboolean flushing)
+gst_ivshmem_sink_set_flushing (GstIvshmemSink * self, gboolean flushing,
+    gboolean pool_too)
 {
   GstBufferPool *pool = NULL;
 
   ivshm_waiter_set_flushing (&self->waiter, flushing);
   GST_OBJECT_LOCK (self);
-  self->flushing = flushing;
-  if (self->pool)
+  if (self->pool && pool_too)
     pool = gst_object_ref (self->pool);
   GST_OBJECT_UNLOCK (self);
   if (pool) {
@@ -633,14 +635,16 @@ gst_ivshmem_sink_set_flushing (GstIvshmemSink * self, gboolean flushing)
 static gboolean
 gst_ivshmem_sink_unlock (GstBaseSink * bsink)
 {
-  gst_ivshmem_sink_set_flushing (GST_IVSHMEM_SINK (bsink), TRUE);
+  /* FLUSH_START marks the pad flushing before basesink unlocks us */
+  gst_ivshmem_sink_set_flushing (GST_IVSHMEM_SINK (bsink), TRUE,
+      GST_PAD_IS_FLUSHING (GST_BASE_SINK_PAD (bsink)));
   return TRUE;
 }
 
 static gboolean
 gst_ivshmem_sink_unlock_stop (GstBaseSink * bsink)
 {
-  gst_ivshmem_sink_set_flushing (GST_IVSHMEM_SINK (bsink), FALSE);
+  gst_ivshmem_sink_set_flushing (GST_IVSHMEM_SINK (bsink), FALSE, TRUE);
   return TRUE;
 }
 

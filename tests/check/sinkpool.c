@@ -605,6 +605,51 @@ GST_START_TEST (test_streaming_blocked_seek_and_null)
 
 GST_END_TEST;
 
+/* ---- a pause is not a flush ------------------------------------------- */
+
+/* videotestsrc waits in the pool's acquire (the ring is full: no reader
+ * yet). PLAYING -> PAUSED -> PLAYING unlocks the sink, but is no flush:
+ * upstream must not get FLUSHING from the pool (its streaming thread would
+ * stop for good). Once a reader comes, every frame arrives, then EOS. */
+GST_START_TEST (test_pause_does_not_stop_upstream)
+{
+  const guint n = 40;
+  gchar *path = region_path ("pause");
+  gchar *desc = g_strdup_printf ("videotestsrc num-buffers=%u ! "
+      "video/x-raw,format=GRAY8,width=64,height=64,framerate=30/1 ! "
+      "ivshmemsink name=sink device=%s size=%u", n, path, SMALL_REGION);
+  GstElement *prod = launch (desc), *rd;
+  GstBuffer *buf;
+  guint64 before;
+  guint got = 0;
+
+  do {
+    before = sink_stat (prod, "records");
+    g_usleep (300 * 1000);
+  } while (sink_stat (prod, "records") != before || before == 0);
+  fail_unless (sink_stat (prod, "buffers") < n, "the ring took everything");
+
+  fail_if (gst_element_set_state (prod, GST_STATE_PAUSED) ==
+      GST_STATE_CHANGE_FAILURE);
+  fail_if (gst_element_set_state (prod, GST_STATE_PLAYING) ==
+      GST_STATE_CHANGE_FAILURE);
+
+  rd = reader (path);
+  while ((buf = pull (rd, DEADLINE))) {
+    gst_buffer_unref (buf);
+    got++;
+  }
+  fail_unless_equals_int (got, n);
+  fail_unless (gst_app_sink_is_eos (GST_APP_SINK (by_name (rd, "sink"))));
+  stop (rd);
+  stop (prod);
+  unlink (path);
+  g_free (path);
+  g_free (desc);
+}
+
+GST_END_TEST;
+
 static Suite *
 sinkpool_suite (void)
 {
@@ -620,6 +665,7 @@ sinkpool_suite (void)
   tcase_add_test (tc, test_null_wakes_acquire_no_reader);
   tcase_add_test (tc, test_null_wakes_acquire_stalled_reader);
   tcase_add_test (tc, test_streaming_blocked_seek_and_null);
+  tcase_add_test (tc, test_pause_does_not_stop_upstream);
   return s;
 }
 
