@@ -261,7 +261,8 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "Counters of the sink (buffers, bytes, zero-copy, full waits, "
+          "Counters of the sink (buffers, bytes, zero-copy, copied, pool "
+          "buffers in ordinary memory or moved out of the ring, full waits, "
           "readers, evictions, invalid reader slots)", GST_TYPE_STRUCTURE,
           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
