@@ -10,8 +10,8 @@
  * The stopped producer is a gst-launch-1.0 process of its own: the signal
  * goes to the element's own process. Every wait has a deadline.
  */
-#include <gst/check/gstcheck.h>
-#include <gst/app/gstappsink.h>
+#include "sinktest.h"
+
 #include <gio/gio.h>
 
 #include <signal.h>
@@ -19,109 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define KiB 1024u
-#define SMALL_REGION (128u * KiB)
-#define FRAME_W 112
-#define FRAME_H 112
-#define FRAME_CAPS "video/x-raw,format=GRAY8,width=112,height=112," \
-    "framerate=30/1"
-#define DEADLINE (10 * GST_SECOND)
-
-static guint
-time_scale (void)
-{
-  const gchar *v = g_getenv ("IVSHMEM_TEST_TIME_SCALE");
-  guint n = v ? (guint) g_ascii_strtoull (v, NULL, 10) : 1;
-
-  return n ? n : 1;
-}
-
-static gchar *
-region_path (const gchar * name)
-{
-  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-sl-%d-%s",
-      (int) getpid (), name);
-
-  unlink (path);
-  return path;
-}
-
-static GstElement *
-launch (const gchar * desc)
-{
-  GError *error = NULL;
-  GstElement *p = gst_parse_launch (desc, &error);
-
-  fail_unless (p != NULL, "%s: %s", desc, error ? error->message : "?");
-  g_clear_error (&error);
-  fail_if (gst_element_set_state (p, GST_STATE_PLAYING) ==
-      GST_STATE_CHANGE_FAILURE, "%s: cannot start", desc);
-  return p;
-}
-
-static GstElement *
-by_name (GstElement * p, const gchar * name)
-{
-  GstElement *e = gst_bin_get_by_name (GST_BIN (p), name);
-
-  fail_unless (e != NULL);
-  gst_object_unref (e);
-  return e;
-}
-
-static void
-check_no_error (GstElement * p)
-{
-  GstBus *bus = gst_element_get_bus (p);
-  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
-
-  if (msg) {
-    GError *err = NULL;
-    gchar *dbg = NULL;
-
-    gst_message_parse_error (msg, &err, &dbg);
-    fail ("error from %s: %s (%s)", GST_OBJECT_NAME (msg->src),
-        err->message, dbg ? dbg : "");
-  }
-  gst_object_unref (bus);
-}
-
-static void
-stop (GstElement * p)
-{
-  check_no_error (p);
-  fail_unless (gst_element_set_state (p, GST_STATE_NULL) ==
-      GST_STATE_CHANGE_SUCCESS);
-  gst_object_unref (p);
-}
-
-static GstElement *
-reader (const gchar * path)
-{
-  gchar *desc = g_strdup_printf ("ivshmemsrc device=%s is-live=false "
-      "zero-copy=false ! appsink name=sink sync=false "
-      "enable-last-sample=false max-buffers=1", path);
-  GstElement *p = launch (desc);
-
-  g_free (desc);
-  return p;
-}
-
-static GstBuffer *
-pull (GstElement * rd, GstClockTime timeout)
-{
-  GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (by_name (rd,
-              "sink")), timeout * time_scale ());
-  GstBuffer *buf;
-
-  check_no_error (rd);
-  if (!s)
-    return NULL;
-  buf = gst_buffer_ref (gst_sample_get_buffer (s));
-  gst_sample_unref (s);
-  return buf;
-}
 
 /* ---- EOS before the first reader, across PAUSED ------------------------ */
 
