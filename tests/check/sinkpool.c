@@ -119,6 +119,8 @@ GST_START_TEST (test_keeper_mapped_warns)
     out = pull (rd, 200 * GST_MSECOND);
     if (!out && n_held > 0) {
       /* the sink waits for us: it must say so */
+      if (msg)
+        gst_message_unref (msg);
       msg = gst_bus_timed_pop_filtered (bus, DEADLINE * time_scale (),
           GST_MESSAGE_WARNING);
       fail_unless (msg != NULL, "frame %u: the sink waits for upstream's "
