@@ -130,6 +130,10 @@ writer_reader_came (IvshmWriter * w)
 bool
 ivshm_writer_had_reader (IvshmWriter * w)
 {
+  /* a writer that lost the region keeps nothing for anybody: do not make
+   * its element wait for a reader */
+  if (atomic_load_explicit (&w->stopped, RLX))
+    return true;
   return w->had_reader || writer_reader_came (w);
 }
 

@@ -84,7 +84,7 @@ typedef struct
   uint64_t buffers;             /* BUFFER records */
   uint64_t bytes;               /* payload bytes of BUFFER records */
   uint64_t full_waits;          /* times reserve returned IVSHM_AGAIN */
-  uint64_t readers_evicted;     /* leases that expired */
+  uint64_t readers_evicted;     /* slots reaped: leases that expired */
   uint64_t invalid_slots;       /* slots holding invalid values, evicted */
   uint64_t sticky_overflows;    /* sticky records that did not fit */
   uint64_t cancelled;           /* reservations turned into skips */
@@ -191,13 +191,16 @@ uint64_t ivshm_writer_max_payload (const IvshmWriter * writer);
 uint64_t ivshm_writer_session (const IvshmWriter * writer);
 uint64_t ivshm_writer_position (const IvshmWriter * writer);
 /* Whether a reader has attached to this session yet. Until one has, the
- * producer keeps everything it wrote. Reads shared memory, never writes
- * it. */
+ * producer keeps everything it wrote. Also true once the writer closed or
+ * was taken over (it keeps nothing for anybody then). Reads shared memory,
+ * never writes it. */
 bool ivshm_writer_had_reader (IvshmWriter * writer);
 /* Number of readers holding an active slot of this session right now.
  * Reads shared memory, never writes it. */
 unsigned ivshm_writer_count_readers (IvshmWriter * writer);
-/* Thread-safe; never writes shared memory. */
+/* Never writes shared memory. Call it from the thread (or under the lock)
+ * that makes the writer's other calls; it takes the writer's internal lock
+ * against ivshm_writer_tick(), which counts reaped slots. */
 void ivshm_writer_get_stats (IvshmWriter * writer, IvshmWriterStats * stats);
 
 /* The smallest power-of-two region in which a record with payload_len
