@@ -563,20 +563,13 @@ init_failed:
   }
 ticker_failed:
   {
-    GstIvshmemProducer *producer;
-
     GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
         ("Could not start the heartbeat thread of the sink."),
         ("Without a heartbeat, readers would take this producer for dead "
             "after 2 s and a second producer could take the region over. "
             "The process may have reached its thread limit or run out of "
             "memory: check ulimit -u and free memory."));
-    GST_OBJECT_LOCK (self);
-    producer = self->producer;
-    self->producer = NULL;
-    GST_OBJECT_UNLOCK (self);
-    gst_ivshmem_producer_close (producer);
-    gst_ivshmem_producer_unref (producer);
+    gst_ivshmem_sink_stop (bsink);
     g_free (device);
     return FALSE;
   }
