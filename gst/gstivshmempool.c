@@ -157,8 +157,7 @@ gst_ivshmem_producer_migrate (GstIvshmemProducer * p)
 
   /* a pending span given back becomes a skip */
   for (i = 0; i < moved->len; i++)
-    ivshm_writer_release_span (p->writer, &g_array_index (moved, IvshmSpan,
-            i));
+    ivshm_writer_release_span (p->writer, &g_array_index (moved, IvshmSpan, i));
   n = moved->len;
   g_array_free (moved, TRUE);
   return n;
@@ -565,8 +564,7 @@ gst_ivshmem_buffer_pool_ring_ok (GstIvshmemBufferPool * self)
     return TRUE;
   rec = ivshm_record_len (self->size);
   reserve_end = MAX (ivshm_writer_position (p->writer), end);
-  return reserve_end + 3 * rec - oldest <=
-      gst_ivshmem_producer_ring_size (p);
+  return reserve_end + 3 * rec - oldest <= gst_ivshmem_producer_ring_size (p);
 }
 
 /* Reserves a span in the ring, waiting while readers hold the space.

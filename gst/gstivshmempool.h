@@ -74,8 +74,7 @@ guint gst_ivshmem_producer_migrate (GstIvshmemProducer * p);
 /* How many `size`-byte pool buffers the ring can have referenced at once
  * and still take the copies, pads and records that must pass them: 0
  * when a zero-copy pool would not be safe in this ring. */
-guint gst_ivshmem_producer_pool_capacity (GstIvshmemProducer * p,
-    guint64 size);
+guint gst_ivshmem_producer_pool_capacity (GstIvshmemProducer * p, guint64 size);
 
 /* If `buffer` is one piece of pool memory of this producer, still pending,
  * returns its reservation (and TRUE). */

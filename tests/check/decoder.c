@@ -147,8 +147,7 @@ check_decode_into (guint region_mib)
   close (fd);
 
   rd_desc = g_strdup_printf ("ivshmemsrc device=%s is-live=false "
-      "zero-copy=false ! appsink name=sink sync=false max-buffers=2",
-      path);
+      "zero-copy=false ! appsink name=sink sync=false max-buffers=2", path);
   rd = launch (rd_desc);
   prod_desc = g_strdup_printf ("filesrc location=%s ! h264parse ! "
       "avdec_h264 ! ivshmemsink name=sink device=%s", clip_path, path);
@@ -265,8 +264,7 @@ main (int argc, char **argv)
         "(gstreamer1.0-libav) and h264parse (gstreamer1.0-plugins-bad)\n");
     return 77;
   }
-  clip_path = g_strdup_printf ("/tmp/gst-ivshmem-dec-%d.h264",
-      (int) getpid ());
+  clip_path = g_strdup_printf ("/tmp/gst-ivshmem-dec-%d.h264", (int) getpid ());
   failed = gst_check_run_suite (decoder_suite (), "decoder", __FILE__);
   g_free (clip_path);
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;

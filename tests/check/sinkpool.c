@@ -110,8 +110,7 @@ GST_START_TEST (test_keeper_mapped_warns)
     if (n_held < 2 && is_pool_memory (buf)) {
       /* kept mapped, as a decoder that reads its references would */
       held[n_held] = gst_buffer_ref (buf);
-      fail_unless (gst_buffer_map (held[n_held], &maps[n_held],
-              GST_MAP_READ));
+      fail_unless (gst_buffer_map (held[n_held], &maps[n_held], GST_MAP_READ));
       n_held++;
     }
     fail_unless_equals_int (gst_app_src_push_buffer (u.appsrc, buf),
@@ -142,8 +141,7 @@ GST_START_TEST (test_keeper_mapped_warns)
 
     gst_message_parse_warning (msg, &err, NULL);
     GST_INFO ("the sink said: %s", err->message);
-    fail_unless (strstr (err->message, "mapped") != NULL, "%s",
-        err->message);
+    fail_unless (strstr (err->message, "mapped") != NULL, "%s", err->message);
     g_error_free (err);
     gst_message_unref (msg);
   }
