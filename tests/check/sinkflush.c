@@ -21,6 +21,7 @@ typedef struct
   gboolean done;
   GstFlowReturn ret;
   guint pushed;
+  gint in_acquire;              /* atomic */
 } Filler;
 
 /* acquire, fill, push, until acquire fails */
@@ -33,7 +34,9 @@ filler_thread (gpointer data)
   for (;;) {
     GstBuffer *buf = NULL;
 
+    g_atomic_int_set (&f->in_acquire, 1);
     ret = gst_buffer_pool_acquire_buffer (f->pool, &buf, NULL);
+    g_atomic_int_set (&f->in_acquire, 0);
     if (ret != GST_FLOW_OK)
       break;
     fill (buf, f->pushed++);
@@ -93,17 +96,22 @@ check_flush_wakes_acquire (const gchar * name, gboolean stalled_reader,
   up_start_full (&u, name, "video/x-raw,format=GRAY8,width=64,height=64,"
       "framerate=30/1", 0, stalled_reader, &rd);
   fail_unless (u.pool != NULL);
+  /* pushes never wait: the filler can only wait in acquire, where the
+   * flush must reach it (appsrc itself is not flushed by the test) */
+  g_object_set (u.appsrc, "block", FALSE, "max-buffers", (guint64) 0, NULL);
   g_mutex_init (&f.lock);
   g_cond_init (&f.cond);
   f.pool = u.pool;
   f.appsrc = u.appsrc;
   t = g_thread_new ("filler", filler_thread, &f);
 
-  /* the ring is full when nothing more is pushed for a while */
+  /* the ring is full when the filler waits in acquire and nothing more
+   * is pushed for a while */
   do {
     before = g_atomic_int_get (&f.pushed);
     g_usleep (300 * 1000);
-  } while ((guint) g_atomic_int_get (&f.pushed) != before);
+  } while ((guint) g_atomic_int_get (&f.pushed) != before ||
+      !g_atomic_int_get (&f.in_acquire));
   fail_if (filler_wait (&f, 0), "acquire failed: %s",
       gst_flow_get_name (f.ret));
 
