@@ -13,6 +13,8 @@
 
 #include <gst/video/video.h>
 
+#include <string.h>
+
 GST_DEBUG_CATEGORY_STATIC (gst_ivshmem_pool_debug);
 #define GST_CAT_DEFAULT gst_ivshmem_pool_debug
 
@@ -27,6 +29,8 @@ gst_ivshmem_producer_new (IvshmRegion * region, IvshmWriter * writer)
   g_mutex_init (&p->lock);
   p->region = region;
   p->writer = writer;
+  g_mutex_init (&p->pins_lock);
+  p->pins = g_array_new (FALSE, FALSE, sizeof (GstIvshmemPin));
   return p;
 }
 
@@ -56,6 +60,8 @@ gst_ivshmem_producer_unref (GstIvshmemProducer * p)
   ivshm_writer_free (p->writer);
   ivshm_region_close (p->region);
   g_mutex_clear (&p->lock);
+  g_mutex_clear (&p->pins_lock);
+  g_array_unref (p->pins);
   g_free (p);
 }
 
@@ -79,16 +85,146 @@ gst_ivshmem_producer_wait (GstIvshmemProducer * p, IvshmWaiter * waiter,
   return ok;
 }
 
-/* ---- memory in the ring ------------------------------------------------- */
-
-#define GST_IVSHMEM_MEMORY_TYPE "IvshmemRing"
+/* ---- what this process holds of the ring -------------------------------- */
 
 typedef struct
 {
   GstMemory mem;
   GstIvshmemProducer *producer;
   IvshmSpan span;
+  /* in the ring (span.payload), or `copy` once migrated; both and maps
+   * protected by producer->pins_lock */
+  guint8 *data;
+  guint8 *copy;
+  gint maps;
 } GstIvshmemMemory;
+
+/* Kept sorted by ring position: spans are reserved in ring order, but two
+ * threads may wrap theirs in the other order. */
+static void
+gst_ivshmem_producer_pin (GstIvshmemProducer * p, GstIvshmemMemory * m)
+{
+  GstIvshmemPin pin = { m->span.id, m->span.pos,
+    m->span.capacity + sizeof (IvshmRecordHeader), m
+  };
+  guint i;
+
+  g_mutex_lock (&p->pins_lock);
+  for (i = p->pins->len; i > 0; i--)
+    if (g_array_index (p->pins, GstIvshmemPin, i - 1).pos < pin.pos)
+      break;
+  g_array_insert_val (p->pins, i, pin);
+  g_mutex_unlock (&p->pins_lock);
+}
+
+/* Call with pins_lock held. FALSE: not pinned (migrated). */
+static gboolean
+gst_ivshmem_producer_unpin_locked (GstIvshmemProducer * p,
+    const IvshmSpan * span)
+{
+  guint i;
+
+  for (i = 0; i < p->pins->len; i++) {
+    if (g_array_index (p->pins, GstIvshmemPin, i).id == span->id) {
+      g_array_remove_index (p->pins, i);
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+guint
+gst_ivshmem_producer_migrate (GstIvshmemProducer * p)
+{
+  GArray *moved = g_array_new (FALSE, FALSE, sizeof (IvshmSpan));
+  guint i, n;
+
+  g_mutex_lock (&p->pins_lock);
+  for (i = 0; i < p->pins->len;) {
+    GstIvshmemMemory *m = g_array_index (p->pins, GstIvshmemPin, i).mem;
+
+    if (m->maps > 0) {
+      i++;
+      continue;
+    }
+    m->copy = g_malloc (m->mem.maxsize);
+    memcpy (m->copy, m->data, m->mem.maxsize);
+    m->data = m->copy;
+    g_array_append_val (moved, m->span);
+    g_array_remove_index (p->pins, i);
+  }
+  g_mutex_unlock (&p->pins_lock);
+
+  /* a pending span given back becomes a skip */
+  for (i = 0; i < moved->len; i++)
+    ivshm_writer_release_span (p->writer, &g_array_index (moved, IvshmSpan, i));
+  n = moved->len;
+  g_array_free (moved, TRUE);
+  return n;
+}
+
+guint
+gst_ivshmem_producer_pins (GstIvshmemProducer * p, guint64 * oldest,
+    guint64 * newest_end)
+{
+  guint n;
+
+  g_mutex_lock (&p->pins_lock);
+  n = p->pins->len;
+  if (n) {
+    GstIvshmemPin *first = &g_array_index (p->pins, GstIvshmemPin, 0);
+    GstIvshmemPin *last = &g_array_index (p->pins, GstIvshmemPin, n - 1);
+
+    *oldest = first->pos;
+    *newest_end = last->pos + last->len;
+  }
+  g_mutex_unlock (&p->pins_lock);
+  return n;
+}
+
+/* The core keeps at most 256 reservations; leave it room for copies */
+#define GST_IVSHMEM_MAX_PINS 192
+
+gboolean
+gst_ivshmem_producer_held_locally (GstIvshmemProducer * p)
+{
+  const IvshmHeader *hdr = ivshm_region_data (p->region);
+  guint64 oldest = 0, end = 0, tail;
+  guint n = gst_ivshmem_producer_pins (p, &oldest, &end);
+
+  if (n == 0)
+    return FALSE;
+  if (n >= GST_IVSHMEM_MAX_PINS)
+    return TRUE;
+  /* the writer published the tail it reclaimed to before saying AGAIN */
+  tail = atomic_load_explicit (&hdr->tail, memory_order_acquire);
+  return tail >= oldest;
+}
+
+static guint64
+gst_ivshmem_producer_ring_size (GstIvshmemProducer * p)
+{
+  return ivshm_writer_max_payload (p->writer) + sizeof (IvshmRecordHeader);
+}
+
+guint
+gst_ivshmem_producer_pool_capacity (GstIvshmemProducer * p, guint64 size)
+{
+  guint64 fit;
+
+  g_mutex_lock (&p->lock);
+  fit = gst_ivshmem_producer_ring_size (p) / ivshm_record_len (size);
+  g_mutex_unlock (&p->lock);
+  /* room for one buffer in render (or the sink's last sample), one copy,
+   * and the pad before a record that would wrap */
+  if (fit <= 3)
+    return 0;
+  return MIN (fit - 3, 64);
+}
+
+/* ---- memory in the ring ------------------------------------------------- */
+
+#define GST_IVSHMEM_MEMORY_TYPE "IvshmemRing"
 
 #define GST_TYPE_IVSHMEM_ALLOCATOR (gst_ivshmem_allocator_get_type ())
 G_DECLARE_FINAL_TYPE (GstIvshmemAllocator, gst_ivshmem_allocator, GST,
@@ -115,21 +251,49 @@ gst_ivshmem_allocator_free (GstAllocator * allocator, GstMemory * mem)
   GstIvshmemMemory *m = (GstIvshmemMemory *) mem;
 
   /* a shared sub-memory holds its parent, which gives the span back */
-  if (!mem->parent)
-    ivshm_writer_release_span (m->producer->writer, &m->span);
+  if (!mem->parent) {
+    gboolean in_ring;
+
+    g_mutex_lock (&m->producer->pins_lock);
+    in_ring = gst_ivshmem_producer_unpin_locked (m->producer, &m->span) ||
+        m->copy == NULL;
+    g_mutex_unlock (&m->producer->pins_lock);
+    /* a migrated memory gave its span back already */
+    if (in_ring)
+      ivshm_writer_release_span (m->producer->writer, &m->span);
+    g_free (m->copy);
+  }
   gst_ivshmem_producer_unref (m->producer);
   g_free (m);
+}
+
+static GstIvshmemMemory *
+gst_ivshmem_memory_root (GstMemory * mem)
+{
+  return (GstIvshmemMemory *) (mem->parent ? mem->parent : mem);
 }
 
 static gpointer
 gst_ivshmem_memory_map (GstMemory * mem, gsize maxsize, GstMapFlags flags)
 {
-  return ((GstIvshmemMemory *) mem)->span.payload;
+  GstIvshmemMemory *root = gst_ivshmem_memory_root (mem);
+  gpointer data;
+
+  g_mutex_lock (&root->producer->pins_lock);
+  root->maps++;
+  data = root->data;
+  g_mutex_unlock (&root->producer->pins_lock);
+  return data;
 }
 
 static void
 gst_ivshmem_memory_unmap (GstMemory * mem)
 {
+  GstIvshmemMemory *root = gst_ivshmem_memory_root (mem);
+
+  g_mutex_lock (&root->producer->pins_lock);
+  root->maps--;
+  g_mutex_unlock (&root->producer->pins_lock);
 }
 
 static GstIvshmemMemory *
@@ -143,6 +307,7 @@ gst_ivshmem_memory_new (GstAllocator * allocator, GstMemoryFlags flags,
       span->capacity, IVSHM_RECORD_ALIGN - 1, offset, size);
   m->producer = gst_ivshmem_producer_ref (producer);
   m->span = *span;
+  m->data = span->payload;
   return m;
 }
 
@@ -200,6 +365,7 @@ gst_ivshmem_buffer_get_span (GstBuffer * buffer, GstIvshmemProducer * p,
 {
   GstMemory *mem;
   GstIvshmemMemory *m;
+  gboolean in_ring;
 
   if (gst_buffer_n_memory (buffer) != 1)
     return FALSE;
@@ -210,8 +376,12 @@ gst_ivshmem_buffer_get_span (GstBuffer * buffer, GstIvshmemProducer * p,
   m = (GstIvshmemMemory *) mem;
   if (m->producer != p)
     return FALSE;
+  /* a migrated memory is no longer in the ring: it is copied */
+  g_mutex_lock (&p->pins_lock);
+  in_ring = m->copy == NULL;
+  g_mutex_unlock (&p->pins_lock);
   *span = m->span;
-  return TRUE;
+  return in_ring;
 }
 
 void
@@ -232,9 +402,13 @@ struct _GstIvshmemBufferPool
   GstAllocator *allocator;
   IvshmWaiter waiter;           /* set flushing by flush_start() */
   guint64 max_poll_interval;
+  _Atomic guint64 system_buffers;       /* handed out in ordinary memory */
+  gint flush_epoch;             /* atomic: bumped by each flush_start() */
+  gint in_system;               /* atomic: the last one was; log changes */
 
   /* from the configuration */
   guint size;
+  guint max_in_ring;            /* ring buffers referenced at once, at most */
   gboolean add_video_meta;
   gboolean have_video_info;
   GstVideoInfo vinfo;
@@ -254,13 +428,19 @@ gst_ivshmem_buffer_pool_get_options (GstBufferPool * pool)
   return options;
 }
 
+/* Upstream says in `min` how many buffers it keeps at once (a decoder's
+ * reference frames). If the ring cannot hold them and still take what
+ * must pass them, the configuration is refused with a smaller `min`, so
+ * that upstream takes a pool of its own (and the sink copies). The pool
+ * then keeps at most `max_in_ring` buffers in the ring at once. */
 static gboolean
 gst_ivshmem_buffer_pool_set_config (GstBufferPool * pool,
     GstStructure * config)
 {
   GstIvshmemBufferPool *self = GST_IVSHMEM_BUFFER_POOL (pool);
   GstCaps *caps = NULL;
-  guint size, min, max;
+  guint size, min, max, capacity;
+  gboolean ok = TRUE;
 
   if (!gst_buffer_pool_config_get_params (config, &caps, &size, &min, &max))
     return FALSE;
@@ -273,12 +453,21 @@ gst_ivshmem_buffer_pool_set_config (GstBufferPool * pool,
   if (self->have_video_info)
     size = MAX (size, (guint) self->vinfo.size);
   self->size = size;
-  gst_buffer_pool_config_set_params (config, caps, size, 0, max);
-  GST_DEBUG_OBJECT (self, "%u-byte buffers in the ring, video meta %d",
-      size, self->add_video_meta);
+  capacity = gst_ivshmem_producer_pool_capacity (self->producer, size);
+  if (min > capacity) {
+    GST_INFO_OBJECT (self, "upstream keeps up to %u buffers of %u bytes; "
+        "the ring can keep %u: refusing", min, size, capacity);
+    min = capacity;
+    ok = FALSE;
+  }
+  self->max_in_ring = max ? MIN (max, capacity) : capacity;
+  gst_buffer_pool_config_set_params (config, caps, size, min,
+      self->max_in_ring);
+  GST_DEBUG_OBJECT (self, "%u-byte buffers in the ring, at most %u at "
+      "once, video meta %d", size, self->max_in_ring, self->add_video_meta);
 
   return GST_BUFFER_POOL_CLASS (gst_ivshmem_buffer_pool_parent_class)->
-      set_config (pool, config);
+      set_config (pool, config) && ok;
 }
 
 static gboolean
@@ -297,7 +486,12 @@ gst_ivshmem_buffer_pool_stop (GstBufferPool * pool)
 static void
 gst_ivshmem_buffer_pool_flush_start (GstBufferPool * pool)
 {
-  ivshm_waiter_set_flushing (&GST_IVSHMEM_BUFFER_POOL (pool)->waiter, TRUE);
+  GstIvshmemBufferPool *self = GST_IVSHMEM_BUFFER_POOL (pool);
+
+  /* a waiter that wakes after flush_stop() still sees that it was
+   * flushed */
+  g_atomic_int_inc (&self->flush_epoch);
+  ivshm_waiter_set_flushing (&self->waiter, TRUE);
 }
 
 static void
@@ -315,6 +509,7 @@ gst_ivshmem_buffer_pool_wrap (GstIvshmemBufferPool * self,
 
   m = gst_ivshmem_memory_new (self->allocator, 0, NULL, self->producer, span,
       0, self->size);
+  gst_ivshmem_producer_pin (self->producer, m);
   buf = gst_buffer_new ();
   gst_buffer_append_memory (buf, GST_MEMORY_CAST (m));
   GST_BUFFER_FLAG_UNSET (buf, GST_BUFFER_FLAG_TAG_MEMORY);
@@ -329,48 +524,127 @@ gst_ivshmem_buffer_pool_wrap (GstIvshmemBufferPool * self,
   return buf;
 }
 
+/* A buffer in ordinary memory, laid out as a ring buffer would be: the
+ * sink copies it. */
+static GstBuffer *
+gst_ivshmem_buffer_pool_system (GstIvshmemBufferPool * self)
+{
+  GstAllocationParams params;
+  GstBuffer *buf;
+
+  gst_allocation_params_init (&params);
+  params.align = IVSHM_RECORD_ALIGN - 1;
+  buf = gst_buffer_new_allocate (NULL, self->size, &params);
+  if (buf && self->add_video_meta) {
+    GstVideoInfo *vi = &self->vinfo;
+
+    gst_buffer_add_video_meta_full (buf, GST_VIDEO_FRAME_FLAG_NONE,
+        GST_VIDEO_INFO_FORMAT (vi), GST_VIDEO_INFO_WIDTH (vi),
+        GST_VIDEO_INFO_HEIGHT (vi), GST_VIDEO_INFO_N_PLANES (vi),
+        vi->offset, vi->stride);
+  }
+  atomic_fetch_add_explicit (&self->system_buffers, 1, memory_order_relaxed);
+  return buf;
+}
+
+/* Call with p->lock held. Whether a new buffer may go into the ring: the
+ * pool's bound, and room left past everything this process holds for a
+ * copy and a pad, so that the sink can always write the next record
+ * without waiting for upstream to let go of a pool buffer. */
+static gboolean
+gst_ivshmem_buffer_pool_ring_ok (GstIvshmemBufferPool * self)
+{
+  GstIvshmemProducer *p = self->producer;
+  guint64 oldest = 0, end = 0, rec, reserve_end;
+  guint n = gst_ivshmem_producer_pins (p, &oldest, &end);
+
+  if (n >= self->max_in_ring)
+    return FALSE;
+  if (n == 0)
+    return TRUE;
+  rec = ivshm_record_len (self->size);
+  reserve_end = MAX (ivshm_writer_position (p->writer), end);
+  return reserve_end + 3 * rec - oldest <= gst_ivshmem_producer_ring_size (p);
+}
+
+/* Reserves a span in the ring, waiting while readers hold the space.
+ * FALSE (and GST_FLOW_OK): the space is held by this process's own
+ * references, or the pool's bound is reached: hand out ordinary memory. */
+static gboolean
+gst_ivshmem_buffer_pool_reserve (GstIvshmemBufferPool * self,
+    GstBufferPoolAcquireParams * params, IvshmSpan * span,
+    GstFlowReturn * ret)
+{
+  GstIvshmemProducer *p = self->producer;
+  IvshmBackoff backoff;
+  gboolean reset = TRUE, in_ring = FALSE;
+  gint epoch = g_atomic_int_get (&self->flush_epoch);
+  IvshmStatus st;
+
+  *ret = GST_FLOW_OK;
+  g_mutex_lock (&p->lock);
+  for (;;) {
+    if (p->closed || g_atomic_int_get (&self->flush_epoch) != epoch) {
+      *ret = GST_FLOW_FLUSHING;
+      break;
+    }
+    if (!gst_ivshmem_buffer_pool_ring_ok (self))
+      break;
+    st = ivshm_writer_reserve_span (p->writer, self->size, span);
+    if (st == IVSHM_OK) {
+      in_ring = TRUE;
+      break;
+    }
+    if (st != IVSHM_AGAIN) {
+      GST_WARNING_OBJECT (self, "cannot reserve %u bytes: %s", self->size,
+          ivshm_status_string (st));
+      break;                    /* the sink reports it when it copies */
+    }
+    /* waiting helps only if readers, not we, hold the space */
+    if (gst_ivshmem_producer_held_locally (p))
+      break;
+    if (params && (params->flags & GST_BUFFER_POOL_ACQUIRE_FLAG_DONTWAIT)) {
+      *ret = GST_FLOW_EOS;
+      break;
+    }
+    if (!gst_ivshmem_producer_wait (p, &self->waiter, &backoff, &reset,
+            self->max_poll_interval)) {
+      *ret = GST_FLOW_FLUSHING;
+      break;
+    }
+  }
+  g_mutex_unlock (&p->lock);
+  return in_ring;
+}
+
 static GstFlowReturn
 gst_ivshmem_buffer_pool_acquire_buffer (GstBufferPool * pool,
     GstBuffer ** buffer, GstBufferPoolAcquireParams * params)
 {
   GstIvshmemBufferPool *self = GST_IVSHMEM_BUFFER_POOL (pool);
-  GstIvshmemProducer *p = self->producer;
-  IvshmBackoff backoff;
-  gboolean reset = TRUE;
+  GstFlowReturn ret;
   IvshmSpan span;
-  IvshmStatus st;
 
-  g_mutex_lock (&p->lock);
-  for (;;) {
-    if (p->closed) {
-      g_mutex_unlock (&p->lock);
-      return GST_FLOW_FLUSHING;
-    }
-    st = ivshm_writer_reserve_span (p->writer, self->size, &span);
-    if (st != IVSHM_AGAIN)
-      break;
-    if (params && (params->flags & GST_BUFFER_POOL_ACQUIRE_FLAG_DONTWAIT)) {
-      g_mutex_unlock (&p->lock);
-      return GST_FLOW_EOS;
-    }
-    /* the ring is full: wait as the sink does */
-    if (!gst_ivshmem_producer_wait (p, &self->waiter, &backoff, &reset,
-            self->max_poll_interval)) {
-      g_mutex_unlock (&p->lock);
-      return GST_FLOW_FLUSHING;
-    }
+  if (gst_ivshmem_buffer_pool_reserve (self, params, &span, &ret)) {
+    if (g_atomic_int_compare_and_exchange (&self->in_system, TRUE, FALSE))
+      GST_INFO_OBJECT (self, "buffers in the ring again");
+    *buffer = gst_ivshmem_buffer_pool_wrap (self, &span);
+    GST_LOG_OBJECT (self, "buffer at ring position %" G_GUINT64_FORMAT,
+        span.pos);
+    return GST_FLOW_OK;
   }
-  g_mutex_unlock (&p->lock);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  if (g_atomic_int_compare_and_exchange (&self->in_system, FALSE, TRUE)) {
+    guint64 oldest = 0, end = 0;
+    guint n = gst_ivshmem_producer_pins (self->producer, &oldest, &end);
 
-  if (st != IVSHM_OK) {
-    GST_WARNING_OBJECT (self, "cannot reserve %u bytes: %s", self->size,
-        ivshm_status_string (st));
-    return GST_FLOW_ERROR;
+    GST_INFO_OBJECT (self, "%u pool buffers of this process hold the ring "
+        "from position %" G_GUINT64_FORMAT ": handing out ordinary memory, "
+        "which the sink copies", n, oldest);
   }
-  *buffer = gst_ivshmem_buffer_pool_wrap (self, &span);
-  GST_LOG_OBJECT (self, "buffer at ring position %" G_GUINT64_FORMAT,
-      span.pos);
-  return GST_FLOW_OK;
+  *buffer = gst_ivshmem_buffer_pool_system (self);
+  return *buffer ? GST_FLOW_OK : GST_FLOW_ERROR;
 }
 
 static void
@@ -428,4 +702,11 @@ gst_ivshmem_buffer_pool_new (GstIvshmemProducer * producer,
   gst_object_ref_sink (self->allocator);
   self->max_poll_interval = max_poll_interval;
   return GST_BUFFER_POOL_CAST (self);
+}
+
+guint64
+gst_ivshmem_buffer_pool_system_buffers (GstBufferPool * pool)
+{
+  return atomic_load_explicit (&GST_IVSHMEM_BUFFER_POOL (pool)->system_buffers,
+      memory_order_relaxed);
 }

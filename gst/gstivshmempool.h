@@ -22,7 +22,20 @@ typedef struct
   IvshmRegion *region;
   IvshmWriter *writer;          /* protected by lock */
   gboolean closed;              /* protected by lock: the sink stopped */
+
+  /* The ring spans that pool memories of this process still point into
+   * (GstIvshmemPin), oldest first: what only this process can give back.
+   * Protected by pins_lock, which is taken alone, never with `lock`
+   * held while waiting. */
+  GMutex pins_lock;
+  GArray *pins;
 } GstIvshmemProducer;
+
+typedef struct
+{
+  guint64 id, pos, len;
+  gpointer mem;                 /* the pool memory in the ring */
+} GstIvshmemPin;
 
 GstIvshmemProducer *gst_ivshmem_producer_new (IvshmRegion * region,
     IvshmWriter * writer);
@@ -40,6 +53,29 @@ gboolean gst_ivshmem_producer_wait (GstIvshmemProducer * p,
     IvshmWaiter * waiter, IvshmBackoff * backoff, gboolean * reset,
     guint64 max_poll_interval);
 
+/* How the ring is held by this process right now: the number of pool
+ * spans still referenced, where the oldest starts and the newest ends. */
+guint gst_ivshmem_producer_pins (GstIvshmemProducer * p, guint64 * oldest,
+    guint64 * newest_end);
+
+/* Call with p->lock held, after a reservation returned IVSHM_AGAIN: TRUE
+ * when waiting for the readers cannot make room, because every reader is
+ * past the oldest pool span that this process still references (or no
+ * reservation slot is left): only upstream letting go of its pool
+ * buffers can. */
+gboolean gst_ivshmem_producer_held_locally (GstIvshmemProducer * p);
+
+/* The ring is held by this process: copy every pool buffer that nobody
+ * has mapped right now (a decoder's reference frame, a last sample) into
+ * ordinary memory and give its span back. A buffer still pending is then
+ * copied by the sink, never published in place. Returns how many. */
+guint gst_ivshmem_producer_migrate (GstIvshmemProducer * p);
+
+/* How many `size`-byte pool buffers the ring can have referenced at once
+ * and still take the copies, pads and records that must pass them: 0
+ * when a zero-copy pool would not be safe in this ring. */
+guint gst_ivshmem_producer_pool_capacity (GstIvshmemProducer * p, guint64 size);
+
 /* If `buffer` is one piece of pool memory of this producer, still pending,
  * returns its reservation (and TRUE). */
 gboolean gst_ivshmem_buffer_get_span (GstBuffer * buffer,
@@ -55,6 +91,10 @@ G_DECLARE_FINAL_TYPE (GstIvshmemBufferPool, gst_ivshmem_buffer_pool, GST,
  * payload in place, and the sink publishes it without a copy. */
 GstBufferPool *gst_ivshmem_buffer_pool_new (GstIvshmemProducer * producer,
     guint64 max_poll_interval);
+
+/* Buffers the pool handed out in ordinary memory, because the ring was
+ * held by this process's own references or the pool's bound was reached */
+guint64 gst_ivshmem_buffer_pool_system_buffers (GstBufferPool * pool);
 
 G_END_DECLS
 

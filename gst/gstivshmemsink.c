@@ -26,6 +26,17 @@
  * Caps travel with the stream, as do stream-start, segment, tag, gap,
  * stream-group-done, EOS and custom downstream serialized events.
  *
+ * Upstream elements that allocate from the sink's pool (videotestsrc,
+ * decoders, videoconvert) write straight into the ring, and the sink
+ * publishes their buffers without a copy. Whatever upstream keeps of the
+ * pool never stops the stream: the pool keeps at most as many buffers in
+ * the ring as leave room for the records that pass them, refuses a
+ * configuration whose min-buffers the ring cannot hold, hands out ordinary
+ * memory (which the sink copies) when only this process holds the space it
+ * needs, and the sink moves kept pool buffers that nobody has mapped out
+ * of the ring. A flushing seek or a state change also wakes upstream
+ * threads that wait in the pool.
+ *
  * By default the sink does not synchronise on the clock (sync=false): the
  * receiving #GstIvshmemSrc timestamps and paces the stream.
  *
@@ -116,11 +127,17 @@ struct _GstIvshmemSink
   GstIvshmemProducer *producer;
   IvshmTicker *heartbeat;
   IvshmWaiter waiter;           /* set flushing by unlock() */
+  /* the pool last proposed upstream, set flushing by unlock() with the
+   * sink: upstream threads may wait in its acquire (object lock) */
+  GstBufferPool *pool;
+  gchar *region_name;           /* for messages; set in start() */
+  gint taken_over;              /* atomic: the error was posted */
 
   /* the streaming thread's */
   /* counted without a lock: render is the hot path */
   _Atomic guint64 zero_copy;    /* buffers published in place */
   _Atomic guint64 copied;       /* buffers copied into the ring */
+  _Atomic guint64 moved;        /* pool buffers moved out of the ring */
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -233,7 +250,10 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    *
    * A snapshot of the sink's counters: `buffers`, `bytes`, `records` (with
    * caps and events), `zero-copy-buffers` (published in place from the
-   * sink's pool), `copied-buffers`, `full-waits` (times the ring was full:
+   * sink's pool), `copied-buffers`, `pool-system-buffers` (buffers the pool
+   * handed out in ordinary memory because its own buffers held the ring),
+   * `pool-buffers-moved` (pool buffers kept upstream that the sink moved
+   * out of the ring), `full-waits` (times the ring was full:
    * overruns of the readers), `readers` (active now), `readers-evicted`
    * (leases that expired), `readers-dropped` (readers a leaky sink dropped
    * because they fell behind), `invalid-slots` (reader slots holding invalid
@@ -241,7 +261,8 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    */
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "Counters of the sink (buffers, bytes, zero-copy, full waits, "
+          "Counters of the sink (buffers, bytes, zero-copy, copied, pool "
+          "buffers in ordinary memory or moved out of the ring, full waits, "
           "readers, evictions, invalid reader slots)", GST_TYPE_STRUCTURE,
           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
@@ -297,6 +318,8 @@ gst_ivshmem_sink_finalize (GObject * object)
   GstIvshmemSink *self = GST_IVSHMEM_SINK (object);
 
   g_free (self->device);
+  g_free (self->region_name);
+  gst_clear_object (&self->pool);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -351,14 +374,17 @@ gst_ivshmem_sink_get_stats (GstIvshmemSink * self)
 {
   GstIvshmemProducer *p = NULL;
   IvshmWriterStats ws = { 0 };
-  guint64 pos = 0, session = 0, zero_copy, copied;
+  guint64 pos = 0, session = 0, zero_copy, copied, moved, system = 0;
   guint readers = 0;
 
   GST_OBJECT_LOCK (self);
   if (self->producer)
     p = gst_ivshmem_producer_ref (self->producer);
+  if (self->pool)
+    system = gst_ivshmem_buffer_pool_system_buffers (self->pool);
   zero_copy = atomic_load_explicit (&self->zero_copy, memory_order_relaxed);
   copied = atomic_load_explicit (&self->copied, memory_order_relaxed);
+  moved = atomic_load_explicit (&self->moved, memory_order_relaxed);
   GST_OBJECT_UNLOCK (self);
 
   if (p) {
@@ -376,6 +402,8 @@ gst_ivshmem_sink_get_stats (GstIvshmemSink * self)
       "records", G_TYPE_UINT64, ws.records,
       "zero-copy-buffers", G_TYPE_UINT64, zero_copy,
       "copied-buffers", G_TYPE_UINT64, copied,
+      "pool-system-buffers", G_TYPE_UINT64, system,
+      "pool-buffers-moved", G_TYPE_UINT64, moved,
       "full-waits", G_TYPE_UINT64, ws.full_waits,
       "readers", G_TYPE_UINT, readers,
       "readers-evicted", G_TYPE_UINT64, ws.readers_evicted,
@@ -421,11 +449,51 @@ gst_ivshmem_sink_get_property (GObject * object, guint prop_id,
   GST_OBJECT_UNLOCK (self);
 }
 
+/* Another producer owns the region now: this one must stop. Posted once,
+ * from whichever thread notices first. */
+static void
+gst_ivshmem_sink_post_taken_over (GstIvshmemSink * self)
+{
+  if (!g_atomic_int_compare_and_exchange (&self->taken_over, 0, 1))
+    return;
+  GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
+      ("Another producer took over the IVSHMEM region %s while this "
+          "pipeline was stalled (a paused VM or a stopped process?).",
+          self->region_name),
+      ("This sink's heartbeat stopped for longer than the takeover wait, "
+          "so the other producer started a new session; this sink wrote "
+          "nothing into it. Its readers follow the new producer. Stop one "
+          "of the two producers, or give each a region of its own."));
+}
+
 static void
 heartbeat_tick (void *data)
 {
-  /* the writer's heartbeat is thread-safe and needs no lock */
-  ivshm_writer_heartbeat (data);
+  GstIvshmemSink *self = data;
+  /* set before the ticker starts, cleared after it stops */
+  IvshmWriter *writer = self->producer->writer;
+
+  /* heartbeat and lease reaping; thread-safe, needs no lock */
+  ivshm_writer_tick (writer);
+  if (ivshm_writer_taken_over (writer))
+    gst_ivshmem_sink_post_taken_over (self);
+}
+
+/* ivshm_writer_new() is about to wait for the lease of a producer that
+ * still owns the region */
+static void
+gst_ivshmem_sink_takeover_wait (void *data, uint64_t pid, uint64_t wait_ns)
+{
+  GstIvshmemSink *self = data;
+
+  GST_INFO_OBJECT (self, "waiting up to %" GST_TIME_FORMAT " for the "
+      "previous producer's lease to expire", GST_TIME_ARGS (wait_ns));
+  GST_ELEMENT_INFO (self, RESOURCE, BUSY,
+      ("Waiting for the previous producer's lease to expire."),
+      ("Another producer (pid %" G_GUINT64_FORMAT ", maybe in another VM) "
+          "still owns the region; if its heartbeat does not move within %"
+          GST_TIME_FORMAT ", this sink takes over.", pid,
+          GST_TIME_ARGS (wait_ns)));
 }
 
 static gboolean
@@ -445,6 +513,8 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
   cfg.leaky = self->policy == GST_IVSHMEM_SINK_POLICY_LEAKY;
   opts.create_size = self->size;
   GST_OBJECT_UNLOCK (self);
+  cfg.takeover_wait_cb = gst_ivshmem_sink_takeover_wait;
+  cfg.takeover_wait_data = self;
 
   if (ivshm_region_open (device, &opts, &region, &err) != IVSHM_OK)
     goto open_failed;
@@ -462,12 +532,18 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
 
   atomic_store_explicit (&self->zero_copy, 0, memory_order_relaxed);
   atomic_store_explicit (&self->copied, 0, memory_order_relaxed);
+  atomic_store_explicit (&self->moved, 0, memory_order_relaxed);
+  g_atomic_int_set (&self->taken_over, 0);
   GST_OBJECT_LOCK (self);
+  g_free (self->region_name);
+  self->region_name = g_strdup (ivshm_region_path (region));
   self->producer = gst_ivshmem_producer_new (region, writer);
   GST_OBJECT_UNLOCK (self);
 
   ivshm_writer_heartbeat (writer);
-  self->heartbeat = ivshm_ticker_start (0, heartbeat_tick, writer);
+  self->heartbeat = ivshm_ticker_start (0, heartbeat_tick, self);
+  if (!self->heartbeat)
+    goto ticker_failed;
   g_free (device);
   return TRUE;
 
@@ -485,6 +561,18 @@ init_failed:
     g_free (device);
     return FALSE;
   }
+ticker_failed:
+  {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("Could not start the heartbeat thread of the sink."),
+        ("Without a heartbeat, readers would take this producer for dead "
+            "after 2 s and a second producer could take the region over. "
+            "The process may have reached its thread limit or run out of "
+            "memory: check ulimit -u and free memory."));
+    gst_ivshmem_sink_stop (bsink);
+    g_free (device);
+    return FALSE;
+  }
 }
 
 static gboolean
@@ -499,6 +587,7 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
   GST_OBJECT_LOCK (self);
   producer = self->producer;
   self->producer = NULL;
+  gst_clear_object (&self->pool);
   GST_OBJECT_UNLOCK (self);
 
   if (producer) {
@@ -513,21 +602,43 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
   return TRUE;
 }
 
+/* Wakes the sink's own waits, and on a flush (pool_too) the upstream
+ * threads waiting in the acquire of the pool it proposed as well. A pause
+ * (PLAYING -> PAUSED also unlocks the sink) must not reach the pool: an
+ * upstream streaming thread that gets FLUSHING stops for good. A state
+ * change to READY closes the producer, which wakes the pool anyway. */
+static void
+gst_ivshmem_sink_set_flushing (GstIvshmemSink * self, gboolean flushing,
+    gboolean pool_too)
+{
+  GstBufferPool *pool = NULL;
+
+  ivshm_waiter_set_flushing (&self->waiter, flushing);
+  GST_OBJECT_LOCK (self);
+  if (self->pool && pool_too)
+    pool = gst_object_ref (self->pool);
+  GST_OBJECT_UNLOCK (self);
+  if (pool) {
+    /* an inactive pool hands out nothing, so nobody waits in it */
+    if (gst_buffer_pool_is_active (pool))
+      gst_buffer_pool_set_flushing (pool, flushing);
+    gst_object_unref (pool);
+  }
+}
+
 static gboolean
 gst_ivshmem_sink_unlock (GstBaseSink * bsink)
 {
-  GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
-
-  ivshm_waiter_set_flushing (&self->waiter, TRUE);
+  /* FLUSH_START marks the pad flushing before basesink unlocks us */
+  gst_ivshmem_sink_set_flushing (GST_IVSHMEM_SINK (bsink), TRUE,
+      GST_PAD_IS_FLUSHING (GST_BASE_SINK_PAD (bsink)));
   return TRUE;
 }
 
 static gboolean
 gst_ivshmem_sink_unlock_stop (GstBaseSink * bsink)
 {
-  GstIvshmemSink *self = GST_IVSHMEM_SINK (bsink);
-
-  ivshm_waiter_set_flushing (&self->waiter, FALSE);
+  gst_ivshmem_sink_set_flushing (GST_IVSHMEM_SINK (bsink), FALSE, TRUE);
   return TRUE;
 }
 
@@ -542,6 +653,47 @@ gst_ivshmem_sink_max_poll (GstIvshmemSink * self)
   return max_poll;
 }
 
+/* Waiting for readers cannot help when the space is held by pool
+ * buffers of this process: move those nobody has mapped out of the ring.
+ * Call with p->lock held. TRUE: some were moved, try again at once. If
+ * none could be moved (upstream keeps them mapped), say so once after a
+ * while, and wait for upstream to let go. */
+static gboolean
+gst_ivshmem_sink_free_local (GstIvshmemSink * self, gint64 * held_since)
+{
+  GstIvshmemProducer *p = self->producer;
+  guint64 oldest = 0, end = 0;
+  guint n;
+
+  if (!gst_ivshmem_producer_held_locally (p)) {
+    *held_since = 0;
+    return FALSE;
+  }
+  n = gst_ivshmem_producer_migrate (p);
+  if (n > 0) {
+    GST_DEBUG_OBJECT (self, "moved %u pool buffers out of the ring", n);
+    atomic_fetch_add_explicit (&self->moved, n, memory_order_relaxed);
+    return TRUE;
+  }
+  if (*held_since == 0) {
+    *held_since = g_get_monotonic_time ();
+  } else if (*held_since > 0 &&
+      g_get_monotonic_time () - *held_since > 2 * G_USEC_PER_SEC) {
+    *held_since = -1;           /* said once */
+    n = gst_ivshmem_producer_pins (p, &oldest, &end);
+    GST_ELEMENT_WARNING (self, RESOURCE, BUSY,
+        ("Upstream keeps %u buffers of the sink's zero-copy pool mapped, "
+            "which hold the IVSHMEM ring of %s: the sink waits for it to "
+            "let go of one.", n, self->region_name),
+        ("%" G_GUINT64_FORMAT " bytes of the ring are held by this "
+            "process, not by readers. A larger region avoids the wait; an "
+            "element that keeps frames mapped should ask for them in the "
+            "allocation query's min-buffers, which makes the sink refuse "
+            "its pool when the ring cannot hold them.", end - oldest));
+  }
+  return FALSE;
+}
+
 /* Reserves room for a record, waiting while the ring is full. Returns with
  * the producer lock held on GST_FLOW_OK. */
 static GstFlowReturn
@@ -552,11 +704,14 @@ gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
   IvshmBackoff backoff;
   IvshmStatus st;
   gboolean reset = TRUE;
+  gint64 held_since = 0;
 
   g_mutex_lock (&p->lock);
   while ((st = ivshm_writer_reserve (p->writer, len, dst)) == IVSHM_AGAIN) {
     GstFlowReturn ret;
 
+    if (gst_ivshmem_sink_free_local (self, &held_since))
+      continue;
     if (reset)
       max_poll = gst_ivshmem_sink_max_poll (self);
 
@@ -578,6 +733,8 @@ gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
 
   if (st == IVSHM_ERR_TOO_BIG)
     goto too_big;
+  if (st == IVSHM_ERR_TAKEN_OVER)
+    goto taken_over;
   goto failed;
 
   /* ERRORS */
@@ -599,11 +756,18 @@ too_big:
             need >= (1 << 20) ? "MiB" : "KiB"));
     return GST_FLOW_ERROR;
   }
+taken_over:
+  {
+    gst_ivshmem_sink_post_taken_over (self);
+    return GST_FLOW_ERROR;
+  }
 failed:
   {
     GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
-        ("Could not write to the IVSHMEM ring: %s.",
-            ivshm_status_string (st)), (NULL));
+        ("Could not write to the IVSHMEM ring of %s: %s.",
+            self->region_name, ivshm_status_string (st)),
+        ("%s. Run ivshmem-info %s to see the region's state, then restart "
+            "the pipeline.", ivshm_status_name (st), self->region_name));
     return GST_FLOW_ERROR;
   }
 }
@@ -635,22 +799,27 @@ gst_ivshmem_sink_wait_first_reader (GstIvshmemSink * self)
   GstIvshmemProducer *p = self->producer;
   guint64 max_poll = gst_ivshmem_sink_max_poll (self);
   IvshmBackoff backoff;
-  gboolean reset = TRUE, logged = FALSE, ok = TRUE;
+  gboolean reset = TRUE, logged = FALSE;
 
   g_mutex_lock (&p->lock);
-  while (ok && !ivshm_writer_had_reader (p->writer)) {
+  while (!ivshm_writer_had_reader (p->writer)) {
     if (!logged) {
       GST_INFO_OBJECT (self, "EOS written; waiting for a first reader "
           "before finishing, so that the stream is not lost");
       logged = TRUE;
     }
-    ok = gst_ivshmem_producer_wait (p, &self->waiter, &backoff, &reset,
-        max_poll);
+    if (gst_ivshmem_producer_wait (p, &self->waiter, &backoff, &reset,
+            max_poll))
+      continue;
+    /* unlocked: flushing, or PLAYING -> PAUSED. Once PLAYING again, the
+     * stream still needs its first reader: wait on. */
+    g_mutex_unlock (&p->lock);
+    if (gst_base_sink_wait_preroll (GST_BASE_SINK (self)) != GST_FLOW_OK)
+      return GST_FLOW_FLUSHING;
+    g_mutex_lock (&p->lock);
+    reset = TRUE;
   }
   g_mutex_unlock (&p->lock);
-  if (!ok)
-    return gst_base_sink_wait_preroll (GST_BASE_SINK (self)) ==
-        GST_FLOW_OK ? GST_FLOW_OK : GST_FLOW_FLUSHING;
   return GST_FLOW_OK;
 }
 
@@ -737,6 +906,10 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
     g_mutex_lock (&p->lock);
     st = ivshm_writer_commit_span (p->writer, &span, &info);
     g_mutex_unlock (&p->lock);
+    if (st == IVSHM_ERR_TAKEN_OVER) {
+      gst_ivshmem_sink_post_taken_over (self);
+      return GST_FLOW_ERROR;
+    }
     if (st == IVSHM_OK) {
       gst_ivshmem_buffer_mark_committed (buffer);
       atomic_fetch_add_explicit (&self->zero_copy, 1, memory_order_relaxed);
@@ -759,8 +932,12 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
   /* ERRORS */
 map_failed:
   {
-    GST_ELEMENT_ERROR (self, RESOURCE, READ, ("Could not map a buffer."),
-        (NULL));
+    GST_ELEMENT_ERROR (self, RESOURCE, READ,
+        ("Could not read a buffer from upstream to copy it into the ring."),
+        ("Mapping %" GST_PTR_FORMAT " for reading failed: its memory "
+            "cannot be read from the CPU (a bug, or memory of a device "
+            "upstream). Put videoconvert or a download element before "
+            "ivshmemsink.", buffer));
     return GST_FLOW_ERROR;
   }
 }
@@ -777,8 +954,8 @@ gst_ivshmem_sink_propose_allocation (GstBaseSink * bsink, GstQuery * query)
   GstCaps *caps;
   GstVideoInfo vinfo;
   gboolean need_pool;
-  guint64 max_payload, max_poll;
-  guint size;
+  guint64 max_poll;
+  guint size, capacity;
 
   gst_query_parse_allocation (query, &caps, &need_pool);
   gst_query_add_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL);
@@ -794,13 +971,11 @@ gst_ivshmem_sink_propose_allocation (GstBaseSink * bsink, GstQuery * query)
   if (!producer)
     return TRUE;
 
-  g_mutex_lock (&producer->lock);
-  max_payload = ivshm_writer_max_payload (producer->writer);
-  g_mutex_unlock (&producer->lock);
-  /* a pool buffer must leave room for at least one more record */
-  if ((guint64) size * 2 > max_payload) {
-    GST_DEBUG_OBJECT (self, "%u-byte frames are too big for a pool in this "
-        "ring", size);
+  /* what upstream keeps must leave room for the records that pass it */
+  capacity = gst_ivshmem_producer_pool_capacity (producer, size);
+  if (capacity == 0) {
+    GST_INFO_OBJECT (self, "%u-byte frames are too big for a zero-copy "
+        "pool in this ring: they are copied", size);
     gst_ivshmem_producer_unref (producer);
     return TRUE;
   }
@@ -808,16 +983,19 @@ gst_ivshmem_sink_propose_allocation (GstBaseSink * bsink, GstQuery * query)
   pool = gst_ivshmem_buffer_pool_new (producer, max_poll);
   gst_ivshmem_producer_unref (producer);
   config = gst_buffer_pool_get_config (pool);
-  gst_buffer_pool_config_set_params (config, caps, size, 0, 0);
+  gst_buffer_pool_config_set_params (config, caps, size, 0, capacity);
   gst_buffer_pool_config_add_option (config,
       GST_BUFFER_POOL_OPTION_VIDEO_META);
   if (!gst_buffer_pool_set_config (pool, config)) {
     gst_object_unref (pool);
     return TRUE;
   }
-  gst_query_add_allocation_pool (query, pool, size, 0, 0);
+  gst_query_add_allocation_pool (query, pool, size, 0, capacity);
+  GST_OBJECT_LOCK (self);
+  gst_object_replace ((GstObject **) & self->pool, GST_OBJECT (pool));
+  GST_OBJECT_UNLOCK (self);
   gst_object_unref (pool);
-  GST_DEBUG_OBJECT (self, "proposed a pool of %u-byte buffers in the ring",
-      size);
+  GST_DEBUG_OBJECT (self, "proposed a pool of %u-byte buffers in the ring, "
+      "at most %u at once", size, capacity);
   return TRUE;
 }

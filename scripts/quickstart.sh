@@ -36,6 +36,9 @@ if [ "$mode" = test ]; then
   packages+=(clang libclang-rt-14-dev)
   # the Debian package test (suite package) and the Python example
   packages+=(debhelper dpkg-dev lintian git python3-gi gir1.2-gstreamer-1.0)
+  # tests/check/decoder.c: x264enc encodes a clip, avdec_h264 decodes it
+  # into the sink's zero-copy pool
+  packages+=(gstreamer1.0-plugins-ugly gstreamer1.0-libav)
 fi
 
 if [ "$mode" = bench ]; then

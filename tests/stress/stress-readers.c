@@ -5,7 +5,8 @@
  * 'tsan' test setup). Each reader checks that it gets every buffer, in
  * order, with the right payload. Half of the records it reads are held
  * (zero-copy reads) and handed to another thread, which unholds them in
- * its own time; a third thread bumps every heartbeat and reads statistics
+ * its own time; a third thread runs the producer's tick, bumps every
+ * reader's heartbeat and reads statistics
  * meanwhile. Lossless mode: nobody may be evicted, nothing may be lost.
  */
 #include <pthread.h>
@@ -131,11 +132,16 @@ static void *
 heartbeat_main (void *data)
 {
   while (!atomic_load (&stop_heartbeats)) {
-    ivshm_writer_heartbeat (writer);
+    /* the producer's periodic work (heartbeat and lease reaping) runs in
+     * this thread while the writer streams in its own, as in the sink */
+    ivshm_writer_tick (writer);
     for (unsigned i = 0; i < N_READERS; i++) {
       IvshmReaderStats st;
+      unsigned held;
       ivshm_reader_heartbeat (readers[i].reader);
       ivshm_reader_get_stats (readers[i].reader, &st);
+      ivshm_reader_held (readers[i].reader, &held, NULL);
+      (void) ivshm_reader_holding_back (readers[i].reader);
       (void) ivshm_reader_lag (readers[i].reader);
       (void) ivshm_reader_position (readers[i].reader);
     }
