@@ -7,7 +7,7 @@
  * peer may be a buggy or hostile VM. Code reads each shared value once into
  * a local and validates the local (see ivshmem-ring.c).
  *
- * Region map (version 1):
+ * Region map (version 2):
  *
  *   0x00000  IvshmHeader        4 KiB   identity, session, hot counters
  *   0x01000  IvshmReaderSlot[32]  4 KiB   one 128-byte slot per reader
@@ -33,7 +33,7 @@ _Static_assert (ATOMIC_INT_LOCK_FREE == 2,
 
 /* "IVSHMGST" read as a little-endian u64 */
 #define IVSHM_MAGIC             UINT64_C(0x5453474d48535649)
-#define IVSHM_VERSION_MAJOR     1u
+#define IVSHM_VERSION_MAJOR     2u
 #define IVSHM_VERSION_MINOR     0u
 
 #define IVSHM_CACHE_LINE        64u
@@ -49,6 +49,14 @@ _Static_assert (ATOMIC_INT_LOCK_FREE == 2,
  * ring offset. */
 #define IVSHM_RING_MIN_SIZE     (64u * 1024u)
 #define IVSHM_REGION_MIN        ((uint64_t) IVSHM_RING_OFFSET + IVSHM_RING_MIN_SIZE)
+
+/* A reader slot's read_pos after a reap: no position of any session, so a
+ * late compare-and-swap of the slot's former owner can never succeed. */
+#define IVSHM_POS_POISON        UINT64_MAX
+/* Each session starts its positions at a base that no earlier session can
+ * have published: the old write_pos rounded up to a multiple of this, plus
+ * this (PROTOCOL.md, "Session format"). */
+#define IVSHM_SESSION_BASE_STEP (UINT64_C (1) << 40)
 
 /* IvshmHeader.producer_state */
 enum
@@ -103,12 +111,17 @@ typedef struct
                                          * runs on (0: unknown); a reader on
                                          * the same kernel can be woken by a
                                          * futex, others must poll */
-  uint8_t _pad1[IVSHM_CACHE_LINE - 0x30];
+  _Atomic uint64_t producer_owner;      /* 0x070 the owning producer's random
+                                         * token, 0: nobody; claimed and
+                                         * taken over by compare-and-swap */
+  uint8_t _pad1[IVSHM_CACHE_LINE - 0x38];
 
   /* line 2: the producer's hot counter */
   _Atomic uint64_t write_pos;           /* 0x080 end of published records */
   _Atomic uint32_t data_futex;          /* 0x088 bumped to wake readers */
-  _Atomic uint32_t readers_sleeping;    /* 0x08c readers about to sleep */
+  _Atomic uint32_t readers_sleeping;    /* 0x08c bitmask: bit i set while
+                                         * the reader in slot i is about to
+                                         * sleep (fetch_or / fetch_and) */
   uint8_t _pad2[IVSHM_CACHE_LINE - 0x10];
 
   /* line 3: the oldest position the producer may still need to keep */
@@ -130,6 +143,10 @@ enum
                                  * stays taken until the reader lets go or a
                                  * lease passes, so that a late store of the
                                  * old reader cannot hit a new owner */
+  IVSHM_SLOT_WAITING = 4,       /* owner set, session_id 0: waits for the
+                                 * next session; the producer that formats
+                                 * it adopts the slot (ACTIVE at the
+                                 * session's first position) */
 };
 
 typedef struct
@@ -238,6 +255,7 @@ IVSHM_ASSERT_OFFSET (IvshmHeader, producer_flags, 0x054);
 IVSHM_ASSERT_OFFSET (IvshmHeader, producer_pid, 0x058);
 IVSHM_ASSERT_OFFSET (IvshmHeader, heartbeat_period_us, 0x060);
 IVSHM_ASSERT_OFFSET (IvshmHeader, producer_kernel_id, 0x068);
+IVSHM_ASSERT_OFFSET (IvshmHeader, producer_owner, 0x070);
 IVSHM_ASSERT_OFFSET (IvshmHeader, write_pos, 0x080);
 IVSHM_ASSERT_OFFSET (IvshmHeader, data_futex, 0x088);
 IVSHM_ASSERT_OFFSET (IvshmHeader, readers_sleeping, 0x08c);

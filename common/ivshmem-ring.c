@@ -359,9 +359,21 @@ ivshm_writer_position (const IvshmWriter * w)
 }
 
 void
-ivshm_writer_get_stats (const IvshmWriter * w, IvshmWriterStats * stats)
+ivshm_writer_get_stats (IvshmWriter * w, IvshmWriterStats * stats)
 {
   *stats = w->stats;
+}
+
+void
+ivshm_writer_tick (IvshmWriter * w)
+{
+  ivshm_writer_heartbeat (w);
+}
+
+bool
+ivshm_writer_taken_over (IvshmWriter * w)
+{
+  return false;
 }
 
 /* Drops a reader from its slot. The state changes before we reuse its
@@ -1501,6 +1513,12 @@ bool
 ivshm_reader_producer_local (const IvshmReader * r)
 {
   return r->producer_local;
+}
+
+bool
+ivshm_reader_waiting (IvshmReader * r)
+{
+  return false;
 }
 
 static bool

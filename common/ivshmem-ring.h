@@ -4,13 +4,20 @@
  * One producer (IvshmWriter) writes records into the ring; up to
  * IVSHM_MAX_READERS readers (IvshmReader) read them, each at its own pace.
  * Nothing here blocks: a call that cannot proceed returns IVSHM_AGAIN and
- * the caller decides how to wait (the GStreamer elements use a GstPoll so
- * that unlock() interrupts them). See PROTOCOL.md for the layout, the memory
+ * the caller decides how to wait (ivshm_*_wait() with an IvshmWaiter that
+ * the GStreamer elements' unlock() sets flushing). See PROTOCOL.md for the layout, the memory
  * ordering and the attach/detach rules.
  *
  * Neither object is thread-safe: one thread uses one IvshmWriter or
- * IvshmReader at a time, except ivshm_*_heartbeat(), which may be called
- * from any thread.
+ * IvshmReader at a time, except the calls marked "Thread-safe" below
+ * (ivshm_writer_tick(), ivshm_*_heartbeat(), the reader's hold bookkeeping
+ * and the statistics getters), which may be called from any thread.
+ *
+ * Protocol 2.0 (PROTOCOL.md): a producer owns the region by an atomic
+ * claim (IvshmHeader.producer_owner) and stops with IVSHM_ERR_TAKEN_OVER
+ * before any write once another producer took over; readers that wait for
+ * a producer hold a WAITING slot that the next session adopts; expired
+ * slots are reaped by ivshm_writer_tick() and by readers that need a slot.
  */
 #ifndef IVSHMEM_RING_H
 #define IVSHMEM_RING_H
@@ -63,6 +70,12 @@ typedef struct
    * at the live edge and report what they lost. Nothing is kept for a
    * first reader. false (lossless): wait for the slowest live reader. */
   bool leaky;
+  /* Called (from ivshm_writer_new(), in the caller's thread) once before
+   * it waits for the lease of a previous producer that still owns the
+   * region to expire: pid is that producer's (informative), wait_ns how
+   * long the wait lasts at most. NULL: say nothing. */
+  void (*takeover_wait_cb) (void *data, uint64_t pid, uint64_t wait_ns);
+  void *takeover_wait_data;
 } IvshmWriterConfig;
 
 typedef struct
@@ -78,10 +91,12 @@ typedef struct
   uint64_t readers_lapped;      /* readers a leaky producer dropped */
 } IvshmWriterStats;
 
-/* Formats the ring in a mapped region and starts a new session. Fails with
- * TOO_SMALL, PRODUCER_BUSY (another producer's heartbeat is moving), or
- * NO_MEMORY. Blocks up to takeover_wait_ns when an earlier producer did not
- * close its session. */
+/* Claims the region (compare-and-swap of producer_owner), formats the ring
+ * and starts a new session: readers waiting in a WAITING slot are adopted
+ * and read it from its first record. Fails with TOO_SMALL, PRODUCER_BUSY
+ * (another producer owns the region and its heartbeat is moving), or
+ * NO_MEMORY. Blocks up to takeover_wait_ns when an earlier producer still
+ * owns the region (takeover_wait_cb says so first). */
 IvshmStatus ivshm_writer_new (void *base, uint64_t size,
     const IvshmWriterConfig * config, IvshmWriter ** writer,
     IvshmError * err);
@@ -93,7 +108,9 @@ void ivshm_writer_free (IvshmWriter * writer);
 /* Reserves room for a record with payload_len bytes of payload and returns
  * where to write the payload (64-byte aligned, contiguous). AGAIN: the ring
  * is full, wait for the readers and call again. TOO_BIG: it can never fit
- * (ivshm_writer_max_payload()). Only one reservation at a time. */
+ * (ivshm_writer_max_payload()). TAKEN_OVER: another producer owns the
+ * region now; this writer writes nothing more (every later call fails the
+ * same way). Only one reservation at a time. */
 IvshmStatus ivshm_writer_reserve (IvshmWriter * writer, uint64_t payload_len,
     void **payload);
 
@@ -152,19 +169,36 @@ bool ivshm_writer_wait_finish (IvshmWriter * writer, IvshmWaiter * waiter,
 /* true if every active reader runs on this kernel (as of the last scan) */
 bool ivshm_writer_readers_local (const IvshmWriter * writer);
 
-/* Bumps the producer heartbeat. Thread-safe. */
+/* Bumps the producer heartbeat (unless another producer took over).
+ * Thread-safe. */
 void ivshm_writer_heartbeat (IvshmWriter * writer);
+
+/* The producer's periodic work; call it every heartbeat period from any
+ * thread (the sink's heartbeat thread does). It bumps the heartbeat as
+ * ivshm_writer_heartbeat() does, and reaps reader slots whose lease
+ * expired (a heartbeat that did not move for lease_timeout_ns, whatever
+ * the slot's state), without waiting for the ring to fill. Thread-safe:
+ * it takes the writer's internal lock, which the calls that scan the slots
+ * take too; if another thread holds it, the reaping waits for the next
+ * tick. */
+void ivshm_writer_tick (IvshmWriter * writer);
+
+/* Another producer took over this region while this one was stalled: the
+ * writer has stopped writing (IVSHM_ERR_TAKEN_OVER). Thread-safe. */
+bool ivshm_writer_taken_over (IvshmWriter * writer);
 
 uint64_t ivshm_writer_max_payload (const IvshmWriter * writer);
 uint64_t ivshm_writer_session (const IvshmWriter * writer);
 uint64_t ivshm_writer_position (const IvshmWriter * writer);
 /* Whether a reader has attached to this session yet. Until one has, the
- * producer keeps everything it wrote. */
+ * producer keeps everything it wrote. Reads shared memory, never writes
+ * it. */
 bool ivshm_writer_had_reader (IvshmWriter * writer);
-/* Number of readers holding an active slot of this session right now. */
+/* Number of readers holding an active slot of this session right now.
+ * Reads shared memory, never writes it. */
 unsigned ivshm_writer_count_readers (IvshmWriter * writer);
-void ivshm_writer_get_stats (const IvshmWriter * writer,
-    IvshmWriterStats * stats);
+/* Thread-safe; never writes shared memory. */
+void ivshm_writer_get_stats (IvshmWriter * writer, IvshmWriterStats * stats);
 
 /* The smallest power-of-two region in which a record with payload_len
  * bytes of payload fits (what to tell a user whose buffer is too big). */
@@ -183,6 +217,21 @@ typedef struct
    * behind a leaky producer and joins again, to read the end of the
    * stream: the sticky records, EOS among them). */
   bool attach_closed;
+  /* When there is no producer (a zeroed region, a session that is being
+   * formatted, closed, or whose producer is gone), take a slot anyway and
+   * wait in it (WAITING): the next producer adopts it and this reader
+   * reads its session from the first record. ivshm_reader_new() then
+   * returns OK with a reader whose next() returns AGAIN (and
+   * ivshm_reader_waiting() true) until then. The reader must heartbeat
+   * while it waits, or its slot is reaped after a lease. false: return
+   * NO_PRODUCER as in 1.x. */
+  bool wait_for_producer;
+  /* When the producer's heartbeat stops for producer_timeout_ns: true:
+   * ivshm_reader_next() returns IVSHM_PRODUCER_STALLED once, keeps the
+   * slot (a lossless producer keeps everything for it) and returns AGAIN
+   * until the heartbeat moves again, then reads on; false:
+   * PRODUCER_GONE, as in 1.x. */
+  bool follow_stall;
 } IvshmReaderConfig;
 
 typedef struct
@@ -197,9 +246,12 @@ typedef struct
 
 /* Validates the region's header and attaches as a reader. NO_PRODUCER: no
  * producer has initialised the region (magic 0) or its session is closed:
- * wait and call again. AGAIN: the producer was busy publishing; call again.
- * BAD_MAGIC, VERSION, CORRUPT, TOO_SMALL: the region is not usable. NO_SLOT:
- * every reader slot is taken.
+ * wait and call again (or set wait_for_producer). AGAIN: the producer was
+ * busy publishing; call again. BAD_MAGIC, VERSION, CORRUPT, TOO_SMALL: the
+ * region is not usable. NO_SLOT: every reader slot is held by a live
+ * reader. When no slot is free, the call watches the taken slots'
+ * heartbeats for one lease (3 s, blocking) and reaps those that did not
+ * move before it gives up; the error says how many holders are live.
  *
  * The first reader of a session reads from the session's start. A later
  * reader first gets the sticky records (stream-start, caps, segment, tags)
@@ -211,8 +263,11 @@ IvshmStatus ivshm_reader_new (void *base, uint64_t size,
 /* Detaches (frees the slot) and frees the reader. */
 void ivshm_reader_free (IvshmReader * reader);
 
-/* The next record, validated, without consuming it. Pads are skipped.
- * AGAIN: nothing new yet, and the producer looks alive. Errors:
+/* The next record, validated, without consuming it. Pads and skips are
+ * skipped, at most 64 per call: then AGAIN with the progress kept, so that
+ * a caller re-checks whether it is flushing. AGAIN: nothing new yet (or
+ * still WAITING for a producer). PRODUCER_STALLED (follow_stall only): the
+ * producer's heartbeat stopped; informative, once per stall. Errors:
  * SESSION_CHANGED, PRODUCER_GONE, EVICTED, CORRUPT (with err->detail). */
 IvshmStatus ivshm_reader_next (IvshmReader * reader, IvshmRecord * record,
     IvshmError * err);
@@ -229,6 +284,8 @@ IvshmStatus ivshm_reader_release (IvshmReader * reader);
 bool ivshm_reader_wait (IvshmReader * reader, IvshmWaiter * waiter,
     uint64_t timeout_ns);
 bool ivshm_reader_producer_local (const IvshmReader * reader);
+/* The reader waits in a WAITING slot for a producer to adopt it. */
+bool ivshm_reader_waiting (IvshmReader * reader);
 
 /* Zero-copy reads: instead of releasing the record returned by
  * ivshm_reader_next(), hold it. Reading goes on past it, but its space is
@@ -248,7 +305,8 @@ typedef struct
 
 IvshmStatus ivshm_reader_hold (IvshmReader * reader, IvshmHold * hold);
 void ivshm_reader_unhold (IvshmReader * reader, const IvshmHold * hold);
-/* How many records, and how many bytes of the ring, are held. */
+/* How many records, and how many bytes of the ring, are held. Never
+ * writes shared memory. */
 void ivshm_reader_held (IvshmReader * reader, unsigned *count,
     uint64_t * bytes);
 uint64_t ivshm_reader_ring_size (const IvshmReader * reader);
@@ -266,11 +324,11 @@ bool ivshm_reader_producer_leaky (const IvshmReader * reader);
  * position makes no sense). Thread-safe. */
 uint64_t ivshm_reader_lag (IvshmReader * reader);
 
-/* Bumps this reader's lease. Thread-safe. */
+/* Bumps this reader's lease, if the slot is still its own. Thread-safe. */
 void ivshm_reader_heartbeat (IvshmReader * reader);
 
 uint64_t ivshm_reader_session (const IvshmReader * reader);
-/* Thread-safe. */
+/* Thread-safe; never writes shared memory. */
 void ivshm_reader_get_stats (IvshmReader * reader, IvshmReaderStats * stats);
 
 #ifdef __cplusplus

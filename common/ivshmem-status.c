@@ -45,6 +45,10 @@ static const struct
   [IVSHM_ERR_UNSUPPORTED] = {"unsupported", "not supported here"},
   [IVSHM_ERR_NO_MEMORY] = {"no-memory", "out of memory"},
   [IVSHM_ERR_STALE] = {"stale", "the reservation is no longer pending"},
+  [IVSHM_ERR_TAKEN_OVER] = {"taken-over",
+      "another producer took over this region while this one was stalled"},
+  [IVSHM_PRODUCER_STALLED] = {"producer-stalled",
+      "the producer's heartbeat stopped (paused VM?); still waiting for it"},
 };
 
 const char *

@@ -68,6 +68,16 @@ typedef enum
   /* A reservation is no longer pending (committed, or cancelled because a
    * later record was committed first): write the record anew. */
   IVSHM_ERR_STALE,
+  /* Another producer took this region over while this one was stalled
+   * (its heartbeat stopped for longer than the takeover wait). This
+   * producer stopped before its next write to shared memory. */
+  IVSHM_ERR_TAKEN_OVER,
+  /* Informative, not an error: the producer's heartbeat has not moved for
+   * the producer timeout (a paused or migrating VM, a stopped process).
+   * The reader keeps its slot and goes on waiting; ivshm_reader_next()
+   * returns this at most once per stall, then IVSHM_AGAIN until the
+   * heartbeat moves again (IvshmReaderConfig.follow_stall). */
+  IVSHM_PRODUCER_STALLED,
   IVSHM_STATUS_COUNT
 } IvshmStatus;
 

@@ -424,8 +424,8 @@ gst_ivshmem_sink_get_property (GObject * object, guint prop_id,
 static void
 heartbeat_tick (void *data)
 {
-  /* the writer's heartbeat is thread-safe and needs no lock */
-  ivshm_writer_heartbeat (data);
+  /* heartbeat and lease reaping; thread-safe, needs no lock */
+  ivshm_writer_tick (data);
 }
 
 static gboolean

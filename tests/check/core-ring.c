@@ -842,7 +842,8 @@ GST_START_TEST (test_corrupt_header)
   TRY (magic, 0x1234, IVSHM_ERR_BAD_MAGIC);
   TRY (magic, ~IVSHM_MAGIC, IVSHM_ERR_BAD_MAGIC);
   TRY (version_major, 0, IVSHM_ERR_VERSION);
-  TRY (version_major, 2, IVSHM_ERR_VERSION);
+  TRY (version_major, 1, IVSHM_ERR_VERSION);
+  TRY (version_major, 3, IVSHM_ERR_VERSION);
   TRY (version_major, UINT32_MAX, IVSHM_ERR_VERSION);
   TRY (region_size, size * 2, IVSHM_ERR_TOO_SMALL);
   TRY (region_size, UINT64_MAX, IVSHM_ERR_TOO_SMALL);
