@@ -71,6 +71,7 @@ struct _GstIvshmemSrc
   IvshmRegionOptions opened_opts;
   gboolean waiting_logged;
   gboolean stalled;             /* warned about a silent producer */
+  guint64 last_record_ns;       /* when we last read a record (or attached) */
   gboolean eos;
   gboolean segment_sent;        /* the output segment was pushed */
   GstIvshmemTime time;

@@ -97,6 +97,13 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
   /* after falling behind a leaky producer, the end of its stream is still
    * ours to read, even once it has closed the session */
   cfg.attach_closed = self->lapped;
+  /* otherwise wait in a slot for the next producer, which adopts it: we
+   * get its session from the first record */
+  cfg.wait_for_producer = !self->lapped;
+  GST_OBJECT_LOCK (self);
+  /* a producer that stops moving is waited for, not given up on */
+  cfg.follow_stall = self->on_restart == GST_IVSHMEM_SRC_RESTART_FOLLOW;
+  GST_OBJECT_UNLOCK (self);
   st = ivshm_reader_new (ivshm_region_data (self->region),
       ivshm_region_size (self->region), &cfg, &self->reader, &err);
   if (st == IVSHM_ERR_NO_PRODUCER || st == IVSHM_AGAIN) {
@@ -112,16 +119,21 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
   }
   if (self->abandoned_session &&
       ivshm_reader_session (self->reader) == self->abandoned_session) {
-    /* the session we left because its producer died: wait for a new one */
+    /* the session we left because its producer died (PRODUCER_GONE with
+     * follow_stall unset): wait for a new one */
     ivshm_reader_free (self->reader);
     self->reader = NULL;
     return GST_FLOW_CUSTOM_SUCCESS;
   }
 
   ivshm_reader_get_stats (self->reader, &stats);
-  GST_INFO_OBJECT (self, "attached to session %016" G_GINT64_MODIFIER
-      "x in slot %u%s", ivshm_reader_session (self->reader), stats.slot,
-      stats.joined_mid_stream ? ", mid-stream" : "");
+  if (ivshm_reader_waiting (self->reader))
+    GST_INFO_OBJECT (self, "waiting for a producer in slot %u", stats.slot);
+  else
+    GST_INFO_OBJECT (self, "attached to session %016" G_GINT64_MODIFIER
+        "x in slot %u%s", ivshm_reader_session (self->reader), stats.slot,
+        stats.joined_mid_stream ? ", mid-stream" : "");
+  self->last_record_ns = ivshm_now_ns ();
   if (!gst_ivshmem_consumer_attach (self->consumer, self->reader)) {
     GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
         ("Could not start the thread that renews this reader's lease."),
@@ -613,6 +625,38 @@ gst_ivshmem_src_handle_read_error (GstIvshmemSrc * self,
   return GST_FLOW_ERROR;
 }
 
+/* ---- a silent producer ------------------------------------------------- */
+
+/* The producer's heartbeat stopped (a paused, snapshotted or migrating VM,
+ * a stopped process): say so, keep the slot and wait. A lossless producer
+ * keeps everything for us, so nothing is lost when it moves again. */
+static void
+gst_ivshmem_src_producer_stalled (GstIvshmemSrc * self, const IvshmError * err)
+{
+  gdouble silent = (ivshm_now_ns () - self->last_record_ns) / 1e9;
+
+  self->stalled = TRUE;
+  GST_ELEMENT_WARNING (self, RESOURCE, READ,
+      ("The producer has been silent for %.1f s (paused VM?); still "
+          "waiting.", silent),
+      ("%s. Its heartbeat stopped. This reader keeps its slot and goes on "
+          "when the producer moves again; on-producer-restart=eos or error "
+          "would end the stream instead.", err->detail[0] ? err->detail :
+          "producer stalled"));
+}
+
+/* A record after a stall: the producer moved again. */
+static void
+gst_ivshmem_src_producer_resumed (GstIvshmemSrc * self)
+{
+  gdouble silent = (ivshm_now_ns () - self->last_record_ns) / 1e9;
+
+  self->stalled = FALSE;
+  GST_ELEMENT_INFO (self, RESOURCE, READ,
+      ("The producer moved again after %.1f s of silence.", silent),
+      ("nothing was lost: this reader kept its slot"));
+}
+
 /* ---- create ------------------------------------------------------------- */
 
 GstFlowReturn
@@ -647,9 +691,17 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
       GST_DEBUG_OBJECT (self, "unlocked while waiting for data");
       return GST_FLOW_FLUSHING;
     }
+    if (st == IVSHM_PRODUCER_STALLED) {
+      gst_ivshmem_src_producer_stalled (self, &err);
+      continue;
+    }
     wait.reset = TRUE;
-    if (st == IVSHM_OK)
+    if (st == IVSHM_OK) {
+      if (self->stalled)
+        gst_ivshmem_src_producer_resumed (self);
+      self->last_record_ns = ivshm_now_ns ();
       ret = gst_ivshmem_src_dispatch (self, &rec, out, &err);
+    }
     else
       ret = GST_FLOW_ERROR;
     if (ret == GST_FLOW_ERROR && err.status != IVSHM_OK)
