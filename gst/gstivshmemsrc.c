@@ -384,6 +384,7 @@ gst_ivshmem_src_finalize (GObject * object)
   g_free (self->device);
   g_free (self->opened_device);
   g_free (self->stream_id);
+  gst_caps_replace (&self->pending_caps, NULL);
   gst_object_unref (self->allocator);
   g_mutex_clear (&self->unlock_lock);
 
@@ -564,6 +565,7 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
   self->discont = FALSE;
   self->lapped = FALSE;
   g_clear_pointer (&self->stream_id, g_free);
+  gst_caps_replace (&self->pending_caps, NULL);
   g_free (self->opened_device);
   self->opened_device = device;
   self->opened_opts = opts;

@@ -60,6 +60,7 @@ struct _GstIvshmemSrc
   IvshmReader *reader;
   GstIvshmemSrcZeroCopy zc_mode;        /* zero_copy_mode, as of start() */
   gboolean caps_raw;            /* the caps are raw audio or video */
+  GstCaps *pending_caps;        /* could not be set while flushing */
   guint64 reconnects;           /* producer restarts followed */
   guint64 abandoned_session;    /* a dead session not to attach to again */
   gboolean discont;             /* mark the next buffer DISCONT */

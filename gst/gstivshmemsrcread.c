@@ -43,6 +43,7 @@ gst_ivshmem_src_reset_stream (GstIvshmemSrc * self)
   self->waiting_logged = FALSE;
   self->stalled = FALSE;
   self->caps_raw = FALSE;
+  gst_caps_replace (&self->pending_caps, NULL);
 }
 
 /* ---- attaching ---------------------------------------------------------- */
@@ -309,6 +310,9 @@ caps_are_raw (const GstCaps * caps)
       gst_structure_has_name (s, "audio/x-raw");
 }
 
+static GstFlowReturn gst_ivshmem_src_set_caps (GstIvshmemSrc * self,
+    GstCaps * caps);
+
 static GstFlowReturn
 gst_ivshmem_src_handle_caps (GstIvshmemSrc * self, const gchar * str)
 {
@@ -323,7 +327,20 @@ gst_ivshmem_src_handle_caps (GstIvshmemSrc * self, const gchar * str)
   }
   GST_DEBUG_OBJECT (self, "caps from the producer: %" GST_PTR_FORMAT, caps);
   self->caps_raw = caps_are_raw (caps);
+  return gst_ivshmem_src_set_caps (self, caps);
+}
+
+/* Sets (and takes) the caps. While flushing, the caps event cannot go
+ * out: it is kept and set again at the next create(). */
+static GstFlowReturn
+gst_ivshmem_src_set_caps (GstIvshmemSrc * self, GstCaps * caps)
+{
+  gst_caps_replace (&self->pending_caps, NULL);
   if (!gst_base_src_set_caps (GST_BASE_SRC (self), caps)) {
+    if (GST_PAD_IS_FLUSHING (GST_BASE_SRC_PAD (self))) {
+      self->pending_caps = caps;
+      return GST_FLOW_FLUSHING;
+    }
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
         ("Downstream does not accept the producer's caps."),
         ("caps %" GST_PTR_FORMAT, caps));
@@ -668,6 +685,11 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
 
   if (self->eos)
     return GST_FLOW_EOS;
+  if (self->pending_caps) {
+    ret = gst_ivshmem_src_set_caps (self, gst_caps_ref (self->pending_caps));
+    if (ret != GST_FLOW_OK)
+      return ret;
+  }
   wait.reset = TRUE;
   wait.producer_wait = WAIT_PRODUCER_MIN_NS;
 

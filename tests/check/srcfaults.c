@@ -1,0 +1,277 @@
+/* gst-ivshmem: ivshmemsrc when its own process lets it down
+ * SPDX-License-Identifier: MIT
+ *
+ * - The heartbeat thread cannot start: pthread_create() is interposed
+ *   here and fails for calls made from the plugin (found with dladdr() on
+ *   the caller), so only the source's lease thread fails; the producer in
+ *   this test and GStreamer's own threads start as usual.
+ * - unlock() racing with the streaming thread leaving a region: flushes
+ *   sent to the source while a producer restarts again and again, so that
+ *   the source reattaches (and unmaps the old region) all the time.
+ *   munmap() is interposed so that a region the plugin lets go stays
+ *   reserved and inaccessible: a late access faults at once instead of
+ *   landing in whatever is mapped there next.
+ *
+ * The producer is the core's IvshmWriter, driven by the test.
+ */
+#include <gst/check/gstcheck.h>
+
+#include "ivshmem-region.h"
+#include "ivshmem-ring.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define REGION_SIZE (256 * 1024)
+
+/* ---- interposers -------------------------------------------------------- */
+
+static volatile gint fail_plugin_threads;
+static volatile gint keep_unmapped_regions;
+
+static gboolean
+called_from_plugin (const void *caller)
+{
+  Dl_info info;
+
+  return dladdr (caller, &info) && info.dli_fname &&
+      strstr (info.dli_fname, "libgstivshmem") != NULL;
+}
+
+int
+pthread_create (pthread_t * thread, const pthread_attr_t * attr,
+    void *(*fn) (void *), void *arg)
+{
+  static int (*real) (pthread_t *, const pthread_attr_t *,
+      void *(*)(void *), void *);
+
+  if (!real)
+    real = dlsym (RTLD_NEXT, "pthread_create");
+  if (g_atomic_int_get (&fail_plugin_threads) &&
+      called_from_plugin (__builtin_return_address (0)))
+    return EAGAIN;
+  return real (thread, attr, fn, arg);
+}
+
+int
+munmap (void *addr, size_t len)
+{
+  static int (*real) (void *, size_t);
+
+  if (!real)
+    real = dlsym (RTLD_NEXT, "munmap");
+  if (g_atomic_int_get (&keep_unmapped_regions) && len == REGION_SIZE &&
+      called_from_plugin (__builtin_return_address (0)))
+    return mmap (addr, len, PROT_NONE, MAP_FIXED | MAP_PRIVATE |
+        MAP_ANONYMOUS, -1, 0) == MAP_FAILED ? -1 : 0;
+  return real (addr, len);
+}
+
+/* ---- a producer --------------------------------------------------------- */
+
+static gchar *
+shm_path (const gchar * name)
+{
+  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-srcfaults-%d-%s",
+      (int) getpid (), name);
+
+  unlink (path);
+  return path;
+}
+
+static IvshmRegion *
+region_create (const gchar * path)
+{
+  IvshmRegionOptions opts = { 0 };
+  IvshmError err = { 0 };
+  IvshmRegion *region = NULL;
+
+  opts.create_size = REGION_SIZE;
+  fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
+      IVSHM_OK);
+  return region;
+}
+
+static IvshmWriter *
+writer_new (IvshmRegion * region)
+{
+  IvshmError err = { 0 };
+  IvshmWriter *w = NULL;
+
+  IvshmStatus st = ivshm_writer_new (ivshm_region_data (region),
+      ivshm_region_size (region), NULL, &w, &err);
+
+  fail_unless (st == IVSHM_OK, "%s", err.detail);
+  return w;
+}
+
+static void
+write_caps_and_buffer (IvshmWriter * w)
+{
+  static const gchar caps[] = "application/x-srcfaults";
+  IvshmRecordHeader info;
+  guint8 payload[256] = { 0 };
+
+  memset (&info, 0, sizeof info);
+  info.type = IVSHM_RECORD_CAPS;
+  info.pts = info.dts = info.duration = IVSHM_TIME_NONE;
+  info.offset = info.offset_end = IVSHM_TIME_NONE;
+  info.payload_len = sizeof caps;
+  ivshm_writer_write (w, &info, caps);
+  info.type = IVSHM_RECORD_BUFFER;
+  info.payload_len = sizeof payload;
+  ivshm_writer_write (w, &info, payload);
+}
+
+/* An error on the bus within `timeout`, or NULL. */
+static GstMessage *
+wait_error (GstElement * pipeline, GstClockTime timeout)
+{
+  GstBus *bus = gst_element_get_bus (pipeline);
+  GstMessage *msg = gst_bus_timed_pop_filtered (bus, timeout,
+      GST_MESSAGE_ERROR);
+
+  gst_object_unref (bus);
+  return msg;
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+/* Old code: the source ignored the failure and read on without renewing
+ * its lease, so a lossless producer would drop it after 3 s. Now it is an
+ * element error that says why. */
+GST_START_TEST (test_heartbeat_thread_fails)
+{
+  gchar *path = shm_path ("heartbeat");
+  IvshmRegion *region = region_create (path);
+  IvshmWriter *w = writer_new (region);
+  gchar *desc = g_strdup_printf ("ivshmemsrc device=%s ! fakesink", path);
+  GstElement *pipeline = gst_parse_launch (desc, NULL);
+  GstMessage *msg;
+  GError *gerr = NULL;
+  gchar *dbg = NULL;
+
+  fail_unless (pipeline != NULL);
+  write_caps_and_buffer (w);
+  g_atomic_int_set (&fail_plugin_threads, 1);
+  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  msg = wait_error (pipeline, 20 * GST_SECOND);
+  g_atomic_int_set (&fail_plugin_threads, 0);
+  fail_unless (msg != NULL, "no error although the source's heartbeat "
+      "thread could not start");
+  gst_message_parse_error (msg, &gerr, &dbg);
+  GST_INFO ("error: %s (%s)", gerr->message, dbg);
+  fail_unless (strstr (gerr->message, "lease") != NULL, "%s", gerr->message);
+  g_clear_error (&gerr);
+  g_free (dbg);
+  gst_message_unref (msg);
+
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (pipeline);
+  g_free (desc);
+  ivshm_writer_free (w);
+  ivshm_region_close (region);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
+typedef struct
+{
+  GstElement *src;
+  volatile gint stop;
+  guint flushes;
+} Flusher;
+
+static gpointer
+flusher_main (gpointer data)
+{
+  Flusher *f = data;
+
+  while (!g_atomic_int_get (&f->stop)) {
+    gst_element_send_event (f->src, gst_event_new_flush_start ());
+    gst_element_send_event (f->src, gst_event_new_flush_stop (FALSE));
+    f->flushes++;
+    g_usleep (50);
+  }
+  return NULL;
+}
+
+/* unlock() must not touch a region the streaming thread just let go. */
+GST_START_TEST (test_unlock_during_reattach)
+{
+  gchar *path = shm_path ("unlock");
+  IvshmRegion *region = region_create (path);
+  gchar *desc = g_strdup_printf ("ivshmemsrc name=src device=%s "
+      "is-live=false ! fakesink sync=false", path);
+  GstElement *pipeline = gst_parse_launch (desc, NULL);
+  Flusher f = { 0 };
+  GThread *thread;
+  GstStructure *stats = NULL;
+  guint64 reconnects = 0;
+  gint64 deadline;
+  guint sessions = 0;
+  GstMessage *msg;
+
+  fail_unless (pipeline != NULL);
+  f.src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  g_atomic_int_set (&keep_unmapped_regions, 1);
+  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  thread = g_thread_new ("flusher", flusher_main, &f);
+
+  deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time () < deadline) {
+    IvshmWriter *w = writer_new (region);
+
+    write_caps_and_buffer (w);
+    g_usleep (1000);
+    ivshm_writer_free (w);      /* closed: the reader follows the next */
+    sessions++;
+    g_usleep (1000);
+  }
+  g_atomic_int_set (&f.stop, 1);
+  g_thread_join (thread);
+
+  g_object_get (f.src, "stats", &stats, NULL);
+  gst_structure_get_uint64 (stats, "reconnects", &reconnects);
+  gst_structure_free (stats);
+  GST_INFO ("%u sessions, %" G_GUINT64_FORMAT " followed, %u flushes",
+      sessions, reconnects, f.flushes);
+  msg = wait_error (pipeline, 0);
+  if (msg) {
+    GError *gerr = NULL;
+    gchar *dbg = NULL;
+
+    gst_message_parse_error (msg, &gerr, &dbg);
+    fail ("an error from the source: %s (%s)", gerr->message, dbg);
+  }
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  g_atomic_int_set (&keep_unmapped_regions, 0);
+  gst_object_unref (f.src);
+  gst_object_unref (pipeline);
+  g_free (desc);
+  ivshm_region_close (region);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
+static Suite *
+srcfaults_suite (void)
+{
+  Suite *s = suite_create ("ivshmem-srcfaults");
+  TCase *tc = tcase_create ("general");
+
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_heartbeat_thread_fails);
+  tcase_add_test (tc, test_unlock_during_reattach);
+  return s;
+}
+
+GST_CHECK_MAIN (srcfaults);
