@@ -22,6 +22,28 @@
  * gets the current stream-start, caps, segment and tags, then the next
  * buffer.
  *
+ * ## A silent, restarting or vanished producer
+ *
+ * When the producer's heartbeat stops (a paused, snapshotted or migrating
+ * VM, a stopped process), the source posts a warning ("The producer has
+ * been silent for N s (paused VM?); still waiting.") and keeps its place:
+ * when the producer moves again it reads on, and nothing is lost. When
+ * the producer restarts, or closes its session without EOS, the source
+ * acts as #GstIvshmemSrc:on-producer-restart says. Errors say what
+ * happened and what to do: a reader dropped by a lossless sink because it
+ * stalled past its lease, a reader lapped by a leaky sink (a warning, and
+ * a GAP over what it missed), every reader slot taken (look with
+ * `ivshmem-info`).
+ *
+ * ## Zero copy and trust
+ *
+ * Raw audio and video go out as read-only buffers that point into the
+ * ring; everything else is copied before it leaves the element
+ * (#GstIvshmemSrc:zero-copy = auto). The producer can rewrite the ring at
+ * any time: for raw media that changes samples or pixels only, for a
+ * compressed or structured stream it could change bytes between a
+ * parser's check and their use, so that is copied unless zero-copy=on.
+ *
  * ## Timestamps
  *
  * The producer's clock (a guest's, or another pipeline's) is not this
@@ -264,10 +286,12 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
    * GstIvshmemSrc:on-producer-restart:
    *
    * What to do when the producer restarts (a new session) or goes away
-   * without EOS (it closed its session, or its heartbeat stopped): follow
-   * the next producer in the same pipeline (stream-start, caps and segment
-   * are sent again and the next buffer is marked DISCONT), end with EOS, or
-   * post an error.
+   * without EOS (it closed its session): follow the next producer in the
+   * same pipeline (stream-start, caps and segment are sent again and the
+   * next buffer is marked DISCONT), end with EOS, or post an error. With
+   * follow, a producer whose heartbeat stops is waited for (a warning says
+   * so) and followed again when it moves; with eos or error, its silence
+   * ends the stream.
    */
   g_object_class_install_property (gobject_class, PROP_ON_PRODUCER_RESTART,
       g_param_spec_enum ("on-producer-restart", "On producer restart",
@@ -439,49 +463,6 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
 
   if (prop_id == PROP_IS_LIVE)
     gst_base_src_set_live (GST_BASE_SRC (self), g_value_get_boolean (value));
-}
-
-static GstStructure *
-gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
-{
-  GstIvshmemConsumer *consumer = NULL;
-  IvshmReaderStats rs = { 0 };
-  unsigned held = 0;
-  guint64 lag = 0, session = 0, reconnects, zero_copy, copied, invalid;
-  guint64 drops, lost_bytes;
-  gint slot = -1;
-
-  /* the consumer keeps the mapping alive while we look at it */
-  GST_OBJECT_LOCK (self);
-  if (self->consumer)
-    consumer = gst_ivshmem_consumer_ref (self->consumer);
-  reconnects = self->reconnects;
-  drops = self->drops;
-  lost_bytes = self->lost_bytes;
-  zero_copy = self->zero_copy;
-  copied = self->copied;
-  invalid = self->invalid_records;
-  GST_OBJECT_UNLOCK (self);
-
-  if (consumer) {
-    if (gst_ivshmem_consumer_get_stats (consumer, &rs, &held, &lag,
-            &session))
-      slot = (gint) rs.slot;
-    gst_ivshmem_consumer_unref (consumer);
-  }
-  return gst_structure_new ("GstIvshmemSrcStats",
-      "buffers", G_TYPE_UINT64, rs.buffers,
-      "bytes", G_TYPE_UINT64, rs.bytes,
-      "zero-copy-buffers", G_TYPE_UINT64, zero_copy,
-      "copied-buffers", G_TYPE_UINT64, copied,
-      "invalid-records", G_TYPE_UINT64, invalid + rs.invalid,
-      "reconnects", G_TYPE_UINT64, reconnects,
-      "drops", G_TYPE_UINT64, drops,
-      "lost-bytes", G_TYPE_UINT64, lost_bytes,
-      "lag-bytes", G_TYPE_UINT64, lag,
-      "held-buffers", G_TYPE_UINT, held,
-      "slot", G_TYPE_INT, slot,
-      "session", G_TYPE_UINT64, session, NULL);
 }
 
 static void

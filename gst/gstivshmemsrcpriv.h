@@ -87,8 +87,19 @@ struct _GstIvshmemSrc
 
 /* gstivshmemsrcread.c */
 GstFlowReturn gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** buf);
+
+/* gstivshmemsrcsession.c */
 /* A new stream (start, or the next producer): nothing anchored yet. */
 void gst_ivshmem_src_reset_stream (GstIvshmemSrc * self);
+/* Tries to attach to the producer (or to wait in a slot for one).
+ * GST_FLOW_OK: attached; GST_FLOW_CUSTOM_SUCCESS: no producer yet, wait. */
+GstFlowReturn gst_ivshmem_src_attach (GstIvshmemSrc * self);
+/* Lets go of the session after `why` (the producer restarted, went away,
+ * or dropped this reader) and prepares to attach again. */
+GstFlowReturn gst_ivshmem_src_reattach (GstIvshmemSrc * self,
+    const IvshmError * why);
+/* the stats property */
+GstStructure *gst_ivshmem_src_get_stats (GstIvshmemSrc * self);
 
 G_END_DECLS
 
