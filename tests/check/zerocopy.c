@@ -1150,6 +1150,77 @@ GST_START_TEST (test_src_zero_copy_off)
 
 GST_END_TEST;
 
+static guint64 stats_u64 (GstElement * rd, const gchar * field);
+
+/* Buffers held downstream across the end of a session: the producer stops
+ * without EOS while the reader holds 4 buffers in place, and a new
+ * producer writes five rings' worth over the same ring. The source moves
+ * the held buffers out of the ring when it leaves the session, so they
+ * never change (on the old code they stayed in the ring and were
+ * overwritten). */
+GST_START_TEST (test_src_held_buffers_survive_restart)
+{
+  const guint held_n = 4, n2 = 300;
+  const gsize size = 1000;
+  gchar *path = zc_path ("restart");
+  GstElement *prod, *rd;
+  GstAppSrc *src;
+  GstBuffer *held[4];
+  guint64 sum[4];
+  gint64 deadline;
+  guint i;
+
+  prod = producer_appsrc (path, DATA_CAPS, SMALL_REGION);
+  rd = reader_mode (path, "on");
+  src = GST_APP_SRC (by_name (prod, "src"));
+  for (i = 0; i < held_n; i++)
+    fail_unless_equals_int (gst_app_src_push_buffer (src, payload_new (i,
+                size)), GST_FLOW_OK);
+  for (i = 0; i < held_n; i++) {
+    held[i] = pull_ok (rd);
+    fail_unless_equals_int (payload_check (held[i], size), i);
+    check_read_only_in_ring (held[i], path);
+    sum[i] = checksum (held[i]);
+  }
+
+  /* no EOS: the session just ends; the reader follows (on-producer-
+   * restart=follow) and waits for the next producer */
+  stop (prod);
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC * time_scale ();
+  while (stats_u64 (rd, "reconnects") == 0 &&
+      g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+  fail_unless_equals_uint64 (stats_u64 (rd, "reconnects"), 1);
+  for (i = 0; i < held_n; i++)
+    fail_unless (moved_out_of_ring (held[i], path), "held buffer %u is "
+        "still in the ring of a session that ended", i);
+
+  prod = producer_appsrc (path, DATA_CAPS, SMALL_REGION);
+  src = GST_APP_SRC (by_name (prod, "src"));
+  for (i = 0; i < n2; i++)
+    fail_unless_equals_int (gst_app_src_push_buffer (src, payload_new (1000 +
+                i, size)), GST_FLOW_OK);
+  fail_unless_equals_int (gst_app_src_end_of_stream (src), GST_FLOW_OK);
+  for (i = 0; i < n2; i++) {
+    GstBuffer *buf = pull_ok (rd);
+
+    fail_unless_equals_int (payload_check (buf, size), 1000 + i);
+    gst_buffer_unref (buf);
+  }
+  expect_eos (rd, PULL_TIMEOUT);
+  for (i = 0; i < held_n; i++) {
+    fail_unless_equals_uint64 (checksum (held[i]), sum[i]);
+    fail_unless_equals_int (payload_check (held[i], size), i);
+    gst_buffer_unref (held[i]);
+  }
+  stop (rd);
+  stop (prod);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
 /* ---- zero-copy policy ------------------------------------------------- */
 
 static guint64
@@ -1447,6 +1518,7 @@ zerocopy_suite (void)
   tcase_add_test (tc, test_pool_no_reuse_while_referenced);
   tcase_add_test (tc, test_src_held_buffers_never_change);
   tcase_add_test (tc, test_src_zero_copy_off);
+  tcase_add_test (tc, test_src_held_buffers_survive_restart);
   tcase_add_test (tc, test_src_zero_copy_policy);
   tcase_add_test (tc, test_src_zero_copy_default);
   tcase_add_test (tc, test_src_release_order);
