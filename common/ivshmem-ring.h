@@ -232,6 +232,13 @@ typedef struct
    * until the heartbeat moves again, then reads on; false:
    * PRODUCER_GONE, as in 1.x. */
   bool follow_stall;
+  /* A session not to attach to (0: none): the one a reader left because
+   * its producer went away. With wait_for_producer, the reader waits in a
+   * WAITING slot for the next session instead. */
+  uint64_t skip_session;
+  /* How long a reader that finds every slot taken watches their
+   * heartbeats before it reaps the ones that did not move. 0: 3 s. */
+  uint64_t lease_timeout_ns;
 } IvshmReaderConfig;
 
 typedef struct

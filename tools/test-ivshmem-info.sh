@@ -123,11 +123,11 @@ mk 'import os, sys; open(sys.argv[1], "wb").write(b"garbage!" + os.urandom(128 *
 expect_exit 4 "garbage" vg "$shm"
 grep -q 'not a gst-ivshmem region' "$tmp/err" && ok "garbage message" || fail "garbage message"
 
-mk 'import struct, sys; open(sys.argv[1], "wb").write((b"IVSHMGST" + struct.pack("<II", 2, 0)).ljust(128 * 1024, b"\0"))'
-expect_exit 5 "version 2" -- "$shm"
-grep -q 'version 2.0' "$tmp/err" && ok "version message" || fail "version message"
+mk 'import struct, sys; open(sys.argv[1], "wb").write((b"IVSHMGST" + struct.pack("<II", 3, 0)).ljust(128 * 1024, b"\0"))'
+expect_exit 5 "version 3" -- "$shm"
+grep -q 'version 3.0' "$tmp/err" && ok "version message" || fail "version message"
 
-mk 'import os, struct, sys; open(sys.argv[1], "wb").write(b"IVSHMGST" + struct.pack("<II", 1, 0) + os.urandom(128 * 1024 - 16))'
+mk 'import os, struct, sys; open(sys.argv[1], "wb").write(b"IVSHMGST" + struct.pack("<II", 2, 0) + os.urandom(128 * 1024 - 16))'
 expect_exit 6 "random header" -- --no-wait "$shm"
 expect_exit 6 "random header, json" vg --json --no-wait "$shm"
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/out" \
@@ -139,7 +139,7 @@ mk '
 import os, struct, sys
 size = 256 * 1024
 b = bytearray(os.urandom(size))
-hdr = b"IVSHMGST" + struct.pack("<IIQQQIHHIIII", 1, 7, size, 0x10000,
+hdr = b"IVSHMGST" + struct.pack("<IIQQQIHHIIII", 2, 7, size, 0x10000,
     size - 0x10000, 0x1000, 32, 128, 0x2000, 0xE000, 64, 0)
 b[0:len(hdr)] = hdr
 b[0x50:0x54] = struct.pack("<I", 1)
@@ -172,7 +172,7 @@ mk '
 import struct, sys
 size = 128 * 1024
 b = bytearray(size)
-b[0:0x40] = (b"IVSHMGST" + struct.pack("<IIQQQIHHIIII", 1, 0, size, 0x10000,
+b[0:0x40] = (b"IVSHMGST" + struct.pack("<IIQQQIHHIIII", 2, 0, size, 0x10000,
     size - 0x10000, 0x1000, 32, 128, 0x2000, 0xE000, 64, 0)).ljust(0x40, b"\0")
 b[0x2000:0x2018] = struct.pack("<QQII", 2, 0, 0xFFFFFFC0, 1)
 open(sys.argv[1], "wb").write(b)

@@ -34,6 +34,18 @@ static const IvshmReaderConfig patient_reader = { 60000ull * MS };
 
 /* ---- regions ------------------------------------------------------------ */
 
+/* Makes the writer scan its slots as it does when it needs space. */
+static void
+writer_reclaim_now (IvshmWriter * w)
+{
+  IvshmWaiter waiter;
+  uint32_t token;
+
+  ivshm_waiter_init (&waiter);
+  if (ivshm_writer_wait_prepare (w, &token))
+    ivshm_writer_wait_finish (w, &waiter, token, 1000);
+}
+
 static void *
 region_alloc (uint64_t size)
 {
@@ -333,7 +345,7 @@ GST_START_TEST (test_round_trip)
   IvshmReaderStats rs;
   IvshmRecord rec;
   IvshmRecordHeader h;
-  uint64_t i, pos = 0, bytes = 0;
+  uint64_t i, pos = ivshm_writer_position (w), bytes = 0;
   void *dst, *dst2;
 
   read_none (r);
@@ -594,7 +606,9 @@ GST_START_TEST (test_first_reader_gets_all)
   fail_unless (n > 20);
   assert_status (write_buffer (w, n, 2000), IVSHM_AGAIN);
   fail_unless_equals_int (ivshm_writer_count_readers (w), 0);
-  fail_unless_equals_uint64 (atomic_load (&hdr_of (base)->tail), 0);
+  /* positions start at the session base (PROTOCOL.md, "Session format") */
+  fail_unless_equals_uint64 (atomic_load (&hdr_of (base)->tail),
+      IVSHM_SESSION_BASE_STEP);
 
   r = reader_new_ok (base, size);
   ivshm_reader_get_stats (r, &rs);
@@ -769,6 +783,16 @@ GST_START_TEST (test_several_readers)
 
 GST_END_TEST;
 
+static void
+heartbeat_all (void *data)
+{
+  IvshmReader **r = data;
+  unsigned i;
+
+  for (i = 0; i < IVSHM_MAX_READERS; i++)
+    ivshm_reader_heartbeat (r[i]);
+}
+
 GST_START_TEST (test_no_slot)
 {
   const uint64_t size = IVSHM_REGION_MIN;
@@ -778,12 +802,22 @@ GST_START_TEST (test_no_slot)
   IvshmError err = { 0 };
   unsigned i;
 
+  IvshmReaderConfig cfg = patient_reader;
+  IvshmTicker *t;
+
   for (i = 0; i < IVSHM_MAX_READERS; i++)
     r[i] = reader_new_ok (base, size);
-  assert_status (ivshm_reader_new (base, size, &patient_reader, &extra, &err),
+  /* 32 live readers: their heartbeats move while the newcomer watches */
+  t = ivshm_ticker_start (20 * MS, heartbeat_all, r);
+  fail_unless (t != NULL);
+  cfg.lease_timeout_ns = 300 * MS;
+  assert_status (ivshm_reader_new (base, size, &cfg, &extra, &err),
       IVSHM_ERR_NO_SLOT);
+  ivshm_ticker_stop (t);
   fail_unless (extra == NULL);
   fail_unless_equals_int (err.status, IVSHM_ERR_NO_SLOT);
+  fail_unless (strstr (err.detail, "(32 by readers whose heartbeat moves)"),
+      "%s", err.detail);
   ivshm_reader_free (r[5]);
   r[5] = reader_new_ok (base, size);
   for (i = 0; i < IVSHM_MAX_READERS; i++)
@@ -1217,18 +1251,19 @@ GST_START_TEST (test_evicted_reader_leaves_slot_alone)
   IvshmReaderStats rs;
   IvshmRecord rec;
   IvshmWriterStats ws;
-  uint64_t seq = 0, a_pos, b_pos;
+  uint64_t seq = 0, a_pos, b_pos, base0 = ivshm_writer_position (w);
   IvshmReaderSlot *s;
 
   /* a reads up to the end of the ring but for 4 KiB */
-  while (ivshm_writer_position (w) + ivshm_record_len (5000) <= RING_64K)
+  while (ivshm_writer_position (w) - base0 + ivshm_record_len (5000) <=
+      RING_64K)
     write_buffer_ok (w, seq++, 5000);
   read_buffers_ok (a, 0, seq);
   a_pos = ivshm_writer_position (w);
-  fail_unless_equals_uint64 (a_pos, RING_64K - 4096);
+  fail_unless_equals_uint64 (a_pos - base0, RING_64K - 4096);
   /* a record that does not fit before the end: a pad, then the record */
   write_buffer_ok (w, seq++, 5000);
-  fail_unless_equals_uint64 (ivshm_writer_position (w),
+  fail_unless_equals_uint64 (ivshm_writer_position (w) - base0,
       RING_64K + ivshm_record_len (5000));
   fail_unless_equals_int (ring_rec_at (base, RING_64K, a_pos)->type,
       IVSHM_RECORD_PAD);
@@ -1236,7 +1271,10 @@ GST_START_TEST (test_evicted_reader_leaves_slot_alone)
   ivshm_reader_get_stats (a, &rs);
   s = slot_at (base, rs.slot);
   atomic_store (&s->read_pos, a_pos + 8);
+  /* counting readers changes nothing; reclaiming space evicts */
   fail_unless_equals_int (ivshm_writer_count_readers (w), 0);
+  fail_unless_equals_int (atomic_load (&s->state), IVSHM_SLOT_ACTIVE);
+  writer_reclaim_now (w);
   ivshm_writer_get_stats (w, &ws);
   fail_unless_equals_uint64 (ws.invalid_slots, 1);
   fail_unless_equals_int (atomic_load (&s->state), IVSHM_SLOT_EVICTED);

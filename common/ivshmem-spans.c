@@ -1,0 +1,458 @@
+/* gst-ivshmem: the producer's records: reserve, commit, publish
+ * SPDX-License-Identifier: MIT
+ *
+ * Reservations (spans) are kept in ring order and published in that
+ * order (PROTOCOL.md, "Zero-copy writes"); write_pos is published with a
+ * compare-and-swap from the value this producer last published, which
+ * fails once another producer took the region over. The write side of the
+ * sticky area lives here too: it is updated before the write_pos that
+ * covers it is published.
+ */
+#include "ivshmem-ring-private.h"
+
+#include "ivshmem-os.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+Span *
+ivshm_span_at (IvshmWriter * w, uint64_t id)
+{
+  return &w->spans[id % MAX_SPANS];
+}
+
+static void writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t off,
+    uint64_t len);
+static void writer_advance (IvshmWriter * w);
+
+/* Forgets the spans that are published and no longer referenced. A span
+ * released while still pending (a pool buffer dropped unpushed) will never
+ * be committed: it becomes a skip, so that it neither blocks publication
+ * nor keeps its space. */
+void
+ivshm_writer_collect (IvshmWriter * w)
+{
+  uint64_t i;
+  bool cancelled = false;
+
+  for (i = w->span_pub; i < w->span_end; i++) {
+    Span *s = ivshm_span_at (w, i);
+
+    if (s->state == SPAN_PENDING &&
+        atomic_load_explicit (&s->freed, ACQ)) {
+      writer_write_skip (w, s->pos, s->off, s->len);
+      s->state = SPAN_CANCELLED;
+      w->stats.cancelled++;
+      cancelled = true;
+    }
+  }
+  if (cancelled)
+    writer_advance (w);
+  while (w->span_first < w->span_pub &&
+      atomic_load_explicit (&ivshm_span_at (w, w->span_first)->freed, ACQ))
+    w->span_first++;
+}
+
+/* Publishes w->write_pos: CAS from what we last published, so that a
+ * producer that was taken over can never move the new session's
+ * write_pos (its base is one this producer never published). */
+static bool
+writer_publish (IvshmWriter * w)
+{
+  uint64_t expected = w->published;
+
+  if (!ivshm_writer_owns (w) ||
+      !atomic_compare_exchange_strong_explicit (&w->hdr->write_pos,
+          &expected, w->write_pos, SEQ, RLX)) {
+    atomic_store_explicit (&w->stopped, true, RLX);
+    atomic_store_explicit (&w->taken_over, true, RLX);
+    return false;
+  }
+  w->published = w->write_pos;
+  /* A reader announces that it is going to sleep, then re-reads write_pos;
+   * we publish, then look for sleepers. With a full fence on both sides
+   * one of us sees the other (PROTOCOL.md, "Wake-ups"). */
+  atomic_thread_fence (SEQ);
+  if (atomic_load_explicit (&w->hdr->readers_sleeping, RLX) != 0)
+    ivshm_wake (&w->hdr->data_futex);
+  return true;
+}
+
+static void
+writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t off, uint64_t len)
+{
+  IvshmRecordHeader h = { 0 };
+
+  /* a skip header is a record header: never into a region we lost */
+  if (!ivshm_writer_owns (w))
+    return;
+  h.type = IVSHM_RECORD_SKIP;
+  h.pos = pos;
+  h.payload_len = len - sizeof h;
+  memcpy (w->ring + off, &h, sizeof h);
+}
+
+static Span *
+writer_push_span (IvshmWriter * w, uint64_t len, uint8_t state, bool freed)
+{
+  Span *s = ivshm_span_at (w, w->span_end++);
+
+  s->pos = w->reserve_pos;
+  s->off = w->reserve_off;
+  s->len = len;
+  s->state = state;
+  s->pad = freed && state == SPAN_COMMITTED;
+  atomic_store_explicit (&s->freed, freed, RLX);
+  w->reserve_pos += len;
+  w->reserve_off += len;
+  if (w->reserve_off == w->ring_size)
+    w->reserve_off = 0;
+  return s;
+}
+
+/* Publishes every span from span_pub on that is no longer pending. */
+static void
+writer_advance (IvshmWriter * w)
+{
+  uint64_t old = w->write_pos;
+
+  while (w->span_pub < w->span_end &&
+      ivshm_span_at (w, w->span_pub)->state != SPAN_PENDING) {
+    Span *s = ivshm_span_at (w, w->span_pub++);
+    w->write_pos = s->pos + s->len;
+    /* until the first real record, what is published is only skips and
+     * pads: no need to keep it for a first reader */
+    if (!w->retain_fixed) {
+      if (s->state == SPAN_COMMITTED && !s->pad) {
+        w->retain_fixed = true;
+        w->retain_from = s->pos;
+      } else {
+        w->retain_from = w->write_pos;
+      }
+    }
+  }
+  if (w->write_pos != old)
+    writer_publish (w);
+}
+
+IvshmStatus
+ivshm_writer_reserve_span (IvshmWriter * w, uint64_t payload_len,
+    IvshmSpan * span)
+{
+  uint64_t rec_len, off, free_space;
+  Span *s;
+
+  memset (span, 0, sizeof *span);
+  if (!ivshm_writer_owns (w))
+    return IVSHM_ERR_TAKEN_OVER;
+  if (payload_len > ivshm_writer_max_payload (w))
+    return IVSHM_ERR_TOO_BIG;
+  rec_len = ivshm_record_len (payload_len);
+
+  if (w->span_end - w->span_first > MAX_SPANS - 2) {
+    ivshm_writer_collect (w);
+    if (w->span_end - w->span_first > MAX_SPANS - 2) {
+      w->stats.full_waits++;
+      return IVSHM_AGAIN;
+    }
+  }
+
+  free_space = ivshm_writer_free_space (w);
+  off = w->reserve_off;
+
+  if (off + rec_len > w->ring_size) {
+    /* The record would wrap: pad to the end of the ring first. The pad is
+     * published as soon as the spans before it are, so that once readers
+     * pass it the record needs only rec_len of space, and any record up to
+     * the ring's size fits. */
+    uint64_t pad_len = w->ring_size - off;
+    IvshmRecordHeader pad = { 0 };
+
+    if (free_space < pad_len)
+      free_space = ivshm_writer_make_room (w, pad_len);
+    if (free_space < pad_len) {
+      w->stats.full_waits++;
+      return IVSHM_AGAIN;
+    }
+    if (!ivshm_writer_owns (w))
+      return IVSHM_ERR_TAKEN_OVER;
+    pad.type = IVSHM_RECORD_PAD;
+    pad.pos = w->reserve_pos;
+    pad.payload_len = pad_len - sizeof pad;
+    memcpy (w->ring + off, &pad, sizeof pad);
+    writer_push_span (w, pad_len, SPAN_COMMITTED, true);
+    writer_advance (w);
+    free_space -= pad_len;
+    off = 0;
+  }
+
+  if (free_space < rec_len)
+    free_space = ivshm_writer_make_room (w, rec_len);
+  if (free_space < rec_len) {
+    w->stats.full_waits++;
+    return ivshm_writer_owns (w) ? IVSHM_AGAIN : IVSHM_ERR_TAKEN_OVER;
+  }
+
+  s = writer_push_span (w, rec_len, SPAN_PENDING, false);
+  span->id = w->span_end - 1;
+  span->pos = s->pos;
+  span->payload = w->ring + off + sizeof (IvshmRecordHeader);
+  span->capacity = rec_len - sizeof (IvshmRecordHeader);
+  return IVSHM_OK;
+}
+
+static Span *
+writer_pending_span (IvshmWriter * w, const IvshmSpan * span)
+{
+  Span *s;
+
+  if (span->id < w->span_first || span->id >= w->span_end)
+    return NULL;
+  s = ivshm_span_at (w, span->id);
+  if (s->pos != span->pos || s->state != SPAN_PENDING)
+    return NULL;
+  return s;
+}
+
+void
+ivshm_writer_cancel_span (IvshmWriter * w, const IvshmSpan * span)
+{
+  Span *s = writer_pending_span (w, span);
+
+  if (!s)
+    return;
+  writer_write_skip (w, s->pos, s->off, s->len);
+  s->state = SPAN_CANCELLED;
+  w->stats.cancelled++;
+  writer_advance (w);
+}
+
+void
+ivshm_writer_release_span (IvshmWriter * w, const IvshmSpan * span)
+{
+  /* The entry cannot be reused before this store, so no check is needed
+   * (and none would be thread-safe). */
+  atomic_store_explicit (&ivshm_span_at (w, span->id)->freed, 1, REL);
+}
+
+IvshmStatus
+ivshm_writer_reserve (IvshmWriter * w, uint64_t payload_len, void **payload)
+{
+  IvshmStatus st;
+
+  *payload = NULL;
+  if (w->current_active)
+    return IVSHM_ERR_INVALID_ARG;
+  st = ivshm_writer_reserve_span (w, payload_len, &w->current);
+  if (st != IVSHM_OK)
+    return st;
+  w->current_active = true;
+  w->current_len = payload_len;
+  *payload = w->current.payload;
+  return IVSHM_OK;
+}
+
+void
+ivshm_writer_abort (IvshmWriter * w)
+{
+  if (!w->current_active)
+    return;
+  ivshm_writer_cancel_span (w, &w->current);
+  ivshm_writer_release_span (w, &w->current);
+  w->current_active = false;
+}
+
+static int
+sticky_kind (const IvshmRecordHeader * h)
+{
+  if (h->type == IVSHM_RECORD_CAPS)
+    return STICKY_CAPS;
+  if (h->type != IVSHM_RECORD_EVENT)
+    return -1;
+  switch (h->subtype) {
+    case IVSHM_EVENT_STREAM_START:
+      return STICKY_STREAM_START;
+    case IVSHM_EVENT_SEGMENT:
+      return STICKY_SEGMENT;
+    case IVSHM_EVENT_TAG:
+      return STICKY_TAG;
+    case IVSHM_EVENT_EOS:
+      return STICKY_EOS;
+    default:
+      return -1;
+  }
+}
+
+/* Rewrites the sticky area from the private copies, under its seqlock. */
+static void
+writer_write_sticky (IvshmWriter * w, uint64_t applies_from)
+{
+  IvshmStickyHeader *sh = w->sticky;
+  uint8_t *dst = (uint8_t *) sh + sizeof (IvshmStickyHeader);
+  uint64_t cap = IVSHM_STICKY_SIZE - sizeof (IvshmStickyHeader);
+  uint64_t seq = atomic_load_explicit (&sh->seq, RLX);
+  uint32_t len = 0, count = 0;
+  int k;
+
+  if (!ivshm_writer_owns (w))
+    return;
+  atomic_store_explicit (&sh->seq, seq + 1, RLX);
+  atomic_thread_fence (REL);
+  for (k = 0; k < STICKY_N; k++) {
+    if (!w->sticky_rec[k])
+      continue;
+    if (len + w->sticky_len[k] > cap) {
+      w->stats.sticky_overflows++;
+      ivshm_writer_set_flag (w, IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW);
+      continue;
+    }
+    memcpy (dst + len, w->sticky_rec[k], w->sticky_len[k]);
+    len += (uint32_t) w->sticky_len[k];
+    count++;
+  }
+  atomic_store_explicit (&sh->applies_from, applies_from, RLX);
+  atomic_store_explicit (&sh->len, len, RLX);
+  atomic_store_explicit (&sh->count, count, RLX);
+  atomic_store_explicit (&sh->seq, seq + 2, REL);
+}
+
+static void
+writer_keep_sticky (IvshmWriter * w, int kind, const IvshmRecordHeader * h,
+    const uint8_t * payload)
+{
+  uint64_t len = ivshm_record_len (h->payload_len);
+  uint8_t *copy;
+
+  if (len > IVSHM_STICKY_SIZE) {
+    /* can never fit; drop the old copy so no stale record is replayed */
+    free (w->sticky_rec[kind]);
+    w->sticky_rec[kind] = NULL;
+    w->stats.sticky_overflows++;
+    ivshm_writer_set_flag (w, IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW);
+    return;
+  }
+  copy = calloc (1, len);
+  if (!copy) {
+    free (w->sticky_rec[kind]);
+    w->sticky_rec[kind] = NULL;
+    return;
+  }
+  memcpy (copy, h, sizeof *h);
+  memcpy (copy + sizeof *h, payload, h->payload_len);
+  free (w->sticky_rec[kind]);
+  w->sticky_rec[kind] = copy;
+  w->sticky_len[kind] = len;
+
+  if (kind == STICKY_STREAM_START) {
+    /* a new stream: the old stream's tags and end no longer apply */
+    free (w->sticky_rec[STICKY_TAG]);
+    w->sticky_rec[STICKY_TAG] = NULL;
+    free (w->sticky_rec[STICKY_EOS]);
+    w->sticky_rec[STICKY_EOS] = NULL;
+  }
+}
+
+IvshmStatus
+ivshm_writer_commit_span (IvshmWriter * w, const IvshmSpan * span,
+    const IvshmRecordHeader * info)
+{
+  IvshmRecordHeader h;
+  uint64_t used, i;
+  uint8_t *rec;
+  Span *s;
+  int kind;
+
+  if (info->type != IVSHM_RECORD_BUFFER && info->type != IVSHM_RECORD_CAPS &&
+      info->type != IVSHM_RECORD_EVENT)
+    return IVSHM_ERR_INVALID_ARG;
+  s = writer_pending_span (w, span);
+  if (!s)
+    return IVSHM_ERR_STALE;
+  if (info->payload_len > s->len - sizeof h)
+    return IVSHM_ERR_INVALID_ARG;
+  if (!ivshm_writer_owns (w))
+    return IVSHM_ERR_TAKEN_OVER;
+
+  rec = w->ring + s->off;
+  h = *info;
+  h.pos = s->pos;
+  memcpy (rec, &h, sizeof h);
+  used = ivshm_record_len (h.payload_len);
+  if (used < s->len)
+    writer_write_skip (w, s->pos + used, s->off + used, s->len - used);
+  s->state = SPAN_COMMITTED;
+
+  /* Records reach readers in ring order, which must be stream order: a
+   * span reserved before this one and still pending can no longer be
+   * published as it is (it would come before this record). It becomes a
+   * skip; its owner finds it stale at commit and copies instead. */
+  for (i = w->span_pub; i < span->id; i++) {
+    Span *o = ivshm_span_at (w, i);
+    if (o->state == SPAN_PENDING) {
+      writer_write_skip (w, o->pos, o->off, o->len);
+      o->state = SPAN_CANCELLED;
+      w->stats.cancelled++;
+    }
+  }
+
+  w->stats.records++;
+  if (h.type == IVSHM_RECORD_BUFFER) {
+    w->stats.buffers++;
+    w->stats.bytes += h.payload_len;
+  }
+
+  /* The sticky area describes everything before write_pos, so it is
+   * updated before write_pos is published (PROTOCOL.md, "Sticky area"). */
+  kind = sticky_kind (&h);
+  if (kind >= 0) {
+    writer_keep_sticky (w, kind, &h, rec + sizeof h);
+    writer_write_sticky (w, s->pos + s->len);
+  }
+  writer_advance (w);
+  return atomic_load_explicit (&w->taken_over, RLX) ?
+      IVSHM_ERR_TAKEN_OVER : IVSHM_OK;
+}
+
+IvshmStatus
+ivshm_writer_commit (IvshmWriter * w, const IvshmRecordHeader * info)
+{
+  IvshmStatus st;
+
+  if (!w->current_active)
+    return IVSHM_ERR_INVALID_ARG;
+  if (info->payload_len > w->current_len)
+    return IVSHM_ERR_INVALID_ARG;
+  st = ivshm_writer_commit_span (w, &w->current, info);
+  if (st == IVSHM_ERR_INVALID_ARG)
+    return st;
+  ivshm_writer_release_span (w, &w->current);
+  w->current_active = false;
+  return st;
+}
+
+IvshmStatus
+ivshm_writer_write (IvshmWriter * w, const IvshmRecordHeader * info,
+    const void *payload)
+{
+  void *dst;
+  IvshmStatus st = ivshm_writer_reserve (w, info->payload_len, &dst);
+
+  if (st != IVSHM_OK)
+    return st;
+  if (info->payload_len)
+    memcpy (dst, payload, info->payload_len);
+  return ivshm_writer_commit (w, info);
+}
+
+/* Session format: no sticky records yet (seq stays even). */
+void
+ivshm_writer_clear_sticky (IvshmWriter * w)
+{
+  IvshmStickyHeader *sh = w->sticky;
+  uint64_t seq = atomic_load_explicit (&sh->seq, RLX) & ~(uint64_t) 1;
+
+  atomic_store_explicit (&sh->seq, seq + 2, RLX);
+  atomic_store_explicit (&sh->applies_from, w->session_base, RLX);
+  atomic_store_explicit (&sh->len, 0, RLX);
+  atomic_store_explicit (&sh->count, 0, RLX);
+}

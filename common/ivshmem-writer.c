@@ -1,0 +1,409 @@
+/* gst-ivshmem: the producer's claim, session, heartbeat and waits
+ * SPDX-License-Identifier: MIT
+ *
+ * A producer owns a region by a compare-and-swap of producer_owner
+ * (writer_claim), takes it over from a producer whose heartbeat stopped
+ * (previous_producer_alive), and only then formats a session
+ * (writer_format), adopting the readers that wait for it. Before each
+ * store that starts a record, publishes a position or touches the slots,
+ * it checks that it still owns the region (ivshm_writer_owns).
+ */
+#include "ivshmem-ring-private.h"
+
+#include "ivshmem-os.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void
+ivshm_writer_lock (IvshmWriter * w)
+{
+  while (atomic_flag_test_and_set_explicit (&w->lock, ACQ))
+    ivshm_cpu_relax ();
+}
+
+bool
+ivshm_writer_trylock (IvshmWriter * w)
+{
+  return !atomic_flag_test_and_set_explicit (&w->lock, ACQ);
+}
+
+void
+ivshm_writer_unlock (IvshmWriter * w)
+{
+  atomic_flag_clear_explicit (&w->lock, REL);
+}
+
+/* Do we still own the region? Once we do not, never again. */
+bool
+ivshm_writer_owns (IvshmWriter * w)
+{
+  if (atomic_load_explicit (&w->stopped, RLX))
+    return false;
+  if (atomic_load_explicit (&w->hdr->producer_owner, SEQ) == w->token)
+    return true;
+  atomic_store_explicit (&w->stopped, true, RLX);
+  atomic_store_explicit (&w->taken_over, true, RLX);
+  return false;
+}
+
+void
+ivshm_writer_set_flag (IvshmWriter * w, uint32_t flag)
+{
+  if (w->producer_flags & flag)
+    return;
+  w->producer_flags |= flag;
+  if (ivshm_writer_owns (w))
+    atomic_store_explicit (&w->hdr->producer_flags, w->producer_flags, REL);
+}
+
+static uint64_t
+takeover_wait_ns (IvshmHeader * hdr, const IvshmWriterConfig * cfg)
+{
+  uint64_t period_us = atomic_load_explicit (&hdr->heartbeat_period_us, RLX);
+
+  if (cfg && cfg->takeover_wait_ns)
+    return cfg->takeover_wait_ns;
+  if (period_us == 0 || period_us > MAX_TAKEOVER_WAIT_NS / 2500)
+    return MAX_TAKEOVER_WAIT_NS;
+  if (period_us * 2500 < MIN_TAKEOVER_WAIT_NS)
+    return MIN_TAKEOVER_WAIT_NS;
+  return period_us * 2500;
+}
+
+/* The region is owned by `other`: is that producer alive? Watches its
+ * heartbeat for the takeover wait. A CLOSED session is dead at once; an
+ * owner that changes while we watch ends the watch (false: try again). */
+static bool
+previous_producer_alive (IvshmHeader * hdr, uint64_t other,
+    const IvshmWriterConfig * cfg)
+{
+  uint64_t wait_ns = takeover_wait_ns (hdr, cfg), start, hb0;
+
+  if (atomic_load_explicit (&hdr->magic, ACQ) == IVSHM_MAGIC &&
+      atomic_load_explicit (&hdr->producer_state, ACQ) ==
+      IVSHM_PRODUCER_CLOSED)
+    return false;
+  if (cfg && cfg->takeover_wait_cb)
+    cfg->takeover_wait_cb (cfg->takeover_wait_data,
+        atomic_load_explicit (&hdr->producer_pid, RLX), wait_ns);
+
+  hb0 = atomic_load_explicit (&hdr->producer_heartbeat, ACQ);
+  start = ivshm_now_ns ();
+  while (ivshm_now_ns () - start < wait_ns) {
+    ivshm_sleep_ns (5 * 1000 * 1000);
+    if (atomic_load_explicit (&hdr->producer_owner, ACQ) != other)
+      return false;
+    if (atomic_load_explicit (&hdr->producer_heartbeat, ACQ) != hb0)
+      return true;
+    if (atomic_load_explicit (&hdr->magic, ACQ) == IVSHM_MAGIC &&
+        atomic_load_explicit (&hdr->producer_state, ACQ) ==
+        IVSHM_PRODUCER_CLOSED)
+      return false;
+  }
+  return false;
+}
+
+/* CAS(producer_owner, 0, token); or, from an owner T whose heartbeat does
+ * not move for the takeover wait, CAS(producer_owner, T, token). Only one
+ * contender wins a CAS from the same value. */
+static IvshmStatus
+writer_claim (IvshmHeader * hdr, uint64_t token,
+    const IvshmWriterConfig * cfg, IvshmError * err)
+{
+  int tries;
+
+  for (tries = 0; tries < 8; tries++) {
+    uint64_t other = 0;
+
+    if (atomic_compare_exchange_strong_explicit (&hdr->producer_owner,
+            &other, token, SEQ, SEQ))
+      return IVSHM_OK;
+    if (previous_producer_alive (hdr, other, cfg))
+      break;
+    if (atomic_compare_exchange_strong_explicit (&hdr->producer_owner,
+            &other, token, SEQ, SEQ))
+      return IVSHM_OK;
+  }
+  return ivshm_error_set (err, IVSHM_ERR_PRODUCER_BUSY, 0,
+      "another producer (pid %llu) owns this region and its heartbeat is "
+      "moving; stop it first",
+      (unsigned long long) atomic_load_explicit (&hdr->producer_pid, RLX));
+}
+
+/* Positions of the new session start where no earlier session can have
+ * published one: a stale CAS of write_pos can never succeed, and a stale
+ * record header's pos never matches (PROTOCOL.md, "Session format"). */
+static uint64_t
+session_base_after (uint64_t old_write_pos)
+{
+  uint64_t base;
+
+  /* 2^23 restarts away; or a hostile value: start again low */
+  if (old_write_pos > (UINT64_MAX >> 2))
+    return IVSHM_SESSION_BASE_STEP;
+  /* rounded up to the step, plus the step */
+  base = (old_write_pos + IVSHM_SESSION_BASE_STEP - 1) /
+      IVSHM_SESSION_BASE_STEP * IVSHM_SESSION_BASE_STEP;
+  return base + IVSHM_SESSION_BASE_STEP;
+}
+
+static void
+writer_write_identity (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
+{
+  IvshmHeader *hdr = w->hdr;
+
+  atomic_store_explicit (&hdr->version_major, IVSHM_VERSION_MAJOR, RLX);
+  atomic_store_explicit (&hdr->version_minor, IVSHM_VERSION_MINOR, RLX);
+  atomic_store_explicit (&hdr->region_size, size, RLX);
+  atomic_store_explicit (&hdr->ring_offset, IVSHM_RING_OFFSET, RLX);
+  atomic_store_explicit (&hdr->ring_size, w->ring_size, RLX);
+  atomic_store_explicit (&hdr->slot_offset, IVSHM_SLOT_OFFSET, RLX);
+  atomic_store_explicit (&hdr->slot_count, IVSHM_MAX_READERS, RLX);
+  atomic_store_explicit (&hdr->slot_size, IVSHM_SLOT_SIZE, RLX);
+  atomic_store_explicit (&hdr->sticky_offset, IVSHM_STICKY_OFFSET, RLX);
+  atomic_store_explicit (&hdr->sticky_size, IVSHM_STICKY_SIZE, RLX);
+  atomic_store_explicit (&hdr->record_align, IVSHM_RECORD_ALIGN, RLX);
+  atomic_store_explicit (&hdr->header_flags, 0, RLX);
+  atomic_store_explicit (&hdr->producer_pid, ivshm_process_id (), RLX);
+  atomic_store_explicit (&hdr->heartbeat_period_us, hb_ns / 1000, RLX);
+  atomic_store_explicit (&hdr->producer_kernel_id, w->kernel_id, RLX);
+}
+
+/* Session format step 2: WAITING slots are adopted at the session's
+ * first position; CLAIMED/ACTIVE slots of older sessions are EVICTED
+ * (owner kept); FREE and EVICTED slots are left alone. Returns how many
+ * readers were adopted. */
+static unsigned
+writer_format_slots (IvshmWriter * w)
+{
+  unsigned i, adopted = 0;
+
+  for (i = 0; i < IVSHM_MAX_READERS; i++) {
+    IvshmReaderSlot *s = ivshm_slot_of (w->base, i);
+    uint32_t state = atomic_load_explicit (&s->state, SEQ);
+
+    if (state == IVSHM_SLOT_WAITING) {
+      if (ivshm_slot_adopt (s, w->session, w->session_base))
+        adopted++;
+    } else if (state == IVSHM_SLOT_CLAIMED || state == IVSHM_SLOT_ACTIVE) {
+      ivshm_slot_evict (s, state);
+    }
+  }
+  return adopted;
+}
+
+/* Only the owner formats (PROTOCOL.md, "Session format"). */
+static void
+writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
+{
+  IvshmHeader *hdr = w->hdr;
+  uint64_t old_session;
+
+  /* 1. Take the region away from readers: with magic 0 nobody trusts
+   * anything else in it. */
+  atomic_store_explicit (&hdr->magic, 0, SEQ);
+  atomic_store_explicit (&hdr->producer_state, IVSHM_PRODUCER_NONE, SEQ);
+
+  old_session = atomic_load_explicit (&hdr->session_id, RLX);
+  do
+    w->session = ivshm_random_u64 ();
+  while (w->session == old_session);
+  w->session_base =
+      session_base_after (atomic_load_explicit (&hdr->write_pos, RLX));
+  w->write_pos = w->published = w->tail = w->tail_published =
+      w->retain_from = w->reserve_pos = w->session_base;
+  w->reserve_off = w->session_base % w->ring_size;
+
+  /* 2. The slots. */
+  if (writer_format_slots (w) > 0 && !w->had_reader) {
+    w->had_reader = true;
+    w->producer_flags |= IVSHM_PRODUCER_FLAG_HAD_READER;
+  }
+
+  /* 3. Sticky area, identity, positions, then ACTIVE and magic. */
+  ivshm_writer_clear_sticky (w);
+  writer_write_identity (w, size, hb_ns);
+  atomic_store_explicit (&hdr->session_id, w->session, RLX);
+  atomic_store_explicit (&hdr->producer_flags, w->producer_flags, RLX);
+  atomic_store_explicit (&hdr->write_pos, w->session_base, SEQ);
+  atomic_store_explicit (&hdr->tail, w->session_base, SEQ);
+  atomic_store_explicit (&hdr->writer_sleeping, 0, RLX);
+  /* readers_sleeping is a bitmask that its readers own: left alone */
+  atomic_store_explicit (&hdr->producer_state, IVSHM_PRODUCER_ACTIVE, SEQ);
+  atomic_store_explicit (&hdr->magic, IVSHM_MAGIC, SEQ);
+}
+
+IvshmStatus
+ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
+    IvshmWriter ** out, IvshmError * err)
+{
+  IvshmWriter *w;
+  IvshmStatus st;
+  uint64_t hb_ns;
+
+  *out = NULL;
+  if (!base || size < IVSHM_REGION_MIN)
+    return ivshm_error_set (err, IVSHM_ERR_TOO_SMALL, 0,
+        "the region has %llu bytes; the ring needs at least %llu",
+        (unsigned long long) size, (unsigned long long) IVSHM_REGION_MIN);
+
+  w = calloc (1, sizeof *w);
+  if (!w)
+    return ivshm_error_set (err, IVSHM_ERR_NO_MEMORY, ENOMEM, "out of memory");
+  w->token = ivshm_random_u64 ();
+  st = writer_claim (ivshm_header_of (base), w->token, cfg, err);
+  if (st != IVSHM_OK) {
+    free (w);
+    return st;
+  }
+
+  w->base = base;
+  w->hdr = ivshm_header_of (base);
+  w->sticky = ivshm_sticky_of (base);
+  w->ring = (uint8_t *) base + IVSHM_RING_OFFSET;
+  w->ring_size = ivshm_ring_size_for_region (size);
+  atomic_flag_clear (&w->lock);
+  w->lease_timeout_ns = cfg && cfg->lease_timeout_ns ?
+      cfg->lease_timeout_ns : DEFAULT_LEASE_TIMEOUT_NS;
+  hb_ns = cfg && cfg->heartbeat_period_ns ?
+      cfg->heartbeat_period_ns : DEFAULT_HEARTBEAT_NS;
+  w->kernel_id = ivshm_kernel_id ();
+  w->leaky = cfg && cfg->leaky;
+  if (w->leaky) {
+    /* a leaky producer keeps nothing for a first reader: everybody joins
+     * at the live edge */
+    w->had_reader = true;
+    w->producer_flags = IVSHM_PRODUCER_FLAG_LEAKY |
+        IVSHM_PRODUCER_FLAG_HAD_READER;
+  }
+  writer_format (w, size, hb_ns);
+  *out = w;
+  return IVSHM_OK;
+}
+
+void
+ivshm_writer_close (IvshmWriter * w)
+{
+  uint64_t token = w->token;
+
+  /* Only close the session if it is still ours: a producer that took over
+   * after we were presumed dead owns the header now. */
+  if (!ivshm_writer_owns (w))
+    return;
+  atomic_store_explicit (&w->hdr->producer_state, IVSHM_PRODUCER_CLOSED, SEQ);
+  atomic_compare_exchange_strong_explicit (&w->hdr->producer_owner, &token, 0,
+      SEQ, RLX);
+  /* closed: this writer writes nothing more */
+  atomic_store_explicit (&w->stopped, true, RLX);
+}
+
+void
+ivshm_writer_free (IvshmWriter * w)
+{
+  unsigned i;
+
+  if (!w)
+    return;
+  ivshm_writer_close (w);
+  for (i = 0; i < STICKY_N; i++)
+    free (w->sticky_rec[i]);
+  free (w);
+}
+
+void
+ivshm_writer_heartbeat (IvshmWriter * w)
+{
+  /* a stale producer's late increment only adds one to the new owner's
+   * counter, which moves anyway */
+  if (ivshm_writer_owns (w))
+    atomic_fetch_add_explicit (&w->hdr->producer_heartbeat, 1, REL);
+}
+
+void
+ivshm_writer_tick (IvshmWriter * w)
+{
+  ivshm_writer_heartbeat (w);
+  if (!ivshm_writer_owns (w) || !ivshm_writer_trylock (w))
+    return;
+  ivshm_writer_reap_expired (w, ivshm_now_ns ());
+  ivshm_writer_unlock (w);
+}
+
+bool
+ivshm_writer_taken_over (IvshmWriter * w)
+{
+  ivshm_writer_owns (w);
+  return atomic_load_explicit (&w->taken_over, RLX);
+}
+
+uint64_t
+ivshm_writer_max_payload (const IvshmWriter * w)
+{
+  return w->ring_size - sizeof (IvshmRecordHeader);
+}
+
+uint64_t
+ivshm_writer_session (const IvshmWriter * w)
+{
+  return w->session;
+}
+
+uint64_t
+ivshm_writer_position (const IvshmWriter * w)
+{
+  return w->write_pos;
+}
+
+void
+ivshm_writer_get_stats (IvshmWriter * w, IvshmWriterStats * stats)
+{
+  ivshm_writer_lock (w);
+  *stats = w->stats;
+  ivshm_writer_unlock (w);
+}
+
+bool
+ivshm_writer_wait_prepare (IvshmWriter * w, uint32_t *token)
+{
+  uint64_t tail = w->tail;
+
+  if (!ivshm_writer_owns (w))
+    return false;
+  *token = atomic_load_explicit (&w->hdr->space_futex, SEQ);
+  atomic_store_explicit (&w->hdr->writer_sleeping, 1, SEQ);
+  ivshm_writer_reclaim (w, false);
+  if (w->tail != tail) {
+    atomic_store_explicit (&w->hdr->writer_sleeping, 0, RLX);
+    return false;
+  }
+  return true;
+}
+
+bool
+ivshm_writer_wait_finish (IvshmWriter * w, IvshmWaiter * waiter,
+    uint32_t token, uint64_t timeout_ns)
+{
+  bool ok = ivshm_wait_on (waiter, &w->hdr->space_futex, token, timeout_ns);
+
+  if (ivshm_writer_owns (w))
+    atomic_store_explicit (&w->hdr->writer_sleeping, 0, RLX);
+  return ok;
+}
+
+bool
+ivshm_writer_wait (IvshmWriter * w, IvshmWaiter * waiter, uint64_t timeout_ns)
+{
+  uint32_t token;
+
+  if (!ivshm_writer_wait_prepare (w, &token))
+    return !ivshm_waiter_is_flushing (waiter);
+  return ivshm_writer_wait_finish (w, waiter, token, timeout_ns);
+}
+
+bool
+ivshm_writer_readers_local (const IvshmWriter * w)
+{
+  return w->readers_local;
+}
