@@ -252,6 +252,28 @@ gst_ivshmem_src_handle_event (GstIvshmemSrc * self,
   return GST_FLOW_OK;
 }
 
+/* The copy of a record may be torn: the producer dropped this reader
+ * meanwhile. release() only says EVICTED, but a new session's format
+ * evicts every reader of the old one too; next() names a new session
+ * first, so ask it: "the producer restarted" is followed by the policy,
+ * an eviction is not. */
+static void
+gst_ivshmem_src_release_failed (GstIvshmemSrc * self, IvshmStatus st,
+    IvshmError * err)
+{
+  IvshmError why = { 0 };
+  IvshmRecord rec;
+
+  if (st == IVSHM_ERR_EVICTED &&
+      ivshm_reader_next (self->reader, &rec, &why) ==
+      IVSHM_ERR_SESSION_CHANGED) {
+    *err = why;
+    return;
+  }
+  ivshm_error_set (err, st, 0, "the producer dropped this reader while it "
+      "was copying a record");
+}
+
 /* zero-copy=auto hands out in place only what a rewrite cannot turn into
  * an attack on downstream: raw samples and pixels. */
 static gboolean
@@ -288,8 +310,7 @@ gst_ivshmem_src_copy_record (GstIvshmemSrc * self, const IvshmRecord * rec,
   st = ivshm_reader_release (self->reader);
   if (st != IVSHM_OK) {
     gst_buffer_unref (buf);
-    ivshm_error_set (err, st, 0, "the producer dropped this reader while "
-        "it was copying a record");
+    gst_ivshmem_src_release_failed (self, st, err);
     return NULL;
   }
   return buf;
@@ -389,8 +410,7 @@ gst_ivshmem_src_dispatch (GstIvshmemSrc * self, const IvshmRecord * rec,
   st = ivshm_reader_release (self->reader);
   if (st != IVSHM_OK) {
     g_free (str);
-    ivshm_error_set (err, st, 0, "the producer dropped this reader while "
-        "it was copying a record");
+    gst_ivshmem_src_release_failed (self, st, err);
     return GST_FLOW_ERROR;
   }
   if (rec->h.type == IVSHM_RECORD_CAPS)
@@ -443,7 +463,11 @@ gst_ivshmem_src_handle_read_error (GstIvshmemSrc * self,
     return ret == GST_FLOW_OK ? GST_FLOW_CUSTOM_SUCCESS : ret;
   }
   if (err->status == IVSHM_ERR_PRODUCER_GONE ||
-      err->status == IVSHM_ERR_SESSION_CHANGED) {
+      err->status == IVSHM_ERR_SESSION_CHANGED ||
+      (err->status == IVSHM_ERR_EVICTED &&
+          ivshm_reader_waiting (self->reader))) {
+    /* (a slot lost while waiting for a producer held no stream: a
+     * producer adopted it and another one restarted over it) */
     GST_OBJECT_LOCK (self);
     mode = self->on_restart;
     GST_OBJECT_UNLOCK (self);
