@@ -12,6 +12,9 @@
  *   reserved and inaccessible: a late access faults at once instead of
  *   landing in whatever is mapped there next.
  *
+ * - The producer stalls (its heartbeat stops) and goes on: the source
+ *   warns, waits, and reads on.
+ *
  * The producer is the core's IvshmWriter, driven by the test.
  */
 #include <gst/check/gstcheck.h>
@@ -262,6 +265,132 @@ GST_START_TEST (test_unlock_during_reattach)
 
 GST_END_TEST;
 
+static void
+producer_tick (void *data)
+{
+  ivshm_writer_heartbeat (data);
+}
+
+static void
+write_buffer (IvshmWriter * w, guint8 seq)
+{
+  IvshmRecordHeader info;
+  guint8 payload[64];
+
+  memset (payload, seq, sizeof payload);
+  memset (&info, 0, sizeof info);
+  info.type = IVSHM_RECORD_BUFFER;
+  info.pts = info.dts = info.duration = IVSHM_TIME_NONE;
+  info.offset = info.offset_end = IVSHM_TIME_NONE;
+  info.payload_len = sizeof payload;
+  fail_unless_equals_int (ivshm_writer_write (w, &info, payload), IVSHM_OK);
+}
+
+static void
+on_handoff (GstElement * sink, GstBuffer * buf, GstPad * pad, gpointer data)
+{
+  g_atomic_int_inc ((gint *) data);
+}
+
+static gboolean
+wait_count (volatile gint * count, gint n, gint64 timeout_us)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_us;
+
+  while (g_atomic_int_get (count) < n && g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+  return g_atomic_int_get (count) >= n;
+}
+
+/* A message of `type` whose text contains `text`, within `timeout`. */
+static gboolean
+wait_message (GstElement * pipeline, GstMessageType type, const gchar * text,
+    GstClockTime timeout)
+{
+  GstBus *bus = gst_element_get_bus (pipeline);
+  gint64 deadline = g_get_monotonic_time () + timeout / 1000;
+  gboolean found = FALSE;
+
+  while (!found && g_get_monotonic_time () < deadline) {
+    GstMessage *msg = gst_bus_timed_pop_filtered (bus, 100 * GST_MSECOND,
+        type | GST_MESSAGE_ERROR);
+    GError *gerr = NULL;
+    gchar *dbg = NULL;
+
+    if (!msg)
+      continue;
+    if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
+      gst_message_parse_error (msg, &gerr, &dbg);
+      fail ("error: %s (%s)", gerr->message, dbg);
+    }
+    if (type == GST_MESSAGE_WARNING)
+      gst_message_parse_warning (msg, &gerr, &dbg);
+    else
+      gst_message_parse_info (msg, &gerr, &dbg);
+    GST_INFO ("%s: %s (%s)", GST_MESSAGE_TYPE_NAME (msg), gerr->message, dbg);
+    found = strstr (gerr->message, text) != NULL;
+    g_clear_error (&gerr);
+    g_free (dbg);
+    gst_message_unref (msg);
+  }
+  gst_object_unref (bus);
+  return found;
+}
+
+/* The producer's heartbeat stops for longer than the producer timeout (a
+ * paused VM; here its heartbeat thread stops), then goes on. The source
+ * warns, keeps its place and reads the rest: nothing lost. On the old
+ * code it gave up on the session after 2 s and never read again. */
+GST_START_TEST (test_stalled_producer_followed)
+{
+  gchar *path = shm_path ("stall");
+  IvshmRegion *region = region_create (path);
+  IvshmWriter *w = writer_new (region);
+  IvshmTicker *ticker = ivshm_ticker_start (0, producer_tick, w);
+  gchar *desc = g_strdup_printf ("ivshmemsrc device=%s is-live=false ! "
+      "fakesink name=sink sync=false signal-handoffs=true", path);
+  GstElement *pipeline = gst_parse_launch (desc, NULL);
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
+  volatile gint count = 0;
+  gboolean warned;
+  guint i;
+
+  fail_unless (ticker != NULL);
+  g_signal_connect (sink, "handoff", G_CALLBACK (on_handoff), (gpointer) &
+      count);
+  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  write_caps_and_buffer (w);
+  for (i = 1; i < 5; i++)
+    write_buffer (w, i);
+  fail_unless (wait_count (&count, 5, 20 * G_USEC_PER_SEC));
+
+  /* silence: the heartbeat stops for good until we start it again */
+  ivshm_ticker_stop (ticker);
+  warned = wait_message (pipeline, GST_MESSAGE_WARNING, "still waiting",
+      15 * GST_SECOND);
+  /* it moves again */
+  ticker = ivshm_ticker_start (0, producer_tick, w);
+  for (i = 5; i < 10; i++)
+    write_buffer (w, i);
+  fail_unless (wait_count (&count, 10, 20 * G_USEC_PER_SEC),
+      "%d of 10 buffers after the producer moved again", count);
+  fail_unless (warned, "no warning about the silent producer");
+  fail_unless (wait_message (pipeline, GST_MESSAGE_INFO, "moved again",
+          5 * GST_SECOND));
+
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (sink);
+  gst_object_unref (pipeline);
+  g_free (desc);
+  ivshm_ticker_stop (ticker);
+  ivshm_writer_free (w);
+  ivshm_region_close (region);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
 static Suite *
 srcfaults_suite (void)
 {
@@ -271,6 +400,7 @@ srcfaults_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_heartbeat_thread_fails);
   tcase_add_test (tc, test_unlock_during_reattach);
+  tcase_add_test (tc, test_stalled_producer_followed);
   return s;
 }
 
