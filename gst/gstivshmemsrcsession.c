@@ -81,6 +81,8 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
   /* otherwise wait in a slot for the next producer, which adopts it: we
    * get its session from the first record */
   cfg.wait_for_producer = !self->lapped;
+  /* not the session we left because its producer went away */
+  cfg.skip_session = self->abandoned_session;
   GST_OBJECT_LOCK (self);
   /* a producer that stops moving is waited for, not given up on */
   cfg.follow_stall = self->on_restart == GST_IVSHMEM_SRC_RESTART_FOLLOW;
@@ -98,15 +100,6 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
     gst_ivshmem_src_post_attach_error (self, &err);
     return GST_FLOW_ERROR;
   }
-  if (self->abandoned_session &&
-      ivshm_reader_session (self->reader) == self->abandoned_session) {
-    /* the session we left because its producer died (PRODUCER_GONE with
-     * follow_stall unset): wait for a new one */
-    ivshm_reader_free (self->reader);
-    self->reader = NULL;
-    return GST_FLOW_CUSTOM_SUCCESS;
-  }
-
   ivshm_reader_get_stats (self->reader, &stats);
   if (ivshm_reader_waiting (self->reader))
     GST_INFO_OBJECT (self, "waiting for a producer in slot %u", stats.slot);
