@@ -35,10 +35,10 @@ gst_ivshmem_src_post_attach_error (GstIvshmemSrc * self,
   if (err->status == IVSHM_ERR_NO_SLOT)
     GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
         ("Every reader slot of the IVSHMEM region is taken."),
-        ("%s. Look at who holds them with `ivshmem-info %s`; slots of "
-            "readers that died are given back once their lease expires.",
+        ("%s. Run `ivshmem-info %s` to see who holds them; the slot of a "
+            "reader that died is given back once its lease (3 s) expires.",
             err->detail[0] ? err->detail : "no free slot",
-            self->opened_device ? self->opened_device : ""));
+            self->opened_device ? self->opened_device : "DEVICE"));
   else
     GST_IVSHMEM_POST_ERROR (self, err, "attach to the IVSHMEM ring");
 }

@@ -14,6 +14,7 @@
  *
  * - The producer stalls (its heartbeat stops) and goes on: the source
  *   warns, waits, and reads on.
+ * - Every reader slot is held by a live reader: the error says so.
  *
  * The producer is the core's IvshmWriter, driven by the test.
  */
@@ -391,6 +392,74 @@ GST_START_TEST (test_stalled_producer_followed)
 
 GST_END_TEST;
 
+static void
+readers_tick (void *data)
+{
+  GPtrArray *readers = data;
+  guint i;
+
+  for (i = 0; i < readers->len; i++)
+    ivshm_reader_heartbeat (g_ptr_array_index (readers, i));
+}
+
+/* 32 live readers hold every slot: the source fails with an error that
+ * says so, how many are live, and how to look. */
+GST_START_TEST (test_no_free_slot)
+{
+  gchar *path = shm_path ("noslot");
+  IvshmRegion *region = region_create (path);
+  IvshmWriter *w = writer_new (region);
+  GPtrArray *readers = g_ptr_array_new ();
+  IvshmTicker *ticker;
+  gchar *desc = g_strdup_printf ("ivshmemsrc device=%s ! fakesink", path);
+  GstElement *pipeline = gst_parse_launch (desc, NULL);
+  GstMessage *msg;
+  GError *gerr = NULL;
+  gchar *dbg = NULL;
+  guint i;
+
+  write_caps_and_buffer (w);
+  for (i = 0; i < IVSHM_MAX_READERS; i++) {
+    IvshmError err = { 0 };
+    IvshmReader *r = NULL;
+
+    fail_unless_equals_int (ivshm_reader_new (ivshm_region_data (region),
+            ivshm_region_size (region), NULL, &r, &err), IVSHM_OK);
+    g_ptr_array_add (readers, r);
+  }
+  ticker = ivshm_ticker_start (0, readers_tick, readers);
+  fail_unless (ticker != NULL);
+
+  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  msg = wait_error (pipeline, 30 * GST_SECOND);
+  fail_unless (msg != NULL, "no error with every slot taken");
+  gst_message_parse_error (msg, &gerr, &dbg);
+  GST_INFO ("error: %s (%s)", gerr->message, dbg);
+  fail_unless (g_error_matches (gerr, GST_RESOURCE_ERROR,
+          GST_RESOURCE_ERROR_BUSY));
+  fail_unless (strstr (gerr->message, "reader slot") != NULL);
+  fail_unless (strstr (dbg, "32 by readers whose heartbeat moves") != NULL,
+      "%s", dbg);
+  fail_unless (strstr (dbg, "ivshmem-info") != NULL, "%s", dbg);
+  g_clear_error (&gerr);
+  g_free (dbg);
+  gst_message_unref (msg);
+
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (pipeline);
+  g_free (desc);
+  ivshm_ticker_stop (ticker);
+  for (i = 0; i < readers->len; i++)
+    ivshm_reader_free (g_ptr_array_index (readers, i));
+  g_ptr_array_free (readers, TRUE);
+  ivshm_writer_free (w);
+  ivshm_region_close (region);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
 static Suite *
 srcfaults_suite (void)
 {
@@ -401,6 +470,7 @@ srcfaults_suite (void)
   tcase_add_test (tc, test_heartbeat_thread_fails);
   tcase_add_test (tc, test_unlock_during_reattach);
   tcase_add_test (tc, test_stalled_producer_followed);
+  tcase_add_test (tc, test_no_free_slot);
   return s;
 }
 
