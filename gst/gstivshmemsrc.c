@@ -190,18 +190,10 @@ gst_ivshmem_src_now (gpointer data)
   return now > base ? now - base : 0;
 }
 
+/* how and where the source reads */
 static void
-gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
+gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
 {
-  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
-  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  GstBaseSrcClass *bsrc_class = GST_BASE_SRC_CLASS (klass);
-  GstPushSrcClass *psrc_class = GST_PUSH_SRC_CLASS (klass);
-
-  gobject_class->set_property = gst_ivshmem_src_set_property;
-  gobject_class->get_property = gst_ivshmem_src_get_property;
-  gobject_class->finalize = gst_ivshmem_src_finalize;
-
   /**
    * GstIvshmemSrc:device:
    *
@@ -281,7 +273,12 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
           "a short spin)", 0, G_MAXUINT64, DEFAULT_BUSY_POLL,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
+}
 
+/* what it does with the stream, and what it reports */
+static void
+gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
+{
   /**
    * GstIvshmemSrc:on-producer-restart:
    *
@@ -365,6 +362,22 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
           "(write-combining)", GST_TYPE_IVSHMEM_BAR_MAPPING,
           IVSHM_BAR_MAPPING_AUTO, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+}
+
+static void
+gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSrcClass *bsrc_class = GST_BASE_SRC_CLASS (klass);
+  GstPushSrcClass *psrc_class = GST_PUSH_SRC_CLASS (klass);
+
+  gobject_class->set_property = gst_ivshmem_src_set_property;
+  gobject_class->get_property = gst_ivshmem_src_get_property;
+  gobject_class->finalize = gst_ivshmem_src_finalize;
+
+  gst_ivshmem_src_install_reading_properties (gobject_class);
+  gst_ivshmem_src_install_stream_properties (gobject_class);
 
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
