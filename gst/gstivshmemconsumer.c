@@ -19,12 +19,12 @@
 
 /* ---- read memory -------------------------------------------------------- */
 
+/* base.data, base.copy and base.maps are protected by the consumer's
+ * lock (the skeleton's lock_of) */
 typedef struct
 {
   GstIvshmemRingMemory base;    /* owner: the GstIvshmemConsumer */
   IvshmHold hold;
-  guint8 *copy;                 /* base.data once moved out of the ring */
-  gint maps;                    /* protected by the consumer's lock */
 } GstIvshmemReadMemory;
 
 #define GST_TYPE_IVSHMEM_READ_ALLOCATOR (gst_ivshmem_read_allocator_get_type ())
@@ -44,11 +44,7 @@ G_DEFINE_TYPE (GstIvshmemReadAllocator, gst_ivshmem_read_allocator,
 static void
 move_out_locked (GstIvshmemConsumer * c, GstIvshmemReadMemory * m)
 {
-  gsize size = m->base.mem.maxsize;
-
-  m->copy = g_malloc (size);
-  memcpy (m->copy, m->base.data, size);
-  m->base.data = m->copy;
+  gst_ivshmem_ring_memory_move_out_locked (&m->base);
   c->held = g_list_remove (c->held, m);
   ivshm_reader_unhold (c->reader, &m->hold);
 }
@@ -63,7 +59,7 @@ move_unmapped_locked (GstIvshmemConsumer * c)
     GstIvshmemReadMemory *m = l->data;
 
     next = l->next;
-    if (m->maps > 0)
+    if (m->base.maps > 0)
       continue;
     move_out_locked (c, m);
     n++;
@@ -117,7 +113,7 @@ read_allocator_release (GstIvshmemRingMemory * root)
   gboolean detach;
 
   g_mutex_lock (&c->lock);
-  if (!m->copy) {
+  if (!root->copy) {
     c->held = g_list_remove (c->held, m);
     ivshm_reader_unhold (c->reader, &m->hold);
   }
@@ -125,38 +121,34 @@ read_allocator_release (GstIvshmemRingMemory * root)
   g_mutex_unlock (&c->lock);
   if (detach)
     consumer_detach (reader, ticker);
-  g_free (m->copy);
 }
 
-static gpointer
-read_memory_map (GstIvshmemRingMemory * root, GstMapFlags flags)
+static GMutex *
+read_allocator_lock_of (gpointer owner)
 {
-  GstIvshmemReadMemory *m = (GstIvshmemReadMemory *) root;
-  GstIvshmemConsumer *c = root->owner;
-  gpointer data;
-
-  /* the memory is read-only (GstMemory refuses write maps) */
-  g_mutex_lock (&c->lock);
-  m->maps++;
-  data = root->data;
-  g_mutex_unlock (&c->lock);
-  return data;
+  return &((GstIvshmemConsumer *) owner)->lock;
 }
 
+/* the session is over: out of the ring as soon as nobody looks */
 static void
-read_memory_unmap (GstIvshmemRingMemory * root)
+read_memory_unmapped_locked (GstIvshmemRingMemory * root)
 {
-  GstIvshmemReadMemory *m = (GstIvshmemReadMemory *) root;
+  GstIvshmemConsumer *c = root->owner;
+
+  if (c->retired && !root->copy)
+    move_out_locked (c, (GstIvshmemReadMemory *) root);
+}
+
+/* ... and with nothing left in the ring, the reader lets go of its slot */
+static void
+read_memory_unmapped (GstIvshmemRingMemory * root)
+{
   GstIvshmemConsumer *c = root->owner;
   IvshmReader *reader;
   IvshmTicker *ticker;
   gboolean detach;
 
   g_mutex_lock (&c->lock);
-  m->maps--;
-  /* the session is over: out of the ring as soon as nobody looks */
-  if (c->retired && m->maps == 0 && !m->copy)
-    move_out_locked (c, m);
   detach = take_reader_if_done_locked (c, &reader, &ticker);
   g_mutex_unlock (&c->lock);
   if (detach)
@@ -173,8 +165,9 @@ gst_ivshmem_read_allocator_class_init (GstIvshmemReadAllocatorClass * klass)
   ring_class->owner_ref = read_allocator_owner_ref;
   ring_class->owner_unref = read_allocator_owner_unref;
   ring_class->release = read_allocator_release;
-  ring_class->map = read_memory_map;
-  ring_class->unmap = read_memory_unmap;
+  ring_class->lock_of = read_allocator_lock_of;
+  ring_class->unmapped_locked = read_memory_unmapped_locked;
+  ring_class->unmapped = read_memory_unmapped;
 }
 
 static void

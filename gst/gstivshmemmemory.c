@@ -5,6 +5,8 @@
 
 #include "ivshmem-layout.h"
 
+#include <string.h>
+
 G_DEFINE_ABSTRACT_TYPE (GstIvshmemRingAllocator, gst_ivshmem_ring_allocator,
     GST_TYPE_ALLOCATOR);
 
@@ -60,10 +62,23 @@ ring_allocator_free (GstAllocator * allocator, GstMemory * mem)
   GstIvshmemRingMemory *m = (GstIvshmemRingMemory *) mem;
 
   /* a shared sub-memory holds its parent, which gives the space back */
-  if (!mem->parent)
+  if (!mem->parent) {
     klass->release (m);
+    g_free (m->copy);
+  }
   klass->owner_unref (m->owner);
   g_free (m);
+}
+
+void
+gst_ivshmem_ring_memory_move_out_locked (GstIvshmemRingMemory * root)
+{
+  gsize size = root->mem.maxsize;
+
+  g_return_if_fail (root->maps == 0 && root->copy == NULL);
+  root->copy = g_malloc (size);
+  memcpy (root->copy, root->data, size);
+  root->data = root->copy;
 }
 
 static gpointer
@@ -71,17 +86,37 @@ ring_memory_map (GstMemory * mem, gsize maxsize, GstMapFlags flags)
 {
   GstIvshmemRingAllocatorClass *klass = RING_CLASS (mem);
   GstIvshmemRingMemory *root = gst_ivshmem_ring_memory_root (mem);
+  GMutex *lock;
+  gpointer data;
 
-  return klass->map ? klass->map (root, flags) : root->data;
+  if (!klass->lock_of)
+    return root->data;
+  lock = klass->lock_of (root->owner);
+  g_mutex_lock (lock);
+  root->maps++;
+  data = root->data;
+  g_mutex_unlock (lock);
+  return data;
 }
 
 static void
 ring_memory_unmap (GstMemory * mem)
 {
   GstIvshmemRingAllocatorClass *klass = RING_CLASS (mem);
+  GstIvshmemRingMemory *root = gst_ivshmem_ring_memory_root (mem);
+  gboolean last;
+  GMutex *lock;
 
-  if (klass->unmap)
-    klass->unmap (gst_ivshmem_ring_memory_root (mem));
+  if (!klass->lock_of)
+    return;
+  lock = klass->lock_of (root->owner);
+  g_mutex_lock (lock);
+  last = --root->maps == 0;
+  if (last && klass->unmapped_locked)
+    klass->unmapped_locked (root);
+  g_mutex_unlock (lock);
+  if (last && klass->unmapped)
+    klass->unmapped (root);
 }
 
 static GstMemory *

@@ -24,7 +24,13 @@ typedef struct
 {
   GstMemory mem;
   gpointer owner;               /* a reference, dropped when freed */
-  guint8 *data;                 /* of a root memory */
+  /* Of a root memory. With a `lock_of` lock, data, copy and maps are
+   * protected by it: data is in the ring, or `copy` once moved out of it
+   * (gst_ivshmem_ring_memory_move_out_locked()); maps counts the maps of
+   * the root and of its sub-memories. */
+  guint8 *data;
+  guint8 *copy;
+  gint maps;
 } GstIvshmemRingMemory;
 
 #define GST_TYPE_IVSHMEM_RING_ALLOCATOR \
@@ -41,13 +47,20 @@ struct _GstIvshmemRingAllocatorClass
   gsize memory_size;
   gpointer (*owner_ref) (gpointer owner);
   void (*owner_unref) (gpointer owner);
-  /* The last reference to a root memory is gone: give its space back.
-   * Called before the owner is unreffed. */
+  /* The last reference to a root memory is gone: give its space back
+   * (if root->copy is set, the memory was moved out of the ring and gave
+   * it back then). Called before the owner is unreffed; the skeleton
+   * frees the copy afterwards. */
   void (*release) (GstIvshmemRingMemory * root);
-  /* Optional: where the root's bytes are now (default: root->data), and
-   * the end of that map. For memory that may move while unmapped. */
-  gpointer (*map) (GstIvshmemRingMemory * root, GstMapFlags flags);
-  void (*unmap) (GstIvshmemRingMemory * root);
+  /* Optional, for memory that may move out of the ring while nobody maps
+   * it: the owner's lock that protects data, copy and maps. NULL: the
+   * memory never moves and maps are not counted. */
+  GMutex *(*lock_of) (gpointer owner);
+  /* Optional: the last map of a root ended, called with that lock held
+   * (to move it out of the ring now, for example) ... */
+  void (*unmapped_locked) (GstIvshmemRingMemory * root);
+  /* ... and after the lock was dropped. */
+  void (*unmapped) (GstIvshmemRingMemory * root);
 };
 
 /* A root memory of `size` bytes (`maxsize` available) at `data`, owned by
@@ -59,6 +72,11 @@ GstIvshmemRingMemory *gst_ivshmem_ring_memory_new (GstAllocator * allocator,
 
 /* The root of a memory (itself, or the parent of a shared sub-memory). */
 GstIvshmemRingMemory *gst_ivshmem_ring_memory_root (GstMemory * mem);
+
+/* Moves a root memory that nobody maps out of the ring: its bytes are
+ * copied into private memory, which it points to from now on. The caller
+ * then gives its ring space back. Call with the `lock_of` lock held. */
+void gst_ivshmem_ring_memory_move_out_locked (GstIvshmemRingMemory * root);
 
 G_END_DECLS
 
