@@ -15,6 +15,8 @@
  * - The producer stalls (its heartbeat stops) and goes on: the source
  *   warns, waits, and reads on.
  * - Every reader slot is held by a live reader: the error says so.
+ * - A reader process stopped past its lease is dropped by a lossless
+ *   producer: the error says so (a real gst-launch-1.0 process).
  *
  * The producer is the core's IvshmWriter, driven by the test.
  */
@@ -25,6 +27,9 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -460,6 +465,80 @@ GST_START_TEST (test_no_free_slot)
 
 GST_END_TEST;
 
+/* A reader process stopped (SIGSTOP, as a paused guest's reader would
+ * be) for longer than its lease: the lossless producer's periodic work
+ * reaps its slot. When the process goes on, the source fails with an
+ * error that says why and that the policy is lossless. */
+GST_START_TEST (test_evicted_reader_says_why)
+{
+  gchar *path = shm_path ("evicted");
+  IvshmRegion *region = region_create (path);
+  IvshmWriter *w = writer_new (region);
+  gchar *out_path = g_strdup_printf ("%s.out", path);
+  gchar *device = g_strdup_printf ("device=%s", path);
+  const gchar *argv[] = { "gst-launch-1.0", "ivshmemsrc", device, "!",
+    "fakesink", "sync=false", NULL
+  };
+  gint64 deadline;
+  gchar *out = NULL;
+  pid_t pid;
+  int status = 0, fd;
+  guint i;
+
+  write_caps_and_buffer (w);
+  fd = open (out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  fail_unless (fd >= 0);
+  pid = fork ();
+  fail_unless (pid >= 0);
+  if (pid == 0) {
+    dup2 (fd, 1);
+    dup2 (fd, 2);
+    execvp (argv[0], (char **) argv);
+    _exit (127);
+  }
+  close (fd);
+
+  /* let it attach and read, then stop it for two leases */
+  for (i = 0; i < 30; i++) {
+    ivshm_writer_tick (w);
+    g_usleep (100 * 1000);
+  }
+  kill (pid, SIGSTOP);
+  for (i = 0; i < 70; i++) {
+    ivshm_writer_tick (w);
+    g_usleep (100 * 1000);
+  }
+  kill (pid, SIGCONT);
+  write_buffer (w, 1);
+
+  deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  while (waitpid (pid, &status, WNOHANG) == 0) {
+    if (g_get_monotonic_time () > deadline) {
+      kill (pid, SIGKILL);
+      waitpid (pid, &status, 0);
+      fail ("the stopped reader did not notice that it was dropped");
+    }
+    ivshm_writer_tick (w);
+    g_usleep (100 * 1000);
+  }
+  fail_unless (g_file_get_contents (out_path, &out, NULL, NULL));
+  GST_INFO ("reader output:\n%s", out);
+  fail_unless (WIFEXITED (status) && WEXITSTATUS (status) != 0, "%s", out);
+  fail_unless (strstr (out, "stopped renewing its lease") != NULL, "%s", out);
+  fail_unless (strstr (out, "policy is lossless") != NULL, "%s", out);
+
+  g_free (out);
+  unlink (out_path);
+  g_free (out_path);
+  g_free (device);
+  ivshm_writer_free (w);
+  ivshm_region_close (region);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
 static Suite *
 srcfaults_suite (void)
 {
@@ -471,6 +550,7 @@ srcfaults_suite (void)
   tcase_add_test (tc, test_unlock_during_reattach);
   tcase_add_test (tc, test_stalled_producer_followed);
   tcase_add_test (tc, test_no_free_slot);
+  tcase_add_test (tc, test_evicted_reader_says_why);
   return s;
 }
 
