@@ -498,8 +498,16 @@ GST_START_TEST (test_evicted_reader_says_why)
   }
   close (fd);
 
-  /* let it attach and read, then stop it for two leases */
-  for (i = 0; i < 30; i++) {
+  /* let it attach and read (a slow start under the sanitizers), then
+   * stop it for two leases */
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (ivshm_writer_count_readers (w) == 0 &&
+      g_get_monotonic_time () < deadline) {
+    ivshm_writer_tick (w);
+    g_usleep (100 * 1000);
+  }
+  fail_unless (ivshm_writer_count_readers (w) > 0, "the reader never came");
+  for (i = 0; i < 5; i++) {
     ivshm_writer_tick (w);
     g_usleep (100 * 1000);
   }
