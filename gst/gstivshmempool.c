@@ -9,6 +9,7 @@
  * thread drops the last reference.
  */
 #include "gstivshmempool.h"
+#include "gstivshmemmemory.h"
 #include "gstivshmemutils.h"
 
 #include <gst/video/video.h>
@@ -87,16 +88,15 @@ gst_ivshmem_producer_wait (GstIvshmemProducer * p, IvshmWaiter * waiter,
 
 /* ---- what this process holds of the ring -------------------------------- */
 
+/* A reservation in the ring, on the skeleton of gstivshmemmemory.h: its
+ * owner is the GstIvshmemProducer, its data the span's payload. */
 typedef struct
 {
-  GstMemory mem;
-  GstIvshmemProducer *producer;
+  GstIvshmemRingMemory base;
+  /* base.data is in the ring (span.payload), or base.copy once migrated;
+   * base.data, base.copy and base.maps are protected by producer->pins_lock
+   * (the skeleton's lock_of) */
   IvshmSpan span;
-  /* in the ring (span.payload), or `copy` once migrated; both and maps
-   * protected by producer->pins_lock */
-  guint8 *data;
-  guint8 *copy;
-  gint maps;
 } GstIvshmemMemory;
 
 /* Kept sorted by ring position: spans are reserved in ring order, but two
@@ -143,13 +143,11 @@ gst_ivshmem_producer_migrate (GstIvshmemProducer * p)
   for (i = 0; i < p->pins->len;) {
     GstIvshmemMemory *m = g_array_index (p->pins, GstIvshmemPin, i).mem;
 
-    if (m->maps > 0) {
+    if (m->base.maps > 0) {
       i++;
       continue;
     }
-    m->copy = g_malloc (m->mem.maxsize);
-    memcpy (m->copy, m->data, m->mem.maxsize);
-    m->data = m->copy;
+    gst_ivshmem_ring_memory_move_out_locked (&m->base);
     g_array_append_val (moved, m->span);
     g_array_remove_index (p->pins, i);
   }
@@ -228,135 +226,82 @@ gst_ivshmem_producer_pool_capacity (GstIvshmemProducer * p, guint64 size)
 
 #define GST_TYPE_IVSHMEM_ALLOCATOR (gst_ivshmem_allocator_get_type ())
 G_DECLARE_FINAL_TYPE (GstIvshmemAllocator, gst_ivshmem_allocator, GST,
-    IVSHMEM_ALLOCATOR, GstAllocator);
+    IVSHMEM_ALLOCATOR, GstIvshmemRingAllocator);
 
 struct _GstIvshmemAllocator
 {
-  GstAllocator parent;
+  GstIvshmemRingAllocator parent;
 };
 
-G_DEFINE_TYPE (GstIvshmemAllocator, gst_ivshmem_allocator, GST_TYPE_ALLOCATOR);
-
-static GstMemory *
-gst_ivshmem_allocator_alloc (GstAllocator * allocator, gsize size,
-    GstAllocationParams * params)
-{
-  /* memories are made by the pool, from reservations */
-  return NULL;
-}
-
-static void
-gst_ivshmem_allocator_free (GstAllocator * allocator, GstMemory * mem)
-{
-  GstIvshmemMemory *m = (GstIvshmemMemory *) mem;
-
-  /* a shared sub-memory holds its parent, which gives the span back */
-  if (!mem->parent) {
-    gboolean in_ring;
-
-    g_mutex_lock (&m->producer->pins_lock);
-    in_ring = gst_ivshmem_producer_unpin_locked (m->producer, &m->span) ||
-        m->copy == NULL;
-    g_mutex_unlock (&m->producer->pins_lock);
-    /* a migrated memory gave its span back already */
-    if (in_ring)
-      ivshm_writer_release_span (m->producer->writer, &m->span);
-    g_free (m->copy);
-  }
-  gst_ivshmem_producer_unref (m->producer);
-  g_free (m);
-}
-
-static GstIvshmemMemory *
-gst_ivshmem_memory_root (GstMemory * mem)
-{
-  return (GstIvshmemMemory *) (mem->parent ? mem->parent : mem);
-}
+G_DEFINE_TYPE (GstIvshmemAllocator, gst_ivshmem_allocator,
+    GST_TYPE_IVSHMEM_RING_ALLOCATOR);
 
 static gpointer
-gst_ivshmem_memory_map (GstMemory * mem, gsize maxsize, GstMapFlags flags)
+gst_ivshmem_allocator_owner_ref (gpointer owner)
 {
-  GstIvshmemMemory *root = gst_ivshmem_memory_root (mem);
-  gpointer data;
-
-  g_mutex_lock (&root->producer->pins_lock);
-  root->maps++;
-  data = root->data;
-  g_mutex_unlock (&root->producer->pins_lock);
-  return data;
+  return gst_ivshmem_producer_ref (owner);
 }
 
 static void
-gst_ivshmem_memory_unmap (GstMemory * mem)
+gst_ivshmem_allocator_owner_unref (gpointer owner)
 {
-  GstIvshmemMemory *root = gst_ivshmem_memory_root (mem);
-
-  g_mutex_lock (&root->producer->pins_lock);
-  root->maps--;
-  g_mutex_unlock (&root->producer->pins_lock);
+  gst_ivshmem_producer_unref (owner);
 }
 
+static void
+gst_ivshmem_allocator_release (GstIvshmemRingMemory * root)
+{
+  GstIvshmemMemory *m = (GstIvshmemMemory *) root;
+  GstIvshmemProducer *p = root->owner;
+  gboolean in_ring;
+
+  /* a migrated memory gave its span back when it moved out of the ring */
+  g_mutex_lock (&p->pins_lock);
+  in_ring = gst_ivshmem_producer_unpin_locked (p, &m->span)
+      || root->copy == NULL;
+  g_mutex_unlock (&p->pins_lock);
+  if (in_ring)
+    ivshm_writer_release_span (p->writer, &m->span);
+}
+
+static GMutex *
+gst_ivshmem_allocator_lock_of (gpointer owner)
+{
+  return &((GstIvshmemProducer *) owner)->pins_lock;
+}
+
+/* A root memory (sub-memories are made by the skeleton's share()). */
 static GstIvshmemMemory *
 gst_ivshmem_memory_new (GstAllocator * allocator, GstMemoryFlags flags,
     GstMemory * parent, GstIvshmemProducer * producer, const IvshmSpan * span,
     gsize offset, gsize size)
 {
-  GstIvshmemMemory *m = g_new0 (GstIvshmemMemory, 1);
+  GstIvshmemMemory *m;
 
-  gst_memory_init (GST_MEMORY_CAST (m), flags, allocator, parent,
-      span->capacity, IVSHM_RECORD_ALIGN - 1, offset, size);
-  m->producer = gst_ivshmem_producer_ref (producer);
+  g_return_val_if_fail (parent == NULL && offset == 0, NULL);
+  m = (GstIvshmemMemory *) gst_ivshmem_ring_memory_new (allocator, flags,
+      producer, span->payload, span->capacity, size);
   m->span = *span;
-  m->data = span->payload;
   return m;
-}
-
-static GstMemory *
-gst_ivshmem_memory_share (GstMemory * mem, gssize offset, gssize size)
-{
-  GstIvshmemMemory *m = (GstIvshmemMemory *) mem;
-  GstMemory *parent = mem->parent ? mem->parent : mem;
-
-  if (size == -1)
-    size = mem->size - offset;
-  return GST_MEMORY_CAST (gst_ivshmem_memory_new (mem->allocator,
-          GST_MINI_OBJECT_FLAGS (parent) | GST_MINI_OBJECT_FLAG_LOCK_READONLY,
-          parent, m->producer, &m->span, mem->offset + offset, size));
-}
-
-static gboolean
-gst_ivshmem_memory_is_span (GstMemory * mem1, GstMemory * mem2, gsize * offset)
-{
-  GstIvshmemMemory *a = (GstIvshmemMemory *) mem1;
-  GstIvshmemMemory *b = (GstIvshmemMemory *) mem2;
-
-  if (a->span.payload != b->span.payload)
-    return FALSE;
-  if (offset)
-    *offset = mem1->offset;
-  return mem1->offset + mem1->size == mem2->offset;
 }
 
 static void
 gst_ivshmem_allocator_class_init (GstIvshmemAllocatorClass * klass)
 {
-  GstAllocatorClass *alloc_class = GST_ALLOCATOR_CLASS (klass);
+  GstIvshmemRingAllocatorClass *ring_class =
+      GST_IVSHMEM_RING_ALLOCATOR_CLASS (klass);
 
-  alloc_class->alloc = gst_ivshmem_allocator_alloc;
-  alloc_class->free = gst_ivshmem_allocator_free;
+  ring_class->memory_size = sizeof (GstIvshmemMemory);
+  ring_class->owner_ref = gst_ivshmem_allocator_owner_ref;
+  ring_class->owner_unref = gst_ivshmem_allocator_owner_unref;
+  ring_class->release = gst_ivshmem_allocator_release;
+  ring_class->lock_of = gst_ivshmem_allocator_lock_of;
 }
 
 static void
 gst_ivshmem_allocator_init (GstIvshmemAllocator * self)
 {
-  GstAllocator *alloc = GST_ALLOCATOR_CAST (self);
-
-  alloc->mem_type = GST_IVSHMEM_MEMORY_TYPE;
-  alloc->mem_map = gst_ivshmem_memory_map;
-  alloc->mem_unmap = gst_ivshmem_memory_unmap;
-  alloc->mem_share = gst_ivshmem_memory_share;
-  alloc->mem_is_span = gst_ivshmem_memory_is_span;
-  GST_OBJECT_FLAG_SET (self, GST_ALLOCATOR_FLAG_CUSTOM_ALLOC);
+  GST_ALLOCATOR_CAST (self)->mem_type = GST_IVSHMEM_MEMORY_TYPE;
 }
 
 gboolean
@@ -374,11 +319,11 @@ gst_ivshmem_buffer_get_span (GstBuffer * buffer, GstIvshmemProducer * p,
       mem->offset != 0)
     return FALSE;
   m = (GstIvshmemMemory *) mem;
-  if (m->producer != p)
+  if (m->base.owner != p)
     return FALSE;
   /* a migrated memory is no longer in the ring: it is copied */
   g_mutex_lock (&p->pins_lock);
-  in_ring = m->copy == NULL;
+  in_ring = m->base.copy == NULL;
   g_mutex_unlock (&p->pins_lock);
   *span = m->span;
   return in_ring;

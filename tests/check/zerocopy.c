@@ -228,6 +228,19 @@ reader (const gchar * path, gboolean zero_copy)
   return p;
 }
 
+/* A reader with zero-copy=`mode` (auto, on, off, or the old true/false). */
+static GstElement *
+reader_mode (const gchar * path, const gchar * mode)
+{
+  gchar *desc = g_strdup_printf ("ivshmemsrc name=src device=%s "
+      "is-live=false zero-copy=%s ! appsink name=sink sync=false "
+      "enable-last-sample=false max-buffers=1", path, mode);
+  GstElement *p = launch (desc);
+
+  g_free (desc);
+  return p;
+}
+
 /* The next buffer at the reader (a new reference), or NULL at EOS or after
  * `timeout` without one. */
 /* Timeouts are stretched under valgrind (the setup sets the scale). */
@@ -1133,6 +1146,202 @@ GST_START_TEST (test_src_zero_copy_off)
 
 GST_END_TEST;
 
+static guint64 stats_u64 (GstElement * rd, const gchar * field);
+
+/* Buffers held downstream across the end of a session: the producer stops
+ * without EOS while the reader holds 4 buffers in place, and a new
+ * producer writes five rings' worth over the same ring. The source moves
+ * the held buffers out of the ring when it leaves the session, so they
+ * never change (on the old code they stayed in the ring and were
+ * overwritten). */
+GST_START_TEST (test_src_held_buffers_survive_restart)
+{
+  const guint held_n = 4, n2 = 300;
+  const gsize size = 1000;
+  gchar *path = zc_path ("restart");
+  GstElement *prod, *rd;
+  GstAppSrc *src;
+  GstBuffer *held[4];
+  guint64 sum[4];
+  gint64 deadline;
+  guint i;
+
+  prod = producer_appsrc (path, DATA_CAPS, SMALL_REGION);
+  rd = reader_mode (path, "on");
+  src = GST_APP_SRC (by_name (prod, "src"));
+  for (i = 0; i < held_n; i++)
+    fail_unless_equals_int (gst_app_src_push_buffer (src, payload_new (i,
+                size)), GST_FLOW_OK);
+  for (i = 0; i < held_n; i++) {
+    held[i] = pull_ok (rd);
+    fail_unless_equals_int (payload_check (held[i], size), i);
+    check_read_only_in_ring (held[i], path);
+    sum[i] = checksum (held[i]);
+  }
+
+  /* no EOS: the session just ends; the reader follows (on-producer-
+   * restart=follow) and waits for the next producer */
+  stop (prod);
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC * time_scale ();
+  while (stats_u64 (rd, "reconnects") == 0 &&
+      g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+  fail_unless_equals_uint64 (stats_u64 (rd, "reconnects"), 1);
+  for (i = 0; i < held_n; i++)
+    fail_unless (moved_out_of_ring (held[i], path), "held buffer %u is "
+        "still in the ring of a session that ended", i);
+
+  prod = producer_appsrc (path, DATA_CAPS, SMALL_REGION);
+  src = GST_APP_SRC (by_name (prod, "src"));
+  for (i = 0; i < n2; i++)
+    fail_unless_equals_int (gst_app_src_push_buffer (src, payload_new (1000 +
+                i, size)), GST_FLOW_OK);
+  fail_unless_equals_int (gst_app_src_end_of_stream (src), GST_FLOW_OK);
+  for (i = 0; i < n2; i++) {
+    GstBuffer *buf = pull_ok (rd);
+
+    fail_unless_equals_int (payload_check (buf, size), 1000 + i);
+    gst_buffer_unref (buf);
+  }
+  expect_eos (rd, PULL_TIMEOUT);
+  for (i = 0; i < held_n; i++) {
+    fail_unless_equals_uint64 (checksum (held[i]), sum[i]);
+    fail_unless_equals_int (payload_check (held[i], size), i);
+    gst_buffer_unref (held[i]);
+  }
+  stop (rd);
+  stop (prod);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
+/* ---- zero-copy policy ------------------------------------------------- */
+
+static guint64
+stats_u64 (GstElement * rd, const gchar * field)
+{
+  GstStructure *st = NULL;
+  guint64 v = 0;
+
+  g_object_get (by_name (rd, "src"), "stats", &st, NULL);
+  fail_unless (st != NULL);
+  fail_unless (gst_structure_get_uint64 (st, field, &v), "no %s", field);
+  gst_structure_free (st);
+  return v;
+}
+
+/* `n` buffers of `caps` through a reader with zero-copy=`mode`: all in
+ * place, or all copied, as the stats say too. */
+static void
+zero_copy_policy_case (const gchar * mode, const gchar * caps,
+    gboolean in_place)
+{
+  const guint n = 8;
+  const gsize size = 1000;
+  gchar *path = zc_path ("policy");
+  GstElement *prod, *rd;
+  GstAppSrc *src;
+  guint i;
+
+  GST_INFO ("zero-copy=%s, %s: %s", mode, caps, in_place ? "in place" :
+      "copied");
+  prod = producer_appsrc (path, caps, SMALL_REGION);
+  rd = reader_mode (path, mode);
+  unlink (path);
+  src = GST_APP_SRC (by_name (prod, "src"));
+  for (i = 0; i < n; i++)
+    fail_unless_equals_int (gst_app_src_push_buffer (src, payload_new (i,
+                size)), GST_FLOW_OK);
+  fail_unless_equals_int (gst_app_src_end_of_stream (src), GST_FLOW_OK);
+  for (i = 0; i < n; i++) {
+    GstBuffer *buf = pull_ok (rd);
+
+    fail_unless_equals_int (payload_check (buf, size), i);
+    if (in_place)
+      check_read_only_in_ring (buf, path);
+    else
+      fail_unless (gst_memory_is_type (gst_buffer_peek_memory (buf, 0),
+              GST_ALLOCATOR_SYSMEM), "zero-copy=%s, %s: buffer %u is %s, not "
+          "a copy", mode, caps, i,
+          gst_buffer_peek_memory (buf, 0)->allocator->mem_type);
+    gst_buffer_unref (buf);
+  }
+  expect_eos (rd, PULL_TIMEOUT);
+  fail_unless_equals_uint64 (stats_u64 (rd, "zero-copy-buffers"),
+      in_place ? n : 0);
+  fail_unless_equals_uint64 (stats_u64 (rd, "copied-buffers"),
+      in_place ? 0 : n);
+  stop (rd);
+  stop (prod);
+  g_free (path);
+}
+
+#define VIDEO_RAW_CAPS "video/x-raw,format=GRAY8,width=40,height=25," \
+  "framerate=30/1"
+#define AUDIO_RAW_CAPS "audio/x-raw,format=S16LE,layout=interleaved," \
+  "rate=48000,channels=2"
+#define H264_CAPS "video/x-h264,stream-format=byte-stream,alignment=au"
+
+/* Which caps go out in place in each mode: auto only raw audio and video;
+ * on everything; off nothing. The old boolean values still work. */
+GST_START_TEST (test_src_zero_copy_policy)
+{
+  static const struct
+  {
+    const gchar *mode, *caps;
+    gboolean in_place;
+  } cases[] = {
+    {"auto", VIDEO_RAW_CAPS, TRUE},
+    {"auto", AUDIO_RAW_CAPS, TRUE},
+    {"auto", H264_CAPS, FALSE},
+    {"auto", DATA_CAPS, FALSE},
+    {"on", VIDEO_RAW_CAPS, TRUE},
+    {"on", H264_CAPS, TRUE},
+    {"on", DATA_CAPS, TRUE},
+    {"off", VIDEO_RAW_CAPS, FALSE},
+    {"off", AUDIO_RAW_CAPS, FALSE},
+    {"off", H264_CAPS, FALSE},
+    {"true", H264_CAPS, TRUE},
+    {"false", VIDEO_RAW_CAPS, FALSE},
+  };
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (cases); i++)
+    zero_copy_policy_case (cases[i].mode, cases[i].caps, cases[i].in_place);
+}
+
+GST_END_TEST;
+
+/* The default is auto; the old boolean API keeps its meaning. */
+GST_START_TEST (test_src_zero_copy_default)
+{
+  GstElement *src = gst_element_factory_make ("ivshmemsrc", NULL);
+  GEnumClass *klass;
+  GEnumValue *v;
+  gint mode = -1;
+
+  fail_unless (src != NULL);
+  g_object_get (src, "zero-copy", &mode, NULL);
+  klass = g_type_class_ref (G_PARAM_SPEC_VALUE_TYPE (g_object_class_find_property
+          (G_OBJECT_GET_CLASS (src), "zero-copy")));
+  v = g_enum_get_value (klass, mode);
+  fail_unless (v != NULL);
+  fail_unless_equals_string (v->value_nick, "auto");
+  g_object_set (src, "zero-copy", FALSE, NULL);
+  g_object_get (src, "zero-copy", &mode, NULL);
+  fail_unless_equals_string (g_enum_get_value (klass, mode)->value_nick,
+      "off");
+  g_object_set (src, "zero-copy", TRUE, NULL);
+  g_object_get (src, "zero-copy", &mode, NULL);
+  fail_unless_equals_string (g_enum_get_value (klass, mode)->value_nick, "on");
+  g_type_class_unref (klass);
+  gst_object_unref (src);
+}
+
+GST_END_TEST;
+
 /* ---- 5. release order -------------------------------------------------- */
 
 /* Buffers given back in reverse and in random order, batch by batch: the
@@ -1305,6 +1514,9 @@ zerocopy_suite (void)
   tcase_add_test (tc, test_pool_no_reuse_while_referenced);
   tcase_add_test (tc, test_src_held_buffers_never_change);
   tcase_add_test (tc, test_src_zero_copy_off);
+  tcase_add_test (tc, test_src_held_buffers_survive_restart);
+  tcase_add_test (tc, test_src_zero_copy_policy);
+  tcase_add_test (tc, test_src_zero_copy_default);
   tcase_add_test (tc, test_src_release_order);
   tcase_add_test (tc, test_src_at_most_64_held);
   tcase_add_test (tc, test_src_at_most_half_ring_held);

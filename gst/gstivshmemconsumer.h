@@ -1,0 +1,80 @@
+/* gst-ivshmem: the reading side of ivshmemsrc: consumer and read memory
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef __GST_IVSHMEM_CONSUMER_H__
+#define __GST_IVSHMEM_CONSUMER_H__
+
+#include <gst/gst.h>
+
+#include "ivshmem-region.h"
+#include "ivshmem-ring.h"
+
+G_BEGIN_DECLS
+
+/* The mapped region and its reader, shared by the source and every buffer
+ * it hands out in place (zero-copy): the last reference unmaps, so a
+ * buffer downstream still holds stays valid after the source stopped. The
+ * reader's heartbeat runs as long as the reader is attached.
+ *
+ * When the source leaves a session (the producer restarted, went away, or
+ * dropped this reader), it retires the consumer: every held record is
+ * moved out of the ring into private memory (a record mapped at that
+ * moment as soon as it is unmapped), and once none is left in the ring the
+ * reader detaches: its heartbeat stops and its slot is given back, even if
+ * downstream keeps the (moved) buffers for ever. */
+typedef struct
+{
+  gint refcount;
+  IvshmRegion *region;          /* set once */
+  GMutex lock;
+  /* protected by lock; set once by the streaming thread, cleared when a
+   * retired consumer detaches. The streaming thread of the source may use
+   * it without the lock while the consumer is its current one. */
+  IvshmReader *reader;
+  IvshmTicker *heartbeat;       /* protected by lock */
+  GList *held;                  /* protected by lock: records in the ring */
+  gboolean retired;             /* protected by lock */
+} GstIvshmemConsumer;
+
+GstIvshmemConsumer *gst_ivshmem_consumer_new (IvshmRegion * region);
+GstIvshmemConsumer *gst_ivshmem_consumer_ref (GstIvshmemConsumer * c);
+void gst_ivshmem_consumer_unref (GstIvshmemConsumer * c);
+
+/* Takes `reader` and starts its heartbeat thread, which also moves held
+ * records out of the ring when the producer waits for their space. FALSE:
+ * the thread could not be started (the reader is taken all the same). */
+gboolean gst_ivshmem_consumer_attach (GstIvshmemConsumer * c,
+    IvshmReader * reader);
+
+/* Whether any record handed out in place is still in the ring. */
+gboolean gst_ivshmem_consumer_holds (GstIvshmemConsumer * c);
+
+/* If the producer waits for space we hold (ivshm_reader_holding_back()),
+ * copies every held record nobody has mapped right now out of the ring and
+ * lets it go. Returns how many. The consumer's thread does this too. */
+guint gst_ivshmem_consumer_migrate (GstIvshmemConsumer * c);
+
+/* The source leaves this consumer's session: see above. Returns how many
+ * records were moved out of the ring now. */
+guint gst_ivshmem_consumer_retire (GstIvshmemConsumer * c);
+
+/* Reads the reader's counters under the consumer's lock: FALSE if it has
+ * no reader (not attached, or detached). Any argument may be NULL. */
+gboolean gst_ivshmem_consumer_get_stats (GstIvshmemConsumer * c,
+    IvshmReaderStats * stats, unsigned *held, guint64 * lag,
+    guint64 * session);
+
+/* The allocator of read memory: one per source. */
+GstAllocator *gst_ivshmem_read_allocator_new (void);
+
+/* Wraps the record that ivshm_reader_next() just returned in a read-only
+ * buffer that points into the ring, if the bounds allow: at most
+ * IVSHM_MAX_HELD records and half the ring held at once, so that buffers
+ * downstream keeps cannot stall the producer. NULL: copy it instead. On
+ * success the record is held (not released). */
+GstBuffer *gst_ivshmem_consumer_wrap (GstIvshmemConsumer * c,
+    GstAllocator * allocator, const IvshmRecord * rec);
+
+G_END_DECLS
+
+#endif /* __GST_IVSHMEM_CONSUMER_H__ */

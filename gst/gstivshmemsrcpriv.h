@@ -1,0 +1,106 @@
+/* gst-ivshmem: ivshmemsrc's state, shared by its two files
+ * SPDX-License-Identifier: MIT
+ *
+ * gstivshmemsrc.c is the element (properties, states, queries);
+ * gstivshmemsrcread.c is its streaming thread (create() and its steps).
+ */
+#ifndef __GST_IVSHMEM_SRC_PRIV_H__
+#define __GST_IVSHMEM_SRC_PRIV_H__
+
+#include "gstivshmemsrc.h"
+#include "gstivshmemconsumer.h"
+#include "gstivshmemtime.h"
+
+G_BEGIN_DECLS
+
+GST_DEBUG_CATEGORY_EXTERN (gst_ivshmem_src_debug);
+
+typedef enum
+{
+  GST_IVSHMEM_SRC_RESTART_FOLLOW,
+  GST_IVSHMEM_SRC_RESTART_EOS,
+  GST_IVSHMEM_SRC_RESTART_ERROR,
+} GstIvshmemSrcRestart;
+
+/* The values of off and on are FALSE and TRUE, so that code that set the
+ * old boolean property with g_object_set() keeps its meaning. */
+typedef enum
+{
+  GST_IVSHMEM_SRC_ZERO_COPY_OFF = 0,
+  GST_IVSHMEM_SRC_ZERO_COPY_ON = 1,
+  GST_IVSHMEM_SRC_ZERO_COPY_AUTO = 2,
+} GstIvshmemSrcZeroCopy;
+
+struct _GstIvshmemSrc
+{
+  GstPushSrc parent;
+
+  /* properties, protected by the object lock */
+  gchar *device;
+  gboolean is_live;
+  GstClockTime latency;
+  guint64 max_poll_interval;
+  guint64 busy_poll;
+  IvshmBarMapping bar_mapping;
+  GstIvshmemSrcZeroCopy zero_copy_mode;
+  GstIvshmemSrcRestart on_restart;
+
+  /* set in start(), swapped on reattach, cleared in stop(), under the
+   * object lock; region and reader are borrowed from consumer */
+  GstIvshmemConsumer *consumer;
+  IvshmRegion *region;
+  IvshmWaiter waiter;           /* set flushing by unlock() */
+  /* Held by unlock() while it wakes the waiter, which may still point into
+   * the region the streaming thread slept on. The streaming thread takes
+   * it before it lets a region go (reattach, stop). */
+  GMutex unlock_lock;
+  GstAllocator *allocator;
+
+  /* the streaming thread's, reset in start() */
+  IvshmReader *reader;
+  GstIvshmemSrcZeroCopy zc_mode;        /* zero_copy_mode, as of start() */
+  gboolean caps_raw;            /* the caps are raw audio or video */
+  GstCaps *pending_caps;        /* could not be set while flushing */
+  guint64 reconnects;           /* producer restarts followed */
+  guint64 abandoned_session;    /* a dead session not to attach to again */
+  gboolean discont;             /* mark the next buffer DISCONT */
+  gchar *stream_id;             /* of the last stream-start forwarded */
+  /* a leaky producer dropped us: what we had read */
+  gboolean lapped;
+  guint64 lapped_from;
+  gchar *opened_device;         /* what start() opened, for reopening */
+  IvshmRegionOptions opened_opts;
+  gboolean waiting_logged;
+  gboolean stalled;             /* warned about a silent producer */
+  guint64 last_record_ns;       /* when we last read a record (or attached) */
+  gboolean eos;
+  gboolean segment_sent;        /* the output segment was pushed */
+  GstIvshmemTime time;
+
+  /* counters, written by the streaming thread under the object lock */
+  guint64 zero_copy;            /* buffers handed out in place */
+  guint64 copied;
+  guint64 drops;                /* times we fell behind a leaky producer */
+  guint64 lost_bytes;
+  guint64 invalid_records;
+};
+
+/* gstivshmemsrcread.c */
+GstFlowReturn gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** buf);
+
+/* gstivshmemsrcsession.c */
+/* A new stream (start, or the next producer): nothing anchored yet. */
+void gst_ivshmem_src_reset_stream (GstIvshmemSrc * self);
+/* Tries to attach to the producer (or to wait in a slot for one).
+ * GST_FLOW_OK: attached; GST_FLOW_CUSTOM_SUCCESS: no producer yet, wait. */
+GstFlowReturn gst_ivshmem_src_attach (GstIvshmemSrc * self);
+/* Lets go of the session after `why` (the producer restarted, went away,
+ * or dropped this reader) and prepares to attach again. */
+GstFlowReturn gst_ivshmem_src_reattach (GstIvshmemSrc * self,
+    const IvshmError * why);
+/* the stats property */
+GstStructure *gst_ivshmem_src_get_stats (GstIvshmemSrc * self);
+
+G_END_DECLS
+
+#endif /* __GST_IVSHMEM_SRC_PRIV_H__ */

@@ -1,0 +1,577 @@
+/* gst-ivshmem: ivshmemsrc's streaming thread
+ * SPDX-License-Identifier: MIT
+ *
+ * create() in named steps: wait for a producer and attach to it, wait for
+ * data, read a record, dispatch it (a buffer goes out; caps and events are
+ * handled here), and handle a read error by the on-producer-restart policy.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstivshmemsrcpriv.h"
+#include "gstivshmemutils.h"
+
+#include <string.h>
+
+#define GST_CAT_DEFAULT gst_ivshmem_src_debug
+
+/* waiting for a producer to appear: a look every 10 ms doubling up to
+ * 100 ms */
+#define WAIT_PRODUCER_MIN_NS (10 * GST_MSECOND)
+#define WAIT_PRODUCER_MAX_NS (100 * GST_MSECOND)
+/* while downstream holds buffers in the ring: how often to check whether
+ * the producer waits for their space */
+#define HELD_WAIT_NS (5 * GST_MSECOND)
+
+/* One create()'s waiting state */
+typedef struct
+{
+  IvshmBackoff backoff;
+  gboolean reset;               /* start a new back-off at the next wait */
+  guint64 max_poll;
+  guint64 busy_until;
+  guint64 producer_wait;
+} GstIvshmemSrcWait;
+
+/* ---- waiting ------------------------------------------------------------ */
+
+/* No reader yet: attach, or wait a little for a producer. GST_FLOW_OK:
+ * attached; GST_FLOW_CUSTOM_SUCCESS: waited, look again. */
+static GstFlowReturn
+gst_ivshmem_src_wait_producer (GstIvshmemSrc * self, GstIvshmemSrcWait * w)
+{
+  GstFlowReturn ret = gst_ivshmem_src_attach (self);
+
+  if (ret != GST_FLOW_CUSTOM_SUCCESS)
+    return ret;
+  if (!ivshm_wait_on (&self->waiter, NULL, 0, w->producer_wait))
+    return GST_FLOW_FLUSHING;
+  w->producer_wait = MIN (w->producer_wait * 2, WAIT_PRODUCER_MAX_NS);
+  return GST_FLOW_CUSTOM_SUCCESS;
+}
+
+/* Nothing to read: a short spin, then sleeps that the producer cuts short
+ * with a futex wake when it shares our kernel, and that grow up to
+ * max-poll-interval when it does not. FALSE: unlocked. */
+static gboolean
+gst_ivshmem_src_wait_data (GstIvshmemSrc * self, GstIvshmemSrcWait * w)
+{
+  guint64 timeout;
+
+  if (w->reset) {
+    guint64 busy;
+
+    GST_OBJECT_LOCK (self);
+    w->max_poll = self->max_poll_interval;
+    busy = self->busy_poll;
+    GST_OBJECT_UNLOCK (self);
+    w->busy_until = busy ? ivshm_now_ns () + busy : 0;
+  }
+  timeout = gst_ivshmem_next_wait (&w->backoff, &w->reset,
+      ivshm_reader_producer_local (self->reader), &self->waiter, w->max_poll);
+  if (timeout != 0 && w->busy_until && ivshm_now_ns () < w->busy_until)
+    timeout = 0;                /* busy-poll: not asleep yet */
+  if (timeout == 0) {
+    ivshm_cpu_relax ();
+    return !ivshm_waiter_is_flushing (&self->waiter);
+  }
+  /* Downstream keeps buffers that point into the ring and the producer
+   * needs their space: move them out of the ring. While we hold any, look
+   * again soon. */
+  if (gst_ivshmem_consumer_migrate (self->consumer))
+    GST_DEBUG_OBJECT (self, "copied held buffers out of the ring for the "
+        "producer");
+  if (timeout > HELD_WAIT_NS && gst_ivshmem_consumer_holds (self->consumer))
+    timeout = HELD_WAIT_NS;
+  return ivshm_reader_wait (self->reader, &self->waiter, timeout);
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+/* Pushes the output segment if it has not gone out yet, so that events
+ * that must follow a segment (tags, gaps, custom events) can. */
+static void
+gst_ivshmem_src_ensure_segment (GstIvshmemSrc * self)
+{
+  GstBaseSrc *bsrc = GST_BASE_SRC (self);
+  GstEvent *ev;
+
+  if (self->segment_sent)
+    return;
+  GST_OBJECT_LOCK (self);
+  ev = gst_event_new_segment (&bsrc->segment);
+  GST_OBJECT_UNLOCK (self);
+  gst_pad_push_event (GST_BASE_SRC_PAD (bsrc), ev);
+  self->segment_sent = TRUE;
+}
+
+static void
+gst_ivshmem_src_invalid (GstIvshmemSrc * self, const gchar * what,
+    const gchar * why)
+{
+  guint64 n;
+
+  GST_OBJECT_LOCK (self);
+  n = ++self->invalid_records;
+  GST_OBJECT_UNLOCK (self);
+  GST_ELEMENT_WARNING (self, STREAM, DECODE,
+      ("Skipped an invalid %s record from the producer.", what),
+      ("%s (%" G_GUINT64_FORMAT " invalid records so far)", why, n));
+}
+
+static gboolean
+caps_are_raw (const GstCaps * caps)
+{
+  const GstStructure *s = gst_caps_get_structure (caps, 0);
+
+  return gst_structure_has_name (s, "video/x-raw") ||
+      gst_structure_has_name (s, "audio/x-raw");
+}
+
+static GstFlowReturn gst_ivshmem_src_set_caps (GstIvshmemSrc * self,
+    GstCaps * caps);
+
+static GstFlowReturn
+gst_ivshmem_src_handle_caps (GstIvshmemSrc * self, const gchar * str)
+{
+  GstCaps *caps = gst_caps_from_string (str);
+
+  if (!caps || !gst_caps_is_fixed (caps)) {
+    gst_ivshmem_src_invalid (self, "caps", caps ? "the caps are not fixed" :
+        "the caps do not parse");
+    if (caps)
+      gst_caps_unref (caps);
+    return GST_FLOW_OK;
+  }
+  GST_DEBUG_OBJECT (self, "caps from the producer: %" GST_PTR_FORMAT, caps);
+  self->caps_raw = caps_are_raw (caps);
+  return gst_ivshmem_src_set_caps (self, caps);
+}
+
+/* Sets (and takes) the caps. While flushing, the caps event cannot go
+ * out: it is kept and set again at the next create(). */
+static GstFlowReturn
+gst_ivshmem_src_set_caps (GstIvshmemSrc * self, GstCaps * caps)
+{
+  gst_caps_replace (&self->pending_caps, NULL);
+  if (!gst_base_src_set_caps (GST_BASE_SRC (self), caps)) {
+    if (GST_PAD_IS_FLUSHING (GST_BASE_SRC_PAD (self))) {
+      self->pending_caps = caps;
+      return GST_FLOW_FLUSHING;
+    }
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+        ("Downstream does not accept the producer's caps."),
+        ("caps %" GST_PTR_FORMAT, caps));
+    gst_caps_unref (caps);
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  gst_caps_unref (caps);
+  return GST_FLOW_OK;
+}
+
+/* An event of the producer's that the source turns into something else
+ * (or nothing): returns the event to push, or NULL (*ret says why). */
+static GstEvent *
+gst_ivshmem_src_convert_event (GstIvshmemSrc * self, GstEvent * ev,
+    gboolean replayed, GstFlowReturn * ret)
+{
+  GstBaseSrc *bsrc = GST_BASE_SRC (self);
+
+  *ret = GST_FLOW_OK;
+  switch (GST_EVENT_TYPE (ev)) {
+    case GST_EVENT_STREAM_START:{
+      const gchar *id = NULL;
+
+      gst_event_parse_stream_start (ev, &id);
+      if (replayed && g_strcmp0 (id, self->stream_id) == 0)
+        break;                  /* joining the same stream again */
+      g_free (self->stream_id);
+      self->stream_id = g_strdup (id);
+      return ev;
+    }
+    case GST_EVENT_EOS:
+      self->eos = TRUE;
+      *ret = GST_FLOW_EOS;
+      break;
+    case GST_EVENT_SEGMENT:{
+      const GstSegment *seg;
+
+      gst_event_parse_segment (ev, &seg);
+      gst_ivshmem_time_set_segment (&self->time, seg);
+      if (!bsrc->is_live && seg->format == GST_FORMAT_TIME) {
+        /* basesrc pushes it before the next buffer */
+        gst_base_src_new_segment (bsrc, seg);
+        self->segment_sent = FALSE;
+      }
+      break;
+    }
+    case GST_EVENT_GAP:{
+      GstClockTime ts, dur;
+      GstGapFlags flags = 0;
+      GstEvent *gap = NULL;
+
+      if (!bsrc->is_live)
+        return ev;
+      gst_event_parse_gap (ev, &ts, &dur);
+      gst_event_parse_gap_flags (ev, &flags);
+      ts = gst_ivshmem_time_restamp (&self->time, ts, TRUE);
+      if (GST_CLOCK_TIME_IS_VALID (ts)) {
+        gap = gst_event_new_gap (ts, dur);
+        gst_event_set_gap_flags (gap, flags);
+      }
+      gst_event_unref (ev);
+      return gap;
+    }
+    default:
+      return ev;
+  }
+  gst_event_unref (ev);
+  return NULL;
+}
+
+static GstFlowReturn
+gst_ivshmem_src_handle_event (GstIvshmemSrc * self,
+    const IvshmRecordHeader * h, const gchar * payload, gboolean replayed)
+{
+  const gchar *why = NULL;
+  GstEvent *ev = gst_ivshmem_event_from_record (h, payload, &why);
+  GstFlowReturn ret;
+
+  if (!ev) {
+    gst_ivshmem_src_invalid (self, "event", why);
+    return GST_FLOW_OK;
+  }
+  GST_DEBUG_OBJECT (self, "event from the producer: %" GST_PTR_FORMAT, ev);
+  ev = gst_ivshmem_src_convert_event (self, ev, replayed, &ret);
+  if (!ev)
+    return ret;
+  if (GST_EVENT_TYPE (ev) != GST_EVENT_STREAM_START)
+    gst_ivshmem_src_ensure_segment (self);
+  gst_pad_push_event (GST_BASE_SRC_PAD (self), ev);
+  return GST_FLOW_OK;
+}
+
+/* The copy of a record may be torn: the producer dropped this reader
+ * meanwhile. release() only says EVICTED, but a new session's format
+ * evicts every reader of the old one too; next() names a new session
+ * first, so ask it: "the producer restarted" is followed by the policy,
+ * an eviction is not. */
+static void
+gst_ivshmem_src_release_failed (GstIvshmemSrc * self, IvshmStatus st,
+    IvshmError * err)
+{
+  IvshmError why = { 0 };
+  IvshmRecord rec;
+
+  if (st == IVSHM_ERR_EVICTED &&
+      ivshm_reader_next (self->reader, &rec, &why) ==
+      IVSHM_ERR_SESSION_CHANGED) {
+    *err = why;
+    return;
+  }
+  ivshm_error_set (err, st, 0, "the producer dropped this reader while it "
+      "was copying a record");
+}
+
+/* zero-copy=auto hands out in place only what a rewrite cannot turn into
+ * an attack on downstream: raw samples and pixels. */
+static gboolean
+gst_ivshmem_src_in_place (GstIvshmemSrc * self, const IvshmRecord * rec)
+{
+  if (rec->replayed)
+    return FALSE;
+  switch (self->zc_mode) {
+    case GST_IVSHMEM_SRC_ZERO_COPY_ON:
+      return TRUE;
+    case GST_IVSHMEM_SRC_ZERO_COPY_AUTO:
+      return self->caps_raw;
+    default:
+      return FALSE;
+  }
+}
+
+/* A private copy of a BUFFER record, confirmed not overwritten meanwhile. */
+static GstBuffer *
+gst_ivshmem_src_copy_record (GstIvshmemSrc * self, const IvshmRecord * rec,
+    IvshmError * err)
+{
+  guint64 len = rec->h.payload_len;
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, len, NULL);
+  IvshmStatus st;
+
+  if (!buf) {
+    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
+        ("Could not allocate a buffer of %" G_GUINT64_FORMAT " bytes.", len),
+        (NULL));
+    return NULL;
+  }
+  gst_buffer_fill (buf, 0, rec->payload, len);
+  st = ivshm_reader_release (self->reader);
+  if (st != IVSHM_OK) {
+    gst_buffer_unref (buf);
+    gst_ivshmem_src_release_failed (self, st, err);
+    return NULL;
+  }
+  return buf;
+}
+
+/* Makes a buffer of a BUFFER record, in place or as a copy; consumes the
+ * record either way. */
+static GstFlowReturn
+gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
+    GstBuffer ** out, IvshmError * err)
+{
+  const IvshmRecordHeader *h = &rec->h;
+  GstBuffer *buf = NULL;
+  gboolean in_place = FALSE;
+
+  if (gst_ivshmem_src_in_place (self, rec))
+    buf = gst_ivshmem_consumer_wrap (self->consumer, self->allocator, rec);
+  if (buf)
+    in_place = TRUE;
+  else if (!(buf = gst_ivshmem_src_copy_record (self, rec, err)))
+    return GST_FLOW_ERROR;
+  GST_OBJECT_LOCK (self);
+  if (in_place)
+    self->zero_copy++;
+  else
+    self->copied++;
+  GST_OBJECT_UNLOCK (self);
+
+  GST_BUFFER_FLAGS (buf) |= h->flags & GST_IVSHMEM_BUFFER_FLAGS_MASK;
+  GST_BUFFER_OFFSET (buf) = h->offset;
+  GST_BUFFER_OFFSET_END (buf) = h->offset_end;
+  GST_BUFFER_DURATION (buf) = h->duration;
+  gst_ivshmem_time_stamp_buffer (&self->time, GST_BASE_SRC (self)->is_live,
+      h, &GST_BUFFER_PTS (buf), &GST_BUFFER_DTS (buf));
+  if (self->discont) {
+    GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
+    self->discont = FALSE;
+  }
+  *out = buf;
+  return GST_FLOW_OK;
+}
+
+/* After falling behind a leaky producer: the next buffer is here. Tell
+ * downstream the stream has a hole (a GAP event over the lost time) and
+ * the application what was dropped (a QoS message, in bytes: the producer
+ * does not count its records for us). */
+static void
+gst_ivshmem_src_report_loss (GstIvshmemSrc * self,
+    const IvshmRecordHeader * h)
+{
+  GstBaseSrc *bsrc = GST_BASE_SRC (self);
+  GstClockTime start = GST_CLOCK_TIME_NONE, dur = GST_CLOCK_TIME_NONE;
+  GstMessage *qos;
+  guint64 lost;
+
+  self->lapped = FALSE;
+  if (gst_ivshmem_time_loss (&self->time, bsrc->is_live, h->pts, &start,
+          &dur)) {
+    gst_ivshmem_src_ensure_segment (self);
+    gst_pad_push_event (GST_BASE_SRC_PAD (bsrc), gst_event_new_gap (start,
+            dur));
+  }
+  GST_OBJECT_LOCK (self);
+  lost = self->lost_bytes;
+  GST_OBJECT_UNLOCK (self);
+  qos = gst_message_new_qos (GST_OBJECT (self), bsrc->is_live, start,
+      GST_CLOCK_TIME_NONE, start, dur);
+  gst_message_set_qos_stats (qos, GST_FORMAT_BYTES, 0, lost);
+  gst_element_post_message (GST_ELEMENT (self), qos);
+}
+
+/* One record: a buffer goes out (GST_FLOW_OK, *out set); caps and events
+ * are handled here (GST_FLOW_CUSTOM_SUCCESS: read on). Copies out of
+ * shared memory first, then releases, which confirms the copy was not
+ * overwritten; only then parses the private copy. A read error is
+ * GST_FLOW_ERROR with err->status set. */
+static GstFlowReturn
+gst_ivshmem_src_dispatch (GstIvshmemSrc * self, const IvshmRecord * rec,
+    GstBuffer ** out, IvshmError * err)
+{
+  GstFlowReturn ret;
+  IvshmStatus st;
+  gchar *str;
+
+  if (rec->h.type == IVSHM_RECORD_BUFFER) {
+    if (self->lapped)
+      gst_ivshmem_src_report_loss (self, &rec->h);
+    ret = gst_ivshmem_src_make_buffer (self, rec, out, err);
+    if (ret == GST_FLOW_OK) {
+      GST_LOG_OBJECT (self, "buffer %" GST_PTR_FORMAT, *out);
+      self->segment_sent = TRUE;        /* basesrc sends it with the buffer */
+    }
+    return ret;
+  }
+
+  str = g_strndup ((const gchar *) rec->payload, rec->h.payload_len);
+  st = ivshm_reader_release (self->reader);
+  if (st != IVSHM_OK) {
+    g_free (str);
+    gst_ivshmem_src_release_failed (self, st, err);
+    return GST_FLOW_ERROR;
+  }
+  if (rec->h.type == IVSHM_RECORD_CAPS)
+    ret = gst_ivshmem_src_handle_caps (self, str);
+  else
+    ret = gst_ivshmem_src_handle_event (self, &rec->h, str, rec->replayed);
+  g_free (str);
+  return ret == GST_FLOW_OK ? GST_FLOW_CUSTOM_SUCCESS : ret;
+}
+
+/* ---- read errors -------------------------------------------------------- */
+
+static void
+gst_ivshmem_src_post_read_error (GstIvshmemSrc * self, const IvshmError * err)
+{
+  if (err->status == IVSHM_ERR_PRODUCER_GONE)
+    GST_ELEMENT_ERROR (self, RESOURCE, READ,
+        ("The producer went away without sending EOS."),
+        ("%s. Restart the producer; on-producer-restart=follow would "
+            "wait for it.", err->detail));
+  else if (err->status == IVSHM_ERR_SESSION_CHANGED)
+    GST_ELEMENT_ERROR (self, RESOURCE, READ,
+        ("The producer restarted in the middle of the stream."),
+        ("%s. on-producer-restart=follow would go on with the new "
+            "stream.", err->detail));
+  else if (err->status == IVSHM_ERR_EVICTED)
+    GST_ELEMENT_ERROR (self, RESOURCE, READ,
+        ("The producer dropped this reader: it stopped renewing its lease."),
+        ("%s. The sink's policy is lossless: it waits for its readers, but "
+            "not for one whose lease (3 s) expired because this process "
+            "stalled (a paused VM, a debugger, a stopped process, an "
+            "overloaded machine). Restart this pipeline to read again.",
+            err->detail));
+  else
+    GST_IVSHMEM_POST_ERROR (self, err, "read the IVSHMEM ring");
+}
+
+/* A read failed: follow the producer, end, or fail, by the policy.
+ * GST_FLOW_CUSTOM_SUCCESS: attached again (or about to), read on. */
+static GstFlowReturn
+gst_ivshmem_src_handle_read_error (GstIvshmemSrc * self,
+    const IvshmError * err)
+{
+  GstIvshmemSrcRestart mode;
+  GstFlowReturn ret;
+
+  if (err->status == IVSHM_ERR_EVICTED &&
+      ivshm_reader_producer_leaky (self->reader)) {
+    ret = gst_ivshmem_src_reattach (self, err);
+    return ret == GST_FLOW_OK ? GST_FLOW_CUSTOM_SUCCESS : ret;
+  }
+  if (err->status == IVSHM_ERR_PRODUCER_GONE ||
+      err->status == IVSHM_ERR_SESSION_CHANGED ||
+      (err->status == IVSHM_ERR_EVICTED &&
+          ivshm_reader_waiting (self->reader))) {
+    /* (a slot lost while waiting for a producer held no stream: a
+     * producer adopted it and another one restarted over it) */
+    GST_OBJECT_LOCK (self);
+    mode = self->on_restart;
+    GST_OBJECT_UNLOCK (self);
+    if (mode == GST_IVSHMEM_SRC_RESTART_FOLLOW) {
+      ret = gst_ivshmem_src_reattach (self, err);
+      return ret == GST_FLOW_OK ? GST_FLOW_CUSTOM_SUCCESS : ret;
+    }
+    if (mode == GST_IVSHMEM_SRC_RESTART_EOS) {
+      GST_INFO_OBJECT (self, "ending with EOS: %s", err->detail);
+      self->eos = TRUE;
+      return GST_FLOW_EOS;
+    }
+  }
+  gst_ivshmem_src_post_read_error (self, err);
+  return GST_FLOW_ERROR;
+}
+
+/* ---- a silent producer ------------------------------------------------- */
+
+/* The producer's heartbeat stopped (a paused, snapshotted or migrating VM,
+ * a stopped process): say so, keep the slot and wait. A lossless producer
+ * keeps everything for us, so nothing is lost when it moves again. */
+static void
+gst_ivshmem_src_producer_stalled (GstIvshmemSrc * self, const IvshmError * err)
+{
+  gdouble silent = (ivshm_now_ns () - self->last_record_ns) / 1e9;
+
+  self->stalled = TRUE;
+  GST_ELEMENT_WARNING (self, RESOURCE, READ,
+      ("The producer has been silent for %.1f s (paused VM?); still "
+          "waiting.", silent),
+      ("%s. Its heartbeat stopped. This reader keeps its slot and goes on "
+          "when the producer moves again; on-producer-restart=eos or error "
+          "would end the stream instead.", err->detail[0] ? err->detail :
+          "producer stalled"));
+}
+
+/* A record after a stall: the producer moved again. */
+static void
+gst_ivshmem_src_producer_resumed (GstIvshmemSrc * self)
+{
+  gdouble silent = (ivshm_now_ns () - self->last_record_ns) / 1e9;
+
+  self->stalled = FALSE;
+  GST_ELEMENT_INFO (self, RESOURCE, READ,
+      ("The producer moved again after %.1f s of silence.", silent),
+      ("nothing was lost: this reader kept its slot"));
+}
+
+/* ---- create ------------------------------------------------------------- */
+
+GstFlowReturn
+gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (psrc);
+  GstIvshmemSrcWait wait = { 0 };
+  GstFlowReturn ret;
+
+  if (self->eos)
+    return GST_FLOW_EOS;
+  if (self->pending_caps) {
+    ret = gst_ivshmem_src_set_caps (self, gst_caps_ref (self->pending_caps));
+    if (ret != GST_FLOW_OK)
+      return ret;
+  }
+  wait.reset = TRUE;
+  wait.producer_wait = WAIT_PRODUCER_MIN_NS;
+
+  for (;;) {
+    IvshmError err = { 0 };
+    IvshmRecord rec;
+    IvshmStatus st;
+
+    if (!self->reader) {
+      ret = gst_ivshmem_src_wait_producer (self, &wait);
+      if (ret == GST_FLOW_CUSTOM_SUCCESS)
+        continue;
+      if (ret != GST_FLOW_OK)
+        return ret;
+    }
+
+    st = ivshm_reader_next (self->reader, &rec, &err);
+    if (st == IVSHM_AGAIN) {
+      if (gst_ivshmem_src_wait_data (self, &wait))
+        continue;
+      GST_DEBUG_OBJECT (self, "unlocked while waiting for data");
+      return GST_FLOW_FLUSHING;
+    }
+    if (st == IVSHM_PRODUCER_STALLED) {
+      gst_ivshmem_src_producer_stalled (self, &err);
+      continue;
+    }
+    wait.reset = TRUE;
+    if (st == IVSHM_OK) {
+      if (self->stalled)
+        gst_ivshmem_src_producer_resumed (self);
+      self->last_record_ns = ivshm_now_ns ();
+      ret = gst_ivshmem_src_dispatch (self, &rec, out, &err);
+    }
+    else
+      ret = GST_FLOW_ERROR;
+    if (ret == GST_FLOW_ERROR && err.status != IVSHM_OK)
+      ret = gst_ivshmem_src_handle_read_error (self, &err);
+    if (ret != GST_FLOW_CUSTOM_SUCCESS)
+      return ret;
+  }
+}

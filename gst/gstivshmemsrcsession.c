@@ -1,0 +1,232 @@
+/* gst-ivshmem: ivshmemsrc's sessions: attaching, following, counters
+ * SPDX-License-Identifier: MIT
+ *
+ * Attaching to a producer (or waiting in a slot for one), letting go of a
+ * session when the producer restarts, goes away or drops this reader, and
+ * the counters of the stats property.
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstivshmemsrcpriv.h"
+#include "gstivshmemutils.h"
+
+#define GST_CAT_DEFAULT gst_ivshmem_src_debug
+
+void
+gst_ivshmem_src_reset_stream (GstIvshmemSrc * self)
+{
+  gst_ivshmem_time_reset (&self->time);
+  self->segment_sent = FALSE;
+  self->eos = FALSE;
+  self->waiting_logged = FALSE;
+  self->stalled = FALSE;
+  self->caps_raw = FALSE;
+  gst_caps_replace (&self->pending_caps, NULL);
+}
+
+/* ---- attaching ---------------------------------------------------------- */
+
+static void
+gst_ivshmem_src_post_attach_error (GstIvshmemSrc * self,
+    const IvshmError * err)
+{
+  if (err->status == IVSHM_ERR_NO_SLOT)
+    GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
+        ("Every reader slot of the IVSHMEM region is taken."),
+        ("%s. Run `ivshmem-info %s` to see who holds them; the slot of a "
+            "reader that died is given back once its lease (3 s) expires.",
+            err->detail[0] ? err->detail : "no free slot",
+            self->opened_device ? self->opened_device : "DEVICE"));
+  else
+    GST_IVSHMEM_POST_ERROR (self, err, "attach to the IVSHMEM ring");
+}
+
+/* After attaching again to a leaky producer that dropped us: say what was
+ * lost (the GAP follows with the next buffer). */
+static void
+gst_ivshmem_src_warn_lapped (GstIvshmemSrc * self)
+{
+  guint64 at = ivshm_reader_position (self->reader);
+  guint64 lost = gst_ivshmem_lost_bytes (self->lapped_from, at);
+  guint64 drops;
+
+  GST_OBJECT_LOCK (self);
+  drops = ++self->drops;
+  self->lost_bytes += lost;
+  GST_OBJECT_UNLOCK (self);
+  GST_ELEMENT_WARNING (self, STREAM, FAILED,
+      ("Fell behind the producer, which does not wait (leaky): skipped "
+          "%" G_GUINT64_FORMAT " bytes of the stream.", lost),
+      ("The sink's policy is leaky: it lapped this reader, which was too "
+          "slow. Dropped at ring position %" G_GUINT64_FORMAT ", joined again "
+          "at %" G_GUINT64_FORMAT "; %" G_GUINT64_FORMAT " times so far. A "
+          "lossless sink would wait instead.", self->lapped_from, at, drops));
+}
+
+/* Tries to attach to the producer. GST_FLOW_OK: attached. GST_FLOW_CUSTOM_
+ * SUCCESS: no producer yet, wait. */
+GstFlowReturn
+gst_ivshmem_src_attach (GstIvshmemSrc * self)
+{
+  IvshmError err = { 0 };
+  IvshmReaderConfig cfg = { 0 };
+  IvshmReaderStats stats;
+  IvshmStatus st;
+
+  /* after falling behind a leaky producer, the end of its stream is still
+   * ours to read, even once it has closed the session */
+  cfg.attach_closed = self->lapped;
+  /* otherwise wait in a slot for the next producer, which adopts it: we
+   * get its session from the first record */
+  cfg.wait_for_producer = !self->lapped;
+  /* not the session we left because its producer went away */
+  cfg.skip_session = self->abandoned_session;
+  GST_OBJECT_LOCK (self);
+  /* a producer that stops moving is waited for, not given up on */
+  cfg.follow_stall = self->on_restart == GST_IVSHMEM_SRC_RESTART_FOLLOW;
+  GST_OBJECT_UNLOCK (self);
+  st = ivshm_reader_new (ivshm_region_data (self->region),
+      ivshm_region_size (self->region), &cfg, &self->reader, &err);
+  if (st == IVSHM_ERR_NO_PRODUCER || st == IVSHM_AGAIN) {
+    if (!self->waiting_logged) {
+      GST_INFO_OBJECT (self, "waiting for a producer: %s", err.detail);
+      self->waiting_logged = TRUE;
+    }
+    return GST_FLOW_CUSTOM_SUCCESS;
+  }
+  if (st != IVSHM_OK) {
+    gst_ivshmem_src_post_attach_error (self, &err);
+    return GST_FLOW_ERROR;
+  }
+  ivshm_reader_get_stats (self->reader, &stats);
+  if (ivshm_reader_waiting (self->reader))
+    GST_INFO_OBJECT (self, "waiting for a producer in slot %u", stats.slot);
+  else
+    GST_INFO_OBJECT (self, "attached to session %016" G_GINT64_MODIFIER
+        "x in slot %u%s", ivshm_reader_session (self->reader), stats.slot,
+        stats.joined_mid_stream ? ", mid-stream" : "");
+  self->last_record_ns = ivshm_now_ns ();
+  if (!gst_ivshmem_consumer_attach (self->consumer, self->reader)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("Could not start the thread that renews this reader's lease."),
+        ("Without it the producer would drop this reader after 3 s. The "
+            "system is out of threads or memory: look at `ulimit -u` and "
+            "the memory of this process."));
+    return GST_FLOW_ERROR;
+  }
+  if (self->lapped)
+    gst_ivshmem_src_warn_lapped (self);
+  return GST_FLOW_OK;
+}
+
+/* The streaming thread lets go of `old` (a region, a reader): every held
+ * record leaves the ring first, and unlock() must be done with the
+ * region. */
+static void
+gst_ivshmem_src_drop_consumer (GstIvshmemSrc * self, GstIvshmemConsumer * old)
+{
+  guint n = gst_ivshmem_consumer_retire (old);
+
+  if (n)
+    GST_DEBUG_OBJECT (self, "moved %u held buffers out of the old ring", n);
+  g_mutex_lock (&self->unlock_lock);
+  g_mutex_unlock (&self->unlock_lock);
+  gst_ivshmem_consumer_unref (old);
+}
+
+/* The producer restarted, went away, or dropped us: let go of its session
+ * and wait for the next producer (or join again, after a leaky producer
+ * dropped us), with a fresh mapping (buffers still downstream keep the old
+ * one). */
+GstFlowReturn
+gst_ivshmem_src_reattach (GstIvshmemSrc * self, const IvshmError * why)
+{
+  GstIvshmemConsumer *old, *fresh;
+  IvshmRegion *region = NULL;
+  IvshmError err = { 0 };
+  gboolean lapped = why->status == IVSHM_ERR_EVICTED;
+
+  if (ivshm_region_open (self->opened_device, &self->opened_opts, &region,
+          &err) != IVSHM_OK) {
+    GST_IVSHMEM_POST_ERROR (self, &err, "open the IVSHMEM region again");
+    return GST_FLOW_ERROR;
+  }
+  if (lapped) {
+    /* the same stream goes on: join it again at the live edge and say
+     * what was lost once we know (gst_ivshmem_src_report_loss) */
+    self->lapped = TRUE;
+    self->lapped_from = ivshm_reader_position (self->reader);
+    GST_DEBUG_OBJECT (self, "dropped by the leaky producer at %"
+        G_GUINT64_FORMAT, self->lapped_from);
+  } else {
+    GST_ELEMENT_WARNING (self, RESOURCE, READ,
+        ("The producer restarted or went away; waiting for the next one."),
+        ("%s", why->detail));
+    if (why->status == IVSHM_ERR_PRODUCER_GONE)
+      self->abandoned_session = ivshm_reader_session (self->reader);
+  }
+
+  fresh = gst_ivshmem_consumer_new (region);
+  GST_OBJECT_LOCK (self);
+  old = self->consumer;
+  self->consumer = fresh;
+  self->region = region;
+  self->reader = NULL;
+  if (!lapped)
+    self->reconnects++;
+  GST_OBJECT_UNLOCK (self);
+  gst_ivshmem_src_drop_consumer (self, old);
+
+  if (!lapped) {
+    /* the next stream is anchored anew */
+    gst_ivshmem_src_reset_stream (self);
+    g_clear_pointer (&self->stream_id, g_free);
+  }
+  self->discont = TRUE;
+  return GST_FLOW_OK;
+}
+
+GstStructure *
+gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
+{
+  GstIvshmemConsumer *consumer = NULL;
+  IvshmReaderStats rs = { 0 };
+  unsigned held = 0;
+  guint64 lag = 0, session = 0, reconnects, zero_copy, copied, invalid;
+  guint64 drops, lost_bytes;
+  gint slot = -1;
+
+  /* the consumer keeps the mapping alive while we look at it */
+  GST_OBJECT_LOCK (self);
+  if (self->consumer)
+    consumer = gst_ivshmem_consumer_ref (self->consumer);
+  reconnects = self->reconnects;
+  drops = self->drops;
+  lost_bytes = self->lost_bytes;
+  zero_copy = self->zero_copy;
+  copied = self->copied;
+  invalid = self->invalid_records;
+  GST_OBJECT_UNLOCK (self);
+
+  if (consumer) {
+    if (gst_ivshmem_consumer_get_stats (consumer, &rs, &held, &lag,
+            &session))
+      slot = (gint) rs.slot;
+    gst_ivshmem_consumer_unref (consumer);
+  }
+  return gst_structure_new ("GstIvshmemSrcStats",
+      "buffers", G_TYPE_UINT64, rs.buffers,
+      "bytes", G_TYPE_UINT64, rs.bytes,
+      "zero-copy-buffers", G_TYPE_UINT64, zero_copy,
+      "copied-buffers", G_TYPE_UINT64, copied,
+      "invalid-records", G_TYPE_UINT64, invalid + rs.invalid,
+      "reconnects", G_TYPE_UINT64, reconnects,
+      "drops", G_TYPE_UINT64, drops,
+      "lost-bytes", G_TYPE_UINT64, lost_bytes,
+      "lag-bytes", G_TYPE_UINT64, lag,
+      "held-buffers", G_TYPE_UINT, held,
+      "slot", G_TYPE_INT, slot,
+      "session", G_TYPE_UINT64, session, NULL);
+}
