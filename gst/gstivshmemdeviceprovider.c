@@ -51,13 +51,15 @@
 #include "ivshmem-layout.h"
 #include "ivshmem-region.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
+#ifndef G_OS_WIN32
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#endif
 
 GST_DEBUG_CATEGORY_STATIC (gst_ivshmem_device_provider_debug);
 #define GST_CAT_DEFAULT gst_ivshmem_device_provider_debug
@@ -77,6 +79,18 @@ typedef struct
   gchar *caps;                  /* validated caps string, or NULL */
 } RegionState;
 
+#ifdef G_OS_WIN32
+/* A Windows guest maps a device only through the driver, which allows one
+ * mapping per device in the whole guest: a probe must not take it from an
+ * element (or fail because an element holds it). The state stays unknown;
+ * ivshmem-info shows it. */
+static void
+region_state_read (const gchar * path, RegionState * st)
+{
+  st->producer = "unknown";
+  st->caps = NULL;
+}
+#else
 /* Finds the CAPS record in a private copy of the sticky records and
  * returns it as a validated caps string, or NULL. The copy came from
  * memory a peer writes: every length is checked against what is left. */
@@ -207,6 +221,7 @@ region_state_read (const gchar * path, RegionState * st)
 
   munmap (base, IVSHM_RING_OFFSET);
 }
+#endif /* G_OS_WIN32 */
 
 /* ---- GstIvshmemDevice -------------------------------------------------- */
 
@@ -390,6 +405,13 @@ probe_pci (GList ** list)
 
 /* The host side: regular files in /dev/shm that start with the magic. Reads
  * 4 KiB of at most SHM_MAX_FILES files, nothing else. */
+#ifdef G_OS_WIN32
+/* Windows is a guest only: there are no host-side files to list. */
+static void
+probe_shm (GList ** list)
+{
+}
+#else
 static void
 probe_shm (GList ** list)
 {
@@ -436,6 +458,7 @@ probe_shm (GList ** list)
   }
   g_ptr_array_free (found, TRUE);
 }
+#endif /* G_OS_WIN32 */
 
 static GList *
 gst_ivshmem_device_provider_probe (GstDeviceProvider * provider)
