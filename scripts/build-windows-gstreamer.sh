@@ -375,7 +375,7 @@ phase meson_build gst-plugins-base1.0 -Dauto_features=disabled \
 gccdir=$(dirname "$($host-gcc -print-libgcc-file-name)")
 for dll in libgcc_s_seh-1.dll libwinpthread-1.dll libstdc++-6.dll; do
   if find "$prefix" -name '*.dll' -o -name '*.exe' | xargs $host-objdump -p \
-      2>/dev/null | grep -qi "DLL Name: $dll"; then
+      2>/dev/null | grep -i "DLL Name: $dll" >/dev/null; then
     src=$(ls "$gccdir/$dll" /usr/$host/lib/$dll 2>/dev/null | head -1)
     [ -n "$src" ] && install -m755 "$src" "$prefix/bin/" \
       && log "copied $dll"
@@ -384,7 +384,7 @@ done
 
 # No DLL may export or import DllMain (see build_libintl).
 bad=$(find "$prefix" -name '*.dll' -o -name '*.exe' | while read -r f; do
-  $host-objdump -p "$f" | grep -Eq '^\s+[0-9a-f]+\s+[0-9]+\s+DllMain$' \
+  $host-objdump -p "$f" | grep -E '^\s+[0-9a-f]+\s+[0-9]+\s+DllMain$' >/dev/null \
     && echo "${f#"$prefix"/}"
 done)
 [ -z "$bad" ] || die "these import a DllMain from another DLL: $bad"
@@ -402,5 +402,9 @@ cp "$script" "$prefix/build-windows-gstreamer.sh"
 touch "$prefix/COMPLETE"
 ln -sfn "$(basename "$prefix")" "$cache/win64-latest"
 rm -rf "$work"
+if [ -n "$old" ] && [ "$old" != "$prefix" ] && [ -d "$old" ]; then
+  log "removing the previous prefix $old"
+  rm -rf "$old"
+fi
 log "done in $(($(date +%s) - start)) s: $prefix"
 echo "$prefix"
