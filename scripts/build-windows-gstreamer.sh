@@ -284,7 +284,8 @@ build_pcre2() {
   rm -f "$prefix/lib/pkgconfig/libpcre2-posix.pc"
 }
 
-# --disable-relocatable: otherwise libintl-8.dll exports the DllMain of its
+# ENABLE_COSTLY_RELOCATABLE=0: otherwise libintl-8.dll (relocatable on
+# Windows whatever --disable-relocatable says) exports the DllMain of its
 # relocation code, and every DLL linked with -lintl that has no DllMain of
 # its own (all of GStreamer's, and the plugin) imports it as its own.
 build_libintl() {
@@ -292,7 +293,8 @@ build_libintl() {
   autotools "$work/gettext/gettext-runtime" --disable-java --disable-csharp \
     --disable-libasprintf --disable-openmp --disable-curses \
     --disable-c++ --without-emacs --without-libiconv-prefix \
-    --without-libintl-prefix --enable-threads=windows --disable-relocatable
+    --without-libintl-prefix --enable-threads=windows --disable-relocatable \
+    CPPFLAGS=-DENABLE_COSTLY_RELOCATABLE=0
   logged "$work/gettext.log" make -j"$jobs" -C intl
   logged "$work/gettext.log" make -C intl install
 }
@@ -376,18 +378,27 @@ gccdir=$(dirname "$($host-gcc -print-libgcc-file-name)")
 for dll in libgcc_s_seh-1.dll libwinpthread-1.dll libstdc++-6.dll; do
   if find "$prefix" -name '*.dll' -o -name '*.exe' | xargs $host-objdump -p \
       2>/dev/null | grep -i "DLL Name: $dll" >/dev/null; then
-    src=$(ls "$gccdir/$dll" /usr/$host/lib/$dll 2>/dev/null | head -1)
-    [ -n "$src" ] && install -m755 "$src" "$prefix/bin/" \
-      && log "copied $dll"
+    for src in "$gccdir/$dll" "/usr/$host/lib/$dll"; do
+      if [ -f "$src" ]; then
+        install -m755 "$src" "$prefix/bin/"
+        log "copied $dll"
+        break
+      fi
+    done
   fi
 done
 
-# No DLL may export or import DllMain (see build_libintl).
-bad=$(find "$prefix" -name '*.dll' -o -name '*.exe' | while read -r f; do
-  $host-objdump -p "$f" | grep -E '^\s+[0-9a-f]+\s+[0-9]+\s+DllMain$' >/dev/null \
-    && echo "${f#"$prefix"/}"
-done)
-[ -z "$bad" ] || die "these import a DllMain from another DLL: $bad"
+# No DLL may import DllMain (see build_libintl). (Every command of the loop
+# succeeds: under set -e and pipefail a failing last one would end the
+# script silently.)
+bad=
+while read -r f; do
+  if $host-objdump -p "$f" \
+      | grep -E '^\s+[0-9a-f]+\s+[0-9]+\s+DllMain$' >/dev/null; then
+    bad+=" ${f#"$prefix"/}"
+  fi
+done < <(find "$prefix" -name '*.dll' -o -name '*.exe')
+[ -z "$bad" ] || die "these import a DllMain from another DLL:$bad"
 
 {
   echo "# Debian source packages of this prefix (apt-get source, dpkg-source -x)"
