@@ -35,8 +35,10 @@
  *
  * IvshmError.sys_errno holds the Win32 error code (GetLastError()) here.
  *
- * Verified: this file compiles with mingw-w64 in CI. NOT verified: it has
- * never run against the real driver in a Windows guest (see README).
+ * Verified: it runs under wine in CI (tests/windows, suite windows)
+ * against a stand-in for the driver that keeps the interface above. NOT
+ * verified: it has never run against the real driver in a Windows guest
+ * (see README).
  */
 #include "ivshmem-region.h"
 #include "ivshmem-win32-driver.h"
