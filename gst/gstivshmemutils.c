@@ -13,7 +13,7 @@ sys_error_text (gint code)
 #ifdef G_OS_WIN32
   gchar *text = g_win32_error_message (code);
 
-  if (text[0] == '\0') {       /* a code the system has no text for */
+  if (text[0] == '\0') {        /* a code the system has no text for */
     g_free (text);
     text = g_strdup_printf ("Windows error %d", code);
   }
