@@ -35,10 +35,13 @@
  *
  * IvshmError.sys_errno holds the Win32 error code (GetLastError()) here.
  *
- * Verified: this file compiles with mingw-w64 in CI. NOT verified: it has
- * never run against the real driver in a Windows guest (see README).
+ * Verified: it runs under wine in CI (tests/windows, suite windows)
+ * against a stand-in for the driver that keeps the interface above. NOT
+ * verified: it has never run against the real driver in a Windows guest
+ * (see README).
  */
 #include "ivshmem-region.h"
+#include "ivshmem-win32-driver.h"
 
 #include <windows.h>
 #include <winioctl.h>
@@ -163,10 +166,18 @@ win_error_text (DWORD code, char *buf, size_t size)
 
 /* ---- talking to the driver ---- */
 
+/* Every call that reaches the driver goes through this table: the real
+ * Win32 functions, or in a test build only, the driver stand-in. */
+static const IvshmWinDriver *
+drv (void)
+{
+  return ivshm_win_driver ();
+}
+
 static HANDLE
 open_interface (const char *path)
 {
-  return CreateFileA (path, GENERIC_READ | GENERIC_WRITE,
+  return drv ()->create_file (path, GENERIC_READ | GENERIC_WRITE,
       FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING, 0, NULL);
 }
 
@@ -197,7 +208,7 @@ request_size (HANDLE h, const char *path, uint64_t * size, IvshmError * err)
   DWORD got = 0, code;
   char text[256];
 
-  if (!DeviceIoControl (h, IVSHM_IOCTL_REQUEST_SIZE, NULL, 0, &value,
+  if (!drv ()->device_io_control (h, IVSHM_IOCTL_REQUEST_SIZE, NULL, 0, &value,
           sizeof value, &got, NULL)) {
     code = GetLastError ();
     return ivshm_error_set (err, IVSHM_ERR_IO, (int) code,
@@ -240,10 +251,10 @@ device_location (HDEVINFO set, SP_DEVINFO_DATA * info, IvshmPciAddr * addr)
 {
   DWORD bus = 0, address = 0, type = 0;
 
-  if (!SetupDiGetDeviceRegistryPropertyA (set, info, SPDRP_BUSNUMBER, &type,
+  if (!drv ()->get_registry_property (set, info, SPDRP_BUSNUMBER, &type,
           (PBYTE) & bus, sizeof bus, NULL) || type != REG_DWORD)
     return -1;
-  if (!SetupDiGetDeviceRegistryPropertyA (set, info, SPDRP_ADDRESS, &type,
+  if (!drv ()->get_registry_property (set, info, SPDRP_ADDRESS, &type,
           (PBYTE) & address, sizeof address, NULL) || type != REG_DWORD)
     return -1;
   /* SPDRP_ADDRESS of a PCI device: device number in the high word,
@@ -275,7 +286,7 @@ ivshm_pci_list (const char *sysfs_root, IvshmPciDevice ** devices,
   *devices = NULL;
   *n_devices = 0;
 
-  set = SetupDiGetClassDevsA (&ivshm_interface_guid, NULL, NULL,
+  set = drv ()->get_class_devs (&ivshm_interface_guid, NULL, NULL,
       DIGCF_PRESENT | DIGCF_DEVICEINTERFACE);
   if (set == INVALID_HANDLE_VALUE) {
     code = GetLastError ();
@@ -293,7 +304,7 @@ ivshm_pci_list (const char *sysfs_root, IvshmPciDevice ** devices,
     HANDLE h;
 
     iface.cbSize = sizeof iface;
-    if (!SetupDiEnumDeviceInterfaces (set, NULL, &ivshm_interface_guid,
+    if (!drv ()->enum_interfaces (set, NULL, &ivshm_interface_guid,
             index, &iface)) {
       code = GetLastError ();
       if (code != ERROR_NO_MORE_ITEMS)
@@ -304,7 +315,7 @@ ivshm_pci_list (const char *sysfs_root, IvshmPciDevice ** devices,
     }
 
     /* first call: how big the detail is */
-    SetupDiGetDeviceInterfaceDetailA (set, &iface, NULL, 0, &need, NULL);
+    drv ()->get_interface_detail (set, &iface, NULL, 0, &need, NULL);
     if (need < sizeof (SP_DEVICE_INTERFACE_DETAIL_DATA_A) || need > 65536)
       continue;
     detail = calloc (1, need);
@@ -314,7 +325,7 @@ ivshm_pci_list (const char *sysfs_root, IvshmPciDevice ** devices,
     }
     detail->cbSize = sizeof (SP_DEVICE_INTERFACE_DETAIL_DATA_A);
     info.cbSize = sizeof info;
-    if (!SetupDiGetDeviceInterfaceDetailA (set, &iface, detail, need, NULL,
+    if (!drv ()->get_interface_detail (set, &iface, detail, need, NULL,
             &info)) {
       free (detail);
       continue;                 /* removed meanwhile */
@@ -362,11 +373,11 @@ ivshm_pci_list (const char *sysfs_root, IvshmPciDevice ** devices,
     if (h != INVALID_HANDLE_VALUE) {
       if (request_size (h, d->resource_path, &d->size, NULL) != IVSHM_OK)
         d->size = 0;
-      CloseHandle (h);
+      drv ()->close_handle (h);
     }
     n++;
   }
-  SetupDiDestroyDeviceInfoList (set);
+  drv ()->destroy_list (set);
 
   if (status != IVSHM_OK) {
     free (list);
@@ -414,8 +425,8 @@ map_interface (const char *path, const char *location, IvshmRegion ** out,
   }
 
   memset (&map, 0, sizeof map);
-  if (!DeviceIoControl (h, IVSHM_IOCTL_REQUEST_MMAP, &config, sizeof config,
-          &map, sizeof map, &got, NULL)) {
+  if (!drv ()->device_io_control (h, IVSHM_IOCTL_REQUEST_MMAP, &config,
+          sizeof config, &map, sizeof map, &got, NULL)) {
     code = GetLastError ();
     if (code == ERROR_DEVICE_ALREADY_ATTACHED)
       status = ivshm_error_set (err, IVSHM_ERR_ALREADY_MAPPED, (int) code,
@@ -438,16 +449,16 @@ map_interface (const char *path, const char *location, IvshmRegion ** out,
         "virtio-win ivshmem driver?", location[0] ? location : path,
         (unsigned long) got, map.ptr, map.size);
     if (map.ptr != NULL)
-      DeviceIoControl (h, IVSHM_IOCTL_RELEASE_MMAP, NULL, 0, NULL, 0, &got,
-          NULL);
+      drv ()->device_io_control (h, IVSHM_IOCTL_RELEASE_MMAP, NULL, 0, NULL,
+          0, &got, NULL);
     goto fail;
   }
 
   r = calloc (1, sizeof *r);
   if (r == NULL || (r->path = _strdup (path)) == NULL) {
     free (r);
-    DeviceIoControl (h, IVSHM_IOCTL_RELEASE_MMAP, NULL, 0, NULL, 0, &got,
-        NULL);
+    drv ()->device_io_control (h, IVSHM_IOCTL_RELEASE_MMAP, NULL, 0, NULL, 0,
+        &got, NULL);
     status = ivshm_error_set (err, IVSHM_ERR_NO_MEMORY, 0, "out of memory");
     goto fail;
   }
@@ -459,7 +470,7 @@ map_interface (const char *path, const char *location, IvshmRegion ** out,
   return IVSHM_OK;
 
 fail:
-  CloseHandle (h);
+  drv ()->close_handle (h);
   return status;
 }
 
@@ -544,10 +555,10 @@ ivshm_region_close (IvshmRegion * region)
   if (region == NULL)
     return;
   if (region->data != NULL)
-    DeviceIoControl (region->handle, IVSHM_IOCTL_RELEASE_MMAP, NULL, 0, NULL,
-        0, &got, NULL);
+    drv ()->device_io_control (region->handle, IVSHM_IOCTL_RELEASE_MMAP,
+        NULL, 0, NULL, 0, &got, NULL);
   /* closing the handle would release the mapping too */
-  CloseHandle (region->handle);
+  drv ()->close_handle (region->handle);
   free (region->path);
   free (region);
 }

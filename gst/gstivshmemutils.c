@@ -5,6 +5,24 @@
 
 #include <string.h>
 
+/* IvshmError.sys_errno is an errno value on POSIX systems and a Win32
+ * error code (GetLastError()) on Windows. */
+static gchar *
+sys_error_text (gint code)
+{
+#ifdef G_OS_WIN32
+  gchar *text = g_win32_error_message (code);
+
+  if (text[0] == '\0') {        /* a code the system has no text for */
+    g_free (text);
+    text = g_strdup_printf ("Windows error %d", code);
+  }
+  return text;
+#else
+  return g_strdup (g_strerror (code));
+#endif
+}
+
 void
 gst_ivshmem_post_error (GstElement * element, const IvshmError * err,
     const gchar * what, const gchar * file, const gchar * func, gint line)
@@ -62,10 +80,12 @@ gst_ivshmem_post_error (GstElement * element, const IvshmError * err,
    * gst-launch prints under "Additional debug info". */
   text = g_strdup_printf ("Could not %s: %s.", what,
       ivshm_status_string (err->status));
-  if (err->sys_errno)
+  if (err->sys_errno) {
+    gchar *sys = sys_error_text (err->sys_errno);
     debug = g_strdup_printf ("%s (%s)", err->detail[0] ? err->detail :
-        ivshm_status_name (err->status), g_strerror (err->sys_errno));
-  else
+        ivshm_status_name (err->status), sys);
+    g_free (sys);
+  } else
     debug = g_strdup (err->detail[0] ? err->detail :
         ivshm_status_name (err->status));
 

@@ -70,10 +70,14 @@ if command -v file >/dev/null 2>&1; then
   file "$exe"
 fi
 
-if command -v wine >/dev/null 2>&1 || command -v wine64 >/dev/null 2>&1; then
-  wine=$(command -v wine64 || command -v wine)
+# Debian's wine64 package alone puts wine64 in /usr/lib/wine, not in PATH
+wine=$(command -v wine64 || ls /usr/lib/wine/wine64 2>/dev/null \
+  || command -v wine || true)
+if [ -n "$wine" ]; then
   echo "== $wine $exe --help"
-  WINEDEBUG=-all "$wine" "$exe" --help | head -5
+  WINEPREFIX=$builddir/wineprefix WINEDEBUG=-all \
+    WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d" \
+    "$wine" "$exe" --help </dev/null 2>&1 | head -5
 else
   echo "== wine is not installed: ivshmem-info.exe was built but not run"
 fi

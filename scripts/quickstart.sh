@@ -39,6 +39,9 @@ if [ "$mode" = test ]; then
   # tests/check/decoder.c: x264enc encodes a clip, avdec_h264 decodes it
   # into the sink's zero-copy pool
   packages+=(gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+  # the wine suite: GStreamer for Windows cross-built from Debian's source
+  # packages (scripts/build-windows-gstreamer.sh), run under wine64
+  packages+=(wine64 mingw-w64 g++-mingw-w64-x86-64 flex bison dpkg-dev bzip2 make)
 fi
 
 if [ "$mode" = bench ]; then
@@ -93,6 +96,11 @@ fi
 # AddressSanitizer+UBSan build (build/asan); the multi-reader stress test
 # in a ThreadSanitizer build (build/tsan). One summary line at the end.
 status=0
+# The Windows GStreamer for the wine suite (suite windows): built from
+# Debian's source packages outside the clone on the first run (10 to 30
+# minutes on 2 cores), then reused until a version or the script changes.
+echo "== Windows GStreamer (scripts/build-windows-gstreamer.sh)"
+nice -n 10 bash "$top/scripts/build-windows-gstreamer.sh" || status=1
 meson test -C "$builddir" --print-errorlogs --num-processes 2 || status=1
 cp "$builddir/meson-logs/testlog.json" "$builddir/meson-logs/testlog-main.json"
 meson test -C "$builddir" --print-errorlogs --num-processes 2 --suite check \
