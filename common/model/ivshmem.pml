@@ -33,23 +33,28 @@
  *   -DPLAIN_WSLEEP   writer_sleeping is 1/0 and cleared with a plain
  *                    store: a stalled producer's clear lands in the next
  *                    producer's wait for space
+ *   -DLETGO_WINDOW   a reader letting go checks that it owns the slot, then
+ *                    stores state FREE: a stall between the two lands the
+ *                    store in the slot's next owner (a residual window)
  *   -DDESIGN_ADOPT   the producer adopts a WAITING slot by storing
  *                    read_pos and session_id itself, so a stalled
  *                    producer's adoption stores land in the next session
  */
 
+/* The defaults are the `full' configuration of tests/model/meson.build;
+ * more of everything quickly needs more than a few GB (README.md). */
 #ifndef NREC
-#define NREC 3          /* records each producer writes */
+#define NREC 2          /* records each producer writes */
 #endif
 #ifndef MAXSTALL
-#define MAXSTALL 2      /* stalls in one run, over all processes */
+#define MAXSTALL 0      /* stalls in one run, over all processes */
 #endif
 #ifndef NCELL
 #define NCELL 2         /* ring cells */
 #endif
 #define NSLOT 2         /* reader slots */
 #ifndef NINC
-#define NINC 2          /* claims per reader process (tokens) */
+#define NINC 1          /* claims per reader process (tokens) */
 #endif
 #ifndef NINC0
 #define NINC0 NINC      /* claims of reader 0 */
@@ -105,6 +110,8 @@ byte nsess;             /* sessions formatted so far */
 byte nstall;            /* stalls so far */
 bit pfrozen[3];         /* producer i is stalled (its lease may expire) */
 bit rfrozen[2];         /* reader process r is stalled */
+byte rdead;             /* bit t: reader token t crashed (its process
+                         * restarted with a new token, the slot abandoned) */
 byte rtok[2];           /* reader r's current token */
 byte rslot[2];          /* its slot */
 byte rsess[2];          /* the session it reads (0: not a live reader) */
@@ -121,8 +128,21 @@ bit e_waiters_get_first = 1;
 
 /* the lease of reader token t has expired: its process is stalled now */
 #define READER_OF(t) (((t) - 1) / NINC)
-#define EXPIRED(t) ((t) != 0 && rfrozen[READER_OF(t)] && \
-                    rtok[READER_OF(t)] == (t))
+#define EXPIRED(t) ((t) != 0 && ((rdead & (1 << (t))) || \
+    (rfrozen[READER_OF(t)] && rtok[READER_OF(t)] == (t))))
+
+/* a reader crashes and restarts (SIGKILL, a guest reset): the slot of the
+ * old token is abandoned; counted as a stall */
+#if MAXSTALL > 0
+#define CRASH(t) \
+  if \
+  :: skip \
+  :: atomic { nstall < MAXSTALL -> nstall++; rdead = rdead | (1 << (t)); \
+      rsess[r] = 0 }; goto next \
+  fi
+#else
+#define CRASH(t) skip
+#endif
 
 /* The futex words: a waiter loads the word (FUTEX_LOAD: its "changed" bit
  * goes 0); FUTEX_WAKE bumps the word (every changed bit goes 1) and wakes

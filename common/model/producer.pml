@@ -230,9 +230,13 @@ proctype producer (byte me)
           :: else -> skip
           fi
         };
-        /* woken; or, having lost the region, its sleep timeout (the only
-         * timeout in the model: nobody wakes a stale producer) */
-        atomic { pasleep[me] == 0 || powner != me -> pasleep[me] = 0 };
+        /* woken; or its sleep timeout, modelled only where the protocol
+         * needs it: nobody wakes a producer that lost the region, and a
+         * slot whose lease expired is reaped only by the tick */
+        atomic {
+          pasleep[me] == 0 || powner != me || EXPIRED (slot[0].owner) ||
+          EXPIRED (slot[1].owner) -> pasleep[me] = 0
+        };
         WSLEEP_CLEAR
       fi
     :: else ->

@@ -168,6 +168,7 @@ recheck:
   };
 
 read:
+  CRASH (tok);
   /* the caught-up checks, then the record header at p */
   atomic {
     if
@@ -256,11 +257,29 @@ leave:
 lost:
   /* let go if the slot is still ours: state FREE, then CAS(owner, tok, 0);
    * a slot that no longer holds its space wakes a waiting producer */
+#ifdef LETGO_WINDOW
+  /* the check, then the plain store of state FREE (finding 7) */
+  if
+  :: MINE ->
+    STALL (rfrozen[r]);
+    atomic {
+      assert (c_no_stale_store && MINE);
+      slot[k].state = FREE;
+      if
+      :: MINE -> slot[k].owner = 0
+      :: else -> skip
+      fi
+    }
+  :: else -> skip
+  fi;
+  atomic {
+#else
   atomic {
     if
     :: MINE -> slot[k].state = FREE; slot[k].owner = 0
     :: else -> skip
     fi;
+#endif
     rsess[r] = 0;
     if
     :: wsleep -> WAKE_SPACE
