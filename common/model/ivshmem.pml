@@ -3,14 +3,17 @@
  * lifecycle, checked with Spin (common/model/README.md says what it checks,
  * what it leaves out and how to run it; tests/model runs it in the suite).
  *
- * Two producers (tokens 1 and 2) and two reader processes. Each reader
+ * Two producers (tokens 1 and 2) and two reader processes (-DONE_PRODUCER,
+ * -DONE_READER leave one out; NREC, MAXSTALL, NINC, NINC0 size a run: the
+ * configurations are in tests/model/meson.build). Each reader
  * process claims a slot up to NINC times, each time with a new token (a
  * reader that was evicted, reaped or that saw its session end attaches
  * again: on-producer-restart=follow). Any process may stall at the marked
  * points (SIGSTOP, a paused VM) and resume later; a stalled process is what
  * makes a lease expire, so another process may take over or reap exactly
  * while the owner is stalled, and the owner may resume afterwards. A process
- * that never resumes is a dead one (every prefix of a run is checked).
+ * that never resumes is a dead one (every prefix of a run is checked). A
+ * reader may also crash and restart with a new token, abandoning its slot.
  *
  * The ring is NCELL cells; cell[p % NCELL] holds the position of the record
  * last written there. Positions are small numbers: session n starts at
@@ -42,7 +45,7 @@
  */
 
 /* The defaults are the `full' configuration of tests/model/meson.build;
- * more of everything quickly needs more than a few GB (README.md). */
+ * more of everything at once quickly needs more than a few GB. */
 #ifndef NREC
 #define NREC 2          /* records each producer writes */
 #endif
