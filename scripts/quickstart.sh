@@ -32,6 +32,8 @@ packages=(
 )
 if [ "$mode" = test ]; then
   packages+=(gstreamer1.0-plugins-base-apps valgrind qemu-system-x86 busybox-static xz-utils gcc-mingw-w64-x86-64 file)
+  # the Promela model of the protocol (tests/model) is checked with Spin
+  packages+=(spin)
   # the libFuzzer targets (tests/fuzz) are built with clang
   packages+=(clang libclang-rt-14-dev)
   # the Debian package test (suite package) and the Python example
