@@ -45,7 +45,8 @@
  *   crashed, or its VM is paused), `closed` (it stopped cleanly), `none`
  *   (the region was never formatted), or `unknown` (the region could not
  *   be read, usually for lack of permission: mapping `resource2` needs
- *   root or the udev rule; or it speaks another protocol version)
+ *   root or the udev rule; or it speaks another protocol version; always
+ *   on Windows, see below)
  * - `ivshmem.caps`: the caps of the current stream, when the producer has
  *   sent them
  * - `ivshmem.eos`: TRUE when the stream has ended (EOS)
@@ -57,6 +58,12 @@
  * ms by default, never more than 1 s). The provider
  * remembers what it saw, so a producer found dead is reported dead at
  * once by the next probes, as long as its heartbeat stays still.
+ *
+ * On Windows (a guest) the devices are those the virtio-win IVSHMEM driver
+ * lists, and the provider does not look inside them: the driver allows
+ * one mapping of a device at a time in the whole guest, and a probe must
+ * not take it from an element. `ivshmem.producer` is then `unknown` and
+ * there is no `ivshmem.caps`; `ivshmem-info` shows what a device holds.
  *
  * ## Example
  * |[
@@ -77,7 +84,9 @@
 #include "ivshmem-region.h"
 
 #include <string.h>
+#ifndef G_OS_WIN32
 #include <sys/stat.h>
+#endif
 
 GST_DEBUG_CATEGORY (gst_ivshmem_device_provider_debug);
 #define GST_CAT_DEFAULT gst_ivshmem_device_provider_debug
@@ -407,6 +416,13 @@ probe_pci (GArray * looks)
   free (devs);
 }
 
+#ifdef G_OS_WIN32
+/* Windows is a guest only: there are no host-side files to list. */
+static void
+probe_shm (GArray * looks)
+{
+}
+#else
 /* The host side: regular files in /dev/shm that start with the magic, in
  * name order. Reads 64 KiB of at most SHM_MAX_FILES files, nothing else. */
 static void
@@ -446,6 +462,7 @@ probe_shm (GArray * looks)
   }
   g_ptr_array_free (names, TRUE);
 }
+#endif /* G_OS_WIN32 */
 
 static GList *
 gst_ivshmem_device_provider_probe (GstDeviceProvider * provider)

@@ -10,12 +10,14 @@
 
 #include "gstivshmemregionlook.h"
 
+#include <string.h>
+#ifndef G_OS_WIN32
 #include <errno.h>
 #include <fcntl.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#endif
 
 GST_DEBUG_CATEGORY_EXTERN (gst_ivshmem_device_provider_debug);
 #define GST_CAT_DEFAULT gst_ivshmem_device_provider_debug
@@ -23,6 +25,30 @@ GST_DEBUG_CATEGORY_EXTERN (gst_ivshmem_device_provider_debug);
 /* The longest caps string shown in ivshmem.caps. */
 #define CAPS_MAX_LEN 4096
 
+#ifdef G_OS_WIN32
+/* A Windows guest maps a device only through the driver, which allows one
+ * mapping per device in the whole guest: a probe must not take it from an
+ * element (or fail because an element holds it). Nothing is read: the
+ * producer stays `unknown` and there are no caps; ivshmem-info shows them. */
+void
+look_open (Look * look, const gchar * path, guint64 size, gboolean map)
+{
+  memset (look, 0, sizeof *look);
+  look->path = g_strdup (path);
+  look->size = size;
+  look->fd = -1;
+}
+
+void
+look_refresh (Look * look)
+{
+}
+
+static void
+look_release (Look * look)
+{
+}
+#else
 /* Copies the first IVSHM_RING_OFFSET bytes of a host file. read(), not
  * mmap(): another process may truncate a file in /dev/shm at any time, and
  * a mapping past the new end raises SIGBUS in the application that lists
@@ -106,6 +132,19 @@ look_refresh (Look * look)
     GST_DEBUG ("cannot read %s again", look->path);
 }
 
+/* Drops the copy or the mapping of the head. */
+static void
+look_release (Look * look)
+{
+  if (look->fd >= 0) {
+    g_free (look->base);
+    close (look->fd);
+  } else if (look->base) {
+    munmap (look->base, IVSHM_RING_OFFSET);
+  }
+}
+#endif /* G_OS_WIN32 */
+
 void
 look_close (Look * look)
 {
@@ -113,12 +152,7 @@ look_close (Look * look)
     ivshm_inspection_clear (look->insp);
     g_free (look->insp);
   }
-  if (look->fd >= 0) {
-    g_free (look->base);
-    close (look->fd);
-  } else if (look->base) {
-    munmap (look->base, IVSHM_RING_OFFSET);
-  }
+  look_release (look);
   g_free (look->path);
   g_free (look->device);
   g_free (look->what);

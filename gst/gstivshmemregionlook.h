@@ -39,7 +39,9 @@ typedef struct
  * path (size: the region's size) read-only and inspects them: a PROT_READ
  * mapping when map is set (a PCI BAR), else a private copy (a host file,
  * which another process may truncate under a mapping). Never writes,
- * never attaches as a reader. look->insp is NULL if it cannot be read. */
+ * never attaches as a reader. look->insp is NULL if it cannot be read,
+ * and always on Windows, where a probe must not map a device (the driver
+ * allows one mapping per device, an element's). */
 void look_open (Look * look, const gchar * path, guint64 size, gboolean map);
 
 /* For watching: the header and slots again (a copy is not live). */

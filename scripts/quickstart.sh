@@ -44,6 +44,8 @@ if [ "$mode" = test ]; then
   # the wine suite: GStreamer for Windows cross-built from Debian's source
   # packages (scripts/build-windows-gstreamer.sh), run under wine64
   packages+=(wine64 mingw-w64 g++-mingw-w64-x86-64 flex bison dpkg-dev bzip2 make)
+  # the windows-zip test lists the zip it builds
+  packages+=(unzip)
 fi
 
 if [ "$mode" = bench ]; then

@@ -243,6 +243,14 @@ case $case_ in
       && ok "the error says 'already mapped' and names the rule" \
       || { fail "not the already-mapped error"; show "$tmp/second"; \
            show "$tmp/holder"; }
+    # the device provider lists the held device and leaves the holder be
+    wrun gst-device-monitor-1.0.exe >"$tmp/monitor" 2>&1
+    grep -q 'name  : IVSHMEM 0000:00:03.0 (16 MiB)' "$tmp/monitor" \
+      && grep -q 'ivshmem.producer = unknown' "$tmp/monitor" \
+      && ok "the device provider lists the held device" \
+      || { fail "gst-device-monitor-1.0.exe"; show "$tmp/monitor"; }
+    kill -0 "${pids[0]}" 2>/dev/null && ok "the holder still runs" \
+      || { fail "the holder stopped"; show "$tmp/holder"; }
     # the same rule inside one process: two elements, one device
     wrun gst-launch-1.0.exe videotestsrc num-buffers=5 ! "$caps" \
       ! ivshmemsink device=0000:00:03.0 ivshmemsrc device=0000:00:03.0 \
@@ -301,6 +309,13 @@ case $case_ in
       && grep -q 'ivshmemsrc device=0000:00:03.0' "$tmp/monitor" \
       && ok "the device provider lists the device as a source and a sink" \
       || { fail "gst-device-monitor-1.0.exe"; show "$tmp/monitor"; }
+    # ... without looking inside: a probe must not take the driver's one
+    # mapping of the device from an element, so the live Linux producer
+    # stays unknown to it (ivshmem-info.exe above shows it)
+    grep -q 'ivshmem.producer = unknown' "$tmp/monitor" \
+      && ! grep -q 'ivshmem.caps' "$tmp/monitor" \
+      && ok "the device provider does not map the device (producer unknown)" \
+      || { fail "the device provider looked inside"; show "$tmp/monitor"; }
     ;;
 
   *)
