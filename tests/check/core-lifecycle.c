@@ -132,6 +132,16 @@ drain (IvshmReader * r, uint64_t *next, IvshmError * err)
   return st;
 }
 
+/* Timeouts stretch under valgrind (IVSHMEM_TEST_TIME_SCALE=10). */
+static uint64_t
+scaled (uint64_t ns)
+{
+  const char *v = getenv ("IVSHMEM_TEST_TIME_SCALE");
+  long k = v ? atol (v) : 1;
+
+  return ns * (uint64_t) (k > 0 ? k : 1);
+}
+
 static void
 sleep_ms (unsigned ms)
 {
@@ -370,32 +380,46 @@ GST_START_TEST (test_stalled_producer_followed)
   uint64_t next = 0, deadline;
   const uint64_t n = 400;
   unsigned stalls = 0;
-  bool stopped = false;
+  bool stopped = false, continued = false;
   pid_t pid;
   int status;
 
-  cfg.producer_timeout_ns = 200 * MS;
-  cfg.wait_for_producer = true;
+  cfg.producer_timeout_ns = scaled (200 * MS);
   cfg.follow_stall = true;
-  assert_status (ivshm_reader_new (base, REGION, &cfg, &r, &err), IVSHM_OK);
   ivshm_waiter_init (&waiter);
   pid = fork ();
   fail_unless (pid >= 0);
   if (pid == 0)
     run_producer_child (base, n);
 
-  deadline = ivshm_now_ns () + 60000 * MS;
+  /* the first reader: the producer keeps everything until it comes */
+  deadline = ivshm_now_ns () + scaled (60000 * MS);
+  while ((st = ivshm_reader_new (base, REGION, &cfg, &r, &err)) ==
+      IVSHM_ERR_NO_PRODUCER && ivshm_now_ns () < deadline)
+    sleep_ms (5);
+  assert_status (st, IVSHM_OK);
   for (;;) {
     fail_unless (ivshm_now_ns () < deadline, "stuck at buffer %"
         G_GUINT64_FORMAT, next);
     ivshm_reader_heartbeat (r);
     st = drain (r, &next, &err);
     if (st == IVSHM_PRODUCER_STALLED) {
+      /* (a loaded machine may starve the running producer for a while
+       * too: the reader just goes on then) */
+      if (!stopped || continued)
+        continue;
       stalls++;
-      fail_unless (stopped, "stalled while the producer ran: %s", err.detail);
+      /* once per stall: the heartbeat has not moved since */
+      assert_status (drain (r, &next, &err), IVSHM_AGAIN);
       /* the producer comes back: a paused VM that resumes */
       kill (pid, SIGCONT);
+      continued = true;
       continue;
+    }
+    if (st == IVSHM_ERR_PRODUCER_GONE && stopped && !continued) {
+      kill (pid, SIGKILL);
+      waitpid (pid, NULL, 0);
+      fail ("the reader gave up on a stopped producer: %s", err.detail);
     }
     if (st == IVSHM_ERR_PRODUCER_GONE)
       break;
@@ -472,7 +496,7 @@ GST_END_TEST;
 static void
 race_child (void *base, int go)
 {
-  IvshmWriterConfig cfg = { 0, 20 * MS, 200 * MS };
+  IvshmWriterConfig cfg = { 0, 20 * MS, scaled (500 * MS) };
   IvshmWriter *w = NULL;
   IvshmTicker *t;
   IvshmStatus st;
@@ -486,7 +510,8 @@ race_child (void *base, int go)
   if (st != IVSHM_OK)
     _exit (1);
   t = ivshm_ticker_start (20 * MS, producer_tick, w);
-  ivshm_sleep_ns (600 * MS);
+  /* longer than the loser watches us */
+  ivshm_sleep_ns (3 * cfg.takeover_wait_ns);
   ivshm_ticker_stop (t);
   _exit (ivshm_writer_taken_over (w) ? 30 : 10);
 }
@@ -525,13 +550,13 @@ GST_START_TEST (test_racing_producers_exclusive)
   /* a region whose producer died (ACTIVE, heartbeat still) */
   race_round (base, 0);
   /* a region whose producer closed cleanly, several times */
-  for (round = 1; round < 6; round++) {
+  for (round = 1; round < 4; round++) {
     ivshm_writer_free (w);
     w = writer_new_ok (base, 0, 100 * MS);
     ivshm_writer_free (w);
     w = NULL;
     race_round (base, round);
-    w = writer_new_ok (base, 0, 1000 * MS);
+    w = writer_new_ok (base, 0, scaled (2000 * MS));
   }
   ivshm_writer_free (w);
   munmap (base, REGION);
@@ -600,6 +625,8 @@ GST_END_TEST;
 
 /* ---- 6. readers_sleeping is a bitmask ---------------------------------- */
 
+static atomic_int stop_sleeping;
+
 static void *
 sleeper (void *data)
 {
@@ -607,7 +634,8 @@ sleeper (void *data)
   IvshmWaiter waiter;
 
   ivshm_waiter_init (&waiter);
-  ivshm_reader_wait (r, &waiter, 500 * MS);
+  while (!atomic_load (&stop_sleeping))
+    ivshm_reader_wait (r, &waiter, 200 * MS);
   return NULL;
 }
 
@@ -619,15 +647,18 @@ GST_START_TEST (test_sleeping_mask_survives_restart)
   pthread_t t;
   unsigned i;
 
+  atomic_store (&stop_sleeping, 0);
   fail_unless (pthread_create (&t, NULL, sleeper, r) == 0);
-  for (i = 0; i < 500 && atomic_load (&hdr_of (base)->readers_sleeping) == 0;
-      i++)
+  for (i = 0; i < 10000 &&
+      atomic_load (&hdr_of (base)->readers_sleeping) == 0; i++)
     sleep_ms (1);
   fail_unless_equals_int (atomic_load (&hdr_of (base)->readers_sleeping),
       1u << slot_of_reader (r));
   /* a restart under the sleeping reader */
   ivshm_writer_free (w);
   w = writer_new_ok (base, 0, 0);
+  /* its slot is evicted now: it sleeps no more with its bit set */
+  atomic_store (&stop_sleeping, 1);
   pthread_join (t, NULL);
   fail_unless_equals_int (atomic_load (&hdr_of (base)->readers_sleeping), 0);
   ivshm_reader_free (r);
@@ -645,8 +676,8 @@ GST_START_TEST (test_killed_sleeper_bit_cleared)
   unsigned i;
 
   spawn_readers (base, &pid, 1, true);
-  for (i = 0; i < 500 && atomic_load (&hdr_of (base)->readers_sleeping) == 0;
-      i++)
+  for (i = 0; i < 10000 &&
+      atomic_load (&hdr_of (base)->readers_sleeping) == 0; i++)
     sleep_ms (1);
   fail_unless (atomic_load (&hdr_of (base)->readers_sleeping) != 0);
   kill_all (&pid, 1);
