@@ -152,6 +152,10 @@ race_child (void *base, int go)
     _exit (20);
   if (st != IVSHM_OK)
     _exit (1);
+  /* the winner's heartbeat starts a little later, as in an element that
+   * still sets up (well within the loser's takeover wait): a check that
+   * is not atomic lets the loser format the region meanwhile */
+  ivshm_sleep_ns (cfg.takeover_wait_ns / 5);
   t = ivshm_ticker_start (20 * MS, producer_tick, w);
   /* longer than the loser watches us */
   ivshm_sleep_ns (3 * cfg.takeover_wait_ns);
