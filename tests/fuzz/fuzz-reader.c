@@ -41,6 +41,8 @@ LLVMFuzzerTestOneInput (const uint8_t * data, size_t size)
   memset (base, 0, FUZZ_REGION_SIZE);
   /* the writer never heartbeats here; time does not pass in a run anyway */
   rcfg.producer_timeout_ns = 60ull * 1000 * 1000 * 1000;
+  /* scribbled slots may all look taken: watch them only briefly */
+  rcfg.lease_timeout_ns = 1000 * 1000;
   w = fuzz_writer_new (base);
   if (!w)
     abort ();                   /* a zeroed region must always work */
@@ -65,10 +67,17 @@ LLVMFuzzerTestOneInput (const uint8_t * data, size_t size)
       case 4:                  /* a hostile peer scribbles */
         fuzz_scribble (&in, base);
         break;
-      case 5:                  /* a reader attaches */
-        if (!r && ivshm_reader_new (base, FUZZ_REGION_SIZE, &rcfg, &r,
-                &err) != IVSHM_OK)
-          r = NULL;
+      case 5:                  /* a reader attaches, perhaps in a WAITING
+                                 * slot, perhaps following stalls */
+        if (!r) {
+          uint8_t how = fuzz_u8 (&in);
+
+          rcfg.wait_for_producer = how & 1;
+          rcfg.follow_stall = (how & 2) != 0;
+          if (ivshm_reader_new (base, FUZZ_REGION_SIZE, &rcfg, &r,
+                  &err) != IVSHM_OK)
+            r = NULL;
+        }
         break;
       case 6:
       case 7:                  /* reads and releases a record */
@@ -127,8 +136,10 @@ LLVMFuzzerTestOneInput (const uint8_t * data, size_t size)
           (void) ivshm_reader_lag (r);
           (void) ivshm_reader_position (r);
         }
+        if (r)
+          (void) ivshm_reader_waiting (r);
         if (w) {
-          ivshm_writer_heartbeat (w);
+          ivshm_writer_tick (w);
           ivshm_writer_get_stats (w, &ws);
           (void) ivshm_writer_count_readers (w);
         }

@@ -33,6 +33,7 @@ static void *base;
 static uint64_t n_buffers = 1100000;
 static _Atomic uint64_t total_written = UINT64_MAX;
 static IvshmReaderConfig rcfg;
+static atomic_int reader0_attached;
 
 static uint64_t
 random_size (uint64_t * rng)
@@ -62,6 +63,8 @@ attach (ReaderCtx * c)
         c->index, ivshm_status_name (st), err.detail);
   }
   c->attaches++;
+  if (c->index == 0)
+    atomic_store (&reader0_attached, 1);
   return r;
 }
 
@@ -174,7 +177,9 @@ main (int argc, char **argv)
           "pthread_create");
     pthread_attr_destroy (&attr);
   }
-  while (ivshm_writer_count_readers (w) == 0)
+  /* reader 0 itself, not just any reader: the others may attach first,
+   * and then reader 0 would join mid-stream */
+  while (!atomic_load (&reader0_attached))
     ivshm_sleep_ns (MS_NS);
 
   ivshm_waiter_init (&waiter);
