@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+# gst-ivshmem lifecycle tests: two events of a VM's life at once.
+# SPDX-License-Identifier: MIT
+#
+#   python3 combos.py NAME    (the meson suite 'lifecycle' runs each NAME)
+#
+# paused-producer-kill-join    the producer is SIGSTOPped; meanwhile a reader
+#                              is SIGKILLed and a new one joins
+# paused-reader-restart        a reader is SIGSTOPped past its lease while
+#                              the producer is SIGKILLed and a new one takes
+#                              over (and a new reader joins it)
+# restart-two-waiting          two readers wait for the next producer after
+#                              the first one stopped without EOS
+# kill-holder-paused-producer  the reader that holds a full ring back is
+#                              SIGKILLed while the producer is SIGSTOPped
+# two-waiting-producer-killed  two readers that waited before the first
+#                              producer: it is SIGKILLed, a new one starts
+
+import signal
+import time
+
+import lclib
+
+MIB = 1024 * 1024
+FOLLOW = 'on-producer-restart=follow'
+
+
+def waiting_readers(t, region, names, props=''):
+    readers = [t.reader(n, region, props) for n in names]
+    for r in readers:
+        t.wait_playing(r)
+    t.wait_slots(region, readers)
+    return readers
+
+
+def paused_producer_kill_join(t):
+    n = 300
+    ref = {'A': t.reference('A', n)}
+    region = t.region(1 * MIB)
+    r1, r2 = waiting_readers(t, region, ['reader1', 'reader2'])
+    prod = t.producer('producer', region, 'A', n, sleep_us=20000)
+    t.wait_frames(r2, 20)
+    prod.signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    r1.signal(signal.SIGKILL)
+    r3 = t.reader('reader3', region)
+    t.wait_playing(r3)
+    time.sleep(max(0, 4 - (time.monotonic() - stopped)))
+    prod.signal(signal.SIGCONT)
+    t.check_eos(prod)
+    if t.check_eos(r2):
+        t.check_runs(r2, ref, [('A', 0, n - 1)], 'a reader that waited '
+                     'before the producer, which was paused meanwhile')
+    if t.check_eos(r3):
+        t.check_runs(r3, ref, [('A', None, n - 1)],
+                     'a reader that joined while the producer was paused')
+
+
+def paused_reader_restart(t):
+    ref = {'A': t.reference('A', 1500), 'B': t.reference('B', 1500)}
+    region = t.region(1 * MIB)
+    old = t.producer('producer-A', region, 'A', 1500, sleep_us=30000)
+    r1 = t.reader('reader1', region, FOLLOW)
+    t.wait_frames(r1, 10)
+    r1.signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    old.signal(signal.SIGKILL)
+    new = t.producer('producer-B', region, 'B', 1500, sleep_us=30000, eos=True)
+    r2 = t.reader('reader2', region, FOLLOW)
+    t.wait_frames(r2, 5, ref=ref['B'])
+    time.sleep(max(0, 5 - (time.monotonic() - stopped)))
+    r1.signal(signal.SIGCONT)
+    t.wait_frames(r1, 5, ref=ref['B'])
+    t.wait_frames(r2, len(r2.frames()) + 10)
+    new.signal(signal.SIGINT)       # -e: ends B's stream with EOS
+    t.check_eos(new)
+    last = None
+    for r, first in ((r2, [('B', None, last)]),
+                     (r1, [('A', 0, None), ('B', None, last)])):
+        if t.check_eos(r):
+            t.check_runs(r, ref, first, 'a reader across a producer restart')
+    t.check(r1.frames()[-1:] == r2.frames()[-1:],
+            'the two readers did not end on the same frame')
+
+
+def restart_two_waiting(t):
+    n = 100
+    ref = {'A': t.reference('A', 1500), 'B': t.reference('B', n)}
+    region = t.region(1 * MIB)
+    readers = waiting_readers(t, region, ['reader1', 'reader2'], FOLLOW)
+    prod = t.producer('producer-A', region, 'A', 1500, sleep_us=20000)
+    for r in readers:
+        t.wait_frames(r, 10)
+    prod.signal(signal.SIGINT)      # no -e: stops without EOS (CLOSED)
+    rc = prod.wait(60)
+    t.log('producer-A stopped with exit %d' % rc)
+    time.sleep(1)                   # the readers see it gone, and wait
+    new = t.producer('producer-B', region, 'B', n)
+    t.check_eos(new)
+    for r in readers:
+        if t.check_eos(r):
+            t.check_runs(r, ref, [('A', 0, None), ('B', 0, n - 1)],
+                         'a reader that waited for the next producer')
+
+
+def kill_holder_paused_producer(t):
+    n = 200
+    ref = {'A': t.reference('A', n)}
+    region = t.region(1 * MIB)
+    slow = t.launch('reader-slow', 'ivshmemsrc device=%s ! identity '
+                    'sleep-time=100000 ! checksumsink sync=false' % region)
+    fast, = waiting_readers(t, region, ['reader-fast'])
+    t.wait_playing(slow)
+    t.wait_slots(region, [slow, fast])
+    prod = t.producer('producer', region, 'A', n)
+    t.wait_frames(fast, 40)         # the ring (34 frames) is full
+    prod.signal(signal.SIGSTOP)
+    slow.signal(signal.SIGKILL)
+    time.sleep(4)
+    prod.signal(signal.SIGCONT)
+    late = t.reader('reader-late', region)
+    t.check_eos(prod)
+    if t.check_eos(fast):
+        t.check_runs(fast, ref, [('A', 0, n - 1)], 'the fast reader')
+    if t.check_eos(late):
+        t.check_runs(late, ref, [('A', None, n - 1)],
+                     'a reader that joined after the producer resumed')
+
+
+def two_waiting_producer_killed(t):
+    ref = {'A': t.reference('A', 1500), 'B': t.reference('B', 1500)}
+    region = t.region(1 * MIB)
+    readers = waiting_readers(t, region, ['reader1', 'reader2'], FOLLOW)
+    old = t.producer('producer-A', region, 'A', 1500, sleep_us=20000)
+    for r in readers:
+        t.wait_frames(r, 10)
+    old.signal(signal.SIGKILL)
+    new = t.producer('producer-B', region, 'B', 1500, sleep_us=20000, eos=True)
+    for r in readers:
+        t.wait_frames(r, 10, ref=ref['B'])
+    new.signal(signal.SIGINT)       # -e: ends B's stream with EOS
+    t.check_eos(new)
+    for r in readers:
+        if t.check_eos(r):
+            t.check_runs(r, ref, [('A', 0, None), ('B', None, None)],
+                         'a reader across a producer restart')
+    t.check(readers[0].frames()[-1:] == readers[1].frames()[-1:],
+            'the two readers did not end on the same frame')
+
+
+TESTS = {
+    'paused-producer-kill-join': paused_producer_kill_join,
+    'paused-reader-restart': paused_reader_restart,
+    'restart-two-waiting': restart_two_waiting,
+    'kill-holder-paused-producer': kill_holder_paused_producer,
+    'two-waiting-producer-killed': two_waiting_producer_killed,
+}
+
+if __name__ == '__main__':
+    lclib.main(TESTS)
