@@ -225,8 +225,9 @@ def producers_together(t):
         if rnd > 2:
             stop_in_lease_wait(t, prods)
             time.sleep(1.5)
-            for p in prods:
-                p.signal(signal.SIGCONT)
+            for p in prods:         # back to back: no log in between
+                os.kill(p.pid, signal.SIGCONT)
+            t.log('SIGCONT both producers')
         rcs = [p.wait(60) for p in prods]
         ok = [p for p in prods if p.rc == 0]
         t.log('round %d: exit codes %s' % (rnd, rcs))
