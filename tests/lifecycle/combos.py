@@ -15,6 +15,11 @@
 #                              SIGKILLed while the producer is SIGSTOPped
 # two-waiting-producer-killed  two readers that waited before the first
 #                              producer: it is SIGKILLed, a new one starts
+# waiting-reader-killed        of two readers waiting on a zeroed region one
+#                              is SIGKILLed before the producer comes
+# paused-both                  producer and reader SIGSTOPped together past
+#                              the lease (a suspended host), continued in
+#                              either order: nothing lost, or an error
 
 import signal
 import time
@@ -148,12 +153,59 @@ def two_waiting_producer_killed(t):
             'the two readers did not end on the same frame')
 
 
+def waiting_reader_killed(t):
+    n = 200
+    ref = {'A': t.reference('A', n)}
+    region = t.region(1 * MIB)
+    doomed, reader = waiting_readers(t, region, ['reader-doomed', 'reader'])
+    doomed.signal(signal.SIGKILL)
+    prod = t.producer('producer', region, 'A', n)
+    t.check_eos(prod)
+    if t.check_eos(reader):
+        t.check_runs(reader, ref, [('A', 0, n - 1)],
+                     'a waiting reader beside one that died waiting')
+
+
+def paused_both(t):
+    """Round 1 continues the producer first, round 2 the reader first.
+    The reader must read every frame, or end with an error (its lease
+    expired while it was stopped); never skip frames silently."""
+    n = 300
+    ref = {'A': t.reference('A', n)}
+    for rnd, first in ((1, 'producer'), (2, 'reader')):
+        region = t.region(1 * MIB, 'round%d' % rnd)
+        prod = t.producer('round%d-producer' % rnd, region, 'A', n,
+                          sleep_us=20000)
+        reader = t.reader('round%d-reader' % rnd, region)
+        t.wait_frames(reader, 20)
+        prod.signal(signal.SIGSTOP)
+        reader.signal(signal.SIGSTOP)
+        time.sleep(5)
+        order = (prod, reader) if first == 'producer' else (reader, prod)
+        order[0].signal(signal.SIGCONT)
+        time.sleep(1)
+        order[1].signal(signal.SIGCONT)
+        t.check_eos(prod)
+        rc = reader.wait(60)
+        if rc == 0 and lclib.EOS_TEXT in reader.stdout():
+            t.check_runs(reader, ref, [('A', 0, n - 1)], 'round %d (%s '
+                         'continued first)' % (rnd, first))
+        else:
+            t.log('round %d: the reader ended with an error:\n%s'
+                  % (rnd, reader.error_text()))
+            t.check(reader.error_text(), 'round %d: the reader ended with '
+                    'exit %d, without EOS and without an error' % (rnd, rc))
+        t.cleanup()
+
+
 TESTS = {
     'paused-producer-kill-join': paused_producer_kill_join,
     'paused-reader-restart': paused_reader_restart,
     'restart-two-waiting': restart_two_waiting,
     'kill-holder-paused-producer': kill_holder_paused_producer,
     'two-waiting-producer-killed': two_waiting_producer_killed,
+    'waiting-reader-killed': waiting_reader_killed,
+    'paused-both': paused_both,
 }
 
 if __name__ == '__main__':
