@@ -12,7 +12,8 @@
 # restart-two-waiting          two readers wait for the next producer after
 #                              the first one stopped without EOS
 # kill-holder-paused-producer  the reader that holds a full ring back is
-#                              SIGKILLed while the producer is SIGSTOPped
+#                              SIGKILLed while the producer is SIGSTOPped,
+#                              and a new reader joins
 # two-waiting-producer-killed  two readers that waited before the first
 #                              producer: it is SIGKILLed, a new one starts
 # waiting-reader-killed        of two readers waiting on a zeroed region one
@@ -121,15 +122,16 @@ def kill_holder_paused_producer(t):
     t.wait_frames(fast, 40)         # the ring (34 frames) is full
     prod.signal(signal.SIGSTOP)
     slow.signal(signal.SIGKILL)
+    late = t.reader('reader-late', region)     # joins a full, stopped ring
+    t.wait_playing(late)
     time.sleep(4)
     prod.signal(signal.SIGCONT)
-    late = t.reader('reader-late', region)
     t.check_eos(prod)
     if t.check_eos(fast):
         t.check_runs(fast, ref, [('A', 0, n - 1)], 'the fast reader')
     if t.check_eos(late):
         t.check_runs(late, ref, [('A', None, n - 1)],
-                     'a reader that joined after the producer resumed')
+                     'a reader that joined while the producer was paused')
 
 
 def two_waiting_producer_killed(t):
