@@ -16,6 +16,10 @@
 #                              and a new reader joins
 # two-waiting-producer-killed  two readers that waited before the first
 #                              producer: it is SIGKILLed, a new one starts
+# paused-holder-restart        a reader SIGSTOPped while it holds zero-copy
+#                              buffers; the producer restarts and a new
+#                              reader joins; the old reader continues and
+#                              lets its buffers go: the new one loses nothing
 # waiting-reader-killed        of two readers waiting on a zeroed region one
 #                              is SIGKILLed before the producer comes
 # paused-both                  producer and reader SIGSTOPped together past
@@ -155,6 +159,36 @@ def two_waiting_producer_killed(t):
             'the two readers did not end on the same frame')
 
 
+def paused_holder_restart(t):
+    ref = {'A': t.reference('A', 1500), 'B': t.reference('B', 1500)}
+    region = t.region(1 * MIB)
+    old = t.producer('producer-A', region, 'A', 1500)
+    # a slow consumer behind a queue: the source's zero-copy buffers wait
+    # in the queue, pointing into the ring, when the process is stopped
+    r1 = t.launch('reader1-holding', 'ivshmemsrc device=%s %s ! queue '
+                  'max-size-buffers=8 ! identity sleep-time=50000 ! '
+                  'checksumsink sync=false' % (region, FOLLOW))
+    t.wait_frames(r1, 10)
+    r1.signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    old.signal(signal.SIGKILL)
+    new = t.producer('producer-B', region, 'B', 1500, sleep_us=30000, eos=True)
+    r2 = t.reader('reader2', region, FOLLOW)
+    t.wait_frames(r2, 5, ref=ref['B'])
+    time.sleep(max(0, 5 - (time.monotonic() - stopped)))
+    r1.signal(signal.SIGCONT)       # its queued buffers are released now
+    t.wait_frames(r1, 5, ref=ref['B'])
+    t.wait_frames(r2, len(r2.frames()) + 10)
+    new.signal(signal.SIGINT)       # -e: ends B's stream with EOS
+    t.check_eos(new)
+    for r, expect in ((r2, [('B', None, None)]),
+                      (r1, [('A', 0, None), ('B', None, None)])):
+        if t.check_eos(r):
+            t.check_runs(r, ref, expect, 'a reader across a producer restart')
+    t.check(r1.frames()[-1:] == r2.frames()[-1:],
+            'the two readers did not end on the same frame')
+
+
 def waiting_reader_killed(t):
     n = 200
     ref = {'A': t.reference('A', n)}
@@ -206,6 +240,7 @@ TESTS = {
     'restart-two-waiting': restart_two_waiting,
     'kill-holder-paused-producer': kill_holder_paused_producer,
     'two-waiting-producer-killed': two_waiting_producer_killed,
+    'paused-holder-restart': paused_holder_restart,
     'waiting-reader-killed': waiting_reader_killed,
     'paused-both': paused_both,
 }

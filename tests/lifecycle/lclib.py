@@ -267,17 +267,16 @@ class Test:
 
     def runs(self, p, streams):
         """P's frames as runs [(stream, first, last)], each run a
-        consecutive stretch of one stream's frames; None if a frame comes
-        from no stream. STREAMS: {name: reference list}."""
+        consecutive stretch of one stream's frames. A frame of no stream
+        (torn, or foreign) is a run ('?', k, k), k its index in P's output.
+        STREAMS: {name: reference list}."""
         where = {}
         for s, ref in streams.items():
             for i, c in enumerate(ref):
                 where[c] = (s, i)
         out = []
-        for c in p.frames():
-            if c not in where:
-                return None
-            s, i = where[c]
+        for k, c in enumerate(p.frames()):
+            s, i = where.get(c, ('?', k))
             if out and out[-1][0] == s and out[-1][2] + 1 == i:
                 out[-1] = (s, out[-1][1], i)
             else:
@@ -288,11 +287,14 @@ class Test:
         """P's frames must match EXPECT, a list of (stream, first, last)
         where first/last may be None (any value, the run must exist)."""
         got = self.runs(p, streams)
-        ok = got is not None and len(got) == len(expect) and all(
+        ok = len(got) == len(expect) and all(
             g[0] == e[0] and e[1] in (None, g[1]) and e[2] in (None, g[2])
             for g, e in zip(got, expect))
-        return self.check(ok, '%s: %s read %s; expected %s' % (
-            what, p.name, describe(got, len(p.frames())), describe(expect)))
+        return self.check(ok, '%s: %s read %s; expected %s%s' % (
+            what, p.name, describe(got, len(p.frames())), describe(expect),
+            '' if all(r[0] != '?' for r in got) else
+            ' (?[i..j]: output frames i..j belong to no stream: torn or '
+            'foreign data)'))
 
     # -- the end ----------------------------------------------------------
 
@@ -323,8 +325,6 @@ def tail(text):
 
 
 def describe(runs, n=None):
-    if runs is None:
-        return '%d frames, some of them from no stream (torn or foreign)' % n
     s = ', '.join('%s[%s..%s]' % (r[0], '?' if r[1] is None else r[1],
                                   '?' if r[2] is None else r[2]) for r in runs)
     return (s or 'nothing') + ('' if n is None else ' (%d frames)' % n)
