@@ -20,6 +20,10 @@
 #                              buffers; the producer restarts and a new
 #                              reader joins; the old reader continues and
 #                              lets its buffers go: the new one loses nothing
+# sleeping-readers             a reader SIGKILLed while it sleeps, then the
+#                              producer restarts under the other sleeping
+#                              reader: at the end no reader is counted as
+#                              sleeping (readers_sleeping is 0)
 # waiting-reader-killed        of two readers waiting on a zeroed region one
 #                              is SIGKILLed before the producer comes
 # paused-both                  producer and reader SIGSTOPped together past
@@ -27,9 +31,11 @@
 #                              either order: nothing lost, or an error
 
 import signal
+import sys
 import time
 
-import lclib
+sys.dont_write_bytecode = True    # no __pycache__ in the source tree
+import lclib  # noqa: E402
 
 MIB = 1024 * 1024
 FOLLOW = 'on-producer-restart=follow'
@@ -189,6 +195,31 @@ def paused_holder_restart(t):
             'the two readers did not end on the same frame')
 
 
+def sleeping_readers(t):
+    ref = {'A': t.reference('A', 1500), 'B': t.reference('B', 1500)}
+    region = t.region(1 * MIB)
+    r1, r2 = waiting_readers(t, region, ['reader1', 'reader2'], FOLLOW)
+    # 5 frames a second: the readers sleep on the futex between frames
+    old = t.producer('producer-A', region, 'A', 1500, sleep_us=200000)
+    t.wait_frames(r2, 5)
+    r2.signal(signal.SIGKILL)
+    time.sleep(0.1)
+    old.signal(signal.SIGKILL)
+    new = t.producer('producer-B', region, 'B', 1500, sleep_us=100000,
+                     eos=True)
+    t.wait_frames(r1, 40, ref=ref['B'])     # 4 s: past the dead one's lease
+    new.signal(signal.SIGINT)       # -e: ends B's stream with EOS
+    t.check_eos(new)
+    if t.check_eos(r1):
+        t.check_runs(r1, ref, [('A', 0, None), ('B', None, None)],
+                     'the reader that slept through a producer restart')
+    sleeping = lclib.header_u32(region, 0x8c)
+    t.log('readers_sleeping at the end: 0x%x' % sleeping)
+    t.check(sleeping == 0, 'with every reader gone, readers_sleeping '
+            '(0x08c) is 0x%x, not 0: every publish of the next producer '
+            'would make a futex system call' % sleeping)
+
+
 def waiting_reader_killed(t):
     n = 200
     ref = {'A': t.reference('A', n)}
@@ -241,6 +272,7 @@ TESTS = {
     'kill-holder-paused-producer': kill_holder_paused_producer,
     'two-waiting-producer-killed': two_waiting_producer_killed,
     'paused-holder-restart': paused_holder_restart,
+    'sleeping-readers': sleeping_readers,
     'waiting-reader-killed': waiting_reader_killed,
     'paused-both': paused_both,
 }

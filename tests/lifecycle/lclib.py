@@ -330,6 +330,13 @@ def describe(runs, n=None):
     return (s or 'nothing') + ('' if n is None else ' (%d frames)' % n)
 
 
+def header_u32(region, offset):
+    """A u32 of the region's header (PROTOCOL.md section 4)."""
+    with open(region, 'rb') as f:
+        f.seek(offset)
+        return struct.unpack('<I', f.read(4))[0]
+
+
 def slot_pids(region):
     """The pid fields of the taken reader slots (PROTOCOL.md section 5)."""
     pids = set()

@@ -25,10 +25,12 @@
 import os
 import re
 import signal
+import sys
 import subprocess
 import time
 
-import lclib
+sys.dont_write_bytecode = True    # no __pycache__ in the source tree
+import lclib  # noqa: E402
 from lclib import Fail, SMALL
 
 MIB = 1024 * 1024
