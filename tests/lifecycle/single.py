@@ -25,13 +25,13 @@
 import os
 import re
 import signal
-import sys
 import subprocess
+import sys
 import time
 
 sys.dont_write_bytecode = True    # no __pycache__ in the source tree
 import lclib  # noqa: E402
-from lclib import Fail, SMALL
+from lclib import Fail  # noqa: E402
 
 MIB = 1024 * 1024
 FOLLOW = 'on-producer-restart=follow'
