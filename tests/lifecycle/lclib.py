@@ -36,6 +36,7 @@ STREAMS = {
     'A': 'pattern=ball',
     'B': 'pattern=ball background-color=0xff0000ff',
     'C': 'pattern=ball background-color=0xff00ff00',
+    'D': 'pattern=ball background-color=0xffff0000',
 }
 SMALL = (160, 120)      # 28,800 B per I420 frame
 TIME_SCALE = float(os.environ.get('IVSHMEM_TEST_TIME_SCALE', '1'))
