@@ -16,10 +16,12 @@
 #                              and a new reader joins
 # two-waiting-producer-killed  two readers that waited before the first
 #                              producer: it is SIGKILLed, a new one starts
-# paused-holder-restart        a reader SIGSTOPped while it holds zero-copy
-#                              buffers; the producer restarts and a new
-#                              reader joins; the old reader continues and
-#                              lets its buffers go: the new one loses nothing
+# paused-holder-restart        a reader SIGSTOPped while zero-copy buffers
+#                              wait in its queue; the producer restarts and
+#                              a new reader joins; the old reader continues:
+#                              neither outputs a frame of no stream (torn),
+#                              and its late releases do not disturb the new
+#                              reader
 # sleeping-readers             a reader SIGKILLed while it sleeps, then the
 #                              producer restarts under the other sleeping
 #                              reader: at the end no reader is counted as
