@@ -12,6 +12,9 @@
 #                    33rd fails with an error saying that 32 are live
 # producer-paused    a producer SIGSTOPped for 4 s: its reader reads every
 #                    buffer to EOS
+# paused-policies    the same with on-producer-restart=eos and =error: the
+#                    reader ends with EOS, or with an error naming the
+#                    silent producer
 # info-after-eos     ivshmem-info finds no problem in a region at EOS
 # takeover           a producer SIGKILLed and a new one started at once: it
 #                    says it waits, takes over; the reader follows
@@ -144,6 +147,28 @@ def producer_paused(t):
     if t.check_eos(reader, 30):
         t.check_runs(reader, ref, [('A', 0, n - 1)],
                      'the reader of a producer paused for 4 s')
+
+
+def paused_policies(t):
+    n = 300
+    ref = {'A': t.reference('A', n)}
+    for policy in ('eos', 'error'):
+        region = t.region(1 * MIB, policy)
+        prod = t.producer('producer-%s' % policy, region, 'A', n,
+                          sleep_us=20000)
+        reader = t.reader('reader-%s' % policy, region,
+                          'on-producer-restart=%s' % policy)
+        t.wait_frames(reader, 20)
+        prod.signal(signal.SIGSTOP)
+        if policy == 'eos':
+            if t.check_eos(reader):
+                t.check_runs(reader, ref, [('A', 0, None)],
+                             'on-producer-restart=eos, producer stopped')
+        else:
+            t.check_error(reader, r'producer|heartbeat|silent',
+                          'on-producer-restart=error, producer stopped')
+        prod.signal(signal.SIGCONT)
+        t.cleanup()
 
 
 def info_after_eos(t):
@@ -299,6 +324,7 @@ TESTS = {
     'reap-killed': reap_killed,
     'slots-32-live': slots_32_live,
     'producer-paused': producer_paused,
+    'paused-policies': paused_policies,
     'info-after-eos': info_after_eos,
     'takeover': takeover,
     'producers-together': producers_together,
