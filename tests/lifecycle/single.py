@@ -18,6 +18,8 @@
 # info-after-eos     ivshmem-info finds no problem in a region at EOS
 # takeover           a producer SIGKILLed and a new one started at once: it
 #                    says it waits, takes over; the reader follows
+# takeover-held      the same while zero-copy buffers wait in the reader's
+#                    queue: none of them is overwritten by the new producer
 # producers-together two producers started at once, on a zeroed region and
 #                    on a dead producer's: one streams, the other fails
 #                    with a clear error (10 rounds)
@@ -213,6 +215,24 @@ def takeover(t):
                      'the reader (follow) across a takeover')
 
 
+def takeover_held(t):
+    ref = {'A': t.reference('A', 1500), 'B': t.reference('B', 100)}
+    region = t.region(1 * MIB)
+    old = t.producer('producer-A', region, 'A', 1500)
+    # zero-copy buffers of A's session wait in the queue, pointing into the
+    # ring, while B takes over and writes its records there
+    reader = t.launch('reader-holding', 'ivshmemsrc device=%s %s ! queue '
+                      'max-size-buffers=8 ! identity sleep-time=50000 ! '
+                      'checksumsink sync=false' % (region, FOLLOW))
+    t.wait_frames(reader, 10)
+    old.signal(signal.SIGKILL)
+    new = t.producer('producer-B', region, 'B', 100)
+    t.check_eos(new)
+    if t.check_eos(reader):
+        t.check_runs(reader, ref, [('A', 0, None), ('B', 0, 99)],
+                     'a reader holding zero-copy buffers across a takeover')
+
+
 def stop_in_lease_wait(t, prods):
     """SIGSTOPs each producer 50 ms after it starts going to PAUSED (the
     sink's start(), where it waits at least 250 ms for the old lease)."""
@@ -327,6 +347,7 @@ TESTS = {
     'paused-policies': paused_policies,
     'info-after-eos': info_after_eos,
     'takeover': takeover,
+    'takeover-held': takeover_held,
     'producers-together': producers_together,
     'stale-producer': stale_producer,
 }
