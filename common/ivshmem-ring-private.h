@@ -204,6 +204,7 @@ struct IvshmWriter
   } holder[IVSHM_MAX_READERS];
   unsigned n_holders;
   uint64_t holders_pos;         /* the lowest holder[].pos, if n_holders */
+  uint64_t holders_until_ns;    /* leaky: forgotten after one lease */
 
   /* guards lease[] and the slot scans against ivshm_writer_tick() */
   atomic_flag lock;

@@ -163,6 +163,8 @@ writer_remember_holder (IvshmWriter * w, unsigned i, uint64_t old_write_pos,
   if (owner == 0 || pos % IVSHM_RECORD_ALIGN || pos > old_write_pos ||
       old_write_pos - pos > w->ring_size)
     return;
+  if (w->n_holders == 0)
+    w->holders_until_ns = ivshm_now_ns () + w->lease_timeout_ns;
   w->holder[i].owner = owner;
   w->holder[i].pos = pos + delta;
   if (w->n_holders++ == 0 || w->holder[i].pos < w->holders_pos)

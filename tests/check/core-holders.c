@@ -29,7 +29,7 @@ typedef struct
 /* a writes three buffers, r holds the first and reads the others; then b
  * takes over from a, and r2 attaches to b's session. */
 static void
-setup (Fixture * f, uint64_t b_lease_ns)
+setup (Fixture * f, uint64_t b_lease_ns, bool leaky)
 {
   IvshmWriterConfig cfg = { 0 };
   IvshmError err = { 0 };
@@ -57,6 +57,7 @@ setup (Fixture * f, uint64_t b_lease_ns)
   cfg.lease_timeout_ns = b_lease_ns;
   cfg.heartbeat_period_ns = 20 * MS;
   cfg.takeover_wait_ns = 100 * MS;
+  cfg.leaky = leaky;
   assert_status (ivshm_writer_new (f->base, REGION, &cfg, &f->b, &err),
       IVSHM_OK);
   f->r2 = reader_new_ok (f->base, false);
@@ -72,16 +73,19 @@ teardown (Fixture * f)
   munmap (f->base, REGION);
 }
 
-/* One buffer from b, draining r2 when the ring is full: AGAIN means what
- * holds b back is not r2. */
+/* One buffer from b, r2 drained first (a leaky b would drop it rather
+ * than wait), and again when the ring is full: AGAIN means what holds b
+ * back is not r2. */
 static IvshmStatus
 write_one (Fixture * f)
 {
   IvshmError err = { 0 };
-  IvshmStatus st = write_buffer (f->b, f->n, LEN);
+  IvshmStatus st;
 
+  ivshm_reader_heartbeat (f->r2);
+  assert_status (drain (f->r2, &f->next2, &err), IVSHM_AGAIN);
+  st = write_buffer (f->b, f->n, LEN);
   if (st == IVSHM_AGAIN) {
-    ivshm_reader_heartbeat (f->r2);
     assert_status (drain (f->r2, &f->next2, &err), IVSHM_AGAIN);
     st = write_buffer (f->b, f->n, LEN);
   }
@@ -117,7 +121,7 @@ GST_START_TEST (test_live_holder_not_overwritten)
   uint64_t i, rounds = 2 * REGION / LEN;
   IvshmStatus st = IVSHM_OK;
 
-  setup (&f, 60000 * MS);
+  setup (&f, 60000 * MS, false);
   /* b writes until only the held record is in its way */
   for (i = 0; i < rounds && st == IVSHM_OK; i++) {
     st = write_one (&f);
@@ -149,7 +153,7 @@ GST_START_TEST (test_dead_holder_delays_one_lease)
   unsigned waits = 0;
 
   lease = scaled (300 * MS);
-  setup (&f, lease);
+  setup (&f, lease, false);
   for (i = 0; i < rounds && st == IVSHM_OK; i++)
     st = write_one (&f);
   assert_status (st, IVSHM_AGAIN);
@@ -180,6 +184,36 @@ GST_START_TEST (test_dead_holder_delays_one_lease)
 
 GST_END_TEST;
 
+/* A leaky producer keeps a live holder's records one lease, then goes on
+ * (it never waits for readers longer). */
+GST_START_TEST (test_leaky_holder_one_lease)
+{
+  Fixture f;
+  uint64_t deadline, i, rounds = 2 * REGION / LEN;
+  IvshmStatus st = IVSHM_OK;
+
+  setup (&f, scaled (300 * MS), true);
+  for (i = 0; i < rounds && st == IVSHM_OK; i++) {
+    st = write_one (&f);
+    assert_held_intact (&f, "while writing");
+  }
+  assert_status (st, IVSHM_AGAIN);
+  /* r stays alive (its heartbeat moves) but never lets go */
+  deadline = ivshm_now_ns () + scaled (60000 * MS);
+  while ((st = write_one (&f)) == IVSHM_AGAIN) {
+    fail_unless (ivshm_now_ns () < deadline, "the leaky producer waited "
+        "for a holder for more than a lease");
+    ivshm_reader_heartbeat (f.r);
+    sleep_ms (10);
+  }
+  assert_status (st, IVSHM_OK);
+  /* r2, the reader of b's session, was not dropped for it */
+  assert_proceeds (&f);
+  teardown (&f);
+}
+
+GST_END_TEST;
+
 static Suite *
 core_holders_suite (void)
 {
@@ -190,6 +224,7 @@ core_holders_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_live_holder_not_overwritten);
   tcase_add_test (tc, test_dead_holder_delays_one_lease);
+  tcase_add_test (tc, test_leaky_holder_one_lease);
   return s;
 }
 
