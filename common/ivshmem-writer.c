@@ -134,8 +134,7 @@ writer_claim (IvshmHeader * hdr, uint64_t token,
  * the records readers of the old session may still hold lie behind it
  * (PROTOCOL.md, "Session format"). *congruent says whether it is so. */
 static uint64_t
-session_base_after (uint64_t old_write_pos, uint64_t ring_size,
-    bool *congruent)
+session_base_after (uint64_t old_write_pos, uint64_t ring_size, bool *congruent)
 {
   uint64_t step = (IVSHM_SESSION_BASE_STEP + ring_size - 1) / ring_size *
       ring_size;
@@ -248,8 +247,7 @@ writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
   w->reserve_off = w->session_base % w->ring_size;
 
   /* 2. The slots. */
-  if (writer_format_slots (w, old_write_pos, congruent) > 0 &&
-      !w->had_reader) {
+  if (writer_format_slots (w, old_write_pos, congruent) > 0 && !w->had_reader) {
     w->had_reader = true;
     w->producer_flags |= IVSHM_PRODUCER_FLAG_HAD_READER;
   }
