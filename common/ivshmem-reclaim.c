@@ -57,6 +57,39 @@ writer_slot_position (IvshmWriter * w, IvshmReaderSlot * s, uint64_t *pos)
   return 1;
 }
 
+/* Keeps the invariant "a new session never overwrites records that a
+ * live reader of the previous session still holds" (PROTOCOL.md, "Holders
+ * of the previous session"): forgets the holders whose slot was let go
+ * (owner changed, or no longer EVICTED: freed, maybe claimed again) or
+ * reaped, and recomputes the lowest position the others still hold. A
+ * leaky producer, which never waits for readers, waits for them one lease
+ * at most, even if their heartbeat moves. Call with the writer's lock
+ * held. */
+static void
+writer_scan_holders (IvshmWriter * w)
+{
+  unsigned i, n = 0;
+  uint64_t min = UINT64_MAX;
+  bool all = w->leaky && ivshm_now_ns () > w->holders_until_ns;
+
+  for (i = 0; i < IVSHM_MAX_READERS && w->n_holders > 0; i++) {
+    IvshmReaderSlot *s = ivshm_slot_of (w->base, i);
+
+    if (w->holder[i].owner == 0)
+      continue;
+    if (all || atomic_load_explicit (&s->state, SEQ) != IVSHM_SLOT_EVICTED ||
+        atomic_load_explicit (&s->owner, ACQ) != w->holder[i].owner) {
+      w->holder[i].owner = 0;
+      continue;
+    }
+    n++;
+    if (w->holder[i].pos < min)
+      min = w->holder[i].pos;
+  }
+  w->n_holders = n;
+  w->holders_pos = min;
+}
+
 /* The lowest position any live reader of this session still needs, or
  * write_pos if none. Evicts slots that break the rules and, with
  * check_leases, reaps expired ones. */
@@ -70,6 +103,8 @@ writer_scan_slots (IvshmWriter * w, bool check_leases, unsigned *n_active)
   ivshm_writer_lock (w);
   if (check_leases)
     ivshm_writer_reap_expired (w, ivshm_now_ns ());
+  if (w->n_holders > 0)
+    writer_scan_holders (w);
   for (i = 0; i < IVSHM_MAX_READERS; i++) {
     IvshmReaderSlot *s = ivshm_slot_of (w->base, i);
     int k = writer_slot_position (w, s, &pos);
@@ -146,6 +181,10 @@ ivshm_writer_free_space (IvshmWriter * w)
   if (w->span_first < w->span_end &&
       ivshm_span_at (w, w->span_first)->pos < bound)
     bound = ivshm_span_at (w, w->span_first)->pos;
+  /* records a reader of the previous session still holds, behind our
+   * first position (writer_scan_holders) */
+  if (w->n_holders > 0 && w->holders_pos < bound)
+    bound = w->holders_pos;
   return w->ring_size - (w->reserve_pos - bound);
 }
 
@@ -226,6 +265,9 @@ ivshm_writer_make_room (IvshmWriter * w, uint64_t need)
     ivshm_writer_collect (w);
     if (at < 0 || (w->span_first < w->span_end &&
             ivshm_span_at (w, w->span_first)->pos <= min))
+      break;
+    /* nor if a holder of the previous session is (writer_scan_holders) */
+    if (w->n_holders > 0 && w->holders_pos <= min)
       break;
     if (!ivshm_writer_owns (w))
       break;

@@ -192,6 +192,20 @@ struct IvshmWriter
   uint64_t current_len;         /* the payload length asked for */
   bool current_active;
 
+  /* Readers of the previous session that still held ring space when we
+   * formatted (PROTOCOL.md, "Holders of the previous session"): the slot
+   * we evicted, its owner then, and the position of its oldest record in
+   * our positions. Until the owner lets go of the slot or is reaped, the
+   * free space stops there. Private, the writer's thread only. */
+  struct
+  {
+    uint64_t owner;             /* 0: none */
+    uint64_t pos;
+  } holder[IVSHM_MAX_READERS];
+  unsigned n_holders;
+  uint64_t holders_pos;         /* the lowest holder[].pos, if n_holders */
+  uint64_t holders_until_ns;    /* leaky: forgotten after one lease */
+
   /* guards lease[] and the slot scans against ivshm_writer_tick() */
   atomic_flag lock;
   IvshmLeaseWatch lease[IVSHM_MAX_READERS];

@@ -128,19 +128,46 @@ writer_claim (IvshmHeader * hdr, uint64_t token,
 
 /* Positions of the new session start where no earlier session can have
  * published one: a stale CAS of write_pos can never succeed, and a stale
- * record header's pos never matches (PROTOCOL.md, "Session format"). */
+ * record header's pos never matches. They start at the old write_pos plus
+ * the smallest multiple of the ring size that is at least 2^40, so that
+ * the new session writes right after the old session's last record, and
+ * the records readers of the old session may still hold lie behind it
+ * (PROTOCOL.md, "Session format"). *congruent says whether it is so. */
 static uint64_t
-session_base_after (uint64_t old_write_pos)
+session_base_after (uint64_t old_write_pos, uint64_t ring_size, bool *congruent)
 {
-  uint64_t base;
+  uint64_t step = (IVSHM_SESSION_BASE_STEP + ring_size - 1) / ring_size *
+      ring_size;
 
-  /* 2^23 restarts away; or a hostile value: start again low */
-  if (old_write_pos > (UINT64_MAX >> 2))
-    return IVSHM_SESSION_BASE_STEP;
-  /* rounded up to the step, plus the step */
-  base = (old_write_pos + IVSHM_SESSION_BASE_STEP - 1) /
-      IVSHM_SESSION_BASE_STEP * IVSHM_SESSION_BASE_STEP;
-  return base + IVSHM_SESSION_BASE_STEP;
+  /* 2^22 restarts away, or a hostile value: start again low */
+  *congruent = old_write_pos <= (UINT64_MAX >> 2) &&
+      old_write_pos % IVSHM_RECORD_ALIGN == 0;
+  if (!*congruent)
+    return step;
+  return old_write_pos + step;
+}
+
+/* An old-session slot we evict at format: if its owner is set and its
+ * read_pos is a record position of the old session that the ring still
+ * holds, remember it (translated by delta into our positions) until its
+ * owner lets go of it (PROTOCOL.md, "Holders of the previous session"). */
+static void
+writer_remember_holder (IvshmWriter * w, unsigned i, uint64_t old_write_pos,
+    uint64_t delta)
+{
+  IvshmReaderSlot *s = ivshm_slot_of (w->base, i);
+  uint64_t owner = atomic_load_explicit (&s->owner, ACQ);
+  uint64_t pos = atomic_load_explicit (&s->read_pos, SEQ);
+
+  if (owner == 0 || pos % IVSHM_RECORD_ALIGN || pos > old_write_pos ||
+      old_write_pos - pos > w->ring_size)
+    return;
+  if (w->n_holders == 0)
+    w->holders_until_ns = ivshm_now_ns () + w->lease_timeout_ns;
+  w->holder[i].owner = owner;
+  w->holder[i].pos = pos + delta;
+  if (w->n_holders++ == 0 || w->holder[i].pos < w->holders_pos)
+    w->holders_pos = w->holder[i].pos;
 }
 
 static void
@@ -167,10 +194,11 @@ writer_write_identity (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
 
 /* Session format step 2: WAITING slots are adopted at the session's
  * first position; CLAIMED/ACTIVE slots of older sessions are EVICTED
- * (owner kept); FREE and EVICTED slots are left alone. Returns how many
- * readers were adopted. */
+ * (owner kept), and remembered as holders if the new session is congruent
+ * to the old one (old_write_pos valid); FREE and EVICTED slots are left
+ * alone. Returns how many readers were adopted. */
 static unsigned
-writer_format_slots (IvshmWriter * w)
+writer_format_slots (IvshmWriter * w, uint64_t old_write_pos, bool congruent)
 {
   unsigned i, adopted = 0;
 
@@ -182,7 +210,10 @@ writer_format_slots (IvshmWriter * w)
       if (ivshm_slot_adopt (s, w->session, w->session_base))
         adopted++;
     } else if (state == IVSHM_SLOT_CLAIMED || state == IVSHM_SLOT_ACTIVE) {
-      ivshm_slot_evict (s, state);
+      /* evicted first: from now on its read_pos only moves forward */
+      if (ivshm_slot_evict (s, state) && congruent)
+        writer_remember_holder (w, i, old_write_pos,
+            w->session_base - old_write_pos);
     }
   }
   return adopted;
@@ -193,7 +224,8 @@ static void
 writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
 {
   IvshmHeader *hdr = w->hdr;
-  uint64_t old_session;
+  uint64_t old_session, old_write_pos;
+  bool congruent;
 
   /* 1. Take the region away from readers: with magic 0 nobody trusts
    * anything else in it. */
@@ -204,14 +236,18 @@ writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
   do
     w->session = ivshm_random_u64 ();
   while (w->session == old_session);
-  w->session_base =
-      session_base_after (atomic_load_explicit (&hdr->write_pos, RLX));
+  old_write_pos = atomic_load_explicit (&hdr->write_pos, RLX);
+  w->session_base = session_base_after (old_write_pos, w->ring_size,
+      &congruent);
+  /* an old session of another ring size holds nothing we could place */
+  if (atomic_load_explicit (&hdr->ring_size, RLX) != w->ring_size)
+    congruent = false;
   w->write_pos = w->published = w->tail = w->tail_published =
       w->retain_from = w->reserve_pos = w->session_base;
   w->reserve_off = w->session_base % w->ring_size;
 
   /* 2. The slots. */
-  if (writer_format_slots (w) > 0 && !w->had_reader) {
+  if (writer_format_slots (w, old_write_pos, congruent) > 0 && !w->had_reader) {
     w->had_reader = true;
     w->producer_flags |= IVSHM_PRODUCER_FLAG_HAD_READER;
   }
@@ -362,13 +398,15 @@ bool
 ivshm_writer_wait_prepare (IvshmWriter * w, uint32_t *token)
 {
   uint64_t tail = w->tail;
+  unsigned holders = w->n_holders;
 
   if (!ivshm_writer_owns (w))
     return false;
   *token = atomic_load_explicit (&w->hdr->space_futex, SEQ);
   atomic_store_explicit (&w->hdr->writer_sleeping, 1, SEQ);
   ivshm_writer_reclaim (w, false);
-  if (w->tail != tail) {
+  /* (a holder of the previous session that let go wakes nobody) */
+  if (w->tail != tail || w->n_holders != holders) {
     atomic_store_explicit (&w->hdr->writer_sleeping, 0, RLX);
     return false;
   }
