@@ -23,14 +23,16 @@
 
 #include <string.h>
 
-/* held records leave the ring after this much silence of the producer's
- * heartbeat (or three of its periods), well before a successor may take
- * over (at least 250 ms, PROTOCOL.md "Producer takeover") */
+/* held records leave the ring once the producer's heartbeat missed a beat
+ * (its period and two ticks, at least this), before a successor may take
+ * over (2.5 periods, at least 250 ms) */
 #define PRODUCER_SILENCE_NS (100 * GST_MSECOND)
 
 /* the consumer's thread: lease renewal, and moving held records out of
- * the ring from outside the streaming thread */
-#define CONSUMER_TICK_NS (50 * GST_MSECOND)
+ * the ring from outside the streaming thread. Often enough to see a
+ * producer's heartbeat (100 ms by default) stop well within the 250 ms a
+ * successor waits before it takes over. */
+#define CONSUMER_TICK_NS (25 * GST_MSECOND)
 
 /* ---- read memory -------------------------------------------------------- */
 
@@ -82,19 +84,16 @@ move_unmapped_locked (GstIvshmemConsumer * c)
   return n;
 }
 
-/* How the slot was lost: a new session, or an eviction or reap */
-static const gchar *
-lost_cause (GstIvshmemConsumer * c)
+/* How the slot was lost: TRUE, a new session; FALSE, evicted or reaped */
+static gboolean
+lost_to_new_session (GstIvshmemConsumer * c)
 {
   const IvshmHeader *hdr = ivshm_region_data (c->region);
 
-  if (atomic_load_explicit (&hdr->magic, memory_order_acquire) != IVSHM_MAGIC
-      || atomic_load_explicit (&hdr->session_id, memory_order_acquire) !=
-      ivshm_reader_session (c->reader))
-    return "a new producer took the region over (a new session) while this "
-        "reader still held them";
-  return "the producer dropped this reader (its lease expired) while it "
-      "still held them";
+  return atomic_load_explicit (&hdr->magic, memory_order_acquire) !=
+      IVSHM_MAGIC ||
+      atomic_load_explicit (&hdr->session_id, memory_order_acquire) !=
+      ivshm_reader_session (c->reader);
 }
 
 /* Call with the lock held, after any copy out of the ring (`copied`
@@ -103,7 +102,7 @@ lost_cause (GstIvshmemConsumer * c)
  * how many to report (0: nothing lost, or reported before) and moves the
  * held ones nobody maps out of the ring as they are. */
 static guint
-check_lost_locked (GstIvshmemConsumer * c, guint copied, const gchar ** cause)
+check_lost_locked (GstIvshmemConsumer * c, guint copied, gboolean * cause)
 {
   guint n;
 
@@ -112,14 +111,14 @@ check_lost_locked (GstIvshmemConsumer * c, guint copied, const gchar ** cause)
     return 0;
   c->lost = TRUE;
   n = g_list_length (c->held) + copied;
-  *cause = lost_cause (c);
+  *cause = lost_to_new_session (c);
   move_unmapped_locked (c);
   return n;
 }
 
 /* Without the lock */
 static void
-report_lost (GstIvshmemConsumer * c, guint n, const gchar * cause)
+report_lost (GstIvshmemConsumer * c, guint n, gboolean cause)
 {
   GstElement *element;
 
@@ -137,7 +136,7 @@ report_lost (GstIvshmemConsumer * c, guint n, const gchar * cause)
  * and *cause as check_lost_locked(). */
 static guint
 move_out_checked_locked (GstIvshmemConsumer * c, guint * lost,
-    const gchar ** cause)
+    gboolean * cause)
 {
   guint n = move_unmapped_locked (c);
 
@@ -189,7 +188,7 @@ read_allocator_release (GstIvshmemRingMemory * root)
   IvshmReader *reader;
   IvshmTicker *ticker;
   gboolean detach;
-  const gchar *cause = NULL;
+  gboolean cause = FALSE;
   guint lost = 0;
 
   g_mutex_lock (&c->lock);
@@ -312,7 +311,7 @@ producer_silent (GstIvshmemConsumer * c)
   const IvshmHeader *hdr = ivshm_region_data (c->region);
   guint64 hb = atomic_load_explicit (&hdr->producer_heartbeat,
       memory_order_acquire);
-  guint64 period = atomic_load_explicit (&hdr->heartbeat_period_us,
+  guint64 period_us = atomic_load_explicit (&hdr->heartbeat_period_us,
       memory_order_relaxed);
   guint64 now = ivshm_now_ns ();
 
@@ -322,15 +321,16 @@ producer_silent (GstIvshmemConsumer * c)
     return FALSE;
   }
   /* a hostile period only makes us copy sooner or later */
-  period = period < G_MAXUINT32 ? period * 3 * 1000 : G_MAXUINT64;
-  return now - c->producer_hb_ns > MAX (PRODUCER_SILENCE_NS, period);
+  period_us = MIN (period_us, G_MAXUINT32);
+  return now - c->producer_hb_ns > MAX (PRODUCER_SILENCE_NS,
+      period_us * 1000 + 2 * CONSUMER_TICK_NS);
 }
 
 static void
 consumer_tick (void *data)
 {
   GstIvshmemConsumer *c = data;
-  const gchar *cause = NULL;
+  gboolean cause = FALSE;
   guint lost = 0;
 
   g_mutex_lock (&c->lock);
@@ -379,7 +379,7 @@ gst_ivshmem_consumer_holds (GstIvshmemConsumer * c)
 void
 gst_ivshmem_consumer_check_lost (GstIvshmemConsumer * c)
 {
-  const gchar *cause = NULL;
+  gboolean cause = FALSE;
   guint lost;
 
   g_mutex_lock (&c->lock);
@@ -391,7 +391,7 @@ gst_ivshmem_consumer_check_lost (GstIvshmemConsumer * c)
 guint
 gst_ivshmem_consumer_migrate (GstIvshmemConsumer * c)
 {
-  const gchar *cause = NULL;
+  gboolean cause = FALSE;
   guint n = 0, lost = 0;
 
   g_mutex_lock (&c->lock);
@@ -408,7 +408,7 @@ gst_ivshmem_consumer_retire (GstIvshmemConsumer * c)
   IvshmReader *reader;
   IvshmTicker *ticker;
   gboolean detach;
-  const gchar *cause = NULL;
+  gboolean cause = FALSE;
   guint n = 0, lost = 0;
 
   g_mutex_lock (&c->lock);

@@ -25,9 +25,10 @@ G_BEGIN_DECLS
 /* Records that were still in the ring when the reader lost its slot (see
  * gst_ivshmem_consumer_new()): called once per consumer, from whatever
  * thread noticed, without the consumer's lock, with a reference to the
- * element. `cause` says how the slot was lost. */
+ * element. `taken_over`: a new producer's session took the slot; else the
+ * producer dropped this reader (its lease expired). */
 typedef void (*GstIvshmemConsumerLostFunc) (GstElement * element, guint n,
-    const gchar * cause);
+    gboolean taken_over);
 
 typedef struct
 {
@@ -76,7 +77,7 @@ gboolean gst_ivshmem_consumer_holds (GstIvshmemConsumer * c);
 
 /* Whether the reader lost its slot while records were held: reports it
  * (lost_func) and moves them out. The streaming thread calls it before it
- * reads on; the consumer's thread checks every 50 ms. */
+ * reads on; the consumer's thread checks every 25 ms. */
 void gst_ivshmem_consumer_check_lost (GstIvshmemConsumer * c);
 
 /* If the producer waits for space we hold (ivshm_reader_holding_back()),

@@ -191,7 +191,8 @@ gst_ivshmem_src_reattach (GstIvshmemSrc * self, const IvshmError * why)
 /* The consumer found that the reader lost its slot while downstream held
  * `n` buffers in place: say so at once (any thread). */
 static void
-gst_ivshmem_src_held_lost (GstElement * element, guint n, const gchar * cause)
+gst_ivshmem_src_held_lost (GstElement * element, guint n,
+    gboolean taken_over)
 {
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (element);
   guint64 total;
@@ -199,18 +200,31 @@ gst_ivshmem_src_held_lost (GstElement * element, guint n, const gchar * cause)
   GST_OBJECT_LOCK (self);
   total = self->held_lost += n;
   GST_OBJECT_UNLOCK (self);
-  GST_ELEMENT_WARNING (self, STREAM, FAILED,
-      ("Downstream held %u buffers that point into the IVSHMEM ring when "
-          "this reader lost its slot: the producer may have overwritten "
-          "them.", n),
-      ("%s. This process was stopped for longer than the reader lease "
-          "(3 s: a paused VM, SIGSTOP, a debugger) while downstream held %u "
-          "buffers that point into the ring; the producer cannot tell a "
-          "frozen reader from a dead one and may have overwritten them "
-          "(%" G_GUINT64_FORMAT " such buffers so far). They were moved out "
-          "of the ring as they are. Set zero-copy=off where a reader can be "
-          "frozen (a paused VM): copies are checked and never change.",
-          cause, n, total));
+  if (taken_over)
+    GST_ELEMENT_WARNING (self, STREAM, FAILED,
+        ("Downstream held %u buffers that point into the IVSHMEM ring when "
+            "a new producer took the region over: it may have overwritten "
+            "them.", n),
+        ("The new producer's session took this reader's slot before the "
+            "reader moved them out of the ring (it does so when the "
+            "producer's heartbeat stops, unless this process is stopped, as "
+            "a paused VM is, or starved); a producer cannot tell a frozen "
+            "reader from a dead one. They were moved out as they are (%"
+            G_GUINT64_FORMAT " such buffers so far). Set zero-copy=off "
+            "where a reader can be frozen (a paused VM): copies are checked "
+            "and never change.", total));
+  else
+    GST_ELEMENT_WARNING (self, STREAM, FAILED,
+        ("Downstream held %u buffers that point into the IVSHMEM ring when "
+            "this reader lost its slot: the producer may have overwritten "
+            "them.", n),
+        ("This process was stopped for longer than the reader lease (3 s: "
+            "a paused VM, SIGSTOP, a debugger) while downstream held %u "
+            "buffers that point into the ring; the producer cannot tell a "
+            "frozen reader from a dead one and dropped it. They were moved "
+            "out as they are (%" G_GUINT64_FORMAT " such buffers so far). "
+            "Set zero-copy=off where a reader can be frozen (a paused VM): "
+            "copies are checked and never change.", n, total));
 }
 
 GstIvshmemConsumer *
