@@ -197,6 +197,18 @@ ivshm_reader_held (IvshmReader * r, unsigned *count, uint64_t *bytes)
 }
 
 bool
+ivshm_reader_lost (IvshmReader * r)
+{
+  bool lost;
+
+  atomic_thread_fence (ACQ);
+  ivshm_reader_lock (r);
+  lost = !ivshm_reader_owns_locked (r);
+  ivshm_reader_unlock (r);
+  return lost;
+}
+
+bool
 ivshm_reader_holding_back (IvshmReader * r)
 {
   uint64_t w, oldest, pos;

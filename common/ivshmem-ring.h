@@ -315,6 +315,12 @@ typedef struct
 
 IvshmStatus ivshm_reader_hold (IvshmReader * reader, IvshmHold * hold);
 void ivshm_reader_unhold (IvshmReader * reader, const IvshmHold * hold);
+/* The reader no longer owns its slot: it was evicted, reaped, or a new
+ * session's format took it. The producer may then have written over every
+ * record this reader still holds. Checks after a copy of a held record
+ * confirm it (as ivshm_reader_release() does for a copy). Never writes
+ * shared memory. Thread-safe. */
+bool ivshm_reader_lost (IvshmReader * reader);
 /* How many records, and how many bytes of the ring, are held. Never
  * writes shared memory. */
 void ivshm_reader_held (IvshmReader * reader, unsigned *count,

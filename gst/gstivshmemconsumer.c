@@ -7,15 +7,32 @@
  * last-sample, a queue, an application), the bytes move into a private
  * copy as soon as nobody has the memory mapped, and the record is let go.
  * Sub-memories made by share() map through their root, so they follow.
+ *
+ * The protection lasts as long as the reader owns its slot. A process that
+ * is stopped past its lease (a paused VM) loses it, and the producer
+ * cannot tell a frozen reader from a dead one: it may write over held
+ * records. So every copy out of the ring is confirmed afterwards (the slot
+ * was still ours), a lost slot with records still held is reported at once
+ * (lost_func: a warning) and those records leave the ring as they are.
+ * Held records also leave the ring as soon as the producer's heartbeat
+ * stops (a producer that died is taken over after its lease, and its
+ * successor writes into the ring), while the slot still protects them.
  */
 #include "gstivshmemconsumer.h"
 #include "gstivshmemmemory.h"
 
 #include <string.h>
 
+/* held records leave the ring once the producer's heartbeat missed a beat
+ * (its period and two ticks, at least this), before a successor may take
+ * over (2.5 periods, at least 250 ms) */
+#define PRODUCER_SILENCE_NS (100 * GST_MSECOND)
+
 /* the consumer's thread: lease renewal, and moving held records out of
- * the ring from outside the streaming thread */
-#define CONSUMER_TICK_NS (50 * GST_MSECOND)
+ * the ring from outside the streaming thread. Often enough to see a
+ * producer's heartbeat (100 ms by default) stop well within the 250 ms a
+ * successor waits before it takes over. */
+#define CONSUMER_TICK_NS (25 * GST_MSECOND)
 
 /* ---- read memory -------------------------------------------------------- */
 
@@ -67,6 +84,66 @@ move_unmapped_locked (GstIvshmemConsumer * c)
   return n;
 }
 
+/* How the slot was lost: TRUE, a new session; FALSE, evicted or reaped */
+static gboolean
+lost_to_new_session (GstIvshmemConsumer * c)
+{
+  const IvshmHeader *hdr = ivshm_region_data (c->region);
+
+  return atomic_load_explicit (&hdr->magic, memory_order_acquire) !=
+      IVSHM_MAGIC ||
+      atomic_load_explicit (&hdr->session_id, memory_order_acquire) !=
+      ivshm_reader_session (c->reader);
+}
+
+/* Call with the lock held, after any copy out of the ring (`copied`
+ * records were just copied or read): if the slot is no longer ours, those
+ * and every record still in the ring may have been overwritten. Returns
+ * how many to report (0: nothing lost, or reported before) and moves the
+ * held ones nobody maps out of the ring as they are. */
+static guint
+check_lost_locked (GstIvshmemConsumer * c, guint copied, gboolean * cause)
+{
+  guint n;
+
+  if (c->lost || !c->reader || (!c->held && !copied) ||
+      !ivshm_reader_lost (c->reader))
+    return 0;
+  c->lost = TRUE;
+  n = g_list_length (c->held) + copied;
+  *cause = lost_to_new_session (c);
+  move_unmapped_locked (c);
+  return n;
+}
+
+/* Without the lock */
+static void
+report_lost (GstIvshmemConsumer * c, guint n, gboolean cause)
+{
+  GstElement *element;
+
+  if (n == 0 || !c->lost_func)
+    return;
+  element = g_weak_ref_get (&c->element);
+  if (element) {
+    c->lost_func (element, n, cause);
+    gst_object_unref (element);
+  }
+}
+
+/* Moves every held record nobody maps out of the ring, then confirms that
+ * the slot was still ours after the copies. Returns how many moved; *lost
+ * and *cause as check_lost_locked(). */
+static guint
+move_out_checked_locked (GstIvshmemConsumer * c, guint * lost,
+    gboolean * cause)
+{
+  guint n = move_unmapped_locked (c);
+
+  *lost = check_lost_locked (c, n, cause);
+  return n;
+}
+
 /* A retired consumer with nothing left in the ring detaches its reader:
  * takes it (and its heartbeat) for consumer_detach(), outside the lock. */
 static gboolean
@@ -111,14 +188,19 @@ read_allocator_release (GstIvshmemRingMemory * root)
   IvshmReader *reader;
   IvshmTicker *ticker;
   gboolean detach;
+  gboolean cause = FALSE;
+  guint lost = 0;
 
   g_mutex_lock (&c->lock);
   if (!root->copy) {
     c->held = g_list_remove (c->held, m);
+    /* downstream is done with it: was it still protected? */
+    lost = check_lost_locked (c, 1, &cause);
     ivshm_reader_unhold (c->reader, &m->hold);
   }
   detach = take_reader_if_done_locked (c, &reader, &ticker);
   g_mutex_unlock (&c->lock);
+  report_lost (c, lost, cause);
   if (detach)
     consumer_detach (reader, ticker);
 }
@@ -129,13 +211,14 @@ read_allocator_lock_of (gpointer owner)
   return &((GstIvshmemConsumer *) owner)->lock;
 }
 
-/* the session is over: out of the ring as soon as nobody looks */
+/* the session is over, or the slot lost: out of the ring as soon as nobody
+ * looks */
 static void
 read_memory_unmapped_locked (GstIvshmemRingMemory * root)
 {
   GstIvshmemConsumer *c = root->owner;
 
-  if (c->retired && !root->copy)
+  if ((c->retired || c->lost) && !root->copy)
     move_out_locked (c, (GstIvshmemReadMemory *) root);
 }
 
@@ -188,13 +271,16 @@ gst_ivshmem_read_allocator_new (void)
 /* ---- the consumer ------------------------------------------------------- */
 
 GstIvshmemConsumer *
-gst_ivshmem_consumer_new (IvshmRegion * region)
+gst_ivshmem_consumer_new (IvshmRegion * region, GstElement * element,
+    GstIvshmemConsumerLostFunc lost_func)
 {
   GstIvshmemConsumer *c = g_new0 (GstIvshmemConsumer, 1);
 
   c->refcount = 1;
   c->region = region;
   g_mutex_init (&c->lock);
+  g_weak_ref_init (&c->element, element);
+  c->lost_func = lost_func;
   return c;
 }
 
@@ -212,22 +298,54 @@ gst_ivshmem_consumer_unref (GstIvshmemConsumer * c)
     return;
   consumer_detach (c->reader, c->heartbeat);
   ivshm_region_close (c->region);
+  g_weak_ref_clear (&c->element);
   g_mutex_clear (&c->lock);
   g_free (c);
+}
+
+/* The consumer's thread: has the producer's heartbeat been still for a
+ * while (it died, or its process or VM is stopped)? */
+static gboolean
+producer_silent (GstIvshmemConsumer * c)
+{
+  const IvshmHeader *hdr = ivshm_region_data (c->region);
+  guint64 hb = atomic_load_explicit (&hdr->producer_heartbeat,
+      memory_order_acquire);
+  guint64 period_us = atomic_load_explicit (&hdr->heartbeat_period_us,
+      memory_order_relaxed);
+  guint64 now = ivshm_now_ns ();
+
+  if (hb != c->producer_hb || c->producer_hb_ns == 0) {
+    c->producer_hb = hb;
+    c->producer_hb_ns = now;
+    return FALSE;
+  }
+  /* a hostile period only makes us copy sooner or later */
+  period_us = MIN (period_us, G_MAXUINT32);
+  return now - c->producer_hb_ns > MAX (PRODUCER_SILENCE_NS,
+      period_us * 1000 + 2 * CONSUMER_TICK_NS);
 }
 
 static void
 consumer_tick (void *data)
 {
   GstIvshmemConsumer *c = data;
+  gboolean cause = FALSE;
+  guint lost = 0;
 
   g_mutex_lock (&c->lock);
   if (c->reader) {
     ivshm_reader_heartbeat (c->reader);
-    if (ivshm_reader_holding_back (c->reader))
-      move_unmapped_locked (c);
+    /* out of the ring while the slot still protects them: when the
+     * producer needs their space, or may be about to be taken over */
+    if (c->held && (producer_silent (c) ||
+            ivshm_reader_holding_back (c->reader)))
+      move_out_checked_locked (c, &lost, &cause);
+    else
+      lost = check_lost_locked (c, 0, &cause);
   }
   g_mutex_unlock (&c->lock);
+  report_lost (c, lost, cause);
 }
 
 gboolean
@@ -258,15 +376,29 @@ gst_ivshmem_consumer_holds (GstIvshmemConsumer * c)
   return holds;
 }
 
+void
+gst_ivshmem_consumer_check_lost (GstIvshmemConsumer * c)
+{
+  gboolean cause = FALSE;
+  guint lost;
+
+  g_mutex_lock (&c->lock);
+  lost = check_lost_locked (c, 0, &cause);
+  g_mutex_unlock (&c->lock);
+  report_lost (c, lost, cause);
+}
+
 guint
 gst_ivshmem_consumer_migrate (GstIvshmemConsumer * c)
 {
-  guint n = 0;
+  gboolean cause = FALSE;
+  guint n = 0, lost = 0;
 
   g_mutex_lock (&c->lock);
   if (c->reader && ivshm_reader_holding_back (c->reader))
-    n = move_unmapped_locked (c);
+    n = move_out_checked_locked (c, &lost, &cause);
   g_mutex_unlock (&c->lock);
+  report_lost (c, lost, cause);
   return n;
 }
 
@@ -276,14 +408,16 @@ gst_ivshmem_consumer_retire (GstIvshmemConsumer * c)
   IvshmReader *reader;
   IvshmTicker *ticker;
   gboolean detach;
-  guint n = 0;
+  gboolean cause = FALSE;
+  guint n = 0, lost = 0;
 
   g_mutex_lock (&c->lock);
   c->retired = TRUE;
   if (c->reader)
-    n = move_unmapped_locked (c);
+    n = move_out_checked_locked (c, &lost, &cause);
   detach = take_reader_if_done_locked (c, &reader, &ticker);
   g_mutex_unlock (&c->lock);
+  report_lost (c, lost, cause);
   if (detach)
     consumer_detach (reader, ticker);
   return n;

@@ -22,6 +22,14 @@ G_BEGIN_DECLS
  * moment as soon as it is unmapped), and once none is left in the ring the
  * reader detaches: its heartbeat stops and its slot is given back, even if
  * downstream keeps the (moved) buffers for ever. */
+/* Records that were still in the ring when the reader lost its slot (see
+ * gst_ivshmem_consumer_new()): called once per consumer, from whatever
+ * thread noticed, without the consumer's lock, with a reference to the
+ * element. `taken_over`: a new producer's session took the slot; else the
+ * producer dropped this reader (its lease expired). */
+typedef void (*GstIvshmemConsumerLostFunc) (GstElement * element, guint n,
+    gboolean taken_over);
+
 typedef struct
 {
   gint refcount;
@@ -34,9 +42,27 @@ typedef struct
   IvshmTicker *heartbeat;       /* protected by lock */
   GList *held;                  /* protected by lock: records in the ring */
   gboolean retired;             /* protected by lock */
+  /* protected by lock: the reader lost its slot while records were held
+   * (reported once); held records then leave the ring as soon as nobody
+   * maps them */
+  gboolean lost;
+  GWeakRef element;             /* for lost_func */
+  GstIvshmemConsumerLostFunc lost_func;
+  /* the consumer's thread only: the producer's heartbeat, when it last
+   * moved, and whether held records were moved out for its silence */
+  guint64 producer_hb;
+  guint64 producer_hb_ns;
+  gboolean moved_for_silence;
 } GstIvshmemConsumer;
 
-GstIvshmemConsumer *gst_ivshmem_consumer_new (IvshmRegion * region);
+/* The reader of `element` on `region` (taken). If the reader loses its
+ * slot (its lease expired while this process was stopped, or a new
+ * producer's session took it) while records handed out in place are still
+ * in the ring, the producer may have overwritten them: lost_func says so
+ * once, and they are moved out of the ring as they are (they change no
+ * more). */
+GstIvshmemConsumer *gst_ivshmem_consumer_new (IvshmRegion * region,
+    GstElement * element, GstIvshmemConsumerLostFunc lost_func);
 GstIvshmemConsumer *gst_ivshmem_consumer_ref (GstIvshmemConsumer * c);
 void gst_ivshmem_consumer_unref (GstIvshmemConsumer * c);
 
@@ -48,6 +74,11 @@ gboolean gst_ivshmem_consumer_attach (GstIvshmemConsumer * c,
 
 /* Whether any record handed out in place is still in the ring. */
 gboolean gst_ivshmem_consumer_holds (GstIvshmemConsumer * c);
+
+/* Whether the reader lost its slot while records were held: reports it
+ * (lost_func) and moves them out. The streaming thread calls it before it
+ * reads on; the consumer's thread checks every 25 ms. */
+void gst_ivshmem_consumer_check_lost (GstIvshmemConsumer * c);
 
 /* If the producer waits for space we hold (ivshm_reader_holding_back()),
  * copies every held record nobody has mapped right now out of the ring and

@@ -307,7 +307,9 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
    * reader fell behind a leaky producer, and what it skipped), `lag-bytes`
    * (how far behind the producer
    * this reader is), `held-buffers` (zero-copy buffers still downstream),
-   * `slot` and `session`.
+   * `held-buffers-lost` (zero-copy buffers that were still in the ring
+   * when this reader lost its slot, so that the producer may have
+   * overwritten them: see the zero-copy property), `slot` and `session`.
    */
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
@@ -334,6 +336,14 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
    * for their space, so a downstream element that keeps buffers cannot
    * stall the producer. The `stats` property counts both kinds
    * (`zero-copy-buffers`, `copied-buffers`).
+   *
+   * The ring keeps a buffer in place only while this reader owns its
+   * slot. A process stopped for longer than the reader lease (3 s: a
+   * paused VM, SIGSTOP, a debugger) loses it, and the producer, which
+   * cannot tell a frozen reader from a dead one, may write over buffers
+   * downstream still holds. The source then posts a warning at once and
+   * counts them (`held-buffers-lost` in `stats`). Use `off` where a
+   * reader can be frozen.
    *
    * In 0.1 this property was a boolean: `true` and `false` are still
    * accepted and mean `on` and `off`.
@@ -544,7 +554,7 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
       ivshm_region_size (region));
 
   GST_OBJECT_LOCK (self);
-  self->consumer = gst_ivshmem_consumer_new (region);
+  self->consumer = gst_ivshmem_src_new_consumer (self, region);
   self->region = region;
   GST_OBJECT_UNLOCK (self);
 
@@ -554,6 +564,7 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
   self->invalid_records = 0;
   self->zero_copy = self->copied = self->reconnects = 0;
   self->drops = self->lost_bytes = 0;
+  self->held_lost = 0;
   GST_OBJECT_UNLOCK (self);
   self->abandoned_session = 0;
   self->discont = FALSE;

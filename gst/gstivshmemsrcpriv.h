@@ -83,6 +83,9 @@ struct _GstIvshmemSrc
   guint64 drops;                /* times we fell behind a leaky producer */
   guint64 lost_bytes;
   guint64 invalid_records;
+  /* buffers handed out in place that were still in the ring when this
+   * reader lost its slot: maybe overwritten (any thread) */
+  guint64 held_lost;
 };
 
 /* gstivshmemsrcread.c */
@@ -100,6 +103,9 @@ GstFlowReturn gst_ivshmem_src_reattach (GstIvshmemSrc * self,
     const IvshmError * why);
 /* the stats property */
 GstStructure *gst_ivshmem_src_get_stats (GstIvshmemSrc * self);
+/* A consumer for `region` whose lost buffers this source reports. */
+GstIvshmemConsumer *gst_ivshmem_src_new_consumer (GstIvshmemSrc * self,
+    IvshmRegion * region);
 
 G_END_DECLS
 

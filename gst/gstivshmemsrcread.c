@@ -548,6 +548,9 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
       if (ret != GST_FLOW_OK)
         return ret;
     }
+    /* after this process was stopped: say that buffers downstream holds
+     * may have been overwritten before anything more goes out */
+    gst_ivshmem_consumer_check_lost (self->consumer);
 
     st = ivshm_reader_next (self->reader, &rec, &err);
     if (st == IVSHM_AGAIN) {

@@ -168,7 +168,7 @@ gst_ivshmem_src_reattach (GstIvshmemSrc * self, const IvshmError * why)
       self->abandoned_session = ivshm_reader_session (self->reader);
   }
 
-  fresh = gst_ivshmem_consumer_new (region);
+  fresh = gst_ivshmem_src_new_consumer (self, region);
   GST_OBJECT_LOCK (self);
   old = self->consumer;
   self->consumer = fresh;
@@ -188,6 +188,52 @@ gst_ivshmem_src_reattach (GstIvshmemSrc * self, const IvshmError * why)
   return GST_FLOW_OK;
 }
 
+/* The consumer found that the reader lost its slot while downstream held
+ * `n` buffers in place: say so at once (any thread). */
+static void
+gst_ivshmem_src_held_lost (GstElement * element, guint n,
+    gboolean taken_over)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (element);
+  guint64 total;
+
+  GST_OBJECT_LOCK (self);
+  total = self->held_lost += n;
+  GST_OBJECT_UNLOCK (self);
+  if (taken_over)
+    GST_ELEMENT_WARNING (self, STREAM, FAILED,
+        ("Downstream held %u buffers that point into the IVSHMEM ring when "
+            "a new producer took the region over: it may have overwritten "
+            "them.", n),
+        ("The new producer's session took this reader's slot before the "
+            "reader moved them out of the ring (it does so when the "
+            "producer's heartbeat stops, unless this process is stopped, as "
+            "a paused VM is, or starved); a producer cannot tell a frozen "
+            "reader from a dead one. They were moved out as they are (%"
+            G_GUINT64_FORMAT " such buffers so far). Set zero-copy=off "
+            "where a reader can be frozen (a paused VM): copies are checked "
+            "and never change.", total));
+  else
+    GST_ELEMENT_WARNING (self, STREAM, FAILED,
+        ("Downstream held %u buffers that point into the IVSHMEM ring when "
+            "this reader lost its slot: the producer may have overwritten "
+            "them.", n),
+        ("This process was stopped for longer than the reader lease (3 s: "
+            "a paused VM, SIGSTOP, a debugger) while downstream held %u "
+            "buffers that point into the ring; the producer cannot tell a "
+            "frozen reader from a dead one and dropped it. They were moved "
+            "out as they are (%" G_GUINT64_FORMAT " such buffers so far). "
+            "Set zero-copy=off where a reader can be frozen (a paused VM): "
+            "copies are checked and never change.", n, total));
+}
+
+GstIvshmemConsumer *
+gst_ivshmem_src_new_consumer (GstIvshmemSrc * self, IvshmRegion * region)
+{
+  return gst_ivshmem_consumer_new (region, GST_ELEMENT (self),
+      gst_ivshmem_src_held_lost);
+}
+
 GstStructure *
 gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
 {
@@ -195,7 +241,7 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
   IvshmReaderStats rs = { 0 };
   unsigned held = 0;
   guint64 lag = 0, session = 0, reconnects, zero_copy, copied, invalid;
-  guint64 drops, lost_bytes;
+  guint64 drops, lost_bytes, held_lost;
   gint slot = -1;
 
   /* the consumer keeps the mapping alive while we look at it */
@@ -205,6 +251,7 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
   reconnects = self->reconnects;
   drops = self->drops;
   lost_bytes = self->lost_bytes;
+  held_lost = self->held_lost;
   zero_copy = self->zero_copy;
   copied = self->copied;
   invalid = self->invalid_records;
@@ -227,6 +274,7 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
       "lost-bytes", G_TYPE_UINT64, lost_bytes,
       "lag-bytes", G_TYPE_UINT64, lag,
       "held-buffers", G_TYPE_UINT, held,
+      "held-buffers-lost", G_TYPE_UINT64, held_lost,
       "slot", G_TYPE_INT, slot,
       "session", G_TYPE_UINT64, session, NULL);
 }

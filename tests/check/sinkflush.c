@@ -22,16 +22,36 @@ typedef struct
   GstFlowReturn ret;
   guint pushed;
   gint in_acquire;              /* atomic */
+  gint stop;                    /* atomic: the test gave up */
 } Filler;
+
+/* Waits until the sink has taken every buffer pushed so far, so that no
+ * pool buffer waits in appsrc's queue when the next one is acquired. A
+ * pool buffer that is queued, not yet committed, holds its place in the
+ * ring: with the ring full, the pool then hands out ordinary memory
+ * instead of waiting (it cannot tell such buffers from a decoder's
+ * reference frames, which waiting would deadlock), and a filler that ran
+ * ahead of the streaming thread (a loaded machine) would never wait in
+ * acquire at all. FALSE: the test gave up. */
+static gboolean
+filler_drain (Filler * f)
+{
+  while (gst_app_src_get_current_level_buffers (f->appsrc) > 0) {
+    if (g_atomic_int_get (&f->stop))
+      return FALSE;
+    g_usleep (1000);
+  }
+  return TRUE;
+}
 
 /* acquire, fill, push, until acquire fails */
 static gpointer
 filler_thread (gpointer data)
 {
   Filler *f = data;
-  GstFlowReturn ret;
+  GstFlowReturn ret = GST_FLOW_ERROR;
 
-  for (;;) {
+  while (filler_drain (f)) {
     GstBuffer *buf = NULL;
 
     g_atomic_int_set (&f->in_acquire, 1);
@@ -90,13 +110,15 @@ check_flush_wakes_acquire (const gchar * name, gboolean stalled_reader,
   GThread *t;
   guint before;
   Up u = { 0 };
+  gint64 end;
 
   /* 4 KiB frames: the pool may keep twelve, so the ring fills with
    * published ones and the acquire waits for the readers */
   up_start_full (&u, name, "video/x-raw,format=GRAY8,width=64,height=64,"
       "framerate=30/1", 0, stalled_reader, &rd);
   fail_unless (u.pool != NULL);
-  /* pushes never wait: the filler can only wait in acquire, where the
+  /* pushes never wait, and the filler acquires only once the sink took
+   * what it pushed (filler_drain): it can only wait in acquire, where the
    * flush must reach it (appsrc itself is not flushed by the test) */
   g_object_set (u.appsrc, "block", FALSE, "max-buffers", (guint64) 0, NULL);
   g_mutex_init (&f.lock);
@@ -107,9 +129,18 @@ check_flush_wakes_acquire (const gchar * name, gboolean stalled_reader,
 
   /* the ring is full when the filler waits in acquire and nothing more
    * is pushed for a while */
+  end = g_get_monotonic_time () + 3 * GST_TIME_AS_USECONDS (DEADLINE) *
+      time_scale ();
   do {
     before = g_atomic_int_get (&f.pushed);
     g_usleep (300 * 1000);
+    if (g_get_monotonic_time () > end) {
+      g_atomic_int_set (&f.stop, 1);
+      fail ("%s: the filler never waited in the pool's acquire (%u "
+          "buffers pushed, %" G_GUINT64_FORMAT " in ordinary memory)", name,
+          g_atomic_int_get (&f.pushed),
+          sink_stat (u.prod, "pool-system-buffers"));
+    }
   } while ((guint) g_atomic_int_get (&f.pushed) != before ||
       !g_atomic_int_get (&f.in_acquire));
   fail_if (filler_wait (&f, 0), "acquire failed: %s",

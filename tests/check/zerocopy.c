@@ -26,8 +26,10 @@
 
 #include "ivshmem-layout.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define KiB 1024u
@@ -1217,6 +1219,112 @@ GST_START_TEST (test_src_held_buffers_survive_restart)
 
 GST_END_TEST;
 
+/* Evicts every ACTIVE reader slot of the region mapped at `base`, as a
+ * producer does with a reader whose lease expired (its process was
+ * stopped). Returns how many. */
+static guint
+evict_readers (guint8 * base)
+{
+  guint i, n = 0;
+
+  for (i = 0; i < IVSHM_MAX_READERS; i++) {
+    IvshmReaderSlot *s = (IvshmReaderSlot *) (base + IVSHM_SLOT_OFFSET +
+        i * IVSHM_SLOT_SIZE);
+    uint32_t active = IVSHM_SLOT_ACTIVE;
+
+    if (atomic_load (&s->owner) != 0 &&
+        atomic_compare_exchange_strong (&s->state, &active,
+            IVSHM_SLOT_EVICTED))
+      n++;
+  }
+  return n;
+}
+
+/* A warning on `p`'s bus whose message matches `text`, within 10 s. */
+static gboolean
+wait_warning (GstElement * p, const gchar * text)
+{
+  GstBus *bus = gst_element_get_bus (p);
+  gint64 end = g_get_monotonic_time () + 10 * G_USEC_PER_SEC * time_scale ();
+  gboolean found = FALSE;
+  GstMessage *msg;
+
+  while (!found && g_get_monotonic_time () < end) {
+    GError *err = NULL;
+
+    msg = gst_bus_timed_pop_filtered (bus, 100 * GST_MSECOND,
+        GST_MESSAGE_WARNING);
+    if (!msg)
+      continue;
+    gst_message_parse_warning (msg, &err, NULL);
+    GST_INFO ("warning: %s", err->message);
+    found = strstr (err->message, text) != NULL;
+    g_clear_error (&err);
+    gst_message_unref (msg);
+  }
+  gst_object_unref (bus);
+  return found;
+}
+
+/* The reader loses its slot (the producer evicts it, as it does when the
+ * reader's lease expired while its process was stopped: a paused VM)
+ * while downstream holds 4 buffers in place. The producer may now write
+ * over them; the source cannot prevent that, but it says so at once (a
+ * warning), counts them (held-buffers-lost) and moves them out of the
+ * ring, where they change no more. On the old code it said nothing. */
+GST_START_TEST (test_src_lost_slot_warns)
+{
+  const guint held_n = 4;
+  const gsize size = 1000;
+  gchar *path = zc_path ("lost");
+  GstElement *prod, *rd;
+  GstAppSrc *src;
+  GstBuffer *held[4];
+  guint8 *base;
+  guint i;
+  int fd;
+
+  prod = producer_appsrc (path, DATA_CAPS, SMALL_REGION);
+  rd = reader_mode (path, "on");
+  fd = open (path, O_RDWR);
+  fail_unless (fd >= 0);
+  base = mmap (NULL, IVSHM_RING_OFFSET, PROT_READ | PROT_WRITE, MAP_SHARED,
+      fd, 0);
+  fail_unless (base != MAP_FAILED);
+  close (fd);
+  unlink (path);
+  src = GST_APP_SRC (by_name (prod, "src"));
+  for (i = 0; i < held_n; i++)
+    fail_unless_equals_int (gst_app_src_push_buffer (src, payload_new (i,
+                size)), GST_FLOW_OK);
+  for (i = 0; i < held_n; i++) {
+    held[i] = pull_ok (rd);
+    check_read_only_in_ring (held[i], path);
+  }
+  fail_unless_equals_uint64 (stats_u64 (rd, "held-buffers-lost"), 0);
+
+  fail_unless_equals_int (evict_readers (base), 1);
+  fail_unless (wait_warning (rd, "may have overwritten"), "no warning "
+      "that buffers held in place may have been overwritten");
+  fail_unless_equals_uint64 (stats_u64 (rd, "held-buffers-lost"), held_n);
+  for (i = 0; i < held_n; i++) {
+    fail_unless (moved_out_of_ring (held[i], path), "held buffer %u is "
+        "still in the ring after the slot was lost", i);
+    /* nothing was written over them here */
+    fail_unless_equals_int (payload_check (held[i], size), i);
+    gst_buffer_unref (held[i]);
+  }
+  /* the reader then ends with an error (dropped): not checked here */
+  fail_unless (g_ptr_array_remove (running, rd));
+  gst_element_set_state (rd, GST_STATE_NULL);
+  gst_object_unref (rd);
+  stop (prod);
+  munmap (base, IVSHM_RING_OFFSET);
+  g_free (path);
+}
+
+GST_END_TEST;
+
 /* ---- zero-copy policy ------------------------------------------------- */
 
 static guint64
@@ -1515,6 +1623,7 @@ zerocopy_suite (void)
   tcase_add_test (tc, test_src_held_buffers_never_change);
   tcase_add_test (tc, test_src_zero_copy_off);
   tcase_add_test (tc, test_src_held_buffers_survive_restart);
+  tcase_add_test (tc, test_src_lost_slot_warns);
   tcase_add_test (tc, test_src_zero_copy_policy);
   tcase_add_test (tc, test_src_zero_copy_default);
   tcase_add_test (tc, test_src_release_order);

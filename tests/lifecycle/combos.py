@@ -18,10 +18,15 @@
 #                              producer: it is SIGKILLed, a new one starts
 # paused-holder-restart        a reader SIGSTOPped while zero-copy buffers
 #                              wait in its queue; the producer restarts and
-#                              a new reader joins; the old reader continues:
-#                              neither outputs a frame of no stream (torn),
-#                              and its late releases do not disturb the new
-#                              reader
+#                              a new reader joins; the old reader continues.
+#                              The new producer overwrites the ring under
+#                              the frozen reader's buffers (it cannot tell
+#                              a frozen reader from a dead one): the old
+#                              reader may output torn frames only if it
+#                              posted the warning that says so; its late
+#                              releases do not disturb the new reader
+# paused-holder-restart-copy   the same with zero-copy=off: no torn frame
+#                              at all, and no such warning
 # sleeping-readers             a reader SIGKILLed while it sleeps, then the
 #                              producer restarts under the other sleeping
 #                              reader: at the end no reader is counted as
@@ -42,6 +47,9 @@ import lclib  # noqa: E402
 
 MIB = 1024 * 1024
 FOLLOW = 'on-producer-restart=follow'
+# the source's warning when buffers it handed out in place may have been
+# overwritten (gst_ivshmem_src_held_lost)
+HELD_LOST_RE = r'may have overwritten'
 
 
 def waiting_readers(t, region, names, props=''):
@@ -88,8 +96,10 @@ def restart_under_stopped_reader(t, region, r1, old, ref):
     """R1 is SIGSTOPped for 5 s (past its lease); meanwhile the producer
     OLD is SIGKILLed, B takes over and a new reader R2 joins it. R2 must
     read B without a gap to its EOS. R1 must follow into B just as well,
-    or end with an error that says why (dropped, lease); it never outputs
-    a frame of no stream."""
+    or end with an error that says why (dropped, lease). It outputs a
+    frame of no stream (torn: a buffer it held in place that B overwrote)
+    only if it warned that buffers it held may have been overwritten.
+    Returns whether it warned."""
     r1.signal(signal.SIGSTOP)
     stopped = time.monotonic()
     old.signal(signal.SIGKILL)
@@ -106,9 +116,20 @@ def restart_under_stopped_reader(t, region, r1, old, ref):
     if t.check_eos(r2):
         t.check_runs(r2, ref, [('B', None, None)], 'the reader of B')
     rc = r1.wait(60)
+    # buffers handed out in place may be overwritten under a frozen
+    # reader; then, and only then, it says so
+    warned = re.search(HELD_LOST_RE, r1.text()) is not None
+    torn = any(r[0] == '?' for r in t.runs(r1, ref))
+    t.log('reader1: %s, %s' % ('warned of overwritten buffers' if warned
+                               else 'no warning of overwritten buffers',
+                               'torn frames' if torn else 'no torn frame'))
+    t.check(warned or not torn, 'reader1 output frames of no stream (torn) '
+            'without the warning that buffers it held may have been '
+            'overwritten (/%s/)' % HELD_LOST_RE)
     if rc == 0 and lclib.EOS_TEXT in r1.stdout():
         t.check_runs(r1, ref, [('A', 0, None), ('B', None, None)],
-                     'a reader stopped across a producer restart')
+                     'a reader stopped across a producer restart',
+                     allow_torn=warned)
         t.check(r1.frames()[-1:] == r2.frames()[-1:],
                 'the two readers did not end on the same frame')
     else:
@@ -117,9 +138,14 @@ def restart_under_stopped_reader(t, region, r1, old, ref):
                 'reader1 ended with exit %d, without EOS and without an '
                 'error that says why (lease, dropped)%s' % (
                     rc, lclib.tail(r1.error_text())))
+        runs = t.runs(r1, ref)
+        if warned:
+            runs = lclib.merge_runs([r for r in runs if r[0] != '?'])
         t.check_runs(r1, ref, [('A', 0, None)] + [
-            r for r in t.runs(r1, ref)[1:2] if r[0] == 'B'],
-            'a reader stopped across a producer restart, then failed')
+            r for r in runs[1:2] if r[0] == 'B'],
+            'a reader stopped across a producer restart, then failed',
+            allow_torn=warned)
+    return warned
 
 
 def restart_two_waiting(t):
@@ -188,17 +214,30 @@ def two_waiting_producer_killed(t):
             'the two readers did not end on the same frame')
 
 
-def paused_holder_restart(t):
+def paused_holder(t, props=''):
     ref = {'A': t.reference('A', 1500), 'B': t.reference('B', 1500)}
     region = t.region(1 * MIB)
     old = t.producer('producer-A', region, 'A', 1500)
     # a slow consumer behind a queue: the source's zero-copy buffers wait
     # in the queue, pointing into the ring, when the process is stopped
-    r1 = t.launch('reader1-holding', 'ivshmemsrc device=%s %s ! queue '
+    r1 = t.launch('reader1-holding', 'ivshmemsrc device=%s %s %s ! queue '
                   'max-size-buffers=8 ! identity sleep-time=50000 ! '
-                  'checksumsink sync=false' % (region, FOLLOW))
+                  'checksumsink sync=false' % (region, FOLLOW, props))
     t.wait_frames(r1, 10)
-    restart_under_stopped_reader(t, region, r1, old, ref)
+    return restart_under_stopped_reader(t, region, r1, old, ref)
+
+
+def paused_holder_restart(t):
+    paused_holder(t)
+
+
+def paused_holder_restart_copy(t):
+    """zero-copy=off: every buffer is a private copy, checked after it
+    was made: a frozen reader outputs no torn frame, and has nothing in
+    the ring to warn about."""
+    warned = paused_holder(t, 'zero-copy=off')
+    t.check(not warned, 'with zero-copy=off reader1 warned that buffers '
+            'it held in the ring may have been overwritten')
 
 
 def sleeping_readers(t):
@@ -278,6 +317,7 @@ TESTS = {
     'kill-holder-paused-producer': kill_holder_paused_producer,
     'two-waiting-producer-killed': two_waiting_producer_killed,
     'paused-holder-restart': paused_holder_restart,
+    'paused-holder-restart-copy': paused_holder_restart_copy,
     'sleeping-readers': sleeping_readers,
     'waiting-reader-killed': waiting_reader_killed,
     'paused-both': paused_both,
