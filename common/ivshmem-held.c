@@ -61,6 +61,7 @@ ivshm_reader_publish_locked (IvshmReader * r)
    * record in front keeps read_pos where it is while we read on) */
   if (pos == r->published || r->waiting || !ivshm_reader_owns_locked (r))
     return;
+  IVSHM_TEST_POINT ("reader-publish", r);
   expected = r->published;
   if (!atomic_compare_exchange_strong_explicit (&r->slot->read_pos,
           &expected, pos, SEQ, RLX)) {

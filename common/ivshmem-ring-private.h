@@ -90,6 +90,20 @@ ivshm_ring_size_for_region (uint64_t region_size)
       ~(uint64_t) (IVSHM_RECORD_ALIGN - 1);
 }
 
+/* ---- test points ------------------------------------------------------ */
+
+/* A test may set this hook to play one interleaving of the model's trails
+ * step by step (tests/check/core-lifecycle-model.c): the core calls it at
+ * the named points, between a check and the store it guards. NULL (one
+ * load and a branch) in any real use; set it only while no other thread
+ * runs the core. */
+typedef void (*IvshmTestHook) (const char *point, void *obj);
+extern IvshmTestHook ivshm_test_hook;
+#define IVSHM_TEST_POINT(name, obj) do {                                 \
+    if (ivshm_test_hook)                                                  \
+      ivshm_test_hook ((name), (obj));                                    \
+  } while (0)
+
 /* ---- slots (ivshmem-slots.c) ------------------------------------------ */
 
 /* What an observer last saw of one slot, on its own clock. */

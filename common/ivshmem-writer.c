@@ -179,6 +179,7 @@ writer_format_slots (IvshmWriter * w)
     uint32_t state = atomic_load_explicit (&s->state, SEQ);
 
     if (state == IVSHM_SLOT_WAITING) {
+      IVSHM_TEST_POINT ("producer-adopt", w);
       if (ivshm_slot_adopt (s, w->session, w->session_base))
         adopted++;
     } else if (state == IVSHM_SLOT_CLAIMED || state == IVSHM_SLOT_ACTIVE) {
