@@ -37,22 +37,29 @@ ivshm_writer_reap_expired (IvshmWriter * w, uint64_t now)
 static int
 writer_slot_position (IvshmWriter * w, IvshmReaderSlot * s, uint64_t *pos)
 {
-  uint64_t owner, session;
+  uint64_t owner, session, v;
+  uint32_t state = atomic_load_explicit (&s->state, SEQ);
 
-  if (atomic_load_explicit (&s->state, SEQ) != IVSHM_SLOT_ACTIVE)
+  if (state != IVSHM_SLOT_ACTIVE && state != IVSHM_SLOT_WAITING)
     return 0;
   owner = atomic_load_explicit (&s->owner, ACQ);
   session = atomic_load_explicit (&s->session_id, ACQ);
-  *pos = atomic_load_explicit (&s->read_pos, SEQ);
+  v = atomic_load_explicit (&s->read_pos, SEQ);
   /* a reader of an older session, or garbage: it holds nothing back */
   if (owner == 0 || session != w->session)
     return 0;
+  /* adopted and not yet ACTIVE: its reader registers the tail, which we
+   * keep at the session's start for it */
+  *pos = state == IVSHM_SLOT_WAITING ? w->session_base :
+      v & ~IVSHM_POS_TAG_MASK;
+  if (state == IVSHM_SLOT_ACTIVE && (v & IVSHM_POS_TAG_MASK) == 0)
+    return -1;                  /* no claim's tag: not a reader's value */
   /* A reader attaching registers the tail it read, and re-reads the tail
    * until it stands no lower: below our tail it is either in that window
    * or lying. Either way it holds nothing back. */
   if (*pos < w->tail)
     return 0;
-  if (*pos > w->write_pos || *pos % IVSHM_RECORD_ALIGN)
+  if (*pos > w->write_pos)
     return -1;
   return 1;
 }
@@ -120,7 +127,8 @@ writer_reader_came (IvshmWriter * w)
 
     /* not CLAIMED: a reader that is still attaching is not here yet (it
      * would lose the stream's start if we stopped keeping it) */
-    if ((state == IVSHM_SLOT_FREE || state == IVSHM_SLOT_ACTIVE) &&
+    if ((state == IVSHM_SLOT_FREE || state == IVSHM_SLOT_ACTIVE ||
+            state == IVSHM_SLOT_WAITING) &&
         atomic_load_explicit (&s->session_id, ACQ) == w->session)
       return true;
   }

@@ -165,23 +165,28 @@ writer_write_identity (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
   atomic_store_explicit (&hdr->producer_kernel_id, w->kernel_id, RLX);
 }
 
-/* Session format step 2: WAITING slots are adopted at the session's
- * first position; CLAIMED/ACTIVE slots of older sessions are EVICTED
- * (owner kept); FREE and EVICTED slots are left alone. Returns how many
- * readers were adopted. */
+/* Session format step 2: WAITING slots are adopted (their session_id
+ * set to the new session by compare-and-swap, retried while we own the
+ * region; the reader registers the session's first position itself);
+ * CLAIMED/ACTIVE slots of older sessions are EVICTED (owner kept); FREE
+ * and EVICTED slots are left alone. Returns how many readers were
+ * adopted. */
 static unsigned
 writer_format_slots (IvshmWriter * w)
 {
   unsigned i, adopted = 0;
+  int k;
 
   for (i = 0; i < IVSHM_MAX_READERS; i++) {
     IvshmReaderSlot *s = ivshm_slot_of (w->base, i);
     uint32_t state = atomic_load_explicit (&s->state, SEQ);
 
     if (state == IVSHM_SLOT_WAITING) {
-      IVSHM_TEST_POINT ("producer-adopt", w);
-      if (ivshm_slot_adopt (s, w->session, w->session_base))
-        adopted++;
+      for (k = 0; k < 8 && ivshm_writer_owns (w); k++)
+        if (ivshm_slot_adopt (s, w->session)) {
+          adopted++;
+          break;
+        }
     } else if (state == IVSHM_SLOT_CLAIMED || state == IVSHM_SLOT_ACTIVE) {
       ivshm_slot_evict (s, state);
     }
@@ -189,24 +194,40 @@ writer_format_slots (IvshmWriter * w)
   return adopted;
 }
 
-/* Only the owner formats (PROTOCOL.md, "Session format"). */
-static void
+/* Stores of the format that a stale producer must not make: each by
+ * compare-and-swap from the value the format saw (session ids and session
+ * bases never repeat), after a check that we still own the region. */
+static bool
+writer_format_cas (IvshmWriter * w, _Atomic uint64_t * field, uint64_t seen,
+    uint64_t v)
+{
+  return ivshm_writer_owns (w) &&
+      atomic_compare_exchange_strong_explicit (field, &seen, v, SEQ, RLX);
+}
+
+/* Only the owner formats (PROTOCOL.md, "Session format"). False: another
+ * producer took the region over meanwhile; we stored nothing of the new
+ * session in the header. */
+static bool
 writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
 {
   IvshmHeader *hdr = w->hdr;
-  uint64_t old_session;
+  uint64_t old_session, old_wp, old_tail;
 
   /* 1. Take the region away from readers: with magic 0 nobody trusts
    * anything else in it. */
+  if (!ivshm_writer_owns (w))
+    return false;
   atomic_store_explicit (&hdr->magic, 0, SEQ);
   atomic_store_explicit (&hdr->producer_state, IVSHM_PRODUCER_NONE, SEQ);
 
-  old_session = atomic_load_explicit (&hdr->session_id, RLX);
+  old_session = atomic_load_explicit (&hdr->session_id, SEQ);
+  old_wp = atomic_load_explicit (&hdr->write_pos, SEQ);
+  old_tail = atomic_load_explicit (&hdr->tail, SEQ);
   do
     w->session = ivshm_random_u64 ();
-  while (w->session == old_session);
-  w->session_base =
-      session_base_after (atomic_load_explicit (&hdr->write_pos, RLX));
+  while (w->session == old_session || w->session == 0);
+  w->session_base = session_base_after (old_wp);
   w->write_pos = w->published = w->tail = w->tail_published =
       w->retain_from = w->reserve_pos = w->session_base;
   w->reserve_off = w->session_base % w->ring_size;
@@ -218,16 +239,22 @@ writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
   }
 
   /* 3. Sticky area, identity, positions, then ACTIVE and magic. */
+  if (!ivshm_writer_owns (w))
+    return false;
   ivshm_writer_clear_sticky (w);
   writer_write_identity (w, size, hb_ns);
-  atomic_store_explicit (&hdr->session_id, w->session, RLX);
+  if (!writer_format_cas (w, &hdr->session_id, old_session, w->session) ||
+      !writer_format_cas (w, &hdr->write_pos, old_wp, w->session_base) ||
+      !writer_format_cas (w, &hdr->tail, old_tail, w->session_base))
+    return false;
   atomic_store_explicit (&hdr->producer_flags, w->producer_flags, RLX);
-  atomic_store_explicit (&hdr->write_pos, w->session_base, SEQ);
-  atomic_store_explicit (&hdr->tail, w->session_base, SEQ);
   atomic_store_explicit (&hdr->writer_sleeping, 0, RLX);
   /* readers_sleeping is a bitmask that its readers own: left alone */
+  if (!ivshm_writer_owns (w))
+    return false;
   atomic_store_explicit (&hdr->producer_state, IVSHM_PRODUCER_ACTIVE, SEQ);
   atomic_store_explicit (&hdr->magic, IVSHM_MAGIC, SEQ);
+  return true;
 }
 
 IvshmStatus
@@ -273,7 +300,12 @@ ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
     w->producer_flags = IVSHM_PRODUCER_FLAG_LEAKY |
         IVSHM_PRODUCER_FLAG_HAD_READER;
   }
-  writer_format (w, size, hb_ns);
+  if (!writer_format (w, size, hb_ns)) {
+    free (w);
+    return ivshm_error_set (err, IVSHM_ERR_TAKEN_OVER, 0,
+        "another producer took this region over while this one formatted "
+        "it (was this process stopped for longer than the takeover wait?)");
+  }
   *out = w;
   return IVSHM_OK;
 }
@@ -359,6 +391,25 @@ ivshm_writer_get_stats (IvshmWriter * w, IvshmWriterStats * stats)
   ivshm_writer_unlock (w);
 }
 
+/* writer_sleeping holds the low 32 bits of our token (never 0): a stale
+ * producer's clear, a CAS from its own mark, cannot clear a new owner's. */
+static uint32_t
+writer_sleep_mark (IvshmWriter * w)
+{
+  uint32_t mark = (uint32_t) w->token;
+
+  return mark ? mark : 1;
+}
+
+static void
+writer_sleep_done (IvshmWriter * w)
+{
+  uint32_t mark = writer_sleep_mark (w);
+
+  atomic_compare_exchange_strong_explicit (&w->hdr->writer_sleeping, &mark,
+      0, SEQ, RLX);
+}
+
 bool
 ivshm_writer_wait_prepare (IvshmWriter * w, uint32_t *token)
 {
@@ -367,10 +418,11 @@ ivshm_writer_wait_prepare (IvshmWriter * w, uint32_t *token)
   if (!ivshm_writer_owns (w))
     return false;
   *token = atomic_load_explicit (&w->hdr->space_futex, SEQ);
-  atomic_store_explicit (&w->hdr->writer_sleeping, 1, SEQ);
+  atomic_store_explicit (&w->hdr->writer_sleeping, writer_sleep_mark (w),
+      SEQ);
   ivshm_writer_reclaim (w, false);
   if (w->tail != tail) {
-    atomic_store_explicit (&w->hdr->writer_sleeping, 0, RLX);
+    writer_sleep_done (w);
     return false;
   }
   return true;
@@ -382,8 +434,7 @@ ivshm_writer_wait_finish (IvshmWriter * w, IvshmWaiter * waiter,
 {
   bool ok = ivshm_wait_on (waiter, &w->hdr->space_futex, token, timeout_ns);
 
-  if (ivshm_writer_owns (w))
-    atomic_store_explicit (&w->hdr->writer_sleeping, 0, RLX);
+  writer_sleep_done (w);
   return ok;
 }
 

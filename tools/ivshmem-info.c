@@ -334,6 +334,7 @@ typedef struct
   uint32_t state;
   uint64_t owner, read_pos, heartbeat, session_id, pid, records_read;
   uint64_t kernel_id;
+  bool read_pos_tagged;         /* its low 6 bits hold a claim's tag */
   /* filled by watch_heartbeats() */
   bool moved;
 } SlotCopy;
@@ -448,7 +449,10 @@ read_slots (uint8_t * base, RingView * v)
 
     c->state = atomic_load_explicit (&s->state, ACQ);
     c->owner = atomic_load_explicit (&s->owner, RLX);
+    /* the position without the claim's tag (a reader's value has one) */
     c->read_pos = atomic_load_explicit (&s->read_pos, ACQ);
+    c->read_pos_tagged = (c->read_pos & IVSHM_POS_TAG_MASK) != 0;
+    c->read_pos &= ~IVSHM_POS_TAG_MASK;
     c->heartbeat = atomic_load_explicit (&s->heartbeat, RLX);
     c->session_id = atomic_load_explicit (&s->session_id, RLX);
     c->pid = atomic_load_explicit (&s->pid, RLX);
@@ -641,7 +645,7 @@ check_positions (RingView * v)
 static bool
 slot_lag (const RingView * v, const SlotCopy * s, uint64_t * lag)
 {
-  if (s->read_pos % IVSHM_RECORD_ALIGN != 0 || s->read_pos > v->h.write_pos)
+  if (!s->read_pos_tagged || s->read_pos > v->h.write_pos)
     return false;
   *lag = v->h.write_pos - s->read_pos;
   return !(v->layout_ok && s->session_id == v->h.session_id
