@@ -238,8 +238,10 @@ ivshm_writer_make_room (IvshmWriter * w, uint64_t need)
     if (!ivshm_writer_owns (w))
       break;
     w->stats.readers_lapped++;
+    /* ACTIVE, or adopted and still WAITING (it holds the base) */
     ivshm_slot_evict (ivshm_slot_of (w->base, (unsigned) at),
-        IVSHM_SLOT_ACTIVE);
+        atomic_load_explicit (&ivshm_slot_of (w->base,
+                (unsigned) at)->state, SEQ));
     free_space = ivshm_writer_reclaim (w, false);
   }
   return free_space;

@@ -237,6 +237,7 @@ writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
     w->had_reader = true;
     w->producer_flags |= IVSHM_PRODUCER_FLAG_HAD_READER;
   }
+  IVSHM_TEST_POINT ("producer-slots-done", w);
 
   /* 3. Sticky area, identity, positions, then ACTIVE and magic. */
   if (!ivshm_writer_owns (w))

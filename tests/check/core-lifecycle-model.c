@@ -310,6 +310,89 @@ GST_START_TEST (test_reap_wakes_producer)
 
 GST_END_TEST;
 
+/* ---- finding 6: a WAITING reader that the format did not adopt ------ */
+
+/* The format has walked the slots; here a reader comes, finds no magic
+ * and waits in a slot that the format will never adopt. */
+static void
+late_waiter_hook (const char *point, void *obj)
+{
+  (void) obj;
+  if (!hook_take (point))
+    return;
+  hook_reader = reader_new_ok (hook_base, true);
+}
+
+GST_START_TEST (test_unadopted_waiting_reader)
+{
+  void *base = region_shared ();
+  IvshmReaderSlot *s;
+  IvshmWriter *w;
+  IvshmReader *r;
+  IvshmError err = { 0 };
+  uint64_t next = 0;
+  unsigned i;
+
+  hook_arm ("producer-slots-done", base);
+  hook_reader = NULL;
+  ivshm_test_hook = late_waiter_hook;
+  w = writer_new_ok (base, 0, 0);
+  ivshm_test_hook = NULL;
+  fail_unless (hook_fired);
+  r = hook_reader;
+  s = slot_at (base, slot_of_reader (r));
+  fail_unless_equals_int (atomic_load (&s->state), IVSHM_SLOT_WAITING);
+  fail_unless_equals_uint64 (atomic_load (&s->session_id), 0);
+  /* not adopted, so the producer does not keep anything for it... */
+  fail_unless_equals_int (ivshm_writer_count_readers (w), 0);
+  /* ...and it attaches as a later reader at its first next() */
+  assert_status (drain (r, &next, &err), IVSHM_AGAIN);
+  fail_unless (!ivshm_reader_waiting (r));
+  fail_unless_equals_int (atomic_load (&s->state), IVSHM_SLOT_ACTIVE);
+  fail_unless_equals_uint64 (ivshm_reader_session (r),
+      ivshm_writer_session (w));
+  for (i = 0; i < 5; i++)
+    assert_status (write_buffer (w, i, 1000), IVSHM_OK);
+  assert_status (drain (r, &next, &err), IVSHM_AGAIN);
+  fail_unless_equals_uint64 (next, 5);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
+/* ---- finding 3: writer_sleeping names its producer -------------------- */
+
+GST_START_TEST (test_writer_sleeping_mark)
+{
+  void *base = region_shared ();
+  IvshmWriter *w = writer_new_ok (base, 0, 0);
+  IvshmReader *r = reader_new_ok (base, false);
+  _Atomic uint32_t *ws = &hdr_of (base)->writer_sleeping;
+  IvshmWaiter waiter;
+  uint32_t token;
+
+  ivshm_waiter_init (&waiter);
+  fill_ring (w, r);
+  fail_unless (ivshm_writer_wait_prepare (w, &token));
+  fail_unless_equals_uint64 (atomic_load (ws) | 0ull,
+      (uint32_t) atomic_load (&hdr_of (base)->producer_owner) ?
+      (uint32_t) atomic_load (&hdr_of (base)->producer_owner) : 1u);
+  /* another producer's mark is not ours to clear */
+  atomic_store (ws, atomic_load (ws) ^ 0x80000000u);
+  ivshm_writer_wait_finish (w, &waiter, token, MS);
+  fail_unless (atomic_load (ws) != 0);
+  atomic_store (ws, atomic_load (ws) ^ 0x80000000u);
+  ivshm_writer_wait_finish (w, &waiter, token, MS);
+  fail_unless_equals_int (atomic_load (ws), 0);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
 static Suite *
 core_lifecycle_model_suite (void)
 {
@@ -323,6 +406,8 @@ core_lifecycle_model_suite (void)
   tcase_add_test (tc, test_reap_wakes_sleeper);
   tcase_add_test (tc, test_let_go_wakes_producer);
   tcase_add_test (tc, test_reap_wakes_producer);
+  tcase_add_test (tc, test_unadopted_waiting_reader);
+  tcase_add_test (tc, test_writer_sleeping_mark);
   return s;
 }
 
