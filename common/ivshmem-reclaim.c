@@ -186,7 +186,9 @@ ivshm_writer_reclaim (IvshmWriter * w, bool check_leases)
    * position below m1 before it could see the new tail is caught by the
    * second scan (PROTOCOL.md, "Attaching"). */
   if (m1 > w->tail_published) {
-    atomic_store_explicit (&w->hdr->tail, m1, SEQ);
+    /* from our last value: a stale producer's store fails */
+    if (!ivshm_writer_cas_owned (w, &w->hdr->tail, w->tail_published, m1))
+      return ivshm_writer_free_space (w);
     w->tail_published = m1;
   }
   m2 = writer_scan_slots (w, false, NULL);

@@ -227,6 +227,8 @@ struct IvshmWriter
 
 /* ivshmem-writer.c */
 bool ivshm_writer_owns (IvshmWriter * w);
+bool ivshm_writer_cas_owned (IvshmWriter * w, _Atomic uint64_t * field,
+    uint64_t seen, uint64_t v);
 void ivshm_writer_set_flag (IvshmWriter * w, uint32_t flag);
 void ivshm_writer_lock (IvshmWriter * w);
 bool ivshm_writer_trylock (IvshmWriter * w);

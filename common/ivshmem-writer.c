@@ -194,15 +194,23 @@ writer_format_slots (IvshmWriter * w)
   return adopted;
 }
 
-/* Stores of the format that a stale producer must not make: each by
- * compare-and-swap from the value the format saw (session ids and session
- * bases never repeat), after a check that we still own the region. */
-static bool
-writer_format_cas (IvshmWriter * w, _Atomic uint64_t * field, uint64_t seen,
-    uint64_t v)
+/* A store that a stale producer must not make: by compare-and-swap from
+ * the value we saw (session ids and session bases never repeat), after a
+ * check that we still own the region. */
+bool
+ivshm_writer_cas_owned (IvshmWriter * w, _Atomic uint64_t * field,
+    uint64_t seen, uint64_t v)
 {
-  return ivshm_writer_owns (w) &&
-      atomic_compare_exchange_strong_explicit (field, &seen, v, SEQ, RLX);
+  if (!ivshm_writer_owns (w))
+    return false;
+  if (atomic_compare_exchange_strong_explicit (field, &seen, v, SEQ, RLX))
+    return true;
+  /* changed since we saw it: by a producer that took over (we stop), or
+   * by a scribbling peer while we still own the region (we overwrite) */
+  if (!ivshm_writer_owns (w))
+    return false;
+  atomic_store_explicit (field, v, SEQ);
+  return true;
 }
 
 /* Only the owner formats (PROTOCOL.md, "Session format"). False: another
@@ -244,9 +252,9 @@ writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
     return false;
   ivshm_writer_clear_sticky (w);
   writer_write_identity (w, size, hb_ns);
-  if (!writer_format_cas (w, &hdr->session_id, old_session, w->session) ||
-      !writer_format_cas (w, &hdr->write_pos, old_wp, w->session_base) ||
-      !writer_format_cas (w, &hdr->tail, old_tail, w->session_base))
+  if (!ivshm_writer_cas_owned (w, &hdr->session_id, old_session, w->session) ||
+      !ivshm_writer_cas_owned (w, &hdr->write_pos, old_wp, w->session_base) ||
+      !ivshm_writer_cas_owned (w, &hdr->tail, old_tail, w->session_base))
     return false;
   atomic_store_explicit (&hdr->producer_flags, w->producer_flags, RLX);
   atomic_store_explicit (&hdr->writer_sleeping, 0, RLX);
