@@ -201,50 +201,26 @@ reader_register (IvshmReader * r, uint32_t from, uint64_t *t, bool *moved,
   return IVSHM_OK;
 }
 
-/* Takes a consistent copy of the sticky area. AGAIN if the producer kept
- * rewriting it. */
-static IvshmStatus
-reader_snapshot_sticky (IvshmReader * r, uint64_t *applies_from)
-{
-  IvshmStickyHeader *sh = ivshm_sticky_of (r->base);
-  const uint8_t *src = (const uint8_t *) sh + sizeof (IvshmStickyHeader);
-  uint64_t cap = IVSHM_STICKY_SIZE - sizeof (IvshmStickyHeader);
-  int tries;
-
-  for (tries = 0; tries < 64; tries++) {
-    uint64_t s1 = atomic_load_explicit (&sh->seq, ACQ), s2;
-    uint64_t from = atomic_load_explicit (&sh->applies_from, RLX);
-    uint32_t len = atomic_load_explicit (&sh->len, RLX);
-
-    if (s1 & 1)
-      continue;
-    if (len > cap || len % IVSHM_RECORD_ALIGN)
-      return IVSHM_ERR_CORRUPT;
-    memcpy (r->replay, src, len);
-    atomic_thread_fence (ACQ);
-    s2 = atomic_load_explicit (&sh->seq, RLX);
-    if (s1 != s2)
-      continue;
-    r->replay_len = len;
-    r->replay_off = 0;
-    *applies_from = from;
-    return IVSHM_OK;
-  }
-  return IVSHM_AGAIN;
-}
-
 /* Step 4, later reader: replay the sticky records, then start with the
  * next record after the later of write_pos and the records they cover. */
 static IvshmStatus
 reader_start_mid_stream (IvshmReader * r, uint64_t t, IvshmError * err)
 {
-  uint64_t w_pos = atomic_load_explicit (&r->hdr->write_pos, ACQ), from = 0;
-  IvshmStatus st = reader_snapshot_sticky (r, &from);
+  uint64_t w_pos = atomic_load_explicit (&r->hdr->write_pos, ACQ), from;
+  IvshmStatus st = ivshm_sticky_snapshot (r->base, 0, 0, r->snap);
 
+  if (st == IVSHM_AGAIN)
+    return ivshm_error_set (err, st, 0,
+        "the producer is rewriting its sticky records; try again");
   if (st != IVSHM_OK)
-    return ivshm_error_set (err, st, 0, st == IVSHM_AGAIN ?
-        "the producer is rewriting its sticky records; try again" :
-        "the sticky area holds an impossible length");
+    return ivshm_error_set (err, st, 0, "the sticky area is unusable: %s",
+        r->snap->reason);
+  /* replayed by next(), which checks the whole copy first */
+  ivshm_sticky_iter_init (&r->replay, r->snap);
+  r->replaying = true;
+  r->replay_checked = false;
+  r->replay_have = false;
+  from = r->snap->applies_from;
   if (from > w_pos) {
     /* the producer is between updating the sticky area and publishing the
      * record it describes; wait for it */
@@ -439,15 +415,16 @@ reader_alloc (void *base, uint64_t size, const IvshmReaderConfig * cfg)
   IvshmReader *r = calloc (1, sizeof *r);
 
   if (r)
-    r->replay_mem = malloc (IVSHM_STICKY_SIZE + IVSHM_RECORD_ALIGN);
-  if (!r || !r->replay_mem) {
+    r->snap_mem = malloc (sizeof (IvshmStickySnapshot) + IVSHM_RECORD_ALIGN);
+  if (!r || !r->snap_mem) {
     free (r);
     return NULL;
   }
-  /* replay is replay_mem aligned up to 64 bytes, so replayed payloads are
-   * aligned as ring ones are (portably: mingw has no aligned_alloc) */
-  r->replay = (uint8_t *) (((uintptr_t) r->replay_mem + IVSHM_RECORD_ALIGN -
-          1) & ~(uintptr_t) (IVSHM_RECORD_ALIGN - 1));
+  /* the snapshot wants 64-byte alignment (its records are aligned as ring
+   * ones are), which malloc does not promise; portably: mingw has no
+   * aligned_alloc */
+  r->snap = (IvshmStickySnapshot *) (((uintptr_t) r->snap_mem +
+          IVSHM_RECORD_ALIGN - 1) & ~(uintptr_t) (IVSHM_RECORD_ALIGN - 1));
   r->base = base;
   r->size = size;
   r->hdr = ivshm_header_of (base);
@@ -510,6 +487,6 @@ ivshm_reader_free (IvshmReader * r)
   if (!r)
     return;
   ivshm_reader_detach (r);
-  free (r->replay_mem);
+  free (r->snap_mem);
   free (r);
 }

@@ -105,29 +105,38 @@ reader_check_producer (IvshmReader * r, IvshmError * err)
   return IVSHM_AGAIN;
 }
 
+/* The sticky records of a mid-stream attach, through the one parser of
+ * the sticky area (ivshmem-sticky.c). The whole copy is checked before
+ * the first record is handed out: a bad area is refused whole, never half
+ * replayed. Returns AGAIN at the end of the replay. */
 static IvshmStatus
 reader_next_replay (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
 {
-  IvshmRecordHeader h;
-  uint64_t left = r->replay_len - r->replay_off, len;
+  char reason[IVSHM_STICKY_REASON_LEN];
 
-  memcpy (&h, r->replay + r->replay_off, sizeof h);
-  if (h.payload_len > left - sizeof h ||
-      (h.type != IVSHM_RECORD_CAPS && h.type != IVSHM_RECORD_EVENT)) {
-    reader_count_invalid (r);
-    r->replay_len = 0;
-    return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
-        "a sticky record has type %u and %llu bytes of payload in %llu",
-        h.type, (unsigned long long) h.payload_len, (unsigned long long) left);
+  if (!r->replay_checked) {
+    r->replay_checked = true;
+    if (ivshm_sticky_validate (r->snap, reason, sizeof reason) != IVSHM_OK) {
+      reader_count_invalid (r);
+      r->replaying = false;
+      return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
+          "the sticky records are invalid: %s", reason);
+    }
   }
-  len = ivshm_record_len (h.payload_len);
-  rec->h = h;
-  rec->payload = r->replay + r->replay_off + sizeof h;
+  if (!r->replay_have) {
+    if (!ivshm_sticky_iter_next (&r->replay, &r->replay_rec)) {
+      r->replaying = false;
+      return IVSHM_AGAIN;
+    }
+    r->replay_have = true;
+  }
+  rec->h = r->replay_rec.h;
+  rec->payload = r->replay_rec.payload;
   rec->replayed = true;
   r->cur_is_replay = true;
-  r->cur_len = len;
-  r->cur_type = h.type;
-  r->cur_payload_len = h.payload_len;
+  r->cur_len = r->replay_rec.len;
+  r->cur_type = r->replay_rec.h.type;
+  r->cur_payload_len = r->replay_rec.h.payload_len;
   return IVSHM_OK;
 }
 
@@ -183,8 +192,9 @@ ivshm_reader_next (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
     return st;
   if (r->waiting)
     return IVSHM_AGAIN;
-  if (r->replay_off < r->replay_len)
-    return reader_next_replay (r, rec, err);
+  if (r->replaying &&
+      (st = reader_next_replay (r, rec, err)) != IVSHM_AGAIN)
+    return st;
 
   for (skips = 0; skips < MAX_SKIPS_PER_CALL; skips++) {
     w_pos = atomic_load_explicit (&r->hdr->write_pos, ACQ);
@@ -240,7 +250,7 @@ ivshm_reader_release (IvshmReader * r)
   }
   if (r->cur_is_replay) {
     ivshm_reader_unlock (r);
-    r->replay_off += (uint32_t) r->cur_len;
+    r->replay_have = false;
     r->cur_len = 0;
     return IVSHM_OK;
   }
@@ -269,7 +279,7 @@ ivshm_reader_wait (IvshmReader * r, IvshmWaiter * waiter, uint64_t timeout_ns)
   uint32_t bit = UINT32_C (1) << r->slot_index;
   bool ok, sleep;
 
-  if (r->replay_off < r->replay_len || !r->slot)
+  if (r->replaying || !r->slot)
     return !ivshm_waiter_is_flushing (waiter);
   ivshm_reader_lock (r);
   sleep = ivshm_reader_owns_locked (r);

@@ -170,15 +170,16 @@ region_new (void *data, uint64_t size, IvshmRegionKind kind, int created,
 }
 
 static IvshmStatus
-map_fd (int fd, uint64_t size, const char *path, void **data, int *map_errno,
-    IvshmError * err)
+map_fd (int fd, uint64_t size, bool read_only, const char *path, void **data,
+    int *map_errno, IvshmError * err)
 {
   void *p;
 
   if (size > SIZE_MAX)
     return ivshm_error_set (err, IVSHM_ERR_UNSUPPORTED, EOVERFLOW,
         "%s is %" PRIu64 " bytes, more than this process can map", path, size);
-  p = mmap (NULL, (size_t) size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  p = mmap (NULL, (size_t) size, read_only ? PROT_READ : PROT_READ | PROT_WRITE,
+      MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) {
     *map_errno = errno;
     return IVSHM_ERR_IO;        /* the caller explains */
@@ -221,8 +222,8 @@ host_open_error (const char *path, int e, uint64_t create_size,
 }
 
 static IvshmStatus
-open_host_file (const char *path, uint64_t create_size, IvshmRegion ** out,
-    IvshmError * err)
+open_host_file (const char *path, uint64_t create_size, bool read_only,
+    IvshmRegion ** out, IvshmError * err)
 {
   IvshmStatus status;
   struct stat st;
@@ -232,8 +233,8 @@ open_host_file (const char *path, uint64_t create_size, IvshmRegion ** out,
   char human[32], human2[32];
   const struct timespec wait_for_creator = { 0, 2 * 1000 * 1000 };
 
-  fd = open (path, O_RDWR | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT && create_size > 0) {
+  fd = open (path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT && create_size > 0 && !read_only) {
     if (!is_pow2 (create_size))
       return ivshm_error_set (err, IVSHM_ERR_NOT_POW2, 0,
           "cannot create %s with %" PRIu64 " bytes: QEMU's ivshmem refuses "
@@ -307,7 +308,7 @@ open_host_file (const char *path, uint64_t create_size, IvshmRegion ** out,
     goto fail;
   }
 
-  status = map_fd (fd, size, path, &data, &map_errno, err);
+  status = map_fd (fd, size, read_only, path, &data, &map_errno, err);
   if (status != IVSHM_OK) {
     if (map_errno == 0)
       goto fail;
@@ -371,7 +372,8 @@ pci_access_error (const IvshmPciDevice * dev, const char *sysfs_root,
 
 static IvshmStatus
 map_pci_device (const IvshmPciDevice * dev_in, const char *sysfs_root,
-    IvshmBarMapping mapping, IvshmRegion ** out, IvshmError * err)
+    IvshmBarMapping mapping, bool read_only, IvshmRegion ** out,
+    IvshmError * err)
 {
   IvshmStatus status;
   struct stat st;
@@ -392,7 +394,7 @@ map_pci_device (const IvshmPciDevice * dev_in, const char *sysfs_root,
       dev = &wc;
   }
 
-  fd = open (dev->resource_path, O_RDWR | O_CLOEXEC);
+  fd = open (dev->resource_path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT && dev == &wc)
     return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, ENOENT,
         "%s does not exist: the kernel offers no write-combining mapping of "
@@ -414,7 +416,8 @@ map_pci_device (const IvshmPciDevice * dev_in, const char *sysfs_root,
         human_size (IVSHM_REGION_MIN_SIZE, human2, sizeof human2));
   }
 
-  status = map_fd (fd, size, dev->resource_path, &data, &map_errno, err);
+  status = map_fd (fd, size, read_only, dev->resource_path, &data, &map_errno,
+      err);
   close (fd);
   if (status != IVSHM_OK)
     return map_errno ? pci_access_error (dev, sysfs_root, "map", map_errno,
@@ -449,7 +452,8 @@ pci_not_ivshmem (const char *sysfs_root, const char *location, IvshmError * err)
 
 static IvshmStatus
 open_pci (const IvshmPciAddr * want, const char *sysfs_root,
-    IvshmBarMapping mapping, IvshmRegion ** out, IvshmError * err)
+    IvshmBarMapping mapping, bool read_only, IvshmRegion ** out,
+    IvshmError * err)
 {
   IvshmPciDevice *devs = NULL;
   const IvshmPciDevice *found = NULL;
@@ -470,7 +474,7 @@ open_pci (const IvshmPciAddr * want, const char *sysfs_root,
   }
 
   if (found != NULL)
-    status = map_pci_device (found, sysfs_root, mapping, out, err);
+    status = map_pci_device (found, sysfs_root, mapping, read_only, out, err);
   else if (want != NULL) {
     ivshm_pci_addr_format (want, location);
     status = pci_not_ivshmem (sysfs_root, location, err);
@@ -505,16 +509,19 @@ ivshm_region_open (const char *device, const IvshmRegionOptions * options,
     options = &defaults;
 
   if (device != NULL && (device[0] == '/' || device[0] == '.'))
-    return open_host_file (device, options->create_size, region, err);
+    return open_host_file (device, options->create_size, options->read_only,
+        region, err);
 
   sysfs_root = options->sysfs_root;
   if (sysfs_root == NULL || sysfs_root[0] == '\0')
     sysfs_root = ivshm_sysfs_root ();
 
   if (device == NULL || device[0] == '\0')
-    return open_pci (NULL, sysfs_root, options->bar_mapping, region, err);
+    return open_pci (NULL, sysfs_root, options->bar_mapping,
+        options->read_only, region, err);
   if (ivshm_pci_addr_parse (device, &addr) == 0)
-    return open_pci (&addr, sysfs_root, options->bar_mapping, region, err);
+    return open_pci (&addr, sysfs_root, options->bar_mapping,
+        options->read_only, region, err);
 
   return ivshm_error_set (err, IVSHM_ERR_INVALID_ARG, 0,
       "\"%s\" is neither a file path (start it with / or ./) nor a PCI "

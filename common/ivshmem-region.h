@@ -12,6 +12,7 @@
 #ifndef IVSHMEM_REGION_H
 #define IVSHMEM_REGION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -127,6 +128,12 @@ typedef struct
   const char *sysfs_root;
   /* How a guest maps BAR2 (ignored for host files). */
   IvshmBarMapping bar_mapping;
+  /* Open the file O_RDONLY and map it PROT_READ, for tools that only look
+   * (ivshmem-info): a user with read access is enough, and a stray store
+   * crashes instead of changing the region. A missing host file is then
+   * not created (create_size is ignored). Windows: the driver only maps
+   * read-write; the flag is ignored there. */
+  bool read_only;
 } IvshmRegionOptions;
 
 /* Opens and maps a region.

@@ -34,6 +34,7 @@
 #define IVSHMEM_RING_PRIVATE_H
 
 #include "ivshmem-ring.h"
+#include "ivshmem-sticky.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -272,11 +273,17 @@ struct IvshmReader
   uint64_t cur_payload_len;
   uint16_t cur_type;
 
-  /* replay of the sticky records after a mid-stream attach */
-  void *replay_mem;
-  uint8_t *replay;
-  uint32_t replay_len;
-  uint32_t replay_off;
+  /* replay of the sticky records after a mid-stream attach: a snapshot
+   * (ivshmem-sticky.c, the one parser of the sticky area) walked by an
+   * iterator; replay_rec is the record next() handed out, until
+   * release */
+  void *snap_mem;
+  IvshmStickySnapshot *snap;
+  IvshmStickyIter replay;
+  IvshmStickyRecord replay_rec;
+  bool replaying;
+  bool replay_checked;
+  bool replay_have;
   bool cur_is_replay;
 
   /* Records handed out in place (zero-copy) and not yet given back,

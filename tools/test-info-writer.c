@@ -6,9 +6,9 @@
  * Creates the host file PATH (256 KiB), starts a producer session on it
  * with the core (no GStreamer), writes stream-start, caps, segment and tag
  * records and a few buffers, attaches one reader that consumes them, then
- * keeps both heartbeats moving for SECONDS and closes the session. Prints
- * "ready" on standard output once the stream is in place. PATH is left
- * behind for the caller to inspect and remove.
+ * keeps both heartbeats moving for SECONDS, writes EOS and closes the
+ * session. Prints "ready" on standard output once the stream is in place.
+ * PATH is left behind for the caller to inspect and remove.
  *
  *   test-info-writer --exec PROGRAM ARGS...
  *
@@ -160,6 +160,11 @@ main (int argc, char **argv)
   ivshm_sleep_ns ((uint64_t) seconds * 1000 * 1000 * 1000);
 
   ivshm_ticker_stop (ticker);
+  /* the end of the stream: the producer keeps EOS in the sticky area,
+   * which ivshmem-info must accept */
+  if ((st = write_string (writer, IVSHM_RECORD_EVENT, IVSHM_EVENT_EOS, ""))
+      != IVSHM_OK)
+    return fail ("eos", st, &err);
   ivshm_reader_free (reader);
   ivshm_writer_free (writer);
   ivshm_region_close (region);

@@ -4,7 +4,7 @@
  * The guest side runs against a fake sysfs tree (the same files
  * core-region.c builds for libpci) with three IVSHMEM devices:
  *
- *   0000:00:04.0  1 MiB    a live producer, caps sent
+ *   0000:00:04.0  1 MiB    a live producer (heartbeating), video caps sent
  *   0000:00:05.0  256 KiB  never formatted
  *   0000:00:06.0  1 MiB    no resource2 to map (as when mapping is denied)
  *
@@ -17,6 +17,7 @@
 #include <gst/check/gstcheck.h>
 
 #include "ivshmem-layout.h"
+#include "ivshmem-os.h"
 #include "ivshmem-region.h"
 #include "ivshmem-ring.h"
 
@@ -40,6 +41,7 @@
 static gchar *sysfs_root;
 static IvshmRegion *live_region;
 static IvshmWriter *live_writer;
+static IvshmTicker *live_ticker;
 
 /* ---- helpers: a fake sysfs tree (as in core-region.c) ---- */
 
@@ -147,6 +149,22 @@ start_producer (IvshmRegion * region, const char *caps)
 }
 
 static void
+beat (void *writer)
+{
+  ivshm_writer_heartbeat (writer);
+}
+
+/* A producer's heartbeat, as the sink's own thread keeps it. */
+static IvshmTicker *
+start_heartbeat (IvshmWriter * writer)
+{
+  IvshmTicker *ticker = ivshm_ticker_start (0, beat, writer);
+
+  g_assert_nonnull (ticker);
+  return ticker;
+}
+
+static void
 setup_fake_sysfs (void)
 {
   IvshmError err = { 0 };
@@ -164,6 +182,7 @@ setup_fake_sysfs (void)
   g_assert_cmpint (ivshm_region_open (r2, NULL, &live_region, &err), ==,
       IVSHM_OK);
   live_writer = start_producer (live_region, LIVE_CAPS);
+  live_ticker = start_heartbeat (live_writer);
   g_free (r2);
   g_free (dir);
 
@@ -173,6 +192,7 @@ setup_fake_sysfs (void)
 static void
 teardown_fake_sysfs (void)
 {
+  ivshm_ticker_stop (live_ticker);
   ivshm_writer_free (live_writer);
   ivshm_region_close (live_region);
   nftw (sysfs_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -301,6 +321,77 @@ GST_START_TEST (test_registered)
 
 GST_END_TEST;
 
+/* A monitor asks every provider whose classes match: the system's own
+ * (PulseAudio, ALSA, V4L2...) would answer too, slowly and with leaks of
+ * their own under valgrind. Only ours is ranked for this process. */
+static void
+rank_only_ivshmem_provider (void)
+{
+  GList *factories, *l;
+
+  factories = gst_device_provider_factory_list_get_device_providers
+      (GST_RANK_NONE);
+  for (l = factories; l; l = l->next) {
+    GstPluginFeature *f = l->data;
+
+    if (g_strcmp0 (GST_OBJECT_NAME (f), "ivshmemdeviceprovider") != 0)
+      gst_plugin_feature_set_rank (f, GST_RANK_NONE);
+  }
+  gst_plugin_feature_list_free (factories);
+}
+
+/* What gst-device-monitor-1.0 Video/Source does: the live video region
+ * is a video source; the blank one and the sinks are not. */
+static GList *
+monitor_devices (const gchar * filter)
+{
+  GstDeviceMonitor *monitor = gst_device_monitor_new ();
+  GList *devices;
+
+  rank_only_ivshmem_provider ();
+  fail_unless (gst_device_monitor_add_filter (monitor, filter, NULL) > 0,
+      "no provider for %s", filter);
+  fail_unless (gst_device_monitor_start (monitor));
+  devices = gst_device_monitor_get_devices (monitor);
+  gst_device_monitor_stop (monitor);
+  gst_object_unref (monitor);
+  return devices;
+}
+
+GST_START_TEST (test_monitor_media_classes)
+{
+  GList *devices;
+
+  devices = monitor_devices ("Video/Source");
+  fail_unless (find_device (devices, "Video/Source", "device.bus-path",
+          "pci-0000:00:04.0") != NULL, "the video region is not listed");
+  fail_unless (find_device (devices, "Source", "device.bus-path",
+          "pci-0000:00:05.0") == NULL, "a region without producer listed");
+  fail_unless (find_device (devices, "Sink", "device.bus-path",
+          "pci-0000:00:04.0") == NULL, "a sink listed as a source");
+  g_list_free_full (devices, gst_object_unref);
+
+  devices = monitor_devices ("Video/Sink");
+  fail_unless (find_device (devices, "Video/Sink/IVSHMEM", "device.bus-path",
+          "pci-0000:00:04.0") != NULL);
+  g_list_free_full (devices, gst_object_unref);
+
+  devices = monitor_devices ("Audio/Source");
+  fail_unless (find_device (devices, "Source", "device.bus-path",
+          "pci-0000:00:04.0") == NULL, "a video region listed as audio");
+  g_list_free_full (devices, gst_object_unref);
+
+  /* the generic filter still finds both */
+  devices = monitor_devices ("Source/IVSHMEM");
+  fail_unless (find_device (devices, "Source/IVSHMEM", "device.bus-path",
+          "pci-0000:00:04.0") != NULL);
+  fail_unless (find_device (devices, "Source/IVSHMEM", "device.bus-path",
+          "pci-0000:00:05.0") != NULL);
+  g_list_free_full (devices, gst_object_unref);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_probe_pci)
 {
   GList *devices = probe ();
@@ -328,9 +419,13 @@ GST_START_TEST (test_probe_pci)
     name = gst_device_get_display_name (live);
     fail_unless_equals_string (name, "IVSHMEM 0000:00:04.0 (1 MiB)");
     g_free (name);
+    /* a live producer of video: a video source and sink */
     klass = gst_device_get_device_class (live);
-    fail_unless_equals_string (klass, classes[i]);
+    fail_unless_equals_string (klass, i == 0 ? "Video/Source/IVSHMEM" :
+        "Video/Sink/IVSHMEM");
     g_free (klass);
+    fail_unless (gst_device_has_classes (live, i == 0 ? "Video/Source" :
+            "Video/Sink"));
     caps = gst_device_get_caps (live);
     fail_unless (gst_caps_is_any (caps));
     gst_caps_unref (caps);
@@ -356,6 +451,9 @@ GST_START_TEST (test_probe_pci)
     g_free (name);
     assert_prop (blank, "ivshmem.producer", "none");
     assert_prop (blank, "ivshmem.caps", NULL);
+    klass = gst_device_get_device_class (blank);
+    fail_unless_equals_string (klass, classes[i]);
+    g_free (klass);
 
     /* listed although it cannot be read */
     name = gst_device_get_display_name (denied);
@@ -469,6 +567,7 @@ GST_START_TEST (test_host_region)
   GstDevice *dev;
   GstElement *el;
   gchar *name, *device;
+  IvshmTicker *ticker;
 
   unlink (path);
   fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
@@ -481,9 +580,14 @@ GST_START_TEST (test_host_region)
   g_list_free_full (devices, gst_object_unref);
 
   writer = start_producer (region, "audio/x-raw, rate=(int)48000");
+  ticker = start_heartbeat (writer);
   devices = probe ();
   dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
   fail_unless (dev != NULL, "%s not listed", path);
+  fail_unless (gst_device_has_classes (dev, "Audio/Source"));
+  fail_if (gst_device_has_classes (dev, "Video"));
+  fail_unless (find_device (devices, "Audio/Sink", "device.path",
+          path) != NULL);
   fail_unless (find_device (devices, "Sink/IVSHMEM", "device.path",
           path) != NULL);
   name = gst_device_get_display_name (dev);
@@ -502,6 +606,16 @@ GST_START_TEST (test_host_region)
   gst_object_unref (el);
   g_list_free_full (devices, gst_object_unref);
 
+  /* its heartbeat stops (it crashed, its VM paused): dead, and no longer
+   * an audio source */
+  ivshm_ticker_stop (ticker);
+  devices = probe ();
+  dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
+  fail_unless (dev != NULL);
+  assert_prop (dev, "ivshmem.producer", "dead");
+  fail_if (gst_device_has_classes (dev, "Audio"));
+  g_list_free_full (devices, gst_object_unref);
+
   /* the producer stops: still listed, closed, last caps kept */
   ivshm_writer_free (writer);
   devices = probe ();
@@ -509,6 +623,7 @@ GST_START_TEST (test_host_region)
   fail_unless (dev != NULL);
   assert_prop (dev, "ivshmem.producer", "closed");
   assert_prop (dev, "ivshmem.caps", "audio/x-raw, rate=(int)48000");
+  fail_if (gst_device_has_classes (dev, "Audio"));
   g_list_free_full (devices, gst_object_unref);
 
   ivshm_region_close (region);
@@ -532,6 +647,7 @@ GST_START_TEST (test_hostile_sticky)
   GList *devices;
   GstDevice *dev;
   guint64 seq;
+  IvshmTicker *ticker;
 
   unlink (path);
   fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
@@ -540,16 +656,19 @@ GST_START_TEST (test_hostile_sticky)
       IVSHM_STICKY_OFFSET);
 
   writer = start_producer (region, "\x01\x02{{ not caps");
+  ticker = start_heartbeat (writer);
   devices = probe ();
   dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
   fail_unless (dev != NULL);
   assert_prop (dev, "ivshmem.producer", "active");
   assert_prop (dev, "ivshmem.caps", NULL);
   g_list_free_full (devices, gst_object_unref);
+  ivshm_ticker_stop (ticker);
   ivshm_writer_free (writer);
 
   /* valid caps, then a length beyond the sticky area */
   writer = start_producer (region, "video/x-raw");
+  ticker = start_heartbeat (writer);
   atomic_store (&sh->len, 0xfffffff0u);
   devices = probe ();
   dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
@@ -571,11 +690,205 @@ GST_START_TEST (test_hostile_sticky)
   dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
   assert_prop (dev, "ivshmem.producer", "active");
   assert_prop (dev, "ivshmem.caps", NULL);
+  /* no caps that can be trusted: no media class */
+  fail_if (gst_device_has_classes (dev, "Video"));
   g_list_free_full (devices, gst_object_unref);
 
+  ivshm_ticker_stop (ticker);
   ivshm_writer_free (writer);
   ivshm_region_close (region);
   unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
+/* A stream that ended: the producer keeps EOS in the sticky area. The
+ * region is listed with its caps and ivshmem.eos, nothing is refused. */
+GST_START_TEST (test_eos_region)
+{
+  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-dp-eos-%d",
+      (int) getpid ());
+  IvshmRegionOptions opts = { 256 * KiB, NULL };
+  IvshmRecordHeader info = { 0 };
+  IvshmRegion *region = NULL;
+  IvshmWriter *writer;
+  IvshmTicker *ticker;
+  IvshmError err = { 0 };
+  GstStructure *props;
+  GList *devices;
+  GstDevice *dev;
+  gboolean eos = FALSE;
+  guint readers = 99;
+
+  unlink (path);
+  fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
+      IVSHM_OK);
+  writer = start_producer (region, "image/jpeg, width=(int)640");
+  ticker = start_heartbeat (writer);
+  info.type = IVSHM_RECORD_EVENT;
+  info.subtype = IVSHM_EVENT_EOS;
+  info.payload_len = 1;
+  info.pts = info.dts = info.duration = IVSHM_TIME_NONE;
+  info.offset = info.offset_end = UINT64_MAX;
+  fail_unless_equals_int (ivshm_writer_write (writer, &info, ""), IVSHM_OK);
+
+  devices = probe ();
+  dev = find_device (devices, "Source/IVSHMEM", "device.path", path);
+  fail_unless (dev != NULL);
+  assert_prop (dev, "ivshmem.producer", "active");
+  assert_prop (dev, "ivshmem.caps", "image/jpeg, width=(int)640");
+  /* image/jpeg is video to an application that lists cameras */
+  fail_unless (gst_device_has_classes (dev, "Video/Source"));
+  props = gst_device_get_properties (dev);
+  fail_unless (gst_structure_get_boolean (props, "ivshmem.eos", &eos));
+  fail_unless (eos);
+  fail_unless (gst_structure_get_uint (props, "ivshmem.readers", &readers));
+  fail_unless_equals_int (readers, 0);
+  gst_structure_free (props);
+  g_list_free_full (devices, gst_object_unref);
+
+  ivshm_ticker_stop (ticker);
+  ivshm_writer_free (writer);
+  ivshm_region_close (region);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
+/* Another process truncates and regrows a region file in /dev/shm while
+ * the provider looks at it: a mapping would take SIGBUS past the new end;
+ * the provider reads files instead. Nothing must crash. */
+typedef struct
+{
+  const gchar *path;
+  volatile gint stop;
+} Flipper;
+
+static gpointer
+flipper_thread (gpointer data)
+{
+  Flipper *f = data;
+  guint8 head[128] = { 0 };
+  guint64 magic = IVSHM_MAGIC;
+  guint32 version = 2, active = IVSHM_PRODUCER_ACTIVE;
+  int fd = open (f->path, O_RDWR | O_CLOEXEC);
+
+  /* an active producer whose heartbeat never moves: the probe watches
+   * it for a while, reading the region again and again */
+  g_assert_cmpint (fd, >=, 0);
+  memcpy (head, &magic, sizeof magic);
+  memcpy (head + 8, &version, sizeof version);
+  memcpy (head + 0x50, &active, sizeof active);
+  while (!g_atomic_int_get (&f->stop)) {
+    g_assert_cmpint (ftruncate (fd, 0), ==, 0);
+    g_assert_cmpint (ftruncate (fd, 256 * KiB), ==, 0);
+    g_assert_cmpint (pwrite (fd, head, sizeof head, 0), ==, sizeof head);
+  }
+  close (fd);
+  return NULL;
+}
+
+GST_START_TEST (test_truncated_under_probe)
+{
+  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-dp-flip-%d",
+      (int) getpid ());
+  Flipper f = { path, 0 };
+  GThread *thread;
+  guint i;
+
+  make_sized_file (path, 256 * KiB);
+  thread = g_thread_new ("flipper", flipper_thread, &f);
+  for (i = 0; i < 4; i++)
+    g_list_free_full (probe (), gst_object_unref);
+  g_atomic_int_set (&f.stop, 1);
+  g_thread_join (thread);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
+/* Waits (generously) for a message of this type about our region's
+ * source device whose ivshmem.producer is `producer` (NULL: any). */
+static gboolean
+wait_device_message (GstBus * bus, GstMessageType type, const gchar * path,
+    const gchar * producer)
+{
+  gint64 deadline = g_get_monotonic_time () + 60 * G_TIME_SPAN_SECOND;
+
+  while (g_get_monotonic_time () < deadline) {
+    GstMessage *msg = gst_bus_timed_pop_filtered (bus, 100 * GST_MSECOND,
+        type);
+    GstDevice *dev = NULL;
+    gboolean match;
+    gchar *p, *prod;
+
+    /* the filter is a mask: every extended message type passes it */
+    if (msg == NULL)
+      continue;
+    if (GST_MESSAGE_TYPE (msg) != type) {
+      gst_message_unref (msg);
+      continue;
+    }
+    if (type == GST_MESSAGE_DEVICE_ADDED)
+      gst_message_parse_device_added (msg, &dev);
+    else if (type == GST_MESSAGE_DEVICE_REMOVED)
+      gst_message_parse_device_removed (msg, &dev);
+    else
+      gst_message_parse_device_changed (msg, &dev, NULL);
+    p = prop_string (dev, "device.path");
+    prod = prop_string (dev, "ivshmem.producer");
+    match = g_strcmp0 (p, path) == 0 && gst_device_has_classes (dev, "Source")
+        && (producer == NULL || g_strcmp0 (prod, producer) == 0);
+    g_free (p);
+    g_free (prod);
+    gst_object_unref (dev);
+    gst_message_unref (msg);
+    if (match)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* Started (gst-device-monitor-1.0 -f), the provider reports a region that
+ * appears, its producer dying, and the region going away. */
+GST_START_TEST (test_monitor_thread)
+{
+  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-dp-follow-%d",
+      (int) getpid ());
+  IvshmRegionOptions opts = { 256 * KiB, NULL };
+  GstDeviceProvider *provider = get_provider ();
+  GstBus *bus = gst_device_provider_get_bus (provider);
+  IvshmRegion *region = NULL;
+  IvshmError err = { 0 };
+  IvshmWriter *writer;
+  IvshmTicker *ticker;
+
+  unlink (path);
+  fail_unless (gst_device_provider_start (provider));
+
+  fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
+      IVSHM_OK);
+  writer = start_producer (region, "video/x-raw");
+  ticker = start_heartbeat (writer);
+  fail_unless (wait_device_message (bus, GST_MESSAGE_DEVICE_ADDED, path,
+          "active"), "the new region was not reported");
+
+  ivshm_ticker_stop (ticker);
+  fail_unless (wait_device_message (bus, GST_MESSAGE_DEVICE_CHANGED, path,
+          "dead"), "the dead producer was not reported");
+
+  unlink (path);
+  fail_unless (wait_device_message (bus, GST_MESSAGE_DEVICE_REMOVED, path,
+          NULL), "the removed region was not reported");
+
+  gst_device_provider_stop (provider);
+  ivshm_writer_free (writer);
+  ivshm_region_close (region);
+  gst_object_unref (bus);
+  gst_object_unref (provider);
   g_free (path);
 }
 
@@ -589,11 +902,15 @@ deviceprovider_suite (void)
 
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_registered);
+  tcase_add_test (tc, test_monitor_media_classes);
   tcase_add_test (tc, test_probe_pci);
   tcase_add_test (tc, test_create_element);
   tcase_add_test (tc, test_reconfigure_element);
   tcase_add_test (tc, test_host_region);
   tcase_add_test (tc, test_hostile_sticky);
+  tcase_add_test (tc, test_eos_region);
+  tcase_add_test (tc, test_truncated_under_probe);
+  tcase_add_test (tc, test_monitor_thread);
   return s;
 }
 

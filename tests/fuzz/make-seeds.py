@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of the fuzz targets (tests/fuzz/corpus/).
 
-Each seed is a script in the byte code that fuzz-reader.c and fuzz-writer.c
-read: one operation byte, then its arguments (little-endian). The seeds
+Each seed is a script in the byte code that fuzz-reader.c, fuzz-writer.c
+and fuzz-inspect.c read: one operation byte, then its arguments
+(little-endian). The seeds
 walk the paths that matter (attach, read, hold, scribble, restart; reserve,
 commit, spans, evictions) so the fuzzer starts deep.
 
@@ -106,10 +107,43 @@ def writer_seeds():
     return s
 
 
+# fuzz-inspect.c operations
+I_PATCH, I_U64, I_INSPECT, I_WATCH = 0, 1, 2, 3
+STICKY = 0x2000
+
+
+def inspect_seeds():
+    s = {}
+    s["valid"] = u8(I_INSPECT) + u16(0)
+    # every claimed size, a heartbeat step
+    s["sizes"] = b"".join(u8(I_INSPECT) + u16(i) for i in range(5)) \
+        + u8(I_WATCH) + u16(0)
+    # sticky len and count (one u64 over both)
+    s["sticky-len"] = u8(I_U64) + u16(STICKY + 0x10) + u64(0x0000000300000140) \
+        + u8(I_INSPECT) + u16(0)
+    # a payload length past the area
+    s["payload-len"] = u8(I_U64) + u16(STICKY + 0x40 + 0x10) + u64(0xffffffc0) \
+        + u8(I_INSPECT) + u16(0)
+    # EOS moved to the first record: records follow it
+    s["eos-first"] = u8(I_PATCH) + u16(STICKY + 0x40) + u8(4) \
+        + u16(4) + u16(5) + u8(I_INSPECT) + u16(0)
+    # a writer in the middle of an update
+    s["busy"] = u8(I_U64) + u16(STICKY) + u64(3) + u8(I_INSPECT) + u16(0)
+    # version 1 and 3, a slot state from the future, positions backwards
+    s["header"] = (u8(I_PATCH) + u16(8) + u8(4) + u32(1) + u8(I_INSPECT)
+                   + u16(0) + u8(I_PATCH) + u16(8) + u8(4) + u32(3)
+                   + u8(I_INSPECT) + u16(0) + u8(I_PATCH) + u16(8) + u8(4)
+                   + u32(2) + u8(I_PATCH) + u16(0x1020) + u8(4) + u32(9)
+                   + u8(I_U64) + u16(0xc0) + u64(1 << 62) + u8(I_INSPECT)
+                   + u16(1) + u8(I_WATCH) + u16(0))
+    return s
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "corpus")
-    for target, seeds in (("reader", reader_seeds()), ("writer", writer_seeds())):
+    for target, seeds in (("reader", reader_seeds()), ("writer", writer_seeds()),
+                          ("inspect", inspect_seeds())):
         d = os.path.join(out, target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():
