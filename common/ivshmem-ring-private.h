@@ -20,10 +20,13 @@
  *  - The writer owns write_pos, tail, the sticky area and the header; it
  *    keeps private copies of them and never reads them back from shared
  *    memory, but for producer_owner, which tells it whether it still owns
- *    the region. It publishes records with a compare-and-swap of write_pos.
+ *    the region (and the old values the format swaps from). It publishes
+ *    records with a compare-and-swap of write_pos, and tail with one from
+ *    its last value.
  *  - A reader owns its slot's read_pos and heartbeat while it owns the slot;
  *    it publishes the end of what it consumed with a compare-and-swap of
- *    read_pos, from the value it last published.
+ *    read_pos, from the value it last published, both tagged with its
+ *    claim's generation (IVSHM_POS_TAG).
  *  - Each side reads the other's counters with acquire loads, once, into a
  *    local, and validates the local. Nothing read is used unchecked.
  *  - Attaching (a reader registers read_pos, then reads tail) and
