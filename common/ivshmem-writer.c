@@ -427,8 +427,7 @@ ivshm_writer_wait_prepare (IvshmWriter * w, uint32_t *token)
   if (!ivshm_writer_owns (w))
     return false;
   *token = atomic_load_explicit (&w->hdr->space_futex, SEQ);
-  atomic_store_explicit (&w->hdr->writer_sleeping, writer_sleep_mark (w),
-      SEQ);
+  atomic_store_explicit (&w->hdr->writer_sleeping, writer_sleep_mark (w), SEQ);
   ivshm_writer_reclaim (w, false);
   if (w->tail != tail) {
     writer_sleep_done (w);
