@@ -92,13 +92,27 @@ ivshm_slot_reap (IvshmHeader * hdr, IvshmReaderSlot * s, unsigned i,
     uint64_t owner)
 {
   uint32_t state, bit = UINT32_C (1) << i;
+  uint64_t v = atomic_load_explicit (&s->read_pos, SEQ);
   bool freed;
+  int k;
 
-  if (atomic_load_explicit (&s->owner, ACQ) != owner || owner == 0)
-    return false;
+  /* poison first: the old owner's next CAS of read_pos fails. By CAS from
+   * the value seen while the owner was still T: a new owner's read_pos
+   * carries another tag, so a reaper that stalled here does not poison
+   * it. The old owner may still be publishing: bounded retries. */
+  for (k = 0;; k++) {
+    if (atomic_load_explicit (&s->owner, ACQ) != owner || owner == 0)
+      return false;
+    IVSHM_TEST_POINT ("reaper-poison", s);
+    if (k == 64) {
+      atomic_store_explicit (&s->read_pos, IVSHM_POS_POISON, SEQ);
+      break;
+    }
+    if (atomic_compare_exchange_strong_explicit (&s->read_pos, &v,
+            IVSHM_POS_POISON, SEQ, SEQ))
+      break;
+  }
   state = atomic_load_explicit (&s->state, SEQ);
-  /* poison first: the old owner's next CAS of read_pos fails */
-  atomic_store_explicit (&s->read_pos, IVSHM_POS_POISON, SEQ);
   atomic_compare_exchange_strong_explicit (&s->state, &state,
       IVSHM_SLOT_FREE, SEQ, RLX);
   /* then its sleeping bit: a reader about to sleep sets it, then looks at

@@ -393,6 +393,52 @@ GST_START_TEST (test_writer_sleeping_mark)
 
 GST_END_TEST;
 
+/* ---- finding 7: a reaper that stalls before its poison ---------------- */
+
+/* The reaper checked that A still owns the slot; here it stalls: A lets
+ * go and B claims the slot. */
+static void
+stale_reaper_hook (const char *point, void *obj)
+{
+  (void) obj;
+  if (!hook_take (point))
+    return;
+  ivshm_reader_free (hook_reader);
+  hook_reader = reader_new_ok (hook_base, false);
+}
+
+GST_START_TEST (test_stale_reaper_poison)
+{
+  void *base = region_shared ();
+  IvshmWriter *w = writer_new_ok (base, 0, 0);
+  IvshmReader *a = reader_new_ok (base, false), *b;
+  IvshmReaderSlot *s = slot_at (base, 0);
+  IvshmError err = { 0 };
+  uint64_t next = 0;
+  unsigned i;
+
+  fail_unless_equals_int (slot_of_reader (a), 0);
+  hook_arm ("reaper-poison", base);
+  hook_reader = a;
+  ivshm_test_hook = stale_reaper_hook;
+  fail_if (ivshm_slot_reap (hdr_of (base), s, 0, atomic_load (&s->owner)));
+  ivshm_test_hook = NULL;
+  fail_unless (hook_fired);
+  b = hook_reader;
+  fail_unless_equals_int (slot_of_reader (b), 0);
+  /* B's slot is untouched: it reads and releases as usual */
+  fail_unless (atomic_load (&s->read_pos) != IVSHM_POS_POISON);
+  for (i = 0; i < 3; i++)
+    assert_status (write_buffer (w, i, 1000), IVSHM_OK);
+  assert_status (drain (b, &next, &err), IVSHM_AGAIN);
+  fail_unless_equals_uint64 (next, 3);
+  ivshm_reader_free (b);
+  ivshm_writer_free (w);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
 static Suite *
 core_lifecycle_model_suite (void)
 {
@@ -408,6 +454,7 @@ core_lifecycle_model_suite (void)
   tcase_add_test (tc, test_reap_wakes_producer);
   tcase_add_test (tc, test_unadopted_waiting_reader);
   tcase_add_test (tc, test_writer_sleeping_mark);
+  tcase_add_test (tc, test_stale_reaper_poison);
   return s;
 }
 
