@@ -4,15 +4,18 @@
  * ivshm_reader_new():
  *   1. reader_find_session    validate the header, find an ACTIVE session
  *   2. reader_claim           take a slot (reaping expired ones if full)
- *   3. reader_register        read_pos = tail, ACTIVE (Dekker with the tail)
+ *   3. reader_register        CAS(read_pos, tag, tail | tag), ACTIVE
+ *                             (Dekker with the tail)
  *   4. reader_choose_start    first reader: the session's start; later:
  *                             the sticky records, then the next record
  *   5. reader_attach_session  steps 3 and 4, then checks that the session
  *                             did not change meanwhile
  * or, without a producer and with wait_for_producer, a WAITING slot
- * (reader_wait_in_slot) that the next session adopts
- * (ivshm_reader_bind_adopted) or, if its format ran before the slot was
- * WAITING, that the reader attaches itself (ivshm_reader_attach_waiting).
+ * (reader_wait_in_slot) that the next session adopts (the producer stores
+ * its session id in the slot; the reader then registers the session's
+ * first position itself and goes ACTIVE: reader_bind_adopted) or, if its
+ * format did not adopt the slot, that the reader leaves for CLAIMED and
+ * attaches as a later reader (ivshm_reader_attach_waiting).
  */
 #include "ivshmem-ring-private.h"
 
@@ -131,7 +134,9 @@ reader_claim (IvshmReader * r, uint32_t to, IvshmError * err)
   uint64_t lease = r->cfg.lease_timeout_ns ? r->cfg.lease_timeout_ns :
       DEFAULT_LEASE_TIMEOUT_NS;
   unsigned live = 0;
-  int i = ivshm_slot_claim_reaping (r->base, r->token, to, lease, &live);
+  uint64_t tag = 0;
+  int i = ivshm_slot_claim_reaping (r->base, r->token, to, lease, &live,
+      &tag);
 
   if (i < 0)
     return ivshm_error_set (err, IVSHM_ERR_NO_SLOT, 0,
@@ -142,6 +147,8 @@ reader_claim (IvshmReader * r, uint32_t to, IvshmError * err)
   r->slot_index = (unsigned) i;
   r->stats.slot = r->slot_index;
   r->lost = false;
+  r->tag = tag;
+  r->published = 0;             /* read_pos = tag: no position yet */
   ivshm_reader_unlock (r);
   atomic_store_explicit (&r->slot->pid, ivshm_process_id (), RLX);
   atomic_store_explicit (&r->slot->kernel_id, ivshm_kernel_id (), RLX);
@@ -150,20 +157,27 @@ reader_claim (IvshmReader * r, uint32_t to, IvshmError * err)
 }
 
 /* Step 3: registers a position no later than the producer's tail, then
- * makes sure the tail did not pass it meanwhile (the Dekker pair with
+ * goes ACTIVE from `from` (CLAIMED, or WAITING once adopted) and makes
+ * sure the tail did not pass it meanwhile (the Dekker pair with
  * ivshm_writer_reclaim). From then on the producer keeps everything from
  * *t. *moved: the tail moved while we registered. */
 static IvshmStatus
-reader_register (IvshmReader * r, uint64_t *t, bool *moved, IvshmError * err)
+reader_register (IvshmReader * r, uint32_t from, uint64_t *t, bool *moved,
+    IvshmError * err)
 {
-  uint32_t claimed = IVSHM_SLOT_CLAIMED;
   uint64_t tail;
+  bool ok;
   int tries;
 
   *moved = false;
-  atomic_store_explicit (&r->slot->read_pos, *t, SEQ);
-  r->published = *t;
-  if (!atomic_compare_exchange_strong_explicit (&r->slot->state, &claimed,
+  ivshm_reader_lock (r);
+  ok = ivshm_reader_owns_locked (r) && ivshm_reader_store_pos_locked (r, *t);
+  ivshm_reader_unlock (r);
+  if (!ok)
+    return ivshm_error_set (err, IVSHM_ERR_EVICTED, 0,
+        "this reader's slot was reaped while it attached (did it "
+        "heartbeat?)");
+  if (!atomic_compare_exchange_strong_explicit (&r->slot->state, &from,
           IVSHM_SLOT_ACTIVE, SEQ, RLX))
     return ivshm_error_set (err, IVSHM_AGAIN, 0,
         "the producer restarted while this reader attached; try again");
@@ -260,7 +274,7 @@ reader_attach_session (IvshmReader * r, IvshmError * err)
   t = atomic_load_explicit (&r->hdr->tail, SEQ);
   flags = atomic_load_explicit (&r->hdr->producer_flags, SEQ);
   company = reader_has_company (r);
-  st = reader_register (r, &t, &moved, err);
+  st = reader_register (r, IVSHM_SLOT_CLAIMED, &t, &moved, err);
   if (st != IVSHM_OK)
     return st;
   ivshm_reader_lock (r);
@@ -296,42 +310,63 @@ reader_wait_in_slot (IvshmReader * r, IvshmError * err)
   ivshm_reader_lock (r);
   r->waiting = true;
   r->session = 0;
-  r->published = IVSHM_POS_POISON;
   ivshm_reader_unlock (r);
-  if (!ivshm_slot_enter_waiting (r->slot))
+  if (!ivshm_slot_enter_waiting (r->slot, IVSHM_SLOT_CLAIMED, true))
     /* a producer formatting right now evicted our CLAIMED slot */
     return ivshm_error_set (err, IVSHM_AGAIN, 0,
         "a producer started while this reader attached; try again");
   return IVSHM_OK;
 }
 
-/* The slot went ACTIVE while we waited: a producer adopted it at its
- * session's first position. AGAIN until that session's magic is out. */
-IvshmStatus
-ivshm_reader_bind_adopted (IvshmReader * r, IvshmError * err)
+/* Back to waiting after a failed attach, from `state`; the slot keeps
+ * the session id a format adopted it for, or goes back to 0. */
+static IvshmStatus
+reader_wait_again (IvshmReader * r, uint32_t state, bool adopted,
+    IvshmStatus st, IvshmError * err)
 {
-  uint64_t ring_size = 0, session, pos;
+  ivshm_reader_lock (r);
+  r->waiting = true;
+  r->session = 0;
+  ivshm_reader_unlock (r);
+  if (!ivshm_slot_enter_waiting (r->slot, state, !adopted))
+    return ivshm_error_set (err, IVSHM_ERR_EVICTED, 0,
+        "a producer restarted while this reader attached");
+  return st == IVSHM_ERR_NO_PRODUCER ? IVSHM_AGAIN : st;
+}
+
+/* The format of `session` adopted our WAITING slot (its id is in the
+ * slot): we register the tail, which is the session's first position
+ * (the producer keeps it for an adopted slot), and go ACTIVE. AGAIN if
+ * a newer format adopted the slot meanwhile: the next call looks again. */
+static IvshmStatus
+reader_bind_adopted (IvshmReader * r, uint64_t session, IvshmError * err)
+{
+  uint64_t ring_size = 0, t;
+  bool moved;
   IvshmStatus st;
 
   st = reader_validate_header (r->hdr, r->size, &ring_size, err);
-  if (st == IVSHM_ERR_NO_PRODUCER)
-    return IVSHM_AGAIN;
   if (st != IVSHM_OK)
-    return st;
-  session = atomic_load_explicit (&r->slot->session_id, SEQ);
-  if (session != atomic_load_explicit (&r->hdr->session_id, SEQ))
-    return IVSHM_AGAIN;         /* a newer format is evicting it */
-  pos = atomic_load_explicit (&r->slot->read_pos, SEQ);
-  if (pos % IVSHM_RECORD_ALIGN)
-    return ivshm_error_set (err, IVSHM_ERR_CORRUPT, 0,
-        "the producer adopted this reader at %llu, not a record boundary",
-        (unsigned long long) pos);
+    return st == IVSHM_ERR_NO_PRODUCER ? IVSHM_AGAIN : st;
   reader_set_session (r, ring_size, session);
+  t = atomic_load_explicit (&r->hdr->tail, SEQ);
+  st = reader_register (r, IVSHM_SLOT_WAITING, &t, &moved, err);
+  if (st == IVSHM_ERR_EVICTED)
+    return st;
+  if (st == IVSHM_OK && (atomic_load_explicit (&r->slot->session_id,
+              SEQ) != session ||
+          atomic_load_explicit (&r->hdr->session_id, SEQ) != session))
+    st = IVSHM_AGAIN;           /* adopted again, by a newer session */
+  if (st != IVSHM_OK)
+    return reader_wait_again (r, IVSHM_SLOT_ACTIVE, true, IVSHM_AGAIN, err);
   ivshm_reader_lock (r);
-  r->published = pos;
-  r->pos = pos;
-  r->off = pos % ring_size;
+  ivshm_reader_set_pos (r, t);
   ivshm_reader_unlock (r);
+  /* the producer reclaimed past the session's start: not the whole
+   * stream any more, so the sticky records first */
+  if (moved && (st = reader_start_mid_stream (r, t, err)) != IVSHM_OK)
+    return reader_wait_again (r, IVSHM_SLOT_ACTIVE, true, st, err);
+  ivshm_reader_advance (r, r->pos);
   return IVSHM_OK;
 }
 
@@ -339,7 +374,8 @@ ivshm_reader_bind_adopted (IvshmReader * r, IvshmError * err)
 IvshmStatus
 ivshm_reader_attach_waiting (IvshmReader * r, IvshmError * err)
 {
-  uint32_t state, waiting = IVSHM_SLOT_WAITING;
+  uint32_t waiting = IVSHM_SLOT_WAITING;
+  uint64_t session;
   IvshmStatus st;
 
   ivshm_reader_lock (r);
@@ -348,38 +384,29 @@ ivshm_reader_attach_waiting (IvshmReader * r, IvshmError * err)
   if (st != IVSHM_OK)
     return ivshm_error_set (err, st, 0, "this reader's slot was reaped "
         "while it waited for a producer (did it heartbeat?)");
-  state = atomic_load_explicit (&r->slot->state, SEQ);
-  if (state == IVSHM_SLOT_ACTIVE)
-    return ivshm_reader_bind_adopted (r, err);
   /* magic first, then the slot: a format publishes magic after its slot
-   * scan, so a slot still WAITING after a published magic was missed */
+   * scan, so a slot that does not name the session then was not adopted */
   if (atomic_load_explicit (&r->hdr->magic, SEQ) != IVSHM_MAGIC ||
       atomic_load_explicit (&r->hdr->producer_state, SEQ) !=
       IVSHM_PRODUCER_ACTIVE)
     return IVSHM_AGAIN;
-  if (atomic_load_explicit (&r->hdr->session_id, SEQ) == r->cfg.skip_session)
+  session = atomic_load_explicit (&r->hdr->session_id, SEQ);
+  if (session == r->cfg.skip_session)
     return IVSHM_AGAIN;
+  if (session != 0 &&
+      atomic_load_explicit (&r->slot->session_id, SEQ) == session)
+    return reader_bind_adopted (r, session, err);
+  /* not adopted: a later reader (WAITING -> CLAIMED, by CAS) */
   if (!atomic_compare_exchange_strong_explicit (&r->slot->state, &waiting,
           IVSHM_SLOT_CLAIMED, SEQ, RLX))
-    return IVSHM_AGAIN;         /* adopted meanwhile: next call binds */
+    return IVSHM_AGAIN;         /* next call finds out why */
   st = reader_find_session (r, err);
   if (st == IVSHM_OK)
     st = reader_attach_session (r, err);
-  if (st != IVSHM_OK) {
-    /* back to waiting, for the next try */
-    ivshm_reader_lock (r);
-    r->waiting = true;
-    r->session = 0;
-    ivshm_reader_unlock (r);
-    if (!ivshm_slot_enter_waiting (r->slot))
-      return ivshm_error_set (err, IVSHM_ERR_EVICTED, 0,
-          "a producer restarted while this reader attached");
-    ivshm_reader_lock (r);
-    r->published = IVSHM_POS_POISON;
-    ivshm_reader_unlock (r);
-    return st == IVSHM_ERR_NO_PRODUCER ? IVSHM_AGAIN : st;
-  }
-  return IVSHM_OK;
+  if (st != IVSHM_OK && st != IVSHM_ERR_EVICTED)
+    return reader_wait_again (r, atomic_load_explicit (&r->slot->state,
+            SEQ), false, st, err);
+  return st;
 }
 
 static IvshmReader *
@@ -406,7 +433,6 @@ reader_alloc (void *base, uint64_t size, const IvshmReaderConfig * cfg)
   if (cfg)
     r->cfg = *cfg;
   r->token = ivshm_random_u64 ();
-  r->published = IVSHM_POS_POISON;
   atomic_flag_clear (&r->lock);
   return r;
 }
@@ -450,7 +476,7 @@ ivshm_reader_detach (IvshmReader * r)
   /* also from EVICTED: the slot is free at once rather than after a
    * lease (ivshm_slot_let_go checks that it is still ours) */
   if (r->slot)
-    ivshm_slot_let_go (r->slot, r->token);
+    ivshm_slot_let_go (r->hdr, r->slot, r->token);
   r->slot = NULL;
   ivshm_reader_unlock (r);
 }

@@ -4,9 +4,10 @@
  * Every store a reader makes into its slot happens here, under the
  * reader's lock, after checking that the slot is still its own
  * (ivshm_reader_owns_locked); read_pos is published by compare-and-swap
- * from the value this reader last published, so that a store racing with
- * a reap (read_pos poisoned) or an adoption (a new session's base) fails
- * instead of landing in a slot somebody else owns now. Once it fails, the
+ * from the value this reader last published, tagged with its claim
+ * (IVSHM_POS_TAG), so that a store racing with a reap (read_pos poisoned)
+ * fails instead of landing in a slot somebody else owns now, even if the
+ * new owner has passed through the same position. Once it fails, the
  * reader treats itself as evicted (r->lost) and never stores again.
  */
 #include "ivshmem-ring-private.h"
@@ -44,13 +45,30 @@ ivshm_reader_owns_locked (IvshmReader * r)
   return true;
 }
 
+/* CAS(read_pos, published | tag, pos | tag). Call with the lock held,
+ * after ivshm_reader_owns_locked(). False (and lost): not ours any more. */
+bool
+ivshm_reader_store_pos_locked (IvshmReader * r, uint64_t pos)
+{
+  uint64_t expected = r->published | r->tag;
+
+  IVSHM_TEST_POINT ("reader-publish", r);
+  if (!atomic_compare_exchange_strong_explicit (&r->slot->read_pos,
+          &expected, pos | r->tag, SEQ, RLX)) {
+    r->lost = true;             /* reaped: not ours */
+    return false;
+  }
+  r->published = pos;
+  return true;
+}
+
 /* Gives the space before r->pos back (but for records still held), and
  * wakes the producer if it is about to sleep for want of space (the
  * mirror of writer_publish). Call with the lock held. */
 void
 ivshm_reader_publish_locked (IvshmReader * r)
 {
-  uint64_t pos = r->pos, expected;
+  uint64_t pos = r->pos;
 
   while (r->held_first < r->held_end &&
       r->held[r->held_first % IVSHM_MAX_HELD].released)
@@ -61,13 +79,8 @@ ivshm_reader_publish_locked (IvshmReader * r)
    * record in front keeps read_pos where it is while we read on) */
   if (pos == r->published || r->waiting || !ivshm_reader_owns_locked (r))
     return;
-  expected = r->published;
-  if (!atomic_compare_exchange_strong_explicit (&r->slot->read_pos,
-          &expected, pos, SEQ, RLX)) {
-    r->lost = true;             /* reaped or adopted away: not ours */
+  if (!ivshm_reader_store_pos_locked (r, pos))
     return;
-  }
-  r->published = pos;
   atomic_thread_fence (SEQ);
   if (atomic_load_explicit (&r->hdr->writer_sleeping, RLX) != 0)
     ivshm_wake (&r->hdr->space_futex);

@@ -124,7 +124,11 @@ read_slots (const void *base, IvshmInspection * insp)
     c->read_pos = atomic_load_explicit (&s->read_pos, ACQ);
     c->heartbeat = atomic_load_explicit (&s->heartbeat, RLX);
     c->session_id = atomic_load_explicit (&s->session_id, RLX);
-    c->sleeping = atomic_load_explicit (&s->sleeping, RLX);
+    c->generation = atomic_load_explicit (&s->generation, RLX);
+    if (insp->h.version_major >= IVSHM_INSPECT_V2) {
+      c->read_pos_tag = (uint32_t) (c->read_pos & IVSHM_POS_TAG_MASK);
+      c->read_pos &= ~IVSHM_POS_TAG_MASK;
+    }
     c->pid = atomic_load_explicit (&s->pid, RLX);
     c->records_read = atomic_load_explicit (&s->records_read, RLX);
     c->kernel_id = atomic_load_explicit (&s->kernel_id, RLX);

@@ -63,8 +63,10 @@ typedef struct
 /* One reader slot, each field copied once. */
 typedef struct
 {
+  /* read_pos: in version 2 the position with its claim's tag (the low 6
+   * bits, read_pos_tag) masked off */
   uint64_t read_pos, owner, heartbeat, session_id;
-  uint32_t state, sleeping;
+  uint32_t state, generation, read_pos_tag;
   uint64_t pid, records_read, kernel_id;
 } IvshmSlotCopy;
 

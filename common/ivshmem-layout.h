@@ -53,6 +53,12 @@ _Static_assert (ATOMIC_INT_LOCK_FREE == 2,
 /* A reader slot's read_pos after a reap: no position of any session, so a
  * late compare-and-swap of the slot's former owner can never succeed. */
 #define IVSHM_POS_POISON        UINT64_MAX
+/* A slot's read_pos is a position (a multiple of 64) | the tag of the
+ * claim that stored it, generation % 63 + 1 (never 0): a stale owner's
+ * compare-and-swap fails even where a new owner passed through the same
+ * position (PROTOCOL.md, section 5). */
+#define IVSHM_POS_TAG_MASK      UINT64_C (63)
+#define IVSHM_POS_TAG(generation) ((uint64_t) ((generation) % 63u + 1u))
 /* Each session starts its positions at a base that no earlier session can
  * have published: the old write_pos rounded up to a multiple of this, plus
  * this (PROTOCOL.md, "Session format"). */
@@ -152,12 +158,13 @@ enum
 typedef struct
 {
   /* line 0: written by the reader that owns the slot */
-  _Atomic uint64_t read_pos;            /* 0x00 next record the reader needs */
+  _Atomic uint64_t read_pos;            /* 0x00 next record the reader needs,
+                                         * | its claim's tag (low 6 bits) */
   _Atomic uint64_t owner;               /* 0x08 random token, 0 when free */
   _Atomic uint64_t heartbeat;           /* 0x10 incremented while alive */
   _Atomic uint64_t session_id;          /* 0x18 the session it reads */
   _Atomic uint32_t state;               /* 0x20 IVSHM_SLOT_* */
-  _Atomic uint32_t sleeping;            /* 0x24 reserved, 0 */
+  _Atomic uint32_t generation;          /* 0x24 claims of this slot so far */
   _Atomic uint64_t pid;                 /* 0x28 informative only */
   _Atomic uint64_t records_read;        /* 0x30 informative only */
   _Atomic uint64_t kernel_id;           /* 0x38 the reader's kernel (0: unknown) */
@@ -269,7 +276,9 @@ IVSHM_ASSERT_OFFSET (IvshmReaderSlot, owner, 0x08);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, heartbeat, 0x10);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, session_id, 0x18);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, state, 0x20);
-IVSHM_ASSERT_OFFSET (IvshmReaderSlot, sleeping, 0x24);
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, generation, 0x24);
+_Static_assert (IVSHM_POS_TAG_MASK + 1 == IVSHM_RECORD_ALIGN,
+    "the claim tag lives in the bits a record boundary leaves 0");
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, pid, 0x28);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, records_read, 0x30);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, kernel_id, 0x38);

@@ -288,10 +288,16 @@ ivshm_reader_wait (IvshmReader * r, IvshmWaiter * waiter, uint64_t timeout_ns)
   ivshm_reader_unlock (r);
   if (!sleep)
     return !ivshm_waiter_is_flushing (waiter);
-  if (r->waiting)
-    sleep = atomic_load_explicit (&r->slot->state, SEQ) == IVSHM_SLOT_WAITING;
-  else
-    sleep = atomic_load_explicit (&r->hdr->write_pos, SEQ) == r->pos;
+  /* after the bit, look again: at write_pos (the producer publishes, then
+   * looks at the bits) and at our slot (a reaper frees it, then clears
+   * the bits and wakes; ivshm_slot_reap) */
+  sleep = atomic_load_explicit (&r->slot->owner, SEQ) == r->token;
+  if (sleep && r->waiting)
+    sleep = atomic_load_explicit (&r->slot->state, SEQ) == IVSHM_SLOT_WAITING
+        && atomic_load_explicit (&r->slot->session_id, SEQ) == 0;
+  else if (sleep)
+    sleep = atomic_load_explicit (&r->slot->state, SEQ) == IVSHM_SLOT_ACTIVE
+        && atomic_load_explicit (&r->hdr->write_pos, SEQ) == r->pos;
   ok = sleep ? ivshm_wait_on (waiter, &r->hdr->data_futex, v, timeout_ns) :
       !ivshm_waiter_is_flushing (waiter);
   /* only our own bit, and only while the slot still holds our token

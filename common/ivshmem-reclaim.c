@@ -37,22 +37,29 @@ ivshm_writer_reap_expired (IvshmWriter * w, uint64_t now)
 static int
 writer_slot_position (IvshmWriter * w, IvshmReaderSlot * s, uint64_t *pos)
 {
-  uint64_t owner, session;
+  uint64_t owner, session, v;
+  uint32_t state = atomic_load_explicit (&s->state, SEQ);
 
-  if (atomic_load_explicit (&s->state, SEQ) != IVSHM_SLOT_ACTIVE)
+  if (state != IVSHM_SLOT_ACTIVE && state != IVSHM_SLOT_WAITING)
     return 0;
   owner = atomic_load_explicit (&s->owner, ACQ);
   session = atomic_load_explicit (&s->session_id, ACQ);
-  *pos = atomic_load_explicit (&s->read_pos, SEQ);
+  v = atomic_load_explicit (&s->read_pos, SEQ);
   /* a reader of an older session, or garbage: it holds nothing back */
   if (owner == 0 || session != w->session)
     return 0;
+  /* adopted and not yet ACTIVE: its reader registers the tail, which we
+   * keep at the session's start for it */
+  *pos = state == IVSHM_SLOT_WAITING ? w->session_base :
+      v & ~IVSHM_POS_TAG_MASK;
+  if (state == IVSHM_SLOT_ACTIVE && (v & IVSHM_POS_TAG_MASK) == 0)
+    return -1;                  /* no claim's tag: not a reader's value */
   /* A reader attaching registers the tail it read, and re-reads the tail
    * until it stands no lower: below our tail it is either in that window
    * or lying. Either way it holds nothing back. */
   if (*pos < w->tail)
     return 0;
-  if (*pos > w->write_pos || *pos % IVSHM_RECORD_ALIGN)
+  if (*pos > w->write_pos)
     return -1;
   return 1;
 }
@@ -155,7 +162,8 @@ writer_reader_came (IvshmWriter * w)
 
     /* not CLAIMED: a reader that is still attaching is not here yet (it
      * would lose the stream's start if we stopped keeping it) */
-    if ((state == IVSHM_SLOT_FREE || state == IVSHM_SLOT_ACTIVE) &&
+    if ((state == IVSHM_SLOT_FREE || state == IVSHM_SLOT_ACTIVE ||
+            state == IVSHM_SLOT_WAITING) &&
         atomic_load_explicit (&s->session_id, ACQ) == w->session)
       return true;
   }
@@ -217,7 +225,9 @@ ivshm_writer_reclaim (IvshmWriter * w, bool check_leases)
    * position below m1 before it could see the new tail is caught by the
    * second scan (PROTOCOL.md, "Attaching"). */
   if (m1 > w->tail_published) {
-    atomic_store_explicit (&w->hdr->tail, m1, SEQ);
+    /* from our last value: a stale producer's store fails */
+    if (!ivshm_writer_cas_owned (w, &w->hdr->tail, w->tail_published, m1))
+      return ivshm_writer_free_space (w);
     w->tail_published = m1;
   }
   m2 = writer_scan_slots (w, false, NULL);
@@ -272,8 +282,10 @@ ivshm_writer_make_room (IvshmWriter * w, uint64_t need)
     if (!ivshm_writer_owns (w))
       break;
     w->stats.readers_lapped++;
+    /* ACTIVE, or adopted and still WAITING (it holds the base) */
     ivshm_slot_evict (ivshm_slot_of (w->base, (unsigned) at),
-        IVSHM_SLOT_ACTIVE);
+        atomic_load_explicit (&ivshm_slot_of (w->base,
+                (unsigned) at)->state, SEQ));
     free_space = ivshm_writer_reclaim (w, false);
   }
   return free_space;

@@ -20,10 +20,13 @@
  *  - The writer owns write_pos, tail, the sticky area and the header; it
  *    keeps private copies of them and never reads them back from shared
  *    memory, but for producer_owner, which tells it whether it still owns
- *    the region. It publishes records with a compare-and-swap of write_pos.
+ *    the region (and the old values the format swaps from). It publishes
+ *    records with a compare-and-swap of write_pos, and tail with one from
+ *    its last value.
  *  - A reader owns its slot's read_pos and heartbeat while it owns the slot;
  *    it publishes the end of what it consumed with a compare-and-swap of
- *    read_pos, from the value it last published.
+ *    read_pos, from the value it last published, both tagged with its
+ *    claim's generation (IVSHM_POS_TAG).
  *  - Each side reads the other's counters with acquire loads, once, into a
  *    local, and validates the local. Nothing read is used unchecked.
  *  - Attaching (a reader registers read_pos, then reads tail) and
@@ -91,6 +94,20 @@ ivshm_ring_size_for_region (uint64_t region_size)
       ~(uint64_t) (IVSHM_RECORD_ALIGN - 1);
 }
 
+/* ---- test points ------------------------------------------------------ */
+
+/* A test may set this hook to play one interleaving of the model's trails
+ * step by step (tests/check/core-lifecycle-model.c): the core calls it at
+ * the named points, between a check and the store it guards. NULL (one
+ * load and a branch) in any real use; set it only while no other thread
+ * runs the core. */
+typedef void (*IvshmTestHook) (const char *point, void *obj);
+extern IvshmTestHook ivshm_test_hook;
+#define IVSHM_TEST_POINT(name, obj) do {                                 \
+    if (ivshm_test_hook)                                                  \
+      ivshm_test_hook ((name), (obj));                                    \
+  } while (0)
+
 /* ---- slots (ivshmem-slots.c) ------------------------------------------ */
 
 /* What an observer last saw of one slot, on its own clock. */
@@ -101,23 +118,31 @@ typedef struct
   uint64_t since_ns;            /* when it first saw that (owner, heartbeat) */
 } IvshmLeaseWatch;
 
-/* FREE -> CLAIMED (or WAITING): CAS(owner, 0, token), then CAS(state,
- * FREE, to). Returns the slot index, or -1 if every slot is taken. */
-int ivshm_slot_claim (void *base, uint64_t token, uint32_t to);
-/* CLAIMED -> WAITING by the owner, session_id 0 first. */
-bool ivshm_slot_enter_waiting (IvshmReaderSlot * s);
-/* WAITING -> ACTIVE by the producer that formats session `session`
- * starting at `base_pos`. */
-bool ivshm_slot_adopt (IvshmReaderSlot * s, uint64_t session,
-    uint64_t base_pos);
+/* FREE -> CLAIMED: CAS(owner, 0, token), generation + 1, read_pos = the
+ * new *tag (no position yet), state `to`. Returns the slot index, or -1 if
+ * every slot is taken. */
+int ivshm_slot_claim (void *base, uint64_t token, uint32_t to,
+    uint64_t *tag);
+/* CLAIMED (or ACTIVE, after a failed attach) -> WAITING by the owner,
+ * session_id 0 first unless the slot keeps the session that adopted it. */
+bool ivshm_slot_enter_waiting (IvshmReaderSlot * s, uint32_t from,
+    bool clear_session);
+/* WAITING stays WAITING, adopted: the producer that formats `session`
+ * stores it by CAS(session_id, seen, session), its only store into a
+ * WAITING slot. The reader moves to ACTIVE itself. */
+bool ivshm_slot_adopt (IvshmReaderSlot * s, uint64_t session);
 /* CLAIMED/ACTIVE -> EVICTED by the producer; owner kept. */
 bool ivshm_slot_evict (IvshmReaderSlot * s, uint32_t from);
 /* any -> FREE by whoever found owner's lease expired: read_pos POISON,
- * its sleeping bit cleared, state FREE, owner 0 (both by CAS). */
+ * state FREE (CAS), its sleeping bit cleared (and data_futex woken if it
+ * was set), CAS(owner, owner, 0), space_futex woken if the producer
+ * sleeps. */
 bool ivshm_slot_reap (IvshmHeader * hdr, IvshmReaderSlot * s, unsigned i,
     uint64_t owner);
-/* The owner lets go: state FREE, then CAS(owner, token, 0). */
-void ivshm_slot_let_go (IvshmReaderSlot * s, uint64_t token);
+/* The owner lets go: state FREE, then CAS(owner, token, 0), then
+ * space_futex woken if the producer sleeps. */
+void ivshm_slot_let_go (IvshmHeader * hdr, IvshmReaderSlot * s,
+    uint64_t token);
 /* Updates the watch of slot s; true if its owner's heartbeat has not moved
  * for lease_ns (then *owner is that owner). A free slot never expires. */
 bool ivshm_lease_expired (IvshmLeaseWatch * lw, IvshmReaderSlot * s,
@@ -126,7 +151,7 @@ bool ivshm_lease_expired (IvshmLeaseWatch * lw, IvshmReaderSlot * s,
  * reaps those whose heartbeat did not move, then claims one. Returns the
  * index, or -1 with *live the number of holders seen alive. */
 int ivshm_slot_claim_reaping (void *base, uint64_t token, uint32_t to,
-    uint64_t lease_ns, unsigned *live);
+    uint64_t lease_ns, unsigned *live, uint64_t *tag);
 
 /* ---- the writer ------------------------------------------------------- */
 
@@ -220,6 +245,8 @@ struct IvshmWriter
 
 /* ivshmem-writer.c */
 bool ivshm_writer_owns (IvshmWriter * w);
+bool ivshm_writer_cas_owned (IvshmWriter * w, _Atomic uint64_t * field,
+    uint64_t seen, uint64_t v);
 void ivshm_writer_set_flag (IvshmWriter * w, uint32_t flag);
 void ivshm_writer_lock (IvshmWriter * w);
 bool ivshm_writer_trylock (IvshmWriter * w);
@@ -255,7 +282,9 @@ struct IvshmReader
 
   uint64_t pos;                 /* next ring position to read */
   uint64_t off;                 /* pos % ring_size, kept incrementally */
-  uint64_t published;           /* last read_pos stored (under lock) */
+  uint64_t published;           /* last position stored in read_pos, tag
+                                 * off (under lock) */
+  uint64_t tag;                 /* our claim's tag, in every read_pos */
   bool lost;                    /* the slot is no longer ours (under lock) */
   uint64_t cur_len;             /* length of the record handed out, 0: none */
   uint64_t cur_payload_len;
@@ -303,11 +332,11 @@ void ivshm_reader_lock (IvshmReader * r);
 void ivshm_reader_unlock (IvshmReader * r);
 bool ivshm_reader_owns_locked (IvshmReader * r);
 void ivshm_reader_publish_locked (IvshmReader * r);
+bool ivshm_reader_store_pos_locked (IvshmReader * r, uint64_t pos);
 void ivshm_reader_set_pos (IvshmReader * r, uint64_t pos);
 void ivshm_reader_advance (IvshmReader * r, uint64_t pos);
 
 /* ivshmem-attach.c */
-IvshmStatus ivshm_reader_bind_adopted (IvshmReader * r, IvshmError * err);
 IvshmStatus ivshm_reader_attach_waiting (IvshmReader * r, IvshmError * err);
 void ivshm_reader_detach (IvshmReader * r);
 

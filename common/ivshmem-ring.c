@@ -11,6 +11,8 @@ _Static_assert (IVSHM_REGION_MIN == IVSHM_REGION_MIN_SIZE,
 _Static_assert (IVSHM_MAX_READERS <= 32,
     "readers_sleeping is a 32-bit mask of slot indexes");
 
+IvshmTestHook ivshm_test_hook;
+
 uint64_t
 ivshm_region_size_for_payload (uint64_t payload_len)
 {

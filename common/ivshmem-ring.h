@@ -94,8 +94,9 @@ typedef struct
 /* Claims the region (compare-and-swap of producer_owner), formats the ring
  * and starts a new session: readers waiting in a WAITING slot are adopted
  * and read it from its first record. Fails with TOO_SMALL, PRODUCER_BUSY
- * (another producer owns the region and its heartbeat is moving), or
- * NO_MEMORY. Blocks up to takeover_wait_ns when an earlier producer still
+ * (another producer owns the region and its heartbeat is moving),
+ * TAKEN_OVER (another producer took the region over while this one
+ * formatted it), or NO_MEMORY. Blocks up to takeover_wait_ns when an earlier producer still
  * owns the region (takeover_wait_cb says so first). */
 IvshmStatus ivshm_writer_new (void *base, uint64_t size,
     const IvshmWriterConfig * config, IvshmWriter ** writer,

@@ -2,18 +2,21 @@
  * SPDX-License-Identifier: MIT
  *
  * Every transition of a slot's state is one function here; PROTOCOL.md,
- * "Reader slots", has the table of who may make which. A slot belongs to
- * the reader whose token is in `owner`; the producer changes only `state`
- * (evict), and `read_pos`/`session_id` of a WAITING slot it adopts;
- * whoever reaps an expired slot poisons `read_pos` first, so that a late
- * compare-and-swap of the old owner cannot succeed.
+ * section 13, has the table of who may make which. A slot belongs to the
+ * reader whose token is in `owner`; the producer changes only `state`
+ * (evict) and, in a WAITING slot, `session_id` (adopt, by compare-and-swap
+ * from the value it saw). Each claim increments `generation`, and every
+ * read_pos value carries the claim's tag (IVSHM_POS_TAG), so a late
+ * compare-and-swap of a former owner fails even where the new owner passed
+ * through the same position; whoever reaps an expired slot poisons
+ * read_pos first.
  */
 #include "ivshmem-ring-private.h"
 
 #include "ivshmem-os.h"
 
 int
-ivshm_slot_claim (void *base, uint64_t token, uint32_t to)
+ivshm_slot_claim (void *base, uint64_t token, uint32_t to, uint64_t *tag)
 {
   unsigned i;
 
@@ -32,6 +35,11 @@ ivshm_slot_claim (void *base, uint64_t token, uint32_t to)
      * over from a hostile peer, and ours to overwrite. */
     atomic_store_explicit (&s->heartbeat,
         atomic_load_explicit (&s->heartbeat, RLX) + 1, RLX);
+    /* a new tag, and read_pos "no position yet" with it: from here on a
+     * reap (POISON) makes our next compare-and-swap fail */
+    *tag = IVSHM_POS_TAG (atomic_fetch_add_explicit (&s->generation, 1,
+            SEQ) + 1);
+    atomic_store_explicit (&s->read_pos, *tag, SEQ);
     atomic_store_explicit (&s->state, to, SEQ);
     return (int) i;
   }
@@ -39,30 +47,29 @@ ivshm_slot_claim (void *base, uint64_t token, uint32_t to)
 }
 
 bool
-ivshm_slot_enter_waiting (IvshmReaderSlot * s)
+ivshm_slot_enter_waiting (IvshmReaderSlot * s, uint32_t from,
+    bool clear_session)
 {
-  uint32_t expected = IVSHM_SLOT_CLAIMED;
-
   /* session_id 0 before the state: an adopter sees WAITING only with it */
-  atomic_store_explicit (&s->session_id, 0, SEQ);
-  atomic_store_explicit (&s->read_pos, IVSHM_POS_POISON, SEQ);
-  return atomic_compare_exchange_strong_explicit (&s->state, &expected,
+  if (clear_session)
+    atomic_store_explicit (&s->session_id, 0, SEQ);
+  return atomic_compare_exchange_strong_explicit (&s->state, &from,
       IVSHM_SLOT_WAITING, SEQ, RLX);
 }
 
 bool
-ivshm_slot_adopt (IvshmReaderSlot * s, uint64_t session, uint64_t base_pos)
+ivshm_slot_adopt (IvshmReaderSlot * s, uint64_t session)
 {
-  uint32_t expected = IVSHM_SLOT_WAITING;
+  uint64_t seen = atomic_load_explicit (&s->session_id, SEQ);
 
-  if (atomic_load_explicit (&s->owner, ACQ) == 0)
+  if (atomic_load_explicit (&s->owner, ACQ) == 0 ||
+      atomic_load_explicit (&s->state, SEQ) != IVSHM_SLOT_WAITING)
     return false;
-  /* A WAITING reader never stores read_pos or session_id: they are the
-   * adopter's until the state says ACTIVE. */
-  atomic_store_explicit (&s->read_pos, base_pos, SEQ);
-  atomic_store_explicit (&s->session_id, session, SEQ);
-  return atomic_compare_exchange_strong_explicit (&s->state, &expected,
-      IVSHM_SLOT_ACTIVE, SEQ, RLX);
+  IVSHM_TEST_POINT ("producer-adopt", s);
+  /* from the value we saw: session ids never repeat, so once a newer
+   * producer adopted the slot, ours fails */
+  return atomic_compare_exchange_strong_explicit (&s->session_id, &seen,
+      session, SEQ, RLX);
 }
 
 bool
@@ -72,27 +79,55 @@ ivshm_slot_evict (IvshmReaderSlot * s, uint32_t from)
       IVSHM_SLOT_EVICTED, SEQ, RLX);
 }
 
+/* Wakes a producer waiting for the space a slot held. */
+static void
+slot_freed (IvshmHeader * hdr)
+{
+  if (atomic_load_explicit (&hdr->writer_sleeping, SEQ) != 0)
+    ivshm_wake (&hdr->space_futex);
+}
+
 bool
 ivshm_slot_reap (IvshmHeader * hdr, IvshmReaderSlot * s, unsigned i,
     uint64_t owner)
 {
-  uint32_t state;
+  uint32_t state, bit = UINT32_C (1) << i;
+  uint64_t v = atomic_load_explicit (&s->read_pos, SEQ);
+  bool freed;
+  int k;
 
-  if (atomic_load_explicit (&s->owner, ACQ) != owner || owner == 0)
-    return false;
+  /* poison first: the old owner's next CAS of read_pos fails. By CAS from
+   * the value seen while the owner was still T: a new owner's read_pos
+   * carries another tag, so a reaper that stalled here does not poison
+   * it. The old owner may still be publishing: bounded retries. */
+  for (k = 0;; k++) {
+    if (atomic_load_explicit (&s->owner, ACQ) != owner || owner == 0)
+      return false;
+    IVSHM_TEST_POINT ("reaper-poison", s);
+    if (k == 64) {
+      atomic_store_explicit (&s->read_pos, IVSHM_POS_POISON, SEQ);
+      break;
+    }
+    if (atomic_compare_exchange_strong_explicit (&s->read_pos, &v,
+            IVSHM_POS_POISON, SEQ, SEQ))
+      break;
+  }
   state = atomic_load_explicit (&s->state, SEQ);
-  /* poison first: the old owner's next CAS of read_pos fails */
-  atomic_store_explicit (&s->read_pos, IVSHM_POS_POISON, SEQ);
-  atomic_fetch_and_explicit (&hdr->readers_sleeping, ~(UINT32_C (1) << i),
-      SEQ);
   atomic_compare_exchange_strong_explicit (&s->state, &state,
       IVSHM_SLOT_FREE, SEQ, RLX);
-  return atomic_compare_exchange_strong_explicit (&s->owner, &owner, 0, SEQ,
+  /* then its sleeping bit: a reader about to sleep sets it, then looks at
+   * its slot (ivshm_reader_wait); one of us sees the other, and a sleeper
+   * whose slot we freed is woken (it would sleep to its timeout) */
+  if (atomic_fetch_and_explicit (&hdr->readers_sleeping, ~bit, SEQ) & bit)
+    ivshm_wake (&hdr->data_futex);
+  freed = atomic_compare_exchange_strong_explicit (&s->owner, &owner, 0, SEQ,
       RLX);
+  slot_freed (hdr);
+  return freed;
 }
 
 void
-ivshm_slot_let_go (IvshmReaderSlot * s, uint64_t token)
+ivshm_slot_let_go (IvshmHeader * hdr, IvshmReaderSlot * s, uint64_t token)
 {
   uint32_t state;
   int k;
@@ -102,7 +137,6 @@ ivshm_slot_let_go (IvshmReaderSlot * s, uint64_t token)
   /* from the state we saw: if a reaper freed the slot meanwhile, a new
    * owner's state is not ours to change */
   for (k = 0; k < 4; k++) {
-    /* an adoption may move WAITING to ACTIVE under us: look again */
     state = atomic_load_explicit (&s->state, SEQ);
     if (state == IVSHM_SLOT_FREE ||
         atomic_compare_exchange_strong_explicit (&s->state, &state,
@@ -110,6 +144,7 @@ ivshm_slot_let_go (IvshmReaderSlot * s, uint64_t token)
       break;
   }
   atomic_compare_exchange_strong_explicit (&s->owner, &token, 0, SEQ, RLX);
+  slot_freed (hdr);
 }
 
 bool
@@ -137,12 +172,12 @@ ivshm_lease_expired (IvshmLeaseWatch * lw, IvshmReaderSlot * s, uint64_t now,
 
 int
 ivshm_slot_claim_reaping (void *base, uint64_t token, uint32_t to,
-    uint64_t lease_ns, unsigned *live)
+    uint64_t lease_ns, unsigned *live, uint64_t *tag)
 {
   IvshmLeaseWatch watch[IVSHM_MAX_READERS] = { {0} };
   uint64_t start = ivshm_now_ns (), now = start, o;
   unsigned i;
-  int got = ivshm_slot_claim (base, token, to);
+  int got = ivshm_slot_claim (base, token, to, tag);
 
   *live = IVSHM_MAX_READERS;
   if (got >= 0)
@@ -153,7 +188,7 @@ ivshm_slot_claim_reaping (void *base, uint64_t token, uint32_t to,
   /* watch one lease; a slot let go meanwhile is taken at once */
   while (now - start <= lease_ns) {
     ivshm_sleep_ns (20ull * 1000 * 1000);
-    if ((got = ivshm_slot_claim (base, token, to)) >= 0)
+    if ((got = ivshm_slot_claim (base, token, to, tag)) >= 0)
       return got;
     now = ivshm_now_ns ();
     for (i = 0; i < IVSHM_MAX_READERS; i++)
@@ -171,5 +206,5 @@ ivshm_slot_claim_reaping (void *base, uint64_t token, uint32_t to,
     else if (atomic_load_explicit (&s->owner, RLX) != 0)
       (*live)++;
   }
-  return ivshm_slot_claim (base, token, to);
+  return ivshm_slot_claim (base, token, to, tag);
 }

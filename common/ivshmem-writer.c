@@ -157,9 +157,10 @@ writer_remember_holder (IvshmWriter * w, unsigned i, uint64_t old_write_pos,
 {
   IvshmReaderSlot *s = ivshm_slot_of (w->base, i);
   uint64_t owner = atomic_load_explicit (&s->owner, ACQ);
-  uint64_t pos = atomic_load_explicit (&s->read_pos, SEQ);
+  /* read_pos carries the slot's claim tag in its low bits */
+  uint64_t pos = atomic_load_explicit (&s->read_pos, SEQ) & ~IVSHM_POS_TAG_MASK;
 
-  if (owner == 0 || pos % IVSHM_RECORD_ALIGN || pos > old_write_pos ||
+  if (owner == 0 || pos > old_write_pos ||
       old_write_pos - pos > w->ring_size)
     return;
   if (w->n_holders == 0)
@@ -192,23 +193,29 @@ writer_write_identity (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
   atomic_store_explicit (&hdr->producer_kernel_id, w->kernel_id, RLX);
 }
 
-/* Session format step 2: WAITING slots are adopted at the session's
- * first position; CLAIMED/ACTIVE slots of older sessions are EVICTED
- * (owner kept), and remembered as holders if the new session is congruent
- * to the old one (old_write_pos valid); FREE and EVICTED slots are left
- * alone. Returns how many readers were adopted. */
+/* Session format step 2: WAITING slots are adopted (their session_id
+ * set to the new session by compare-and-swap, retried while we own the
+ * region; the reader registers the session's first position itself);
+ * CLAIMED/ACTIVE slots of older sessions are EVICTED (owner kept), and
+ * remembered as holders if the new session is congruent to the old one
+ * (old_write_pos valid); FREE and EVICTED slots are left alone. Returns
+ * how many readers were adopted. */
 static unsigned
 writer_format_slots (IvshmWriter * w, uint64_t old_write_pos, bool congruent)
 {
   unsigned i, adopted = 0;
+  int k;
 
   for (i = 0; i < IVSHM_MAX_READERS; i++) {
     IvshmReaderSlot *s = ivshm_slot_of (w->base, i);
     uint32_t state = atomic_load_explicit (&s->state, SEQ);
 
     if (state == IVSHM_SLOT_WAITING) {
-      if (ivshm_slot_adopt (s, w->session, w->session_base))
-        adopted++;
+      for (k = 0; k < 8 && ivshm_writer_owns (w); k++)
+        if (ivshm_slot_adopt (s, w->session)) {
+          adopted++;
+          break;
+        }
     } else if (state == IVSHM_SLOT_CLAIMED || state == IVSHM_SLOT_ACTIVE) {
       /* evicted first: from now on its read_pos only moves forward */
       if (ivshm_slot_evict (s, state) && congruent)
@@ -219,26 +226,49 @@ writer_format_slots (IvshmWriter * w, uint64_t old_write_pos, bool congruent)
   return adopted;
 }
 
-/* Only the owner formats (PROTOCOL.md, "Session format"). */
-static void
+/* A store that a stale producer must not make: by compare-and-swap from
+ * the value we saw (session ids and session bases never repeat), after a
+ * check that we still own the region. */
+bool
+ivshm_writer_cas_owned (IvshmWriter * w, _Atomic uint64_t * field,
+    uint64_t seen, uint64_t v)
+{
+  if (!ivshm_writer_owns (w))
+    return false;
+  if (atomic_compare_exchange_strong_explicit (field, &seen, v, SEQ, RLX))
+    return true;
+  /* changed since we saw it: by a producer that took over (we stop), or
+   * by a scribbling peer while we still own the region (we overwrite) */
+  if (!ivshm_writer_owns (w))
+    return false;
+  atomic_store_explicit (field, v, SEQ);
+  return true;
+}
+
+/* Only the owner formats (PROTOCOL.md, "Session format"). False: another
+ * producer took the region over meanwhile; we stored nothing of the new
+ * session in the header. */
+static bool
 writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
 {
   IvshmHeader *hdr = w->hdr;
-  uint64_t old_session, old_write_pos;
+  uint64_t old_session, old_wp, old_tail;
   bool congruent;
 
   /* 1. Take the region away from readers: with magic 0 nobody trusts
    * anything else in it. */
+  if (!ivshm_writer_owns (w))
+    return false;
   atomic_store_explicit (&hdr->magic, 0, SEQ);
   atomic_store_explicit (&hdr->producer_state, IVSHM_PRODUCER_NONE, SEQ);
 
-  old_session = atomic_load_explicit (&hdr->session_id, RLX);
+  old_session = atomic_load_explicit (&hdr->session_id, SEQ);
+  old_wp = atomic_load_explicit (&hdr->write_pos, SEQ);
+  old_tail = atomic_load_explicit (&hdr->tail, SEQ);
   do
     w->session = ivshm_random_u64 ();
-  while (w->session == old_session);
-  old_write_pos = atomic_load_explicit (&hdr->write_pos, RLX);
-  w->session_base = session_base_after (old_write_pos, w->ring_size,
-      &congruent);
+  while (w->session == old_session || w->session == 0);
+  w->session_base = session_base_after (old_wp, w->ring_size, &congruent);
   /* an old session of another ring size holds nothing we could place */
   if (atomic_load_explicit (&hdr->ring_size, RLX) != w->ring_size)
     congruent = false;
@@ -247,22 +277,29 @@ writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
   w->reserve_off = w->session_base % w->ring_size;
 
   /* 2. The slots. */
-  if (writer_format_slots (w, old_write_pos, congruent) > 0 && !w->had_reader) {
+  if (writer_format_slots (w, old_wp, congruent) > 0 && !w->had_reader) {
     w->had_reader = true;
     w->producer_flags |= IVSHM_PRODUCER_FLAG_HAD_READER;
   }
+  IVSHM_TEST_POINT ("producer-slots-done", w);
 
   /* 3. Sticky area, identity, positions, then ACTIVE and magic. */
+  if (!ivshm_writer_owns (w))
+    return false;
   ivshm_writer_clear_sticky (w);
   writer_write_identity (w, size, hb_ns);
-  atomic_store_explicit (&hdr->session_id, w->session, RLX);
+  if (!ivshm_writer_cas_owned (w, &hdr->session_id, old_session, w->session) ||
+      !ivshm_writer_cas_owned (w, &hdr->write_pos, old_wp, w->session_base) ||
+      !ivshm_writer_cas_owned (w, &hdr->tail, old_tail, w->session_base))
+    return false;
   atomic_store_explicit (&hdr->producer_flags, w->producer_flags, RLX);
-  atomic_store_explicit (&hdr->write_pos, w->session_base, SEQ);
-  atomic_store_explicit (&hdr->tail, w->session_base, SEQ);
   atomic_store_explicit (&hdr->writer_sleeping, 0, RLX);
   /* readers_sleeping is a bitmask that its readers own: left alone */
+  if (!ivshm_writer_owns (w))
+    return false;
   atomic_store_explicit (&hdr->producer_state, IVSHM_PRODUCER_ACTIVE, SEQ);
   atomic_store_explicit (&hdr->magic, IVSHM_MAGIC, SEQ);
+  return true;
 }
 
 IvshmStatus
@@ -308,7 +345,12 @@ ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
     w->producer_flags = IVSHM_PRODUCER_FLAG_LEAKY |
         IVSHM_PRODUCER_FLAG_HAD_READER;
   }
-  writer_format (w, size, hb_ns);
+  if (!writer_format (w, size, hb_ns)) {
+    free (w);
+    return ivshm_error_set (err, IVSHM_ERR_TAKEN_OVER, 0,
+        "another producer took this region over while this one formatted "
+        "it (was this process stopped for longer than the takeover wait?)");
+  }
   *out = w;
   return IVSHM_OK;
 }
@@ -394,6 +436,25 @@ ivshm_writer_get_stats (IvshmWriter * w, IvshmWriterStats * stats)
   ivshm_writer_unlock (w);
 }
 
+/* writer_sleeping holds the low 32 bits of our token (never 0): a stale
+ * producer's clear, a CAS from its own mark, cannot clear a new owner's. */
+static uint32_t
+writer_sleep_mark (IvshmWriter * w)
+{
+  uint32_t mark = (uint32_t) w->token;
+
+  return mark ? mark : 1;
+}
+
+static void
+writer_sleep_done (IvshmWriter * w)
+{
+  uint32_t mark = writer_sleep_mark (w);
+
+  atomic_compare_exchange_strong_explicit (&w->hdr->writer_sleeping, &mark,
+      0, SEQ, RLX);
+}
+
 bool
 ivshm_writer_wait_prepare (IvshmWriter * w, uint32_t *token)
 {
@@ -403,11 +464,11 @@ ivshm_writer_wait_prepare (IvshmWriter * w, uint32_t *token)
   if (!ivshm_writer_owns (w))
     return false;
   *token = atomic_load_explicit (&w->hdr->space_futex, SEQ);
-  atomic_store_explicit (&w->hdr->writer_sleeping, 1, SEQ);
+  atomic_store_explicit (&w->hdr->writer_sleeping, writer_sleep_mark (w), SEQ);
   ivshm_writer_reclaim (w, false);
   /* (a holder of the previous session that let go wakes nobody) */
   if (w->tail != tail || w->n_holders != holders) {
-    atomic_store_explicit (&w->hdr->writer_sleeping, 0, RLX);
+    writer_sleep_done (w);
     return false;
   }
   return true;
@@ -419,8 +480,7 @@ ivshm_writer_wait_finish (IvshmWriter * w, IvshmWaiter * waiter,
 {
   bool ok = ivshm_wait_on (waiter, &w->hdr->space_futex, token, timeout_ns);
 
-  if (ivshm_writer_owns (w))
-    atomic_store_explicit (&w->hdr->writer_sleeping, 0, RLX);
+  writer_sleep_done (w);
   return ok;
 }
 

@@ -1177,9 +1177,10 @@ GST_START_TEST (test_hostile_slot)
   IvshmWriterStats ws;
   IvshmReaderStats rs;
   uint64_t seq = 0, s0, k;
-  /* read_pos: unaligned (1, 32), far beyond write_pos, behind the tail */
+  /* read_pos: without a claim's tag (its low 6 bits 0; at the record
+   * and at write_pos), far beyond write_pos, behind the tail (tagged) */
   enum
-  { UNALIGNED_1, UNALIGNED_32, BEYOND, BEHIND, N_KINDS };
+  { UNTAGGED, UNTAGGED_END, BEYOND, BEHIND, N_KINDS };
 
   for (k = 0; k < N_KINDS; k++) {
     IvshmReaderSlot *s;
@@ -1194,14 +1195,12 @@ GST_START_TEST (test_hostile_slot)
     read_buffer_ok (bad, s0, 100);
     read_buffers_ok (good, s0, seq);
     v = ivshm_writer_position (w) - ivshm_record_len (100);
-    if (k == UNALIGNED_1)
-      v += 1;
-    else if (k == UNALIGNED_32)
-      v += 32;
+    if (k == UNTAGGED_END)
+      v = ivshm_writer_position (w);
     else if (k == BEYOND)
-      v += UINT64_C (1) << 40;
-    else
-      v = 0;                    /* the tail has moved on by now */
+      v += (UINT64_C (1) << 40) + 1;
+    else if (k == BEHIND)
+      v = 1;                    /* the tail has moved on by now */
     fail_unless (k != BEHIND || atomic_load (&hdr_of (base)->tail) > 0);
     atomic_store (&s->read_pos, v);
     /* the writer needs space and goes on past it */
@@ -1270,7 +1269,7 @@ GST_START_TEST (test_evicted_reader_leaves_slot_alone)
   /* the writer evicts a (any reason will do: here its slot turns invalid) */
   ivshm_reader_get_stats (a, &rs);
   s = slot_at (base, rs.slot);
-  atomic_store (&s->read_pos, a_pos + 8);
+  atomic_store (&s->read_pos, a_pos);   /* no claim's tag */
   /* counting readers changes nothing; reclaiming space evicts */
   fail_unless_equals_int (ivshm_writer_count_readers (w), 0);
   fail_unless_equals_int (atomic_load (&s->state), IVSHM_SLOT_ACTIVE);
@@ -1939,8 +1938,8 @@ GST_START_TEST (test_holds_bounded)
   /* given back in reverse order */
   for (i = IVSHM_MAX_HELD; i > 0; i--)
     ivshm_reader_unhold (r, &h[i - 1]);
-  fail_unless_equals_uint64 (atomic_load (&slot_at (base, 0)->read_pos),
-      ivshm_writer_position (w));
+  fail_unless_equals_uint64 (atomic_load (&slot_at (base, 0)->read_pos) &
+      ~IVSHM_POS_TAG_MASK, ivshm_writer_position (w));
   ivshm_reader_free (r);
   ivshm_writer_free (w);
   free (base);

@@ -111,7 +111,7 @@ scribble_slot (FuzzInput * in, uint8_t * base, IvshmWriter * w)
       atomic_store (&s->kernel_id, fuzz_u64 (in));
       break;
     case 8:
-      atomic_store (&s->sleeping, fuzz_u32 (in));
+      atomic_store (&s->generation, fuzz_u32 (in));
       break;
     default:
       atomic_store (&s->pid, fuzz_u64 (in));

@@ -1,0 +1,461 @@
+/* gst-ivshmem: the Spin model's findings, played step by step
+ * SPDX-License-Identifier: MIT
+ *
+ * common/model (branch model) found where the 2.0 design fails; each test
+ * here plays one of its trails at the level of the core. Findings 1 and 2
+ * need a peer to stall between a check and the store it guards: the core's
+ * test hook (ivshm_test_hook, ivshmem-ring-private.h) runs the other
+ * peers' steps right there, in one process, with two reader (or writer)
+ * objects on one region. Findings 4 and 5 are lost wake-ups: a thread
+ * sleeps with a deadline far longer than the test may take, and must be
+ * woken well before it. Nothing asserts a duration shorter than that.
+ */
+#include "core-lifecycle-util.h"
+
+#include "ivshmem-ring-private.h"
+
+static void *hook_base;
+static IvshmWriter *hook_writer;
+static IvshmReader *hook_reader;
+static const char *hook_point;
+static int hook_fired;
+
+static void
+hook_arm (const char *point, void *base)
+{
+  hook_point = point;
+  hook_base = base;
+  hook_fired = 0;
+  ivshm_test_hook = NULL;
+}
+
+static bool
+hook_take (const char *point)
+{
+  if (hook_fired || strcmp (point, hook_point) != 0)
+    return false;
+  hook_fired = 1;
+  return true;
+}
+
+/* Keeps ticking until the slot is reaped (its owner never heartbeats). */
+static void
+tick_until_reaped (IvshmWriter * w, IvshmReaderSlot * s)
+{
+  unsigned i;
+
+  for (i = 0; i < 1000 && atomic_load (&s->owner) != 0; i++) {
+    ivshm_writer_tick (w);
+    sleep_ms (10);
+  }
+  fail_unless_equals_uint64 (atomic_load (&s->owner), 0);
+}
+
+/* ---- finding 1: ABA of read_pos within one session ------------------- */
+
+/* Reader A checked that it owns slot 0 and is about to publish; here it
+ * stalls for a lease: the tick reaps the slot, reader B claims it, reads
+ * the first record and so publishes the very position A last published. */
+static void
+aba_hook (const char *point, void *obj)
+{
+  IvshmRecord rec;
+  IvshmReader *b;
+
+  if (!hook_take (point))
+    return;
+  tick_until_reaped (hook_writer, slot_at (hook_base, 0));
+  b = reader_new_ok (hook_base, false);
+  fail_unless_equals_int (slot_of_reader (b), 0);
+  assert_status (ivshm_reader_next (b, &rec, NULL), IVSHM_OK);
+  fail_unless_equals_uint64 (rec.h.offset, 0);  /* a first reader */
+  assert_status (ivshm_reader_release (b), IVSHM_OK);
+  hook_reader = b;
+}
+
+GST_START_TEST (test_stale_reader_aba)
+{
+  void *base = region_shared ();
+  IvshmWriter *w = writer_new_ok (base, scaled (30 * MS), 0);
+  IvshmReader *a = reader_new_ok (base, false), *b;
+  IvshmReaderSlot *s = slot_at (base, 0);
+  IvshmRecord rec;
+  uint64_t b_pos;
+  unsigned i;
+
+  fail_unless_equals_int (slot_of_reader (a), 0);
+  for (i = 0; i < 3; i++)
+    assert_status (write_buffer (w, i, 1000), IVSHM_OK);
+  assert_status (ivshm_reader_next (a, &rec, NULL), IVSHM_OK);
+  assert_status (ivshm_reader_release (a), IVSHM_OK);
+  assert_status (ivshm_reader_next (a, &rec, NULL), IVSHM_OK);
+  fail_unless_equals_uint64 (rec.h.offset, 1);
+
+  hook_arm ("reader-publish", base);
+  hook_writer = w;
+  hook_reader = NULL;
+  ivshm_test_hook = aba_hook;
+  /* A resumes: its release must not land in B's slot */
+  assert_status (ivshm_reader_release (a), IVSHM_ERR_EVICTED);
+  ivshm_test_hook = NULL;
+  fail_unless (hook_fired);
+  b = hook_reader;
+  b_pos = ivshm_writer_position (w) - 2 * ivshm_record_len (1000);
+  fail_unless_equals_uint64 (atomic_load (&s->read_pos) & ~(uint64_t) 63,
+      b_pos);
+  /* and B, which has not read record 1, goes on as if nothing happened */
+  assert_status (ivshm_reader_next (b, &rec, NULL), IVSHM_OK);
+  fail_unless_equals_uint64 (rec.h.offset, 1);
+  assert_status (ivshm_reader_release (b), IVSHM_OK);
+  ivshm_reader_free (a);
+  ivshm_reader_free (b);
+  ivshm_writer_free (w);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
+/* ---- finding 2: a stale producer's adoption ------------------------- */
+
+/* Producer P2 formats, finds the WAITING slot and is about to adopt it;
+ * here it stalls: P1 takes the region over and formats (adopting the
+ * slot itself). */
+static void
+adopt_hook (const char *point, void *obj)
+{
+  (void) obj;
+  if (!hook_take (point))
+    return;
+  hook_writer = writer_new_ok (hook_base, 0, scaled (50 * MS));
+}
+
+GST_START_TEST (test_stale_producer_adoption)
+{
+  void *base = region_shared ();
+  IvshmReader *r = reader_new_ok (base, true);
+  IvshmWriterConfig cfg = { 0 };
+  IvshmWriter *p2 = NULL, *p1;
+  IvshmError err = { 0 };
+  IvshmStatus st;
+  uint64_t next = 0;
+  unsigned i;
+
+  fail_unless (ivshm_reader_waiting (r));
+  hook_arm ("producer-adopt", base);
+  hook_writer = NULL;
+  ivshm_test_hook = adopt_hook;
+  cfg.heartbeat_period_ns = 20 * MS;
+  st = ivshm_writer_new (base, REGION, &cfg, &p2, &err);
+  ivshm_test_hook = NULL;
+  fail_unless (hook_fired);
+  p1 = hook_writer;
+  /* P2 resumed after P1 took the region: it must not come back as a
+   * producer, nor leave its session in the header or the slot */
+  fail_unless (st != IVSHM_OK, "the stale producer formatted the region "
+      "after it was taken over");
+  fail_unless (p2 == NULL);
+  fail_unless_equals_uint64 (atomic_load (&hdr_of (base)->session_id),
+      ivshm_writer_session (p1));
+  fail_unless_equals_uint64 (atomic_load (&slot_at (base,
+              slot_of_reader (r))->session_id), ivshm_writer_session (p1));
+
+  /* the waiting reader gets P1's whole stream */
+  for (i = 0; i < 5; i++)
+    assert_status (write_buffer (p1, i, 1000), IVSHM_OK);
+  assert_status (drain (r, &next, &err), IVSHM_AGAIN);
+  fail_unless_equals_uint64 (next, 5);
+  fail_unless_equals_uint64 (ivshm_reader_session (r),
+      ivshm_writer_session (p1));
+  ivshm_reader_free (r);
+  ivshm_writer_free (p1);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
+/* ---- finding 4: a reap wakes the reader it frees --------------------- */
+
+typedef struct
+{
+  IvshmReader *r;
+  IvshmWriter *w;
+  IvshmWaiter waiter;
+  atomic_int done;
+} Sleeper;
+
+static void *
+reader_sleeps (void *data)
+{
+  Sleeper *s = data;
+
+  ivshm_reader_wait (s->r, &s->waiter, scaled (60000 * MS));
+  atomic_store (&s->done, 1);
+  return NULL;
+}
+
+/* waits for *done up to 30 s (scaled); the sleeper's deadline is 60 s */
+static bool
+woken (atomic_int * done)
+{
+  unsigned i;
+
+  for (i = 0; i < 3000 * scaled (1) && !atomic_load (done); i++)
+    sleep_ms (10);
+  return atomic_load (done);
+}
+
+GST_START_TEST (test_reap_wakes_sleeper)
+{
+  void *base = region_shared ();
+  Sleeper s = { 0 };
+  pthread_t t;
+  unsigned i;
+
+  s.w = writer_new_ok (base, scaled (30 * MS), 0);
+  s.r = reader_new_ok (base, false);
+  ivshm_waiter_init (&s.waiter);
+  fail_unless (pthread_create (&t, NULL, reader_sleeps, &s) == 0);
+  for (i = 0; i < 10000 &&
+      atomic_load (&hdr_of (base)->readers_sleeping) == 0; i++)
+    sleep_ms (1);
+  /* it sleeps without heartbeats: the tick reaps its slot */
+  tick_until_reaped (s.w, slot_at (base, slot_of_reader (s.r)));
+  fail_unless (woken (&s.done), "the reaped reader was not woken");
+  pthread_join (t, NULL);
+  fail_unless_equals_int (atomic_load (&hdr_of (base)->readers_sleeping), 0);
+  ivshm_reader_free (s.r);
+  ivshm_writer_free (s.w);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
+/* ---- finding 5: freed space wakes the producer ----------------------- */
+
+static void *
+writer_sleeps (void *data)
+{
+  Sleeper *s = data;
+
+  ivshm_writer_wait (s->w, &s->waiter, scaled (60000 * MS));
+  atomic_store (&s->done, 1);
+  return NULL;
+}
+
+/* Fills the ring with r attached and reading nothing. */
+static void
+fill_ring (IvshmWriter * w, IvshmReader * r)
+{
+  IvshmRecord rec;
+  uint64_t seq;
+
+  /* a first record read, so that r is counted (HAD_READER) */
+  assert_status (write_buffer (w, 0, 1000), IVSHM_OK);
+  assert_status (ivshm_reader_next (r, &rec, NULL), IVSHM_OK);
+  assert_status (ivshm_reader_release (r), IVSHM_OK);
+  for (seq = 1; seq < 10000; seq++)
+    if (write_buffer (w, seq, 4000) == IVSHM_AGAIN)
+      return;
+  fail ("the ring never filled");
+}
+
+static void
+space_wake_case (bool reap)
+{
+  void *base = region_shared ();
+  Sleeper s = { 0 };
+  pthread_t t;
+  unsigned i;
+
+  s.w = writer_new_ok (base, scaled (30 * MS), 0);
+  s.r = reader_new_ok (base, false);
+  fill_ring (s.w, s.r);
+  ivshm_waiter_init (&s.waiter);
+  fail_unless (pthread_create (&t, NULL, writer_sleeps, &s) == 0);
+  for (i = 0; i < 10000 &&
+      atomic_load (&hdr_of (base)->writer_sleeping) == 0; i++)
+    sleep_ms (1);
+  fail_unless (atomic_load (&hdr_of (base)->writer_sleeping) != 0);
+  if (reap) {
+    /* a second reader finds no slot free but the dead one's: it reaps */
+    IvshmReaderSlot *slot = slot_at (base, slot_of_reader (s.r));
+    IvshmLeaseWatch lw = { 0 };
+    uint64_t owner = 0;
+
+    ivshm_lease_expired (&lw, slot, 0, 1, &owner);
+    fail_unless (ivshm_lease_expired (&lw, slot, 10, 1, &owner));
+    fail_unless (ivshm_slot_reap (hdr_of (base), slot, slot_of_reader (s.r),
+            owner));
+  } else {
+    ivshm_reader_detach (s.r);
+  }
+  fail_unless (woken (&s.done), "the producer was not woken");
+  pthread_join (t, NULL);
+  ivshm_reader_free (s.r);
+  ivshm_writer_free (s.w);
+  munmap (base, REGION);
+}
+
+GST_START_TEST (test_let_go_wakes_producer)
+{
+  space_wake_case (false);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_reap_wakes_producer)
+{
+  space_wake_case (true);
+}
+
+GST_END_TEST;
+
+/* ---- finding 6: a WAITING reader that the format did not adopt ------ */
+
+/* The format has walked the slots; here a reader comes, finds no magic
+ * and waits in a slot that the format will never adopt. */
+static void
+late_waiter_hook (const char *point, void *obj)
+{
+  (void) obj;
+  if (!hook_take (point))
+    return;
+  hook_reader = reader_new_ok (hook_base, true);
+}
+
+GST_START_TEST (test_unadopted_waiting_reader)
+{
+  void *base = region_shared ();
+  IvshmReaderSlot *s;
+  IvshmWriter *w;
+  IvshmReader *r;
+  IvshmError err = { 0 };
+  uint64_t next = 0;
+  unsigned i;
+
+  hook_arm ("producer-slots-done", base);
+  hook_reader = NULL;
+  ivshm_test_hook = late_waiter_hook;
+  w = writer_new_ok (base, 0, 0);
+  ivshm_test_hook = NULL;
+  fail_unless (hook_fired);
+  r = hook_reader;
+  s = slot_at (base, slot_of_reader (r));
+  fail_unless_equals_int (atomic_load (&s->state), IVSHM_SLOT_WAITING);
+  fail_unless_equals_uint64 (atomic_load (&s->session_id), 0);
+  /* not adopted, so the producer does not keep anything for it... */
+  fail_unless_equals_int (ivshm_writer_count_readers (w), 0);
+  /* ...and it attaches as a later reader at its first next() */
+  assert_status (drain (r, &next, &err), IVSHM_AGAIN);
+  fail_unless (!ivshm_reader_waiting (r));
+  fail_unless_equals_int (atomic_load (&s->state), IVSHM_SLOT_ACTIVE);
+  fail_unless_equals_uint64 (ivshm_reader_session (r),
+      ivshm_writer_session (w));
+  for (i = 0; i < 5; i++)
+    assert_status (write_buffer (w, i, 1000), IVSHM_OK);
+  assert_status (drain (r, &next, &err), IVSHM_AGAIN);
+  fail_unless_equals_uint64 (next, 5);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
+/* ---- finding 3: writer_sleeping names its producer -------------------- */
+
+GST_START_TEST (test_writer_sleeping_mark)
+{
+  void *base = region_shared ();
+  IvshmWriter *w = writer_new_ok (base, 0, 0);
+  IvshmReader *r = reader_new_ok (base, false);
+  _Atomic uint32_t *ws = &hdr_of (base)->writer_sleeping;
+  IvshmWaiter waiter;
+  uint32_t token;
+
+  ivshm_waiter_init (&waiter);
+  fill_ring (w, r);
+  fail_unless (ivshm_writer_wait_prepare (w, &token));
+  fail_unless_equals_uint64 (atomic_load (ws) | 0ull,
+      (uint32_t) atomic_load (&hdr_of (base)->producer_owner) ?
+      (uint32_t) atomic_load (&hdr_of (base)->producer_owner) : 1u);
+  /* another producer's mark is not ours to clear */
+  atomic_store (ws, atomic_load (ws) ^ 0x80000000u);
+  ivshm_writer_wait_finish (w, &waiter, token, MS);
+  fail_unless (atomic_load (ws) != 0);
+  atomic_store (ws, atomic_load (ws) ^ 0x80000000u);
+  ivshm_writer_wait_finish (w, &waiter, token, MS);
+  fail_unless_equals_int (atomic_load (ws), 0);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
+/* ---- finding 7: a reaper that stalls before its poison ---------------- */
+
+/* The reaper checked that A still owns the slot; here it stalls: A lets
+ * go and B claims the slot. */
+static void
+stale_reaper_hook (const char *point, void *obj)
+{
+  (void) obj;
+  if (!hook_take (point))
+    return;
+  ivshm_reader_free (hook_reader);
+  hook_reader = reader_new_ok (hook_base, false);
+}
+
+GST_START_TEST (test_stale_reaper_poison)
+{
+  void *base = region_shared ();
+  IvshmWriter *w = writer_new_ok (base, 0, 0);
+  IvshmReader *a = reader_new_ok (base, false), *b;
+  IvshmReaderSlot *s = slot_at (base, 0);
+  IvshmError err = { 0 };
+  uint64_t next = 0;
+  unsigned i;
+
+  fail_unless_equals_int (slot_of_reader (a), 0);
+  hook_arm ("reaper-poison", base);
+  hook_reader = a;
+  ivshm_test_hook = stale_reaper_hook;
+  fail_if (ivshm_slot_reap (hdr_of (base), s, 0, atomic_load (&s->owner)));
+  ivshm_test_hook = NULL;
+  fail_unless (hook_fired);
+  b = hook_reader;
+  fail_unless_equals_int (slot_of_reader (b), 0);
+  /* B's slot is untouched: it reads and releases as usual */
+  fail_unless (atomic_load (&s->read_pos) != IVSHM_POS_POISON);
+  for (i = 0; i < 3; i++)
+    assert_status (write_buffer (w, i, 1000), IVSHM_OK);
+  assert_status (drain (b, &next, &err), IVSHM_AGAIN);
+  fail_unless_equals_uint64 (next, 3);
+  ivshm_reader_free (b);
+  ivshm_writer_free (w);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
+static Suite *
+core_lifecycle_model_suite (void)
+{
+  Suite *s = suite_create ("core_lifecycle_model");
+  TCase *tc = tcase_create ("general");
+
+  tcase_set_timeout (tc, 240);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_stale_reader_aba);
+  tcase_add_test (tc, test_stale_producer_adoption);
+  tcase_add_test (tc, test_reap_wakes_sleeper);
+  tcase_add_test (tc, test_let_go_wakes_producer);
+  tcase_add_test (tc, test_reap_wakes_producer);
+  tcase_add_test (tc, test_unadopted_waiting_reader);
+  tcase_add_test (tc, test_writer_sleeping_mark);
+  tcase_add_test (tc, test_stale_reaper_poison);
+  return s;
+}
+
+GST_CHECK_MAIN (core_lifecycle_model);
