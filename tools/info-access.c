@@ -5,6 +5,7 @@
 
 #ifndef _WIN32
 #include "ivshmem-private.h"
+#include "ivshmem-region.h"
 
 #include <grp.h>
 #include <stdbool.h>
@@ -13,11 +14,6 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
-
-/* The group the packaged udev rule (udev/70-ivshmem.rules) gives access. */
-#ifndef IVSHM_UDEV_GROUP
-#define IVSHM_UDEV_GROUP "ivshmem"
-#endif
 
 static bool
 user_in_group (gid_t gid)
@@ -60,7 +56,7 @@ explain_file (FILE * out, const char *path)
     fprintf (out, "    the udev rule is missing: only root may read it; "
         "install the rule %s (group \"%s\"), then run: sudo udevadm "
         "control --reload && sudo udevadm trigger --subsystem-match=pci "
-        "--attr-match=vendor=0x1af4\n", "70-ivshmem.rules", IVSHM_UDEV_GROUP);
+        "--attr-match=vendor=0x1af4\n", IVSHM_UDEV_RULE_FILE, IVSHM_UDEV_GROUP);
   else if (!user_in_group (st.st_gid))
     fprintf (out, "    this user is not in the group %s: sudo adduser %s "
         "%s, then log in again\n", gname,

@@ -29,11 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The group the packaged udev rule (udev/70-ivshmem.rules) gives access. */
-#ifndef IVSHM_UDEV_GROUP
-#define IVSHM_UDEV_GROUP "ivshmem"
-#endif
-
 /* Exit codes; documented in usage(). */
 enum
 {
