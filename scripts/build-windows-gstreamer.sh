@@ -37,7 +37,7 @@ fi
 mkdir -p "$cache"
 
 if [ "${1:-}" = "--print" ]; then
-  latest=$(readlink -f "$cache/win64-latest" 2>/dev/null || true)
+  latest=$(readlink -e "$cache/win64-latest" 2>/dev/null || true)
   if [ -n "$latest" ] && [ -f "$latest/COMPLETE" ]; then
     echo "$latest"
     exit 0
@@ -185,7 +185,12 @@ if [ -f "$prefix/COMPLETE" ]; then
   echo "$prefix"
   exit 0
 fi
-old=$(readlink -f "$cache/win64-latest" 2>/dev/null || true)
+# The prefix win64-latest points at, if any. readlink -e, not -f: -f prints
+# a path for a link that does not exist too ($cache/win64-latest itself on
+# a cold cache), and removing that "previous prefix" after the build would
+# remove the new link.
+old=$(readlink -e "$cache/win64-latest" 2>/dev/null || true)
+[ "$old" != "$cache/win64-latest" ] || old=
 if [ -n "$old" ] && [ -f "$old/VERSIONS" ]; then
   log "REBUILDING: the key changed from $(basename "$old") to $(basename "$prefix")"
   diff <(grep -v '^#' "$old/VERSIONS") <(printf '%s' "$versions") >&2 \
@@ -413,9 +418,13 @@ cp "$script" "$prefix/build-windows-gstreamer.sh"
 touch "$prefix/COMPLETE"
 ln -sfn "$(basename "$prefix")" "$cache/win64-latest"
 rm -rf "$work"
-if [ -n "$old" ] && [ "$old" != "$prefix" ] && [ -d "$old" ]; then
+if [ -n "$old" ] && [ "$old" != "$prefix" ] && [ -d "$old" ] \
+    && [ ! -L "$old" ] && [ "$(dirname "$old")" = "$(readlink -f "$cache")" ]; then
   log "removing the previous prefix $old"
   rm -rf "$old"
 fi
+# What --print (the wine suite) reads must be this prefix.
+[ "$(readlink -e "$cache/win64-latest" || true)" = "$(readlink -f "$prefix")" ] \
+  || die "$cache/win64-latest does not point at $prefix after the build"
 log "done in $(($(date +%s) - start)) s: $prefix"
 echo "$prefix"
