@@ -266,6 +266,8 @@ main (int argc, char **argv)
   }
   clip_path = g_strdup_printf ("/tmp/gst-ivshmem-dec-%d.h264", (int) getpid ());
   failed = gst_check_run_suite (decoder_suite (), "decoder", __FILE__);
+  /* also when a case failed before its clean-up (the regions: shm-sweep.c) */
+  unlink (clip_path);
   g_free (clip_path);
   return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
