@@ -19,6 +19,7 @@
 # 5. apt-get purge, also when a step fails: the system plugin is gone again.
 #
 # Installing needs root (CI runs as root); elsewhere it skips (exit 77).
+# Packages already installed are purged first (said in the output).
 # meson runs it alone (is_parallel: false): while it runs, GStreamer's
 # system directory holds a second copy of the plugin. The other suites load
 # the build's copy first and ignore that one (GStreamer keeps the first
@@ -36,9 +37,14 @@ for tool in dpkg-buildpackage dh lintian apt-get git; do
   command -v "$tool" >/dev/null || skip "no $tool (Debian packages dpkg-dev, debhelper, lintian, apt, git)"
 done
 [ "$(id -u)" -eq 0 ] || skip "installing the packages needs root (CI runs as root)"
+# Packages of an earlier install (or of a run that ended before its purge)
+# would be what the test finds: they go first, and the test says so.
 for p in $pkgs; do
-  if dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed; then
-    skip "$p is already installed on this machine; not replacing or removing it"
+  if dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qvx not-installed; then
+    echo "== $p is installed on this machine: purging it first (this test installs" \
+      "its own build and purges it again at the end)"
+    apt-get purge -y -q -o DPkg::Lock::Timeout=600 "$p" </dev/null \
+      || fail "cannot purge the installed $p"
   fi
 done
 
@@ -75,11 +81,14 @@ lint() {
   echo "lintian: $(grep -c '^E:' "$work/lintian.log" || true) errors, $(grep -c '^W:' "$work/lintian.log" || true) warnings"
 }
 
-# The README's commands, as written. apt waits for a dpkg lock that another
-# apt holds (APT_CONFIG), and asks nothing (DEBIAN_FRONTEND).
+# The README's commands, as written, answered as a person would: yes to
+# apt's "Do you want to continue?" (APT::Get::Assume-Yes, as -y does; it
+# asks when the build dependencies pull upgrades of installed packages),
+# the defaults to any debconf question (DEBIAN_FRONTEND). apt waits for a
+# dpkg lock that another apt holds.
 python3 "$src/tests/docs/docblocks.py" --covered-by debian-package "$src/README.md" \
   >"$work/commands" || fail "no README block is covered by debian-package"
-printf 'DPkg::Lock::Timeout "600";\n' >"$work/apt.conf"
+printf 'DPkg::Lock::Timeout "600";\nAPT::Get::Assume-Yes "true";\n' >"$work/apt.conf"
 n=0
 while IFS= read -r cmd; do
   n=$((n + 1))
