@@ -5,12 +5,16 @@
  *   here and fails for calls made from the plugin (found with dladdr() on
  *   the caller), so only the source's lease thread fails; the producer in
  *   this test and GStreamer's own threads start as usual.
- * - unlock() racing with the streaming thread leaving a region: flushes
- *   sent to the source while a producer restarts again and again, so that
- *   the source reattaches (and unmaps the old region) all the time.
- *   munmap() is interposed so that a region the plugin lets go stays
- *   reserved and inaccessible: a late access faults at once instead of
- *   landing in whatever is mapped there next.
+ * - unlock() racing with the streaming thread leaving a region, made
+ *   deterministic by hooks: mmap() (the streaming thread maps the region
+ *   again to reattach) and syscall() (unlock() wakes its waiter's private
+ *   futex, holding unlock_lock; the streaming thread sleeps on that lock)
+ *   are interposed so that the test decides who runs when. munmap() is
+ *   interposed so that a region the plugin lets go stays reserved and
+ *   inaccessible: a late access faults at once instead of landing in
+ *   whatever is mapped there next.
+ * - The session the source left because its producer went away is not
+ *   attached to again (the source's abandoned-session skip).
  *
  * - The producer stalls (its heartbeat stops) and goes on: the source
  *   warns, waits, and reads on.
@@ -22,13 +26,19 @@
  */
 #include <gst/check/gstcheck.h>
 
+#include "ivshmem-layout.h"
 #include "ivshmem-region.h"
 #include "ivshmem-ring.h"
+/* the source's private state: the address of its unlock_lock */
+#include "gstivshmemsrcpriv.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <pthread.h>
 #include <string.h>
@@ -41,6 +51,57 @@
 
 static volatile gint fail_plugin_threads;
 static volatile gint keep_unmapped_regions;
+
+/* The hooks of test_unlock_during_reattach, armed while `armed` is set.
+ * Everything else under `lock`. */
+static struct
+{
+  GMutex lock;
+  GCond cond;
+  volatile gint armed;
+  const void *unlock_lock;      /* the futex word of the source's lock */
+  /* the streaming thread, stopped in mmap() on its way to let go of the
+   * old region, until stream_go */
+  gboolean stream_in_mmap, stream_go;
+  pthread_t stream;
+  /* the thread that calls unlock(), stopped inside it (unlock_lock held)
+   * until flusher_go */
+  gboolean have_flusher, flusher_in_unlock, flusher_go;
+  pthread_t flusher;
+  /* what happened meanwhile */
+  gboolean stream_blocked;      /* the streaming thread waits for the lock */
+  gboolean unmapped_inside;     /* a region went while unlock() was inside */
+  guint unmaps;
+} race;
+
+static void
+race_signal (gboolean * flag)
+{
+  g_mutex_lock (&race.lock);
+  *flag = TRUE;
+  g_cond_broadcast (&race.cond);
+  g_mutex_unlock (&race.lock);
+}
+
+static void
+race_wait_go (gboolean * go)
+{
+  g_mutex_lock (&race.lock);
+  while (!*go)
+    g_cond_wait (&race.cond, &race.lock);
+  g_mutex_unlock (&race.lock);
+}
+
+/* Lets every stopped thread go and disarms the hooks. */
+static void
+race_release_all (void)
+{
+  g_atomic_int_set (&race.armed, 0);
+  g_mutex_lock (&race.lock);
+  race.stream_go = race.flusher_go = TRUE;
+  g_cond_broadcast (&race.cond);
+  g_mutex_unlock (&race.lock);
+}
 
 static gboolean
 called_from_plugin (const void *caller)
@@ -66,6 +127,56 @@ pthread_create (pthread_t * thread, const pthread_attr_t * attr,
   return real (thread, attr, fn, arg);
 }
 
+void *
+mmap (void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+  static void *(*real) (void *, size_t, int, int, int, off_t);
+
+  if (!real)
+    real = dlsym (RTLD_NEXT, "mmap");
+  if (g_atomic_int_get (&race.armed) && len == REGION_SIZE &&
+      called_from_plugin (__builtin_return_address (0))) {
+    /* the streaming thread opens the region again to reattach: it lets
+     * the old one go next */
+    race.stream = pthread_self ();
+    race_signal (&race.stream_in_mmap);
+    race_wait_go (&race.stream_go);
+  }
+  return real (addr, len, prot, flags, fd, off);
+}
+
+long
+syscall (long number, ...)
+{
+  static long (*real) (long, ...);
+  va_list ap;
+  long a[6];
+  int i;
+
+  if (!real)
+    real = dlsym (RTLD_NEXT, "syscall");
+  va_start (ap, number);
+  for (i = 0; i < 6; i++)
+    a[i] = va_arg (ap, long);
+  va_end (ap);
+  if (number == SYS_futex && g_atomic_int_get (&race.armed)) {
+    /* unlock(), holding unlock_lock, wakes its waiter's private word */
+    if (a[1] == (FUTEX_WAKE | FUTEX_PRIVATE_FLAG) && race.have_flusher &&
+        pthread_equal (pthread_self (), race.flusher) &&
+        called_from_plugin (__builtin_return_address (0))) {
+      race_signal (&race.flusher_in_unlock);
+      race_wait_go (&race.flusher_go);
+    }
+    /* the streaming thread sleeps until unlock_lock is free (GLib's mutex
+     * is a futex word at the start of the GMutex) */
+    if (a[1] == (FUTEX_WAIT | FUTEX_PRIVATE_FLAG) &&
+        (const void *) a[0] == race.unlock_lock && race.stream_in_mmap &&
+        pthread_equal (pthread_self (), race.stream))
+      race_signal (&race.stream_blocked);
+  }
+  return real (number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
 int
 munmap (void *addr, size_t len)
 {
@@ -73,6 +184,15 @@ munmap (void *addr, size_t len)
 
   if (!real)
     real = dlsym (RTLD_NEXT, "munmap");
+  if (g_atomic_int_get (&race.armed) && len == REGION_SIZE &&
+      called_from_plugin (__builtin_return_address (0))) {
+    g_mutex_lock (&race.lock);
+    race.unmaps++;
+    if (race.flusher_in_unlock && !race.flusher_go)
+      race.unmapped_inside = TRUE;
+    g_cond_broadcast (&race.cond);
+    g_mutex_unlock (&race.lock);
+  }
   if (g_atomic_int_get (&keep_unmapped_regions) && len == REGION_SIZE &&
       called_from_plugin (__builtin_return_address (0)))
     return mmap (addr, len, PROT_NONE, MAP_FIXED | MAP_PRIVATE |
@@ -190,67 +310,132 @@ GST_START_TEST (test_heartbeat_thread_fails)
 
 GST_END_TEST;
 
-typedef struct
+static void producer_tick (void *data);
+
+/* A deadline `seconds` from now, stretched under valgrind. */
+static gint64
+deadline_in (gint seconds)
 {
-  GstElement *src;
-  volatile gint stop;
-  guint flushes;
-} Flusher;
+  const gchar *v = g_getenv ("IVSHMEM_TEST_TIME_SCALE");
+
+  return g_get_monotonic_time () + (gint64) seconds *G_USEC_PER_SEC *
+      (v && atoi (v) > 0 ? atoi (v) : 1);
+}
+
+/* Waits until *flag (under race.lock), at most `seconds` (stretched under
+ * valgrind). FALSE: it did not come. */
+static gboolean
+race_wait_for (gboolean * flag, gint seconds)
+{
+  gint64 end = deadline_in (seconds);
+  gboolean ok;
+
+  g_mutex_lock (&race.lock);
+  while (!*flag && g_cond_wait_until (&race.cond, &race.lock, end));
+  ok = *flag;
+  g_mutex_unlock (&race.lock);
+  return ok;
+}
 
 static gpointer
 flusher_main (gpointer data)
 {
-  Flusher *f = data;
+  GstElement *src = data;
 
-  while (!g_atomic_int_get (&f->stop)) {
-    gst_element_send_event (f->src, gst_event_new_flush_start ());
-    gst_element_send_event (f->src, gst_event_new_flush_stop (FALSE));
-    f->flushes++;
-    g_usleep (50);
-  }
+  g_mutex_lock (&race.lock);
+  race.flusher = pthread_self ();
+  race.have_flusher = TRUE;
+  g_mutex_unlock (&race.lock);
+  gst_element_send_event (src, gst_event_new_flush_start ());
+  gst_element_send_event (src, gst_event_new_flush_stop (FALSE));
   return NULL;
 }
 
-/* unlock() must not touch a region the streaming thread just let go. */
+/* unlock() must not touch a region the streaming thread just let go: the
+ * waiter it wakes may still point into that region. unlock() holds
+ * unlock_lock while it wakes the waiter, and the streaming thread takes it
+ * before it lets a region go. The hooks put the two threads where the race
+ * is: the streaming thread on its way to let the old region go (in the
+ * mmap() of the region it attaches to instead), unlock() inside its
+ * critical section (in the futex wake of its waiter). Then the streaming
+ * thread goes on: it must wait for the lock, and the old region must stay
+ * mapped until unlock() is done. Mutation: without the lock and unlock of
+ * unlock_lock in gst_ivshmem_src_drop_consumer(), this test fails ("unmapped
+ * the region it left while unlock() was inside"); the earlier version of
+ * this test, flushes in a loop, passed 5 runs of 5 without it. */
 GST_START_TEST (test_unlock_during_reattach)
 {
   gchar *path = shm_path ("unlock");
   IvshmRegion *region = region_create (path);
+  IvshmWriter *w = writer_new (region);
   gchar *desc = g_strdup_printf ("ivshmemsrc name=src device=%s "
       "is-live=false ! fakesink sync=false", path);
   GstElement *pipeline = gst_parse_launch (desc, NULL);
-  Flusher f = { 0 };
-  GThread *thread;
-  GstStructure *stats = NULL;
-  guint64 reconnects = 0;
-  gint64 deadline;
-  guint sessions = 0;
+  GstElement *src;
+  GThread *flusher = NULL;
+  gboolean reached_mmap, reached_unlock = FALSE, blocked = FALSE;
+  gboolean inside = FALSE, unmapped = FALSE;
   GstMessage *msg;
 
   fail_unless (pipeline != NULL);
-  f.src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  memset (&race, 0, sizeof race);
+  g_mutex_init (&race.lock);
+  g_cond_init (&race.cond);
+  race.unlock_lock = &((GstIvshmemSrc *) src)->unlock_lock;
   g_atomic_int_set (&keep_unmapped_regions, 1);
+
+  /* the source reads the first session (preroll needs its buffer) */
+  write_caps_and_buffer (w);
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
-  thread = g_thread_new ("flusher", flusher_main, &f);
+  fail_unless (gst_element_get_state (pipeline, NULL, NULL,
+          60 * GST_SECOND) == GST_STATE_CHANGE_SUCCESS);
 
-  deadline = g_get_monotonic_time () + 3 * G_USEC_PER_SEC;
-  while (g_get_monotonic_time () < deadline) {
-    IvshmWriter *w = writer_new (region);
-
-    write_caps_and_buffer (w);
-    g_usleep (1000);
-    ivshm_writer_free (w);      /* closed: the reader follows the next */
-    sessions++;
-    g_usleep (1000);
+  /* the producer closes its session: the source lets it go (reattach) */
+  g_atomic_int_set (&race.armed, 1);
+  ivshm_writer_free (w);
+  reached_mmap = race_wait_for (&race.stream_in_mmap, 30);
+  if (reached_mmap) {
+    /* unlock() from another thread, stopped inside its critical section */
+    flusher = g_thread_new ("flusher", flusher_main, src);
+    reached_unlock = race_wait_for (&race.flusher_in_unlock, 30);
   }
-  g_atomic_int_set (&f.stop, 1);
-  g_thread_join (thread);
+  if (reached_unlock) {
+    /* the streaming thread goes on to let the old region go: it blocks on
+     * unlock_lock, or (without the lock) unmaps the region */
+    gint64 end = deadline_in (30);
 
-  g_object_get (f.src, "stats", &stats, NULL);
-  gst_structure_get_uint64 (stats, "reconnects", &reconnects);
-  gst_structure_free (stats);
-  GST_INFO ("%u sessions, %" G_GUINT64_FORMAT " followed, %u flushes",
-      sessions, reconnects, f.flushes);
+    g_mutex_lock (&race.lock);
+    race.stream_go = TRUE;
+    g_cond_broadcast (&race.cond);
+    while (!race.stream_blocked && race.unmaps == 0 &&
+        g_cond_wait_until (&race.cond, &race.lock, end));
+    blocked = race.stream_blocked;
+    inside = race.unmapped_inside;
+    /* unlock() ends: now the old region may go */
+    race.flusher_go = TRUE;
+    g_cond_broadcast (&race.cond);
+    g_mutex_unlock (&race.lock);
+    g_thread_join (flusher);
+    flusher = NULL;
+    end = deadline_in (30);
+    g_mutex_lock (&race.lock);
+    while (race.unmaps == 0 && g_cond_wait_until (&race.cond, &race.lock, end));
+    unmapped = race.unmaps > 0;
+    g_mutex_unlock (&race.lock);
+  }
+  race_release_all ();
+  if (flusher)
+    g_thread_join (flusher);
+
+  fail_unless (reached_mmap, "the source did not reattach after its "
+      "producer closed the session");
+  fail_unless (reached_unlock, "unlock() did not wake its waiter");
+  fail_if (inside, "the streaming thread unmapped the region it left while "
+      "unlock() was inside its critical section (unlock_lock)");
+  fail_unless (blocked, "the streaming thread did not wait for unlock_lock");
+  fail_unless (unmapped, "the old region was not let go after unlock()");
+
   msg = wait_error (pipeline, 0);
   if (msg) {
     GError *gerr = NULL;
@@ -261,9 +446,101 @@ GST_START_TEST (test_unlock_during_reattach)
   }
   gst_element_set_state (pipeline, GST_STATE_NULL);
   g_atomic_int_set (&keep_unmapped_regions, 0);
-  gst_object_unref (f.src);
+  gst_object_unref (src);
   gst_object_unref (pipeline);
   g_free (desc);
+  ivshm_region_close (region);
+  unlink (path);
+  g_free (path);
+}
+
+GST_END_TEST;
+
+/* The reader slots of a region that hold `session` (taken, not FREE), and
+ * those that wait for the next producer (WAITING). */
+static void
+count_slots (IvshmRegion * region, guint64 session, guint * on_session,
+    guint * waiting)
+{
+  const IvshmReaderSlot *slots = (const IvshmReaderSlot *)
+      ((const guint8 *) ivshm_region_data (region) + IVSHM_SLOT_OFFSET);
+  guint i;
+
+  *on_session = *waiting = 0;
+  for (i = 0; i < IVSHM_MAX_READERS; i++) {
+    guint32 state = atomic_load (&slots[i].state);
+
+    if (state == IVSHM_SLOT_WAITING)
+      (*waiting)++;
+    else if (state != IVSHM_SLOT_FREE &&
+        atomic_load (&slots[i].session_id) == session)
+      (*on_session)++;
+  }
+}
+
+/* A source that gave up a session because its producer went away waits
+ * for the next producer; it does not attach to that dead session again
+ * (the abandoned-session skip: skip_session in
+ * gst_ivshmem_src_attach()). The producer hangs: its heartbeat stops and
+ * its session stays ACTIVE. The source attached with
+ * on-producer-restart=eos, so it reports PRODUCER_GONE (not a stall);
+ * meanwhile the policy became follow, so it follows. Mutation: with
+ * cfg.skip_session left 0, the source attaches to the dead session again
+ * and this test fails. */
+GST_START_TEST (test_abandoned_session_skipped)
+{
+  gchar *path = shm_path ("abandoned");
+  IvshmRegion *region = region_create (path);
+  IvshmWriter *w = writer_new (region);
+  guint64 session = ivshm_writer_session (w);
+  IvshmTicker *t = ivshm_ticker_start (10 * 1000 * 1000, producer_tick, w);
+  gchar *desc = g_strdup_printf ("ivshmemsrc name=src device=%s "
+      "is-live=false on-producer-restart=eos ! fakesink sync=false", path);
+  GstElement *pipeline = gst_parse_launch (desc, NULL);
+  GstElement *src;
+  gint64 deadline;
+  guint64 reconnects = 0;
+  guint on_session = 0, waiting = 0;
+
+  fail_unless (pipeline != NULL);
+  fail_unless (t != NULL);
+  src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  write_caps_and_buffer (w);
+  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  fail_unless (gst_element_get_state (pipeline, NULL, NULL,
+          60 * GST_SECOND) == GST_STATE_CHANGE_SUCCESS);
+  count_slots (region, session, &on_session, &waiting);
+  fail_unless_equals_int (on_session, 1);
+
+  /* the policy changes while the source reads; then the producer hangs */
+  gst_util_set_object_arg (G_OBJECT (src), "on-producer-restart", "follow");
+  ivshm_ticker_stop (t);
+
+  /* gone after the producer timeout (2 s); then the source's one reader
+   * waits in a slot of its own for the next session */
+  deadline = deadline_in (20);
+  while (g_get_monotonic_time () < deadline) {
+    GstStructure *stats = NULL;
+
+    g_object_get (src, "stats", &stats, NULL);
+    gst_structure_get_uint64 (stats, "reconnects", &reconnects);
+    gst_structure_free (stats);
+    count_slots (region, session, &on_session, &waiting);
+    if (reconnects == 1 && on_session == 0 && waiting == 1)
+      break;
+    g_usleep (10 * 1000);
+  }
+  fail_unless_equals_uint64 (reconnects, 1);
+  fail_unless (on_session == 0 && waiting == 1, "after it left the dead "
+      "session, the source holds %u slots on it and waits in %u (it must "
+      "wait for the next session, not attach to the dead one again)",
+      on_session, waiting);
+
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (src);
+  gst_object_unref (pipeline);
+  g_free (desc);
+  ivshm_writer_free (w);
   ivshm_region_close (region);
   unlink (path);
   g_free (path);
@@ -556,6 +833,7 @@ srcfaults_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_heartbeat_thread_fails);
   tcase_add_test (tc, test_unlock_during_reattach);
+  tcase_add_test (tc, test_abandoned_session_skipped);
   tcase_add_test (tc, test_stalled_producer_followed);
   tcase_add_test (tc, test_no_free_slot);
   tcase_add_test (tc, test_evicted_reader_says_why);
