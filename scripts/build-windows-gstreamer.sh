@@ -13,7 +13,8 @@
 # added for the Debian mirror already configured), unpacked with
 # dpkg-source -x so that Debian's patches apply. Nothing else is downloaded.
 #
-# The prefix lives outside the clone, in $GST_IVSHMEM_WIN_CACHE (default
+# The prefix lives outside the clone, in $GST_IVSHMEM_WIN_CACHE (else
+# $GST_IVSHMEM_CACHE, the VM suite's kernel cache too; default
 # /var/cache/gst-ivshmem when writable, else ${XDG_CACHE_HOME:-~/.cache}/
 # gst-ivshmem), named win64-<key>, where <key> hashes the exact source
 # package versions and this script. A complete prefix is reused; a change of
@@ -29,6 +30,8 @@ jobs=${GST_IVSHMEM_WIN_JOBS:-$(nproc)}
 
 if [ -n "${GST_IVSHMEM_WIN_CACHE:-}" ]; then
   cache=$GST_IVSHMEM_WIN_CACHE
+elif [ -n "${GST_IVSHMEM_CACHE:-}" ]; then
+  cache=$GST_IVSHMEM_CACHE
 elif mkdir -p /var/cache/gst-ivshmem 2>/dev/null && [ -w /var/cache/gst-ivshmem ]; then
   cache=/var/cache/gst-ivshmem
 else

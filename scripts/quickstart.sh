@@ -105,6 +105,10 @@ status=0
 # minutes on 2 cores), then reused until a version or the script changes.
 echo "== Windows GStreamer (scripts/build-windows-gstreamer.sh)"
 nice -n 10 bash "$top/scripts/build-windows-gstreamer.sh" || status=1
+# The guest kernel of the VM suite (suite vm): Debian's kernel package,
+# fetched once into the same cache, keyed by its version.
+echo "== the VM suite's guest kernel (tests/vm/ivshmemvm.py --fetch-kernel)"
+python3 "$top/tests/vm/ivshmemvm.py" --fetch-kernel || status=1
 # the summary reads only this run's logs
 rm -f "$builddir"/meson-logs/testlog*.json
 meson test -C "$builddir" --print-errorlogs --num-processes 2 || status=1

@@ -9,14 +9,21 @@ chroots into it, so the guest runs the host's own binaries (gst-launch-1.0,
 lspci, python3) and this build's plugin and tools. Each guest runs one shell
 script, prints its exit code on the serial console and powers off.
 
-Everything the guest needs is made on first use from Debian packages and
-cached in BUILDDIR/tests/vm/cache:
-  - vmlinux: the xz stream inside linux-image-6.1.0-N-amd64's vmlinuz,
-    uncompressed, so that QEMU boots it directly (PVH) in a few seconds;
-  - initramfs.cpio: busybox-static, /init and the virtio/9p modules.
+Everything the guest needs is made on first use from Debian packages:
+  - the guest kernel, cached outside the clone like the Windows GStreamer
+    prefix (scripts/build-windows-gstreamer.sh), in CACHE/vm-kernel-PKG_VERSION
+    (CACHE: $GST_IVSHMEM_CACHE, else /var/cache/gst-ivshmem when writable,
+    else ~/.cache/gst-ivshmem): vmlinux, the xz stream inside
+    linux-image-6.1.0-N-amd64's vmlinuz, uncompressed, so that QEMU boots it
+    directly (PVH) in a few seconds, and the virtio/9p modules. A new
+    kernel version in the mirror makes a new one (and removes the old);
+    `ivshmemvm.py --fetch-kernel` makes it ahead of the tests
+    (scripts/quickstart.sh test does). Not getting it is a failure;
+  - in BUILDDIR/tests/vm/cache: initramfs.cpio (busybox-static, /init and
+    the modules).
 
-Where something is missing (qemu, the packages, apt) the harness raises
-Skip, and the scenario exits with 77, meson's "skipped".
+Where a tool is missing (qemu, busybox) the harness raises Skip, and the
+scenario exits with 77, meson's "skipped" (which fails CI).
 
 Environment:
   IVSHMEM_VM_ACCEL      tcg (default) or kvm. KVM is opt-in: on the machines
@@ -127,16 +134,17 @@ class Images:
 
     def ensure(self):
         os.makedirs(self.cache, exist_ok=True)
+        kdir = None if os.environ.get("IVSHMEM_VM_KERNEL") else guest_kernel()
         # Tests run in parallel: the first one builds, the others wait.
         with open(os.path.join(self.cache, ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if self._valid():
+            if self._valid(kdir):
                 return
             t0 = time.monotonic()
             for p in (self.vmlinux, self.initramfs, self.stamp):
-                if os.path.exists(p):
+                if os.path.lexists(p):
                     os.unlink(p)
-            kernel, moddir, release = self._kernel()
+            kernel, moddir, release = self._kernel(kdir)
             busybox = self._busybox()
             self._make_initramfs(busybox, moddir)
             with open(self.stamp, "w") as f:
@@ -146,19 +154,17 @@ class Images:
             log("guest images ready in %s (%.1f s): kernel %s"
                 % (self.cache, time.monotonic() - t0, release))
 
-    def _valid(self):
+    def _valid(self, kdir):
         """The cache is valid if it was finished for the same /init and
-        kernel override."""
+        kernel (the cached one, kdir, or the override)."""
         try:
             with open(self.stamp) as f:
                 stamp = json.load(f)
         except (OSError, ValueError):
             return False
         override = os.environ.get("IVSHMEM_VM_KERNEL")
-        if override and stamp.get("kernel") != os.path.abspath(override):
-            return False
-        if not override and stamp.get("kernel", "").startswith("/") \
-                and not stamp["kernel"].startswith(self.cache):
+        if stamp.get("kernel") != (os.path.abspath(override) if override
+                                   else kdir):
             return False
         return (stamp.get("init") == self._init_script()
                 and os.path.exists(self.vmlinux)
@@ -166,75 +172,20 @@ class Images:
 
     # -- kernel -----------------------------------------------------------
 
-    def _kernel(self):
+    def _kernel(self, kdir):
         override = os.environ.get("IVSHMEM_VM_KERNEL")
         if override:
             moddir = os.environ.get("IVSHMEM_VM_MODULES")
             if not moddir:
-                raise Skip("IVSHMEM_VM_KERNEL is set but IVSHMEM_VM_MODULES "
-                           "(a directory with %s) is not" % ", ".join(MODULES))
+                raise Failure("IVSHMEM_VM_KERNEL is set but IVSHMEM_VM_MODULES "
+                              "(a directory with %s) is not"
+                              % ", ".join(MODULES))
             shutil.copyfile(override, self.vmlinux)
             return os.path.abspath(override), moddir, "custom"
-
-        for tool in ("apt-get", "apt-cache", "dpkg"):
-            if not shutil.which(tool):
-                raise Skip("no %s: the guest kernel comes from Debian's "
-                           "linux-image-amd64 package (or set "
-                           "IVSHMEM_VM_KERNEL)" % tool)
-        # The meta package names the real one, linux-image-6.1.0-N-amd64.
-        out = _run(["apt-cache", "depends", "linux-image-amd64"]).stdout
-        m = re.search(r"Depends:\s*(linux-image-[0-9][^\s]*)", out)
-        if not m:
-            raise Skip("apt does not know linux-image-amd64 (run "
-                       "'apt-get update' first)")
-        pkg = m.group(1)
-        dl = os.path.join(self.cache, "deb")
-        os.makedirs(dl, exist_ok=True)
-        debs = [f for f in os.listdir(dl) if f.startswith(pkg + "_")]
-        if not debs:
-            log("downloading %s (one time, cached)" % pkg)
-            try:
-                _run(["apt-get", "download", pkg], cwd=dl)
-            except subprocess.CalledProcessError as e:
-                raise Skip("cannot download %s: %s"
-                           % (pkg, e.stderr.strip().splitlines()[-1:]))
-            debs = [f for f in os.listdir(dl) if f.startswith(pkg + "_")]
-        deb = os.path.join(dl, debs[0])
-        root = os.path.join(self.cache, "kernel-pkg")
-        shutil.rmtree(root, ignore_errors=True)
-        _run(["dpkg", "-x", deb, root])
-        boot = os.path.join(root, "boot")
-        vmlinuz = [f for f in os.listdir(boot) if f.startswith("vmlinuz-")]
-        if len(vmlinuz) != 1:
-            raise Failure("expected one vmlinuz in %s, found %s"
-                          % (deb, vmlinuz))
-        release = vmlinuz[0][len("vmlinuz-"):]
-        self._extract_vmlinux(os.path.join(boot, vmlinuz[0]))
-        moddir = os.path.join(root, "lib", "modules", release)
-        return deb, moddir, release
-
-    def _extract_vmlinux(self, vmlinuz):
-        """The bzImage carries the kernel as an xz stream after its setup
-        code. The uncompressed ELF boots through PVH, much faster under TCG
-        than letting the kernel decompress itself."""
-        with open(vmlinuz, "rb") as f:
-            data = f.read()
-        start = 0
-        while True:
-            off = data.find(XZ_MAGIC, start)
-            if off < 0:
-                raise Failure("no xz stream in %s" % vmlinuz)
-            # --single-stream: stop at the end of the stream and ignore
-            # what follows it in the bzImage.
-            p = subprocess.run(["xz", "-dc", "--single-stream"],
-                               input=data[off:], capture_output=True)
-            if p.returncode == 0 and p.stdout[:4] == b"\x7fELF":
-                break
-            start = off + 1
-        tmp = self.vmlinux + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(p.stdout)
-        os.rename(tmp, self.vmlinux)
+        os.symlink(os.path.join(kdir, "vmlinux"), self.vmlinux)
+        with open(os.path.join(kdir, "KERNEL")) as f:
+            release = json.load(f)["release"]
+        return kdir, os.path.join(kdir, "modules"), release
 
     # -- initramfs --------------------------------------------------------
 
@@ -327,7 +278,155 @@ def _find_module(moddir, name):
         for w in want:
             if w in filenames:
                 return os.path.join(dirpath, w)
-    raise Skip("module %s not found under %s" % (name, moddir))
+    raise Failure("module %s not found under %s" % (name, moddir))
+
+
+# -- the guest kernel, cached outside the clone ------------------------------
+
+def cache_root():
+    """Where the guest kernel is cached: the directory of the Windows
+    GStreamer prefix (scripts/build-windows-gstreamer.sh)."""
+    env = os.environ.get("GST_IVSHMEM_CACHE")
+    if env:
+        return env
+    try:
+        os.makedirs("/var/cache/gst-ivshmem", exist_ok=True)
+        if os.access("/var/cache/gst-ivshmem", os.W_OK):
+            return "/var/cache/gst-ivshmem"
+    except OSError:
+        pass
+    return os.path.join(os.environ.get("XDG_CACHE_HOME")
+                        or os.path.expanduser("~/.cache"), "gst-ivshmem")
+
+
+def _kernel_package():
+    """The package and version linux-image-amd64 installs now, from apt's
+    lists: (linux-image-6.1.0-N-amd64, its version)."""
+    try:
+        out = _run(["apt-cache", "depends", "linux-image-amd64"]).stdout
+    except (OSError, subprocess.CalledProcessError):
+        out = ""
+    m = re.search(r"Depends:\s*(linux-image-[0-9][^\s]*)", out)
+    if not m:
+        return None, None
+    pkg = m.group(1)
+    try:
+        out = _run(["apt-cache", "show", "--no-all-versions", pkg]).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+    v = re.search(r"^Version:\s*(\S+)", out, re.M)
+    return (pkg, v.group(1)) if v else (None, None)
+
+
+def _complete_kernels(root):
+    dirs = [os.path.join(root, d) for d in os.listdir(root)
+            if d.startswith("vm-kernel-") and
+            os.path.exists(os.path.join(root, d, "COMPLETE"))]
+    return sorted(dirs, key=os.path.getmtime)
+
+
+def guest_kernel():
+    """The directory of the guest kernel (vmlinux, modules/, KERNEL),
+    fetched and unpacked on first use, keyed by the package's version.
+    Raises Failure when it cannot be had: a missing kernel fails the
+    suite, it does not skip it."""
+    root = cache_root()
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, ".vm-kernel.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pkg, version = _kernel_package()
+        if pkg is None:
+            done = _complete_kernels(root)
+            if done:
+                log("apt does not know linux-image-amd64 (no package lists?): "
+                    "using the cached %s" % done[-1])
+                return done[-1]
+            raise Failure("apt does not know linux-image-amd64 and no guest "
+                          "kernel is cached in %s (run 'apt-get update')"
+                          % root)
+        kdir = os.path.join(root, "vm-kernel-%s_%s"
+                            % (pkg, version.replace(":", "%3a")))
+        if os.path.exists(os.path.join(kdir, "COMPLETE")):
+            return kdir
+        for tool in ("apt-get", "dpkg", "xz"):
+            if not shutil.which(tool):
+                raise Failure("no %s: the guest kernel comes from Debian's "
+                              "%s package" % (tool, pkg))
+        t0 = time.monotonic()
+        log("fetching the guest kernel %s %s (one time, cached in %s)"
+            % (pkg, version, root))
+        tmp = kdir + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(kdir, ignore_errors=True)
+        os.makedirs(os.path.join(tmp, "modules"))
+        try:
+            _run(["apt-get", "download", "%s=%s" % (pkg, version)], cwd=tmp)
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise Failure("cannot download %s %s: %s" % (
+                pkg, version, (getattr(e, "stderr", None) or str(e))
+                .strip().splitlines()[-1:]))
+        debs = [f for f in os.listdir(tmp) if f.endswith(".deb")]
+        if len(debs) != 1:
+            raise Failure("apt-get download %s left %s" % (pkg, debs))
+        pkgroot = os.path.join(tmp, "pkg")
+        _run(["dpkg", "-x", os.path.join(tmp, debs[0]), pkgroot])
+        boot = os.path.join(pkgroot, "boot")
+        vmlinuz = [f for f in os.listdir(boot) if f.startswith("vmlinuz-")]
+        if len(vmlinuz) != 1:
+            raise Failure("expected one vmlinuz in %s, found %s"
+                          % (debs[0], vmlinuz))
+        release = vmlinuz[0][len("vmlinuz-"):]
+        _extract_vmlinux(os.path.join(boot, vmlinuz[0]),
+                         os.path.join(tmp, "vmlinux"))
+        moddir = os.path.join(pkgroot, "lib", "modules", release)
+        for name in MODULES:
+            src = _find_module(moddir, name)
+            dst = os.path.join(tmp, "modules", name + ".ko")
+            # busybox insmod cannot read compressed modules
+            if src.endswith(".xz") or src.endswith(".zst"):
+                with open(dst, "wb") as out:
+                    subprocess.run(["xz" if src.endswith(".xz") else "zstd",
+                                    "-dc", src], stdout=out, check=True)
+            else:
+                shutil.copy(src, dst)
+        shutil.rmtree(pkgroot)
+        os.unlink(os.path.join(tmp, debs[0]))
+        with open(os.path.join(tmp, "KERNEL"), "w") as f:
+            json.dump({"package": pkg, "version": version,
+                       "release": release}, f, indent=1)
+        open(os.path.join(tmp, "COMPLETE"), "w").close()
+        os.rename(tmp, kdir)
+        for old in _complete_kernels(root):
+            if old != kdir:
+                log("removing the previous guest kernel %s" % old)
+                shutil.rmtree(old, ignore_errors=True)
+        log("guest kernel %s ready in %.1f s: %s"
+            % (release, time.monotonic() - t0, kdir))
+        return kdir
+
+
+def _extract_vmlinux(vmlinuz, out_path):
+    """The bzImage carries the kernel as an xz stream after its setup code.
+    The uncompressed ELF boots through PVH, much faster under TCG than
+    letting the kernel decompress itself."""
+    with open(vmlinuz, "rb") as f:
+        data = f.read()
+    start = 0
+    while True:
+        off = data.find(XZ_MAGIC, start)
+        if off < 0:
+            raise Failure("no xz stream in %s" % vmlinuz)
+        # --single-stream: stop at the end of the stream and ignore what
+        # follows it in the bzImage.
+        p = subprocess.run(["xz", "-dc", "--single-stream"],
+                           input=data[off:], capture_output=True)
+        if p.returncode == 0 and p.stdout[:4] == b"\x7fELF":
+            break
+        start = off + 1
+    tmp = out_path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(p.stdout)
+    os.rename(tmp, out_path)
 
 
 # /init of the initramfs. Reads its orders from the kernel command line:
@@ -745,8 +844,17 @@ def parse_size(text):
 
 
 def main(argv):
-    """Boots one guest by hand: ivshmemvm.py [--device PATH:SIZE]... CMD."""
+    """Boots one guest by hand: ivshmemvm.py [--device PATH:SIZE]... CMD.
+    ivshmemvm.py --fetch-kernel: makes the cached guest kernel (if it is
+    not there yet) and prints its directory; exit 1 if it cannot."""
     import argparse
+    if argv[1:] == ["--fetch-kernel"]:
+        try:
+            print(guest_kernel())
+            return 0
+        except Failure as e:
+            print("FAIL: the guest kernel: %s" % e)
+            return 1
     ap = argparse.ArgumentParser(
         description="Run a shell command as root in a throw-away QEMU guest "
         "that sees the host's root read-only and this build's plugin.")
