@@ -48,9 +48,18 @@ prefix=$(bash "$src/scripts/build-windows-gstreamer.sh" --print) \
   || skip "no Windows GStreamer prefix: run scripts/build-windows-gstreamer.sh"
 [ -d /dev/shm ] || skip "no /dev/shm"
 
-export WINEPREFIX=$work/wineprefix WINEDEBUG=-all
+# The wine prefix lives beside the Windows GStreamer prefix, outside the
+# build tree: its dosdevices/z: points at /, and a GStreamer plugin scan of
+# the build tree (GST_PLUGIN_PATH=build) would walk the whole file system
+# through it. Made once (wineboot, about 25 s) and reused like the Windows
+# prefix; one that a failed or killed run left half made is made again.
+export WINEPREFIX
+WINEPREFIX=$(dirname "$prefix")/wine-prefix-$(id -u)
+export WINEDEBUG=-all
 export WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d"
 winbuild=$work/build
+# the prefix of earlier versions of this script, inside the build tree
+rm -rf "$work/wineprefix"
 (
   flock 9
   if ! bash "$src/scripts/cross-windows-plugin.sh" "$winbuild" --standin \
@@ -58,16 +67,18 @@ winbuild=$work/build
     tail -40 "$work/cross-build.log"
     exit 1
   fi
+  exec 8>"$WINEPREFIX.lock"
+  flock 8
   if [ ! -f "$WINEPREFIX/.gst-ivshmem-ready" ]; then
     rm -rf "$WINEPREFIX"
-    "$wine" wineboot -i 9>&- </dev/null >"$work/wineboot.log" 2>&1 \
-      || { cat "$work/wineboot.log"; exit 1; }
+    "$wine" wineboot -i 8>&- 9>&- </dev/null >"$work/wineboot.log" 2>&1 \
+      || { cat "$work/wineboot.log"; rm -rf "$WINEPREFIX"; exit 1; }
     touch "$WINEPREFIX/.gst-ivshmem-ready"
   fi
   # a wineserver that stays 60 s after its last client: ~0.25 s per wine
   # start instead of ~1.4 s. It must not inherit the lock or the test's
   # output (meson waits for that to close).
-  "$wineserver" -p60 9>&- </dev/null >/dev/null 2>&1 || true
+  "$wineserver" -p60 8>&- 9>&- </dev/null >/dev/null 2>&1 || true
 ) 9>"$work/lock" || { echo "FAIL: building the Windows plugin"; exit 1; }
 
 # Unix path -> the path a wine process sees (Z: is /)
