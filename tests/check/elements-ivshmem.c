@@ -1167,8 +1167,9 @@ GST_START_TEST (test_src_live_restamps)
       " is not in [%" GST_TIME_FORMAT ", %" GST_TIME_FORMAT "]",
       GST_TIME_ARGS (GST_BUFFER_PTS (b[0])), GST_TIME_ARGS (before),
       GST_TIME_ARGS (after));
-  /* restamped: ~200 ms of local running time, not the producer's 1000 s */
-  fail_unless (before >= 150 * GST_MSECOND && after < 5 * GST_SECOND);
+  /* restamped: ~200 ms of local running time (more on a loaded machine),
+   * not the producer's 1000 s */
+  fail_unless (before >= 150 * GST_MSECOND && after < 100 * GST_SECOND);
   pts0 = GST_BUFFER_PTS (b[0]);
   for (i = 0; i < N_SRC_BUFS; i++) {
     fail_unless_equals_uint64 (GST_BUFFER_PTS (b[i]),
