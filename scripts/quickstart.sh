@@ -111,6 +111,11 @@ echo "== the VM suite's guest kernel (tests/vm/ivshmemvm.py --fetch-kernel)"
 python3 "$top/tests/vm/ivshmemvm.py" --fetch-kernel || status=1
 # the summary reads only this run's logs
 rm -f "$builddir"/meson-logs/testlog*.json
+# what the tests' regions look like, to find the ones a test left behind
+shm_regions() {
+  ls /dev/shm 2>/dev/null | grep -E '^(gst-ivshmem-|ivshmem-|bench-)' | sort || true
+}
+shm_before=$(shm_regions)
 meson test -C "$builddir" --print-errorlogs --num-processes 2 || status=1
 cp "$builddir/meson-logs/testlog.json" "$builddir/meson-logs/testlog-main.json"
 # valgrind: the check suite but for the codec suite (decoder), whose
@@ -157,6 +162,13 @@ if sanitizer_build "$tsandir" -Db_sanitize=thread -Db_lundef=false; then
     --suite tsan || status=1
 else
   echo "== the ThreadSanitizer build failed"; status=1
+fi
+# The tests remove their /dev/shm regions, also when they fail.
+left=$(comm -13 <(printf '%s\n' "$shm_before") <(shm_regions) | grep . || true)
+if [ -n "$left" ]; then
+  echo "== the tests left these in /dev/shm (removed now):" $left
+  (cd /dev/shm && rm -f $left)
+  status=1
 fi
 # Per run and suite, how many tests ran; every failure; every skip, which
 # fails CI unless tests/ci/skips-allowed.txt allows it; a suite of
