@@ -46,7 +46,9 @@ expect_exit() {
 }
 
 # ---- a live stream ----
-"$writer" "$shm" 8 >"$tmp/writer" 2>&1 &
+# It lives until the test kills it below (600 s at most): one that ended by
+# itself on a loaded machine would have closed its session before the kill.
+"$writer" "$shm" 600 >"$tmp/writer" 2>&1 &
 wpid=$!
 i=0
 while ! grep -q ready "$tmp/writer" 2>/dev/null; do
