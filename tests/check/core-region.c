@@ -500,7 +500,8 @@ GST_START_TEST (test_host_permission)
     /* Root ignores a mode 0000 file: the same open, in a child that has
      * dropped to nobody (CI runs as root, so this branch is the one CI
      * runs). The child answers through a pipe: under valgrind its exit
-     * status is valgrind's (the leak check of the copy of this process). */
+     * status is valgrind's (the leak check of the copy of this process).
+     * Mutation: with the file left mode 0666, this fails. */
     pid_t pid;
     int status, fds[2];
     char answer = 0;

@@ -1362,7 +1362,8 @@ GST_START_TEST (test_lease_expiry)
   read_buffer_ok (r, 1, 4000);
 
   /* its heartbeat stops after one last beat: evicted after the lease,
-   * which counts from the first look that saw that beat (after `start`) */
+   * which counts from the first look that saw that beat (after `start`).
+   * Mutation: with a lease of 10 ms in the writer's config, this fails. */
   reader_beat (r);
   start = ivshm_now_ns ();
   deadline = start + scaled (5000 * MS);

@@ -9,6 +9,8 @@
  * file whose PID is its own or no longer runs. A live process's regions are
  * never touched, so tests of other binaries that run at the same time keep
  * theirs. (A forked helper that ends with _exit() runs no destructor.)
+ * Checked by mutation: a decoder case made to fail right after it made its
+ * region left 16 and 8 MiB files in /dev/shm without this, none with it.
  */
 #include <dirent.h>
 #include <errno.h>
