@@ -16,6 +16,8 @@ cleanup() {
   rm -f "$region"
 }
 trap cleanup EXIT
+# dash runs no EXIT trap when a signal ends it (meson's timeout: SIGTERM)
+trap 'exit 1' INT TERM HUP
 
 # The file exists before either side starts, as QEMU's does: the receiver
 # can attach first and wait for the producer, so it reads the stream from

@@ -15,6 +15,8 @@ cleanup() {
   rm -f "$region" "$out"
 }
 trap cleanup EXIT
+# dash runs no EXIT trap when a signal ends it (meson's timeout: SIGTERM)
+trap 'exit 1' INT TERM HUP
 
 # The first python3 with GStreamer's introspection: Debian's python3-gi is
 # for /usr/bin/python3, which another python3 on PATH (pyenv, a venv) hides.

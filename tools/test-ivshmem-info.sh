@@ -16,6 +16,8 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+# dash runs no EXIT trap when a signal ends it (meson's timeout: SIGTERM)
+trap 'exit 1' INT TERM HUP
 
 if [ ! -d /dev/shm ] || ! command -v python3 >/dev/null; then
   echo "SKIP: needs /dev/shm and python3"

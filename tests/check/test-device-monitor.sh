@@ -16,6 +16,8 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+# dash runs no EXIT trap when a signal ends it (meson's timeout: SIGTERM)
+trap 'exit 1' INT TERM HUP
 
 for tool in gst-launch-1.0 gst-device-monitor-1.0; do
   if ! command -v "$tool" >/dev/null; then
