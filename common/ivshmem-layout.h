@@ -139,6 +139,13 @@ typedef struct
   uint8_t reserved[IVSHM_HEADER_SIZE - 4 * IVSHM_CACHE_LINE];
 } IvshmHeader;
 
+/* IvshmReaderSlot.state_gen: a slot's state and claim generation as the
+ * one 64-bit word they share at 0x20 */
+#define IVSHM_SLOT_WORD(state, generation) \
+  ((uint64_t) (uint32_t) (state) | (uint64_t) (uint32_t) (generation) << 32)
+#define IVSHM_SLOT_WORD_STATE(word) ((uint32_t) (word))
+#define IVSHM_SLOT_WORD_GEN(word) ((uint32_t) ((word) >> 32))
+
 /* IvshmReaderSlot.state */
 enum
 {
@@ -163,8 +170,19 @@ typedef struct
   _Atomic uint64_t owner;               /* 0x08 random token, 0 when free */
   _Atomic uint64_t heartbeat;           /* 0x10 incremented while alive */
   _Atomic uint64_t session_id;          /* 0x18 the session it reads */
-  _Atomic uint32_t state;               /* 0x20 IVSHM_SLOT_* */
-  _Atomic uint32_t generation;          /* 0x24 claims of this slot so far */
+  union
+  {
+    struct
+    {
+      _Atomic uint32_t state;           /* 0x20 IVSHM_SLOT_* */
+      _Atomic uint32_t generation;      /* 0x24 claims of this slot so far */
+    };
+    /* 0x20 both as one word, state | generation << 32 (little-endian):
+     * a let-go or a reap moves the state by one compare-and-swap of this
+     * word, so it fails once the slot was claimed again
+     * (IVSHM_SLOT_WORD, ivshm_slot_move_from) */
+    _Atomic uint64_t state_gen;
+  };
   _Atomic uint64_t pid;                 /* 0x28 informative only */
   _Atomic uint64_t records_read;        /* 0x30 informative only */
   _Atomic uint64_t kernel_id;           /* 0x38 the reader's kernel (0: unknown) */
@@ -277,6 +295,7 @@ IVSHM_ASSERT_OFFSET (IvshmReaderSlot, heartbeat, 0x10);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, session_id, 0x18);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, state, 0x20);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, generation, 0x24);
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, state_gen, 0x20);
 _Static_assert (IVSHM_POS_TAG_MASK + 1 == IVSHM_RECORD_ALIGN,
     "the claim tag lives in the bits a record boundary leaves 0");
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, pid, 0x28);

@@ -118,6 +118,12 @@ typedef struct
   uint64_t since_ns;            /* when it first saw that (owner, heartbeat) */
 } IvshmLeaseWatch;
 
+/* Moves a slot of the claim whose token is owner to `to` by one
+ * compare-and-swap of state and generation (ivshmem-slots.c); false once
+ * the slot is not that claim's any more. `point` names its test point. */
+bool ivshm_slot_move_from (IvshmReaderSlot * s, uint64_t owner, uint32_t to,
+    const char *point);
+
 /* FREE -> CLAIMED: CAS(owner, 0, token), generation + 1, read_pos = the
  * new *tag (no position yet), state `to`. Returns the slot index, or -1 if
  * every slot is taken. */

@@ -29,6 +29,11 @@
  *                    readers_sleeping                            -> (d)
  *   -DBROKEN_SLEEP   a reader sleeps without re-reading write_pos
  *                    after it set its bit in readers_sleeping    -> (d)
+ *   -DBROKEN_LETGO   a reader letting go moves its state to FREE by
+ *                    CAS(state, seen, FREE), without the generation: a
+ *                    stall between its ownership check and the CAS
+ *                    frees the slot of its next owner            -> (c)
+ *   -DBROKEN_REAP    the same in a reaper                        -> (c)
  * Variants that show where DESIGN-v2.md, as written, fails:
  *   -DNO_TAG         read_pos holds the bare position (no claim tag): a
  *                    stalled reader's CAS succeeds on the slot's next
@@ -36,9 +41,6 @@
  *   -DPLAIN_WSLEEP   writer_sleeping is 1/0 and cleared with a plain
  *                    store: a stalled producer's clear lands in the next
  *                    producer's wait for space
- *   -DLETGO_WINDOW   a reader letting go checks that it owns the slot, then
- *                    stores state FREE: a stall between the two lands the
- *                    store in the slot's next owner (a residual window)
  *   -DDESIGN_ADOPT   the producer adopts a WAITING slot by storing
  *                    read_pos and session_id itself, so a stalled
  *                    producer's adoption stores land in the next session
@@ -85,6 +87,7 @@
 #define ACTIVE 2
 #define EVICTED 3
 #define WAITING 4
+#define NOSTATE 255     /* a local: no state seen */
 
 /* ---- shared memory ---- */
 byte powner;            /* producer_owner */

@@ -25,27 +25,56 @@
  * window between them is discussed in README.md) */
 #define OWNED_OR_TAKEN if :: powner != me -> goto taken :: else -> skip fi
 
-/* reap slot k whose lease (owner T) expired: POISON, the sleeping bit, FREE,
- * owner 0; then wake a producer waiting for space (the slot held some).
- * A set sleeping bit is cleared with a wake of data_futex: the owner may
- * have resumed and gone to sleep after the reaper judged it (README.md,
- * finding 4). */
-inline reap (k, T)
+/* reap slot k whose lease (owner T) expired, in the steps of
+ * ivshm_slot_reap: POISON while the owner is T, loading state_gen (state
+ * and generation) there too; a stall (fz: the reaper's frozen flag);
+ * CAS(state_gen, seen, FREE) (ivshm_slot_move_from: a word that changed
+ * while owner is still T is loaded again, one that changed with another
+ * owner ends the reap); then, if it freed the slot, the sleeping bit
+ * (cleared with a wake of data_futex when set: the owner may have resumed
+ * and gone to sleep after the reaper judged it, README.md finding 4),
+ * CAS(owner, T, 0) and a wake of a producer waiting for space. */
+inline reap (k, T, fz)
 {
   atomic {
     if
-    :: slot[k].owner == T ->
-      slot[k].rpos = POISON;
-      if
-      :: rsleep & (1 << k) -> rsleep = rsleep & ~(1 << k); WAKE_DATA
-      :: else -> skip
-      fi;
-      slot[k].state = FREE;
-      slot[k].owner = 0;
-      WAKE_SPACE
+    :: slot[k].owner == T -> slot[k].rpos = POISON
     :: else -> skip
     fi
-  }
+  };
+  do
+  :: atomic {
+      if
+      :: slot[k].owner == T -> rs = slot[k].state; rg = slot[k].gen
+      :: else -> rs = NOSTATE; break
+      fi
+    };
+    STALL (fz);
+    atomic {
+      if
+#ifdef BROKEN_REAP
+      /* the old reap: CAS(state, seen, FREE), the generation unseen */
+      :: slot[k].state == rs ->
+#else
+      :: slot[k].state == rs && slot[k].gen == rg ->
+#endif
+        assert (c_no_stale_store && slot[k].owner == T);
+        slot[k].state = FREE;
+        if
+        :: rsleep & (1 << k) -> rsleep = rsleep & ~(1 << k); WAKE_DATA
+        :: else -> skip
+        fi;
+        if
+        :: slot[k].owner == T -> slot[k].owner = 0
+        :: else -> skip
+        fi;
+        WAKE_SPACE;
+        break
+      :: else -> skip
+      fi
+    }
+  od;
+  atomic { rs = 0; rg = 0 }
 }
 
 /* the lowest position a live reader of session s needs (write_pos if none);
@@ -107,7 +136,7 @@ inline reclaim ()
 
 proctype producer (byte me)
 {
-  byte T, k, s, w, n, m1, m2, tl, tp, x, base;
+  byte T, k, s, w, n, m1, m2, tl, tp, x, base, rs, rg;
 
   /* 1. claim: CAS(producer_owner, 0 or an expired owner T, me) */
   do
@@ -270,11 +299,11 @@ proctype producer (byte me)
   :: atomic {
       powner == me && EXPIRED (slot[0].owner) -> k = 0; T = slot[0].owner
     };
-    reap (k, T)         /* the periodic tick reaps an expired slot */
+    reap (k, T, pfrozen[me])         /* the periodic tick reaps an expired slot */
   :: atomic {
       powner == me && EXPIRED (slot[1].owner) -> k = 1; T = slot[1].owner
     };
-    reap (k, T)
+    reap (k, T, pfrozen[me])
   od;
 
   /* 4. clean stop: CLOSED, wake the readers, CAS(producer_owner, me, 0) */

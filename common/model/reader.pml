@@ -37,7 +37,7 @@
 
 proctype reader (byte r)
 {
-  byte tok, k, p, t, s, g, T, inc, last, x;
+  byte tok, k, p, t, s, g, T, inc, last, x, rs, rg;
 
 next:
   if
@@ -56,13 +56,13 @@ next:
       slot[0].owner != 0 && slot[1].owner != 0 && EXPIRED (slot[0].owner) ->
       k = 0; T = slot[0].owner
     };
-    reap (k, T);
+    reap (k, T, rfrozen[r]);
     T = 0
   :: atomic {
       slot[0].owner != 0 && slot[1].owner != 0 && EXPIRED (slot[1].owner) ->
       k = 1; T = slot[1].owner
     };
-    reap (k, T);
+    reap (k, T, rfrozen[r]);
     T = 0
   od;
   if
@@ -255,31 +255,39 @@ sleep:
 
 leave:
 lost:
-  /* let go if the slot is still ours: state FREE, then CAS(owner, tok, 0);
-   * a slot that no longer holds its space wakes a waiting producer */
-#ifdef LETGO_WINDOW
-  /* the check, then the plain store of state FREE (finding 7) */
+  /* let go if the slot is still ours: load state_gen, check owner, then
+   * CAS(state_gen, (seen, g), (FREE, g)), then CAS(owner, tok, 0); a slot
+   * that no longer holds its space wakes a waiting producer. A stall may
+   * come between the check and the compare-and-swap: meanwhile the slot
+   * may be reaped and claimed again (ivshm_slot_move_from). */
+  atomic {
+    if
+    :: MINE -> rs = slot[k].state; rg = slot[k].gen
+    :: else -> rs = NOSTATE
+    fi
+  };
   if
-  :: MINE ->
+  :: rs != NOSTATE ->
     STALL (rfrozen[r]);
     atomic {
-      assert (c_no_stale_store && MINE);
-      slot[k].state = FREE;
       if
-      :: MINE -> slot[k].owner = 0
+#ifdef BROKEN_LETGO
+      /* the old let-go: CAS(state, seen, FREE), the generation unseen */
+      :: slot[k].state == rs ->
+#else
+      :: slot[k].state == rs && slot[k].gen == rg ->
+#endif
+        assert (c_no_stale_store && MINE);
+        slot[k].state = FREE;
+        slot[k].owner = 0
       :: else -> skip
       fi
     }
   :: else -> skip
   fi;
   atomic {
-#else
-  atomic {
-    if
-    :: MINE -> slot[k].state = FREE; slot[k].owner = 0
-    :: else -> skip
-    fi;
-#endif
+    rs = 0;
+    rg = 0;
     rsess[r] = 0;
     if
     :: wsleep -> WAKE_SPACE

@@ -439,6 +439,90 @@ GST_START_TEST (test_stale_reaper_poison)
 
 GST_END_TEST;
 
+/* ---- the let-go / reap window (model: broken-letgo, broken-reap) ------ */
+
+/* Reader A (or a reaper of A) checked that A owns slot 0 and is about to
+ * move its state to FREE; here it stalls: A's slot is reaped (or let go),
+ * and reader B claims it and attaches, so the slot is ACTIVE again, the
+ * state A saw. The model's trail of -DBROKEN_LETGO, played against the C.
+ * With the old state-only compare-and-swap (from the state seen) both
+ * tests fail: B's slot ends FREE (checked by mutation: the CAS in
+ * ivshm_slot_move_from made 32-bit, on `state` alone). */
+static void
+letgo_hook (const char *point, void *obj)
+{
+  IvshmReaderSlot *s = obj;
+
+  if (!hook_take (point))
+    return;
+  if (strcmp (point, "reader-let-go") == 0) {
+    /* A stalled for a lease: the tick reaps its slot */
+    tick_until_reaped (hook_writer, s);
+  } else {
+    /* the reaper stalled: A lets go itself */
+    ivshm_reader_free (hook_reader);
+  }
+  hook_reader = reader_new_ok (hook_base, false);
+}
+
+static void
+stale_free_case (const char *point)
+{
+  void *base = region_shared ();
+  IvshmWriter *w = writer_new_ok (base, scaled (30 * MS), 0);
+  IvshmReader *a = reader_new_ok (base, false), *b;
+  IvshmReaderSlot *s = slot_at (base, 0);
+  IvshmError err = { 0 };
+  uint64_t next = 0, owner_a;
+  unsigned i;
+
+  fail_unless_equals_int (slot_of_reader (a), 0);
+  fail_unless_equals_int (atomic_load (&s->state), IVSHM_SLOT_ACTIVE);
+  owner_a = atomic_load (&s->owner);
+  hook_arm (point, base);
+  hook_writer = w;
+  hook_reader = a;
+  ivshm_test_hook = letgo_hook;
+  if (strcmp (point, "reader-let-go") == 0) {
+    ivshm_reader_detach (a);
+  } else {
+    fail_if (ivshm_slot_reap (hdr_of (base), s, 0, owner_a));
+    a = NULL;                   /* freed by the hook */
+  }
+  ivshm_test_hook = NULL;
+  fail_unless (hook_fired);
+  b = hook_reader;
+  fail_unless_equals_int (slot_of_reader (b), 0);
+  /* B's slot is B's: the stale move to FREE did not land */
+  fail_unless_equals_int (atomic_load (&s->state), IVSHM_SLOT_ACTIVE);
+  fail_unless (atomic_load (&s->owner) != 0);
+  fail_unless (atomic_load (&s->owner) != owner_a);
+  for (i = 0; i < 3; i++)
+    assert_status (write_buffer (w, i, 1000), IVSHM_OK);
+  assert_status (drain (b, &next, &err), IVSHM_AGAIN);
+  fail_unless_equals_uint64 (next, 3);
+  fail_unless_equals_int (ivshm_writer_count_readers (w), 1);
+  if (a)
+    ivshm_reader_free (a);
+  ivshm_reader_free (b);
+  ivshm_writer_free (w);
+  munmap (base, REGION);
+}
+
+GST_START_TEST (test_stale_let_go)
+{
+  stale_free_case ("reader-let-go");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_stale_reaper_free)
+{
+  stale_free_case ("reaper-free");
+}
+
+GST_END_TEST;
+
 static Suite *
 core_lifecycle_model_suite (void)
 {
@@ -455,6 +539,8 @@ core_lifecycle_model_suite (void)
   tcase_add_test (tc, test_unadopted_waiting_reader);
   tcase_add_test (tc, test_writer_sleeping_mark);
   tcase_add_test (tc, test_stale_reaper_poison);
+  tcase_add_test (tc, test_stale_let_go);
+  tcase_add_test (tc, test_stale_reaper_free);
   return s;
 }
 
