@@ -60,8 +60,9 @@ _Static_assert (ATOMIC_INT_LOCK_FREE == 2,
 #define IVSHM_POS_TAG_MASK      UINT64_C (63)
 #define IVSHM_POS_TAG(generation) ((uint64_t) ((generation) % 63u + 1u))
 /* Each session starts its positions at a base that no earlier session can
- * have published: the old write_pos rounded up to a multiple of this, plus
- * this (PROTOCOL.md, "Session format"). */
+ * have published: the old reserve_end (or write_pos) plus the smallest
+ * multiple of the ring size that is at least this (PROTOCOL.md, "Session
+ * format"). */
 #define IVSHM_SESSION_BASE_STEP (UINT64_C (1) << 40)
 
 /* IvshmHeader.producer_state */
@@ -128,7 +129,12 @@ typedef struct
   _Atomic uint32_t readers_sleeping;    /* 0x08c bitmask: bit i set while
                                          * the reader in slot i is about to
                                          * sleep (fetch_or / fetch_and) */
-  uint8_t _pad2[IVSHM_CACHE_LINE - 0x10];
+  _Atomic uint64_t reserve_end;         /* 0x090 the end of the space the
+                                         * producer may still write into
+                                         * (its reservations), published by
+                                         * CAS before it writes there; the
+                                         * next session starts behind it */
+  uint8_t _pad2[IVSHM_CACHE_LINE - 0x18];
 
   /* line 3: the oldest position the producer may still need to keep */
   _Atomic uint64_t tail;                /* 0x0c0 */
@@ -284,6 +290,7 @@ IVSHM_ASSERT_OFFSET (IvshmHeader, producer_owner, 0x070);
 IVSHM_ASSERT_OFFSET (IvshmHeader, write_pos, 0x080);
 IVSHM_ASSERT_OFFSET (IvshmHeader, data_futex, 0x088);
 IVSHM_ASSERT_OFFSET (IvshmHeader, readers_sleeping, 0x08c);
+IVSHM_ASSERT_OFFSET (IvshmHeader, reserve_end, 0x090);
 IVSHM_ASSERT_OFFSET (IvshmHeader, tail, 0x0c0);
 IVSHM_ASSERT_OFFSET (IvshmHeader, space_futex, 0x0c8);
 IVSHM_ASSERT_OFFSET (IvshmHeader, writer_sleeping, 0x0cc);

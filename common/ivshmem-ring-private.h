@@ -216,6 +216,7 @@ struct IvshmWriter
   uint64_t span_pub;
   uint64_t span_end;
   uint64_t reserve_pos;         /* end of the newest span */
+  uint64_t announced;           /* last value CAS'd into hdr->reserve_end */
   uint64_t reserve_off;         /* reserve_pos % ring_size */
 
   /* the one reservation of ivshm_writer_reserve/commit */
@@ -236,6 +237,12 @@ struct IvshmWriter
   unsigned n_holders;
   uint64_t holders_pos;         /* the lowest holder[].pos, if n_holders */
   uint64_t holders_until_ns;    /* leaky: forgotten after one lease */
+  /* Space that a producer we took over had reserved but not published
+   * (from its write_pos to its reserve_end), in our positions: its late
+   * payload may still land there, so the free space stops at stale_pos
+   * until stale_until_ns (one lease after the format; 0: none). */
+  uint64_t stale_pos;
+  uint64_t stale_until_ns;
 
   /* guards lease[] and the slot scans against ivshm_writer_tick() */
   atomic_flag lock;
