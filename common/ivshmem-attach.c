@@ -170,6 +170,7 @@ reader_register (IvshmReader * r, uint32_t from, uint64_t *t, bool *moved,
   int tries;
 
   *moved = false;
+  IVSHM_TEST_POINT ("reader-register", r);
   ivshm_reader_lock (r);
   ok = ivshm_reader_owns_locked (r) && ivshm_reader_store_pos_locked (r, *t);
   ivshm_reader_unlock (r);

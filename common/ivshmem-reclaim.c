@@ -231,6 +231,7 @@ ivshm_writer_reclaim (IvshmWriter * w, bool check_leases)
   /* Publish the new tail, then look again: a reader that registered a
    * position below m1 before it could see the new tail is caught by the
    * second scan (PROTOCOL.md, "Attaching"). */
+  IVSHM_TEST_POINT ("producer-scanned", w);
   if (m1 > w->tail_published) {
     /* from our last value: a stale producer's store fails */
     if (!ivshm_writer_cas_owned (w, &w->hdr->tail, w->tail_published, m1))

@@ -523,6 +523,143 @@ GST_START_TEST (test_stale_reaper_free)
 
 GST_END_TEST;
 
+/* ---- the publish wakes a sleeping reader (section 11a) ----------------- */
+
+/* The reader sleeps with a deadline of 60 s; one record published must
+ * wake it well before (30 s, scaled). Checked by mutation: without the
+ * wake in writer_publish the reader slept to its deadline and this test
+ * failed. */
+GST_START_TEST (test_publish_wakes_sleeper)
+{
+  void *base = region_shared ();
+  Sleeper s = { 0 };
+  pthread_t t;
+  unsigned i;
+
+  s.w = writer_new_ok (base, 0, 0);
+  s.r = reader_new_ok (base, false);
+  ivshm_waiter_init (&s.waiter);
+  fail_unless (pthread_create (&t, NULL, reader_sleeps, &s) == 0);
+  for (i = 0; i < 10000 &&
+      atomic_load (&hdr_of (base)->readers_sleeping) == 0; i++)
+    sleep_ms (1);
+  fail_unless (atomic_load (&hdr_of (base)->readers_sleeping) != 0);
+  /* past its last look at write_pos (a publish before that look would
+   * keep it awake whether or not the producer wakes it) */
+  sleep_ms (200);
+  assert_status (write_buffer (s.w, 0, 1000), IVSHM_OK);
+  fail_unless (woken (&s.done), "the publish did not wake the reader");
+  pthread_join (t, NULL);
+  ivshm_reader_free (s.r);
+  ivshm_writer_free (s.w);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
+/* ---- the tail / reclaim Dekker pair (invariant 6) --------------------- */
+
+/* Reader R2 attaches while the producer reclaims, at a point inside the
+ * window: R2 registers a position the producer's tail then passes. Either
+ * side of the pair must see the other, or the producer ignores R2 (its
+ * position is below the tail) and overwrites what R2 is about to read.
+ * The producer then keeps writing while R1 reads everything; R2 must still
+ * read every record from where it starts. */
+static void
+dekker_hook (const char *point, void *obj)
+{
+  (void) obj;
+  if (!hook_take (point))
+    return;
+  if (strcmp (point, "reader-register") == 0)
+    /* R2 loaded the old tail; the producer reclaims past it now */
+    ivshm_writer_reclaim (hook_writer, false);
+  else
+    /* the producer scanned (without R2) and is about to publish its
+     * tail: R2 attaches now, and registers the old tail */
+    hook_reader = reader_new_ok (hook_base, false);
+}
+
+static void
+dekker_case (const char *point)
+{
+  void *base = region_shared ();
+  IvshmWriter *w = writer_new_ok (base, 0, 0);
+  IvshmReader *r1 = reader_new_ok (base, false), *r2;
+  IvshmError err = { 0 };
+  uint64_t seq = 0, next1 = 0, next2, first2;
+  IvshmRecord rec;
+  IvshmStatus st;
+  unsigned round;
+
+  for (; seq < 8; seq++)
+    assert_status (write_buffer (w, seq, 1000), IVSHM_OK);
+  assert_status (drain (r1, &next1, &err), IVSHM_AGAIN);
+  /* R1 is counted: the producer reclaims from now on */
+  ivshm_writer_reclaim (w, false);
+
+  hook_arm (point, base);
+  hook_writer = w;
+  hook_reader = NULL;
+  ivshm_test_hook = dekker_hook;
+  if (strcmp (point, "reader-register") == 0) {
+    r2 = reader_new_ok (base, false);
+  } else {
+    ivshm_writer_reclaim (w, false);
+    r2 = hook_reader;
+  }
+  ivshm_test_hook = NULL;
+  fail_unless (hook_fired);
+  fail_unless (r2 != NULL);
+
+  /* the producer writes as far as its readers let it, three times over
+   * the ring, while R1 keeps up and R2 reads nothing */
+  first2 = seq;
+  for (round = 0; round < 3 * (REGION / 1000); round++) {
+    st = write_buffer (w, seq, 1000);
+    if (st == IVSHM_OK) {
+      seq++;
+      continue;
+    }
+    assert_status (st, IVSHM_AGAIN);
+    assert_status (drain (r1, &next1, &err), IVSHM_AGAIN);
+  }
+  /* R2 (a later reader) starts with the sticky replay, then the next
+   * record after write_pos as it was when it attached */
+  while ((st = ivshm_reader_next (r2, &rec, &err)) == IVSHM_OK && rec.replayed)
+    assert_status (ivshm_reader_release (r2), IVSHM_OK);
+  fail_unless (st == IVSHM_OK, "R2 could not read its first record: %s (%s)",
+      ivshm_status_name (st), err.detail);
+  fail_unless_equals_int (rec.h.type, IVSHM_RECORD_BUFFER);
+  fail_unless_equals_uint64 (rec.h.offset, first2);
+  assert_status (ivshm_reader_release (r2), IVSHM_OK);
+  next2 = first2 + 1;
+  assert_status (drain (r2, &next2, &err), IVSHM_AGAIN);
+  fail_unless_equals_uint64 (next2, seq);
+  ivshm_reader_free (r1);
+  ivshm_reader_free (r2);
+  ivshm_writer_free (w);
+  munmap (base, REGION);
+}
+
+/* Checked by mutation: without the tail re-check in reader_register, R2's
+ * first record was overwritten and this test failed. */
+GST_START_TEST (test_dekker_reader_side)
+{
+  dekker_case ("reader-register");
+}
+
+GST_END_TEST;
+
+/* Checked by mutation: without the second scan in ivshm_writer_reclaim,
+ * R2's first record was overwritten and this test failed. */
+GST_START_TEST (test_dekker_producer_side)
+{
+  dekker_case ("producer-scanned");
+}
+
+GST_END_TEST;
+
 static Suite *
 core_lifecycle_model_suite (void)
 {
@@ -541,6 +678,9 @@ core_lifecycle_model_suite (void)
   tcase_add_test (tc, test_stale_reaper_poison);
   tcase_add_test (tc, test_stale_let_go);
   tcase_add_test (tc, test_stale_reaper_free);
+  tcase_add_test (tc, test_publish_wakes_sleeper);
+  tcase_add_test (tc, test_dekker_reader_side);
+  tcase_add_test (tc, test_dekker_producer_side);
   return s;
 }
 
