@@ -169,6 +169,20 @@ bit e_waiters_get_first = 1;
 #define STALL(fz) skip
 #endif
 
+/* the steps of a let-go and a reap (their ownership check, the stall
+ * after it, their compare-and-swap of state_gen); -DNO_FREE_STALL makes
+ * each let-go and reap one step again, as before they were split (the
+ * biggest configuration, reap-full-ring: `reap' checks the steps) */
+#ifdef NO_FREE_STALL
+#define FREE_STALL(fz) skip
+#define FREE_STEPS_BEGIN atomic {
+#define FREE_STEPS_END }
+#else
+#define FREE_STALL(fz) STALL (fz)
+#define FREE_STEPS_BEGIN
+#define FREE_STEPS_END
+#endif
+
 #include "producer.pml"
 #include "reader.pml"
 

@@ -36,6 +36,7 @@
  * CAS(owner, T, 0) and a wake of a producer waiting for space. */
 inline reap (k, T, fz)
 {
+  FREE_STEPS_BEGIN
   atomic {
     if
     :: slot[k].owner == T -> slot[k].rpos = POISON
@@ -49,7 +50,7 @@ inline reap (k, T, fz)
       :: else -> rs = NOSTATE; break
       fi
     };
-    STALL (fz);
+    FREE_STALL (fz);
     atomic {
       if
 #ifdef BROKEN_REAP
@@ -75,6 +76,7 @@ inline reap (k, T, fz)
     }
   od;
   atomic { rs = 0; rg = 0 }
+  FREE_STEPS_END
 }
 
 /* the lowest position a live reader of session s needs (write_pos if none);

@@ -260,6 +260,7 @@ lost:
    * that no longer holds its space wakes a waiting producer. A stall may
    * come between the check and the compare-and-swap: meanwhile the slot
    * may be reaped and claimed again (ivshm_slot_move_from). */
+  FREE_STEPS_BEGIN
   atomic {
     if
     :: MINE -> rs = slot[k].state; rg = slot[k].gen
@@ -268,7 +269,7 @@ lost:
   };
   if
   :: rs != NOSTATE ->
-    STALL (rfrozen[r]);
+    FREE_STALL (rfrozen[r]);
     atomic {
       if
 #ifdef BROKEN_LETGO
@@ -285,6 +286,7 @@ lost:
     }
   :: else -> skip
   fi;
+  FREE_STEPS_END
   atomic {
     rs = 0;
     rg = 0;
