@@ -60,6 +60,8 @@ inline reap (k, T, fz)
       :: slot[k].state == rs && slot[k].gen == rg ->
 #endif
         assert (c_no_stale_store && slot[k].owner == T);
+        /* (f) only a reader whose lease expired loses its slot */
+        assert (f_live_keeps_slot && (((rexp | rdead) >> T) & 1));
         slot[k].state = FREE;
         if
         :: rsleep & (1 << k) -> rsleep = rsleep & ~(1 << k); WAKE_DATA
@@ -168,6 +170,18 @@ proctype producer (byte me)
     pstate = NONE;
     nsess++;
     s = nsess;
+    /* ghost: the readers waiting now must get this session's first
+     * record (e) */
+    if
+    :: rtok[0] != 0 && slot[rslot[0]].owner == rtok[0] &&
+        slot[rslot[0]].state == WAITING -> waited[0] = s
+    :: else -> skip
+    fi;
+    if
+    :: rtok[1] != 0 && slot[rslot[1]].owner == rtok[1] &&
+        slot[rslot[1]].state == WAITING -> waited[1] = s
+    :: else -> skip
+    fi;
     base = BASE (s);
     w = base;
     tl = base;
@@ -214,7 +228,11 @@ proctype producer (byte me)
     atomic {
       OWNED_OR_TAKEN;
       if
+#ifdef BROKEN_NO_ADOPT
+      :: slot[k].state == WAITING -> skip
+#else
       :: slot[k].state == WAITING -> slot[k].sid = s
+#endif
       :: (slot[k].state == CLAIMED || slot[k].state == ACTIVE) &&
           slot[k].sid != s -> slot[k].state = EVICTED
       :: else -> skip
@@ -299,11 +317,11 @@ proctype producer (byte me)
 #endif
     fi
   :: atomic {
-      powner == me && EXPIRED (slot[0].owner) -> k = 0; T = slot[0].owner
+      powner == me && REAPABLE (slot[0].owner) -> k = 0; T = slot[0].owner
     };
     reap (k, T, pfrozen[me])         /* the periodic tick reaps an expired slot */
   :: atomic {
-      powner == me && EXPIRED (slot[1].owner) -> k = 1; T = slot[1].owner
+      powner == me && REAPABLE (slot[1].owner) -> k = 1; T = slot[1].owner
     };
     reap (k, T, pfrozen[me])
   od;

@@ -30,6 +30,8 @@
   rslot[r] = k; \
   rsess[r] = 0; \
   need[r] = 0; \
+  waited[r] = 0; \
+  rfirst[r] = 1; \
   if \
   :: magic && pstate == PACTIVE -> s = session \
   :: else -> s = 0 \
@@ -53,13 +55,13 @@ next:
   :: atomic { slot[0].owner == 0 -> k = 0; CLAIM; break }
   :: atomic { slot[1].owner == 0 -> k = 1; CLAIM; break }
   :: atomic {
-      slot[0].owner != 0 && slot[1].owner != 0 && EXPIRED (slot[0].owner) ->
+      slot[0].owner != 0 && slot[1].owner != 0 && REAPABLE (slot[0].owner) ->
       k = 0; T = slot[0].owner
     };
     reap (k, T, rfrozen[r]);
     T = 0
   :: atomic {
-      slot[0].owner != 0 && slot[1].owner != 0 && EXPIRED (slot[1].owner) ->
+      slot[0].owner != 0 && slot[1].owner != 0 && REAPABLE (slot[1].owner) ->
       k = 1; T = slot[1].owner
     };
     reap (k, T, rfrozen[r]);
@@ -179,10 +181,18 @@ read:
       goto leave        /* drained, the producer closed */
     :: write_pos == p -> goto sleep
     :: else ->
-      assert (b_no_overwrite && cell[p % NCELL] == p)
+      assert (b_no_overwrite && cell[p % NCELL] == p);
+      /* (e) on every path: a reader that waited when this session was
+       * formatted reads its first record first */
+      if
+      :: rfirst[r] ->
+        assert (e_waiters_get_first && (waited[r] != s || p == BASE (s)));
+        rfirst[r] = 0
+      :: else -> skip
+      fi
     fi
   };
-  STALL (rfrozen[r]);   /* a long copy */
+  RSTALL;               /* a long copy */
   /* the end of the copy, an acquire fence, then under the reader's lock:
    * is the slot still ours? If not, the copy is dropped. */
   atomic {
@@ -201,7 +211,7 @@ read:
     p++
   };
 #else
-  STALL (rfrozen[r]);
+  RSTALL;
   atomic {
     if
     :: slot[k].rpos == last -> slot[k].rpos = ENC (p + 1, g);
@@ -261,15 +271,14 @@ lost:
    * come between the check and the compare-and-swap: meanwhile the slot
    * may be reaped and claimed again (ivshm_slot_move_from). */
   FREE_STEPS_BEGIN
-  atomic {
-    if
-    :: MINE -> rs = slot[k].state; rg = slot[k].gen
-    :: else -> rs = NOSTATE
-    fi
-  };
-  if
-  :: rs != NOSTATE ->
-    FREE_STALL (rfrozen[r]);
+  do
+  :: atomic {
+      if
+      :: MINE -> rs = slot[k].state; rg = slot[k].gen
+      :: else -> break
+      fi
+    };
+    FREE_RSTALL;
     atomic {
       if
 #ifdef BROKEN_LETGO
@@ -280,12 +289,12 @@ lost:
 #endif
         assert (c_no_stale_store && MINE);
         slot[k].state = FREE;
-        slot[k].owner = 0
-      :: else -> skip
+        slot[k].owner = 0;
+        break
+      :: else -> skip   /* changed: loaded again while it is ours */
       fi
     }
-  :: else -> skip
-  fi;
+  od;
   FREE_STEPS_END
   atomic {
     rs = 0;
