@@ -217,6 +217,7 @@ reader_start_mid_stream (IvshmReader * r, uint64_t t, IvshmError * err)
     return ivshm_error_set (err, st, 0, "the sticky area is unusable: %s",
         r->snap->reason);
   /* replayed by next(), which checks the whole copy first */
+  IVSHM_TEST_POINT ("reader-start", r);
   ivshm_sticky_iter_init (&r->replay, r->snap);
   r->replaying = true;
   r->replay_checked = false;

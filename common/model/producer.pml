@@ -14,6 +14,14 @@
 #define SAFE(r) ((!LIVE (r, s) || need[r] + NCELL > w) && \
     (!ADOPTED (r, s) || BASE (s) + NCELL > w))
 
+/* a stall (or a crash) inside the format; with one producer nobody takes
+ * over, and readers see magic 0 during a format anyway */
+#ifdef ONE_PRODUCER
+#define FORMAT_STALL skip
+#else
+#define FORMAT_STALL STALL (pfrozen[me])
+#endif
+
 /* CAS(writer_sleeping, me, 0) */
 #ifdef PLAIN_WSLEEP
 #define WSLEEP_CLEAR wsleep = 0
@@ -187,6 +195,9 @@ proctype producer (byte me)
     tl = base;
     tp = base
   };
+  /* a stall (or a crash) inside the format, magic 0: a takeover now
+   * finds the session half formatted */
+  FORMAT_STALL;
   /* adopt WAITING slots; evict slots of older sessions */
   k = 0;
   do
@@ -242,11 +253,16 @@ proctype producer (byte me)
     k++
   :: else -> break
   od;
+  /* the end of the format in the C's steps, each after its ownership
+   * check (ivshm_writer_cas_owned): session_id, write_pos, tail, then
+   * ACTIVE and magic; a stall (or a crash) may come before them */
+  FORMAT_STALL;
+  atomic { OWNED_OR_TAKEN; session = s };
+  atomic { OWNED_OR_TAKEN; write_pos = base };
+  atomic { OWNED_OR_TAKEN; tail = base };
   atomic {
     OWNED_OR_TAKEN;
-    write_pos = base;
-    tail = base;
-    session = s;
+    assert (c_no_stale_store && powner == me);
     pstate = PACTIVE;
     magic = 1
   };
@@ -300,7 +316,10 @@ proctype producer (byte me)
       atomic {
         if
         :: write_pos == w -> write_pos = w + 1;
-          assert (c_no_stale_store && session == s);
+          /* in our session, or in a newer producer's format before it
+           * stored its base (magic 0: no reader trusts it, and the
+           * format overwrites it) */
+          assert (c_no_stale_store && (session == s || !magic));
           w++;
           n++
         :: else -> goto taken

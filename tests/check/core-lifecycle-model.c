@@ -559,29 +559,102 @@ GST_END_TEST;
 
 /* ---- the tail / reclaim Dekker pair (invariant 6) --------------------- */
 
-/* Reader R2 attaches while the producer reclaims, at a point inside the
- * window: R2 registers a position the producer's tail then passes. Either
- * side of the pair must see the other, or the producer ignores R2 (its
- * position is below the tail) and overwrites what R2 is about to read.
- * The producer then keeps writing while R1 reads everything; R2 must still
- * read every record from where it starts. */
+/* Reader R2 attaches in a thread of its own, which stops at named test
+ * points (a gate) while the main thread plays the producer and reader R1:
+ * R2 registers a position the producer's tail passes while R2 attaches.
+ * Either side of the pair must see the other; otherwise the producer
+ * ignores R2 (its position is below the tail) and overwrites what R2 is
+ * about to read. R2 stops where it has loaded write_pos W, before it
+ * publishes W as its position; the producer writes three rings' worth
+ * meanwhile while R1 keeps up; then R2 must read every record from W. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static const char *gate_stops[2];       /* R2 stops there, in this order */
+static unsigned gate_next;
+static const char *gate_at;     /* where R2 waits now; NULL: it runs */
+
+typedef struct
+{
+  void *base;
+  IvshmReader *r;
+  IvshmStatus st;
+} Attach;
+
+static void
+gate_arrive (const char *point)
+{
+  pthread_mutex_lock (&gate_mu);
+  if (gate_next < G_N_ELEMENTS (gate_stops) && gate_stops[gate_next] &&
+      strcmp (point, gate_stops[gate_next]) == 0) {
+    gate_next++;
+    gate_at = point;
+    pthread_cond_broadcast (&gate_cv);
+    while (gate_at != NULL)
+      pthread_cond_wait (&gate_cv, &gate_mu);
+  }
+  pthread_mutex_unlock (&gate_mu);
+}
+
+/* waits (30 s at most) until R2 stands at point */
+static void
+gate_wait_at (const char *point)
+{
+  struct timespec ts;
+  bool there;
+
+  clock_gettime (CLOCK_REALTIME, &ts);
+  ts.tv_sec += 30 * (time_t) scaled (1);
+  pthread_mutex_lock (&gate_mu);
+  while (!(gate_at && strcmp (gate_at, point) == 0) &&
+      pthread_cond_timedwait (&gate_cv, &gate_mu, &ts) == 0);
+  there = gate_at && strcmp (gate_at, point) == 0;
+  pthread_mutex_unlock (&gate_mu);
+  fail_unless (there, "the attaching reader never reached %s", point);
+}
+
+static void
+gate_go (void)
+{
+  pthread_mutex_lock (&gate_mu);
+  gate_at = NULL;
+  pthread_cond_broadcast (&gate_cv);
+  pthread_mutex_unlock (&gate_mu);
+}
+
+static void *
+attach_thread (void *data)
+{
+  Attach *a = data;
+  IvshmReaderConfig cfg = { 0 };
+
+  cfg.producer_timeout_ns = 60000 * MS;
+  a->st = ivshm_reader_new (a->base, REGION, &cfg, &a->r, NULL);
+  return NULL;
+}
+
+static pthread_t dekker_thread;
+static Attach dekker_attach;
+
 static void
 dekker_hook (const char *point, void *obj)
 {
   (void) obj;
-  if (!hook_take (point))
-    return;
-  if (strcmp (point, "reader-register") == 0)
-    /* R2 loaded the old tail; the producer reclaims past it now */
-    ivshm_writer_reclaim (hook_writer, false);
-  else
+  if (strcmp (point, "producer-scanned") == 0) {
     /* the producer scanned (without R2) and is about to publish its
-     * tail: R2 attaches now, and registers the old tail */
-    hook_reader = reader_new_ok (hook_base, false);
+     * tail: R2 registers the old tail now, looks at the tail again (the
+     * old one still) and stops once it loaded W */
+    if (!hook_take (point))
+      return;
+    fail_unless (pthread_create (&dekker_thread, NULL, attach_thread,
+            &dekker_attach) == 0);
+    gate_wait_at ("reader-start");
+    return;
+  }
+  gate_arrive (point);
 }
 
 static void
-dekker_case (const char *point)
+dekker_case (bool reader_side)
 {
   void *base = region_shared ();
   IvshmWriter *w = writer_new_ok (base, 0, 0);
@@ -594,26 +667,37 @@ dekker_case (const char *point)
 
   for (; seq < 8; seq++)
     assert_status (write_buffer (w, seq, 1000), IVSHM_OK);
-  assert_status (drain (r1, &next1, &err), IVSHM_AGAIN);
-  /* R1 is counted: the producer reclaims from now on */
+  /* R1 is counted: the producer reclaims from now on; the tail stays at
+   * the session's start until the next reclaim, after R1 read it all */
   ivshm_writer_reclaim (w, false);
+  assert_status (drain (r1, &next1, &err), IVSHM_AGAIN);
 
-  hook_arm (point, base);
-  hook_writer = w;
-  hook_reader = NULL;
+  memset (&dekker_attach, 0, sizeof dekker_attach);
+  dekker_attach.base = base;
+  gate_next = 0;
+  gate_at = NULL;
+  hook_arm (reader_side ? "none" : "producer-scanned", base);
   ivshm_test_hook = dekker_hook;
-  if (strcmp (point, "reader-register") == 0) {
-    r2 = reader_new_ok (base, false);
-  } else {
+  if (reader_side) {
+    /* R2 loaded the old tail and stops before it registers it: the
+     * producer reclaims past it */
+    gate_stops[0] = "reader-register";
+    gate_stops[1] = "reader-start";
+    fail_unless (pthread_create (&dekker_thread, NULL, attach_thread,
+            &dekker_attach) == 0);
+    gate_wait_at ("reader-register");
     ivshm_writer_reclaim (w, false);
-    r2 = hook_reader;
+    gate_go ();
+    gate_wait_at ("reader-start");
+  } else {
+    gate_stops[0] = "reader-start";
+    gate_stops[1] = NULL;
+    ivshm_writer_reclaim (w, false);
+    fail_unless (hook_fired);
   }
-  ivshm_test_hook = NULL;
-  fail_unless (hook_fired);
-  fail_unless (r2 != NULL);
 
-  /* the producer writes as far as its readers let it, three times over
-   * the ring, while R1 keeps up and R2 reads nothing */
+  /* R2 stands after its registration: the producer writes as far as its
+   * readers let it, three rings' worth, while R1 keeps up */
   first2 = seq;
   for (round = 0; round < 3 * (REGION / 1000); round++) {
     st = write_buffer (w, seq, 1000);
@@ -624,8 +708,14 @@ dekker_case (const char *point)
     assert_status (st, IVSHM_AGAIN);
     assert_status (drain (r1, &next1, &err), IVSHM_AGAIN);
   }
-  /* R2 (a later reader) starts with the sticky replay, then the next
-   * record after write_pos as it was when it attached */
+  gate_go ();
+  pthread_join (dekker_thread, NULL);
+  ivshm_test_hook = NULL;
+  assert_status (dekker_attach.st, IVSHM_OK);
+  r2 = dekker_attach.r;
+
+  /* R2 (a later reader) replays the sticky records, then reads from the
+   * record at W on */
   while ((st = ivshm_reader_next (r2, &rec, &err)) == IVSHM_OK && rec.replayed)
     assert_status (ivshm_reader_release (r2), IVSHM_OK);
   fail_unless (st == IVSHM_OK, "R2 could not read its first record: %s (%s)",
@@ -646,7 +736,7 @@ dekker_case (const char *point)
  * first record was overwritten and this test failed. */
 GST_START_TEST (test_dekker_reader_side)
 {
-  dekker_case ("reader-register");
+  dekker_case (true);
 }
 
 GST_END_TEST;
@@ -655,7 +745,7 @@ GST_END_TEST;
  * R2's first record was overwritten and this test failed. */
 GST_START_TEST (test_dekker_producer_side)
 {
-  dekker_case ("producer-scanned");
+  dekker_case (false);
 }
 
 GST_END_TEST;
