@@ -170,6 +170,7 @@ reader_register (IvshmReader * r, uint32_t from, uint64_t *t, bool *moved,
   int tries;
 
   *moved = false;
+  IVSHM_TEST_POINT ("reader-register", r);
   ivshm_reader_lock (r);
   ok = ivshm_reader_owns_locked (r) && ivshm_reader_store_pos_locked (r, *t);
   ivshm_reader_unlock (r);
@@ -216,6 +217,7 @@ reader_start_mid_stream (IvshmReader * r, uint64_t t, IvshmError * err)
     return ivshm_error_set (err, st, 0, "the sticky area is unusable: %s",
         r->snap->reason);
   /* replayed by next(), which checks the whole copy first */
+  IVSHM_TEST_POINT ("reader-start", r);
   ivshm_sticky_iter_init (&r->replay, r->snap);
   r->replaying = true;
   r->replay_checked = false;

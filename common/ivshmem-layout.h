@@ -60,8 +60,9 @@ _Static_assert (ATOMIC_INT_LOCK_FREE == 2,
 #define IVSHM_POS_TAG_MASK      UINT64_C (63)
 #define IVSHM_POS_TAG(generation) ((uint64_t) ((generation) % 63u + 1u))
 /* Each session starts its positions at a base that no earlier session can
- * have published: the old write_pos rounded up to a multiple of this, plus
- * this (PROTOCOL.md, "Session format"). */
+ * have published: the old reserve_end (or write_pos) plus the smallest
+ * multiple of the ring size that is at least this (PROTOCOL.md, "Session
+ * format"). */
 #define IVSHM_SESSION_BASE_STEP (UINT64_C (1) << 40)
 
 /* IvshmHeader.producer_state */
@@ -128,7 +129,12 @@ typedef struct
   _Atomic uint32_t readers_sleeping;    /* 0x08c bitmask: bit i set while
                                          * the reader in slot i is about to
                                          * sleep (fetch_or / fetch_and) */
-  uint8_t _pad2[IVSHM_CACHE_LINE - 0x10];
+  _Atomic uint64_t reserve_end;         /* 0x090 the end of the space the
+                                         * producer may still write into
+                                         * (its reservations), published by
+                                         * CAS before it writes there; the
+                                         * next session starts behind it */
+  uint8_t _pad2[IVSHM_CACHE_LINE - 0x18];
 
   /* line 3: the oldest position the producer may still need to keep */
   _Atomic uint64_t tail;                /* 0x0c0 */
@@ -138,6 +144,13 @@ typedef struct
 
   uint8_t reserved[IVSHM_HEADER_SIZE - 4 * IVSHM_CACHE_LINE];
 } IvshmHeader;
+
+/* IvshmReaderSlot.state_gen: a slot's state and claim generation as the
+ * one 64-bit word they share at 0x20 */
+#define IVSHM_SLOT_WORD(state, generation) \
+  ((uint64_t) (uint32_t) (state) | (uint64_t) (uint32_t) (generation) << 32)
+#define IVSHM_SLOT_WORD_STATE(word) ((uint32_t) (word))
+#define IVSHM_SLOT_WORD_GEN(word) ((uint32_t) ((word) >> 32))
 
 /* IvshmReaderSlot.state */
 enum
@@ -163,8 +176,19 @@ typedef struct
   _Atomic uint64_t owner;               /* 0x08 random token, 0 when free */
   _Atomic uint64_t heartbeat;           /* 0x10 incremented while alive */
   _Atomic uint64_t session_id;          /* 0x18 the session it reads */
-  _Atomic uint32_t state;               /* 0x20 IVSHM_SLOT_* */
-  _Atomic uint32_t generation;          /* 0x24 claims of this slot so far */
+  union
+  {
+    struct
+    {
+      _Atomic uint32_t state;           /* 0x20 IVSHM_SLOT_* */
+      _Atomic uint32_t generation;      /* 0x24 claims of this slot so far */
+    };
+    /* 0x20 both as one word, state | generation << 32 (little-endian):
+     * a let-go or a reap moves the state by one compare-and-swap of this
+     * word, so it fails once the slot was claimed again
+     * (IVSHM_SLOT_WORD, ivshm_slot_move_from) */
+    _Atomic uint64_t state_gen;
+  };
   _Atomic uint64_t pid;                 /* 0x28 informative only */
   _Atomic uint64_t records_read;        /* 0x30 informative only */
   _Atomic uint64_t kernel_id;           /* 0x38 the reader's kernel (0: unknown) */
@@ -266,6 +290,7 @@ IVSHM_ASSERT_OFFSET (IvshmHeader, producer_owner, 0x070);
 IVSHM_ASSERT_OFFSET (IvshmHeader, write_pos, 0x080);
 IVSHM_ASSERT_OFFSET (IvshmHeader, data_futex, 0x088);
 IVSHM_ASSERT_OFFSET (IvshmHeader, readers_sleeping, 0x08c);
+IVSHM_ASSERT_OFFSET (IvshmHeader, reserve_end, 0x090);
 IVSHM_ASSERT_OFFSET (IvshmHeader, tail, 0x0c0);
 IVSHM_ASSERT_OFFSET (IvshmHeader, space_futex, 0x0c8);
 IVSHM_ASSERT_OFFSET (IvshmHeader, writer_sleeping, 0x0cc);
@@ -277,6 +302,7 @@ IVSHM_ASSERT_OFFSET (IvshmReaderSlot, heartbeat, 0x10);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, session_id, 0x18);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, state, 0x20);
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, generation, 0x24);
+IVSHM_ASSERT_OFFSET (IvshmReaderSlot, state_gen, 0x20);
 _Static_assert (IVSHM_POS_TAG_MASK + 1 == IVSHM_RECORD_ALIGN,
     "the claim tag lives in the bits a record boundary leaves 0");
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, pid, 0x28);

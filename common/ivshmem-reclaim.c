@@ -193,6 +193,13 @@ ivshm_writer_free_space (IvshmWriter * w)
    * first position (writer_scan_holders) */
   if (w->n_holders > 0 && w->holders_pos < bound)
     bound = w->holders_pos;
+  /* and what a producer we took over had reserved (writer_format) */
+  if (w->stale_until_ns != 0) {
+    if (ivshm_now_ns () > w->stale_until_ns)
+      w->stale_until_ns = 0;
+    else if (w->stale_pos < bound)
+      bound = w->stale_pos;
+  }
   return w->ring_size - (w->reserve_pos - bound);
 }
 
@@ -224,6 +231,7 @@ ivshm_writer_reclaim (IvshmWriter * w, bool check_leases)
   /* Publish the new tail, then look again: a reader that registered a
    * position below m1 before it could see the new tail is caught by the
    * second scan (PROTOCOL.md, "Attaching"). */
+  IVSHM_TEST_POINT ("producer-scanned", w);
   if (m1 > w->tail_published) {
     /* from our last value: a stale producer's store fails */
     if (!ivshm_writer_cas_owned (w, &w->hdr->tail, w->tail_published, m1))
@@ -278,6 +286,9 @@ ivshm_writer_make_room (IvshmWriter * w, uint64_t need)
       break;
     /* nor if a holder of the previous session is (writer_scan_holders) */
     if (w->n_holders > 0 && w->holders_pos <= min)
+      break;
+    /* nor if a stale producer's reservation is (writer_format) */
+    if (w->stale_until_ns != 0 && w->stale_pos <= min)
       break;
     if (!ivshm_writer_owns (w))
       break;

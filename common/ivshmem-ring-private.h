@@ -118,6 +118,12 @@ typedef struct
   uint64_t since_ns;            /* when it first saw that (owner, heartbeat) */
 } IvshmLeaseWatch;
 
+/* Moves a slot of the claim whose token is owner to `to` by one
+ * compare-and-swap of state and generation (ivshmem-slots.c); false once
+ * the slot is not that claim's any more. `point` names its test point. */
+bool ivshm_slot_move_from (IvshmReaderSlot * s, uint64_t owner, uint32_t to,
+    const char *point);
+
 /* FREE -> CLAIMED: CAS(owner, 0, token), generation + 1, read_pos = the
  * new *tag (no position yet), state `to`. Returns the slot index, or -1 if
  * every slot is taken. */
@@ -210,6 +216,7 @@ struct IvshmWriter
   uint64_t span_pub;
   uint64_t span_end;
   uint64_t reserve_pos;         /* end of the newest span */
+  uint64_t announced;           /* last value CAS'd into hdr->reserve_end */
   uint64_t reserve_off;         /* reserve_pos % ring_size */
 
   /* the one reservation of ivshm_writer_reserve/commit */
@@ -230,6 +237,12 @@ struct IvshmWriter
   unsigned n_holders;
   uint64_t holders_pos;         /* the lowest holder[].pos, if n_holders */
   uint64_t holders_until_ns;    /* leaky: forgotten after one lease */
+  /* Space that a producer we took over had reserved but not published
+   * (from its write_pos to its reserve_end), in our positions: its late
+   * payload may still land there, so the free space stops at stale_pos
+   * until stale_until_ns (one lease after the format; 0: none). */
+  uint64_t stale_pos;
+  uint64_t stale_until_ns;
 
   /* guards lease[] and the slot scans against ivshm_writer_tick() */
   atomic_flag lock;

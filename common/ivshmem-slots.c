@@ -79,6 +79,38 @@ ivshm_slot_evict (IvshmReaderSlot * s, uint32_t from)
       IVSHM_SLOT_EVICTED, SEQ, RLX);
 }
 
+/* Moves slot s, whose claim is owner's, to state `to` by one
+ * compare-and-swap of its state and generation (state_gen) from the word
+ * of that claim. The word is loaded before owner is checked: the token
+ * names one claim only, so while owner still holds it after the load, the
+ * word loaded is that claim's (its generation was incremented before the
+ * claimer stored its first state). A slot let go and claimed again between
+ * the check and the compare-and-swap has another generation: the
+ * compare-and-swap fails, and nothing of the new claim changes. A word
+ * that changed while owner is still ours (its owner moved the state) is
+ * loaded again, a few times. False: the slot is not that claim's any
+ * more. */
+bool
+ivshm_slot_move_from (IvshmReaderSlot * s, uint64_t owner, uint32_t to,
+    const char *point)
+{
+  uint64_t word;
+  int k;
+
+  for (k = 0; k < 8; k++) {
+    word = atomic_load_explicit (&s->state_gen, SEQ);
+    if (owner == 0 || atomic_load_explicit (&s->owner, SEQ) != owner)
+      return false;
+    if (IVSHM_SLOT_WORD_STATE (word) == to)
+      return true;
+    IVSHM_TEST_POINT (point, s);
+    if (atomic_compare_exchange_strong_explicit (&s->state_gen, &word,
+            IVSHM_SLOT_WORD (to, IVSHM_SLOT_WORD_GEN (word)), SEQ, SEQ))
+      return true;
+  }
+  return false;
+}
+
 /* Wakes a producer waiting for the space a slot held. */
 static void
 slot_freed (IvshmHeader * hdr)
@@ -91,7 +123,7 @@ bool
 ivshm_slot_reap (IvshmHeader * hdr, IvshmReaderSlot * s, unsigned i,
     uint64_t owner)
 {
-  uint32_t state, bit = UINT32_C (1) << i;
+  uint32_t bit = UINT32_C (1) << i;
   uint64_t v = atomic_load_explicit (&s->read_pos, SEQ);
   bool freed;
   int k;
@@ -112,9 +144,12 @@ ivshm_slot_reap (IvshmHeader * hdr, IvshmReaderSlot * s, unsigned i,
             IVSHM_POS_POISON, SEQ, SEQ))
       break;
   }
-  state = atomic_load_explicit (&s->state, SEQ);
-  atomic_compare_exchange_strong_explicit (&s->state, &state,
-      IVSHM_SLOT_FREE, SEQ, RLX);
+  /* FREE by a compare-and-swap of state and generation together, from
+   * the word T's claim left: once the slot is let go and claimed again,
+   * the generation differs and a reaper that stalled here fails (it then
+   * clears nothing: the bit and the owner are no longer T's) */
+  if (!ivshm_slot_move_from (s, owner, IVSHM_SLOT_FREE, "reaper-free"))
+    return false;
   /* then its sleeping bit: a reader about to sleep sets it, then looks at
    * its slot (ivshm_reader_wait); one of us sees the other, and a sleeper
    * whose slot we freed is woken (it would sleep to its timeout) */
@@ -129,27 +164,18 @@ ivshm_slot_reap (IvshmHeader * hdr, IvshmReaderSlot * s, unsigned i,
 void
 ivshm_slot_let_go (IvshmHeader * hdr, IvshmReaderSlot * s, uint64_t token)
 {
-  uint32_t state;
-  int k;
-
-  if (atomic_load_explicit (&s->owner, ACQ) != token)
+  /* from the state and generation of our claim: if a reaper freed the
+   * slot meanwhile and another reader claimed it, its generation differs
+   * and the slot is not ours to change */
+  if (!ivshm_slot_move_from (s, token, IVSHM_SLOT_FREE, "reader-let-go"))
     return;
-  /* from the state we saw: if a reaper freed the slot meanwhile, a new
-   * owner's state is not ours to change */
-  for (k = 0; k < 4; k++) {
-    state = atomic_load_explicit (&s->state, SEQ);
-    if (state == IVSHM_SLOT_FREE ||
-        atomic_compare_exchange_strong_explicit (&s->state, &state,
-            IVSHM_SLOT_FREE, SEQ, RLX))
-      break;
-  }
   atomic_compare_exchange_strong_explicit (&s->owner, &token, 0, SEQ, RLX);
   slot_freed (hdr);
 }
 
 bool
 ivshm_lease_expired (IvshmLeaseWatch * lw, IvshmReaderSlot * s, uint64_t now,
-    uint64_t lease_ns, uint64_t *owner)
+    uint64_t lease_ns, uint64_t * owner)
 {
   uint64_t o = atomic_load_explicit (&s->owner, ACQ), hb;
 
@@ -183,8 +209,7 @@ ivshm_slot_claim_reaping (void *base, uint64_t token, uint32_t to,
   if (got >= 0)
     return got;
   for (i = 0; i < IVSHM_MAX_READERS; i++)
-    ivshm_lease_expired (&watch[i], ivshm_slot_of (base, i), now, lease_ns,
-        &o);
+    ivshm_lease_expired (&watch[i], ivshm_slot_of (base, i), now, lease_ns, &o);
   /* watch one lease; a slot let go meanwhile is taken at once */
   while (now - start <= lease_ns) {
     ivshm_sleep_ns (20ull * 1000 * 1000);

@@ -38,8 +38,7 @@ ivshm_writer_collect (IvshmWriter * w)
   for (i = w->span_pub; i < w->span_end; i++) {
     Span *s = ivshm_span_at (w, i);
 
-    if (s->state == SPAN_PENDING &&
-        atomic_load_explicit (&s->freed, ACQ)) {
+    if (s->state == SPAN_PENDING && atomic_load_explicit (&s->freed, ACQ)) {
       writer_write_skip (w, s->pos, s->off, s->len);
       s->state = SPAN_CANCELLED;
       w->stats.cancelled++;
@@ -90,6 +89,34 @@ writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t off, uint64_t len)
   h.pos = pos;
   h.payload_len = len - sizeof h;
   memcpy (w->ring + off, &h, sizeof h);
+}
+
+/* Before it writes into ring space it has not published, the producer
+ * announces how far it may write: CAS(reserve_end, its last value, end),
+ * then a check that it still owns the region. With the format's
+ * compare-and-swap of reserve_end (writer_format) this is a Dekker pair:
+ * either the producer that takes the region over sees our reservation
+ * and starts its session behind it, or our compare-and-swap fails, or
+ * our check sees the new owner; a stale producer then writes nothing
+ * (PROTOCOL.md, "Session format"). */
+static bool
+writer_announce (IvshmWriter * w, uint64_t end)
+{
+  uint64_t seen = w->announced;
+
+  if (end > seen) {
+    IVSHM_TEST_POINT ("producer-announce", w);
+    if (!atomic_compare_exchange_strong_explicit (&w->hdr->reserve_end,
+            &seen, end, SEQ, SEQ)) {
+      /* another producer's format, or a scribbling peer while we still
+       * own the region (then ours again) */
+      if (!ivshm_writer_owns (w))
+        return false;
+      atomic_store_explicit (&w->hdr->reserve_end, end, SEQ);
+    }
+    w->announced = end;
+  }
+  return ivshm_writer_owns (w);
 }
 
 static Span *
@@ -174,7 +201,7 @@ ivshm_writer_reserve_span (IvshmWriter * w, uint64_t payload_len,
       w->stats.full_waits++;
       return IVSHM_AGAIN;
     }
-    if (!ivshm_writer_owns (w))
+    if (!writer_announce (w, w->reserve_pos + pad_len))
       return IVSHM_ERR_TAKEN_OVER;
     pad.type = IVSHM_RECORD_PAD;
     pad.pos = w->reserve_pos;
@@ -192,6 +219,8 @@ ivshm_writer_reserve_span (IvshmWriter * w, uint64_t payload_len,
     w->stats.full_waits++;
     return ivshm_writer_owns (w) ? IVSHM_AGAIN : IVSHM_ERR_TAKEN_OVER;
   }
+  if (!writer_announce (w, w->reserve_pos + rec_len))
+    return IVSHM_ERR_TAKEN_OVER;
 
   s = writer_push_span (w, rec_len, SPAN_PENDING, false);
   span->id = w->span_end - 1;

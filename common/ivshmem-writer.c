@@ -128,11 +128,13 @@ writer_claim (IvshmHeader * hdr, uint64_t token,
 
 /* Positions of the new session start where no earlier session can have
  * published one: a stale CAS of write_pos can never succeed, and a stale
- * record header's pos never matches. They start at the old write_pos plus
- * the smallest multiple of the ring size that is at least 2^40, so that
- * the new session writes right after the old session's last record, and
- * the records readers of the old session may still hold lie behind it
- * (PROTOCOL.md, "Session format"). *congruent says whether it is so. */
+ * record header's pos never matches. They start at the old reserve_end
+ * (the old write_pos when nothing was reserved beyond it) plus the
+ * smallest multiple of the ring size that is at least 2^40, so that the
+ * new session writes right after the old session's last reservation: the
+ * records readers of the old session may still hold, and the space a
+ * stalled old producer may still write into, lie behind it (PROTOCOL.md,
+ * "Session format"). *congruent says whether it is so. */
 static uint64_t
 session_base_after (uint64_t old_write_pos, uint64_t ring_size, bool *congruent)
 {
@@ -149,10 +151,11 @@ session_base_after (uint64_t old_write_pos, uint64_t ring_size, bool *congruent)
 
 /* An old-session slot we evict at format: if its owner is set and its
  * read_pos is a record position of the old session that the ring still
- * holds, remember it (translated by delta into our positions) until its
+ * holds (within one ring before old_end, the end of the old producer's
+ * reservations), remember it (translated by delta into our positions) until its
  * owner lets go of it (PROTOCOL.md, "Holders of the previous session"). */
 static void
-writer_remember_holder (IvshmWriter * w, unsigned i, uint64_t old_write_pos,
+writer_remember_holder (IvshmWriter * w, unsigned i, uint64_t old_end,
     uint64_t delta)
 {
   IvshmReaderSlot *s = ivshm_slot_of (w->base, i);
@@ -160,8 +163,7 @@ writer_remember_holder (IvshmWriter * w, unsigned i, uint64_t old_write_pos,
   /* read_pos carries the slot's claim tag in its low bits */
   uint64_t pos = atomic_load_explicit (&s->read_pos, SEQ) & ~IVSHM_POS_TAG_MASK;
 
-  if (owner == 0 || pos > old_write_pos ||
-      old_write_pos - pos > w->ring_size)
+  if (owner == 0 || pos > old_end || old_end - pos > w->ring_size)
     return;
   if (w->n_holders == 0)
     w->holders_until_ns = ivshm_now_ns () + w->lease_timeout_ns;
@@ -197,11 +199,11 @@ writer_write_identity (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
  * set to the new session by compare-and-swap, retried while we own the
  * region; the reader registers the session's first position itself);
  * CLAIMED/ACTIVE slots of older sessions are EVICTED (owner kept), and
- * remembered as holders if the new session is congruent to the old one
- * (old_write_pos valid); FREE and EVICTED slots are left alone. Returns
+ * remembered as holders if the new session is congruent to the old one's
+ * end (old_end: its reserve_end, or its write_pos); FREE and EVICTED slots are left alone. Returns
  * how many readers were adopted. */
 static unsigned
-writer_format_slots (IvshmWriter * w, uint64_t old_write_pos, bool congruent)
+writer_format_slots (IvshmWriter * w, uint64_t old_end, bool congruent)
 {
   unsigned i, adopted = 0;
   int k;
@@ -219,8 +221,7 @@ writer_format_slots (IvshmWriter * w, uint64_t old_write_pos, bool congruent)
     } else if (state == IVSHM_SLOT_CLAIMED || state == IVSHM_SLOT_ACTIVE) {
       /* evicted first: from now on its read_pos only moves forward */
       if (ivshm_slot_evict (s, state) && congruent)
-        writer_remember_holder (w, i, old_write_pos,
-            w->session_base - old_write_pos);
+        writer_remember_holder (w, i, old_end, w->session_base - old_end);
     }
   }
   return adopted;
@@ -245,6 +246,18 @@ ivshm_writer_cas_owned (IvshmWriter * w, _Atomic uint64_t * field,
   return true;
 }
 
+/* The end of the old producer's reservations: its reserve_end if that is
+ * a record boundary within one ring after its write_pos, else (a 2.0
+ * producer wrote 0 there, or garbage) its write_pos. */
+static uint64_t
+writer_pending_end (uint64_t old_wp, uint64_t old_re, uint64_t ring_size)
+{
+  if (old_re < old_wp || old_re - old_wp > ring_size ||
+      old_re % IVSHM_RECORD_ALIGN)
+    return old_wp;
+  return old_re;
+}
+
 /* Only the owner formats (PROTOCOL.md, "Session format"). False: another
  * producer took the region over meanwhile; we stored nothing of the new
  * session in the header. */
@@ -252,8 +265,9 @@ static bool
 writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
 {
   IvshmHeader *hdr = w->hdr;
-  uint64_t old_session, old_wp, old_tail;
+  uint64_t old_session, old_wp, old_tail, old_re, pending;
   bool congruent;
+  int k;
 
   /* 1. Take the region away from readers: with magic 0 nobody trusts
    * anything else in it. */
@@ -268,16 +282,42 @@ writer_format (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
   do
     w->session = ivshm_random_u64 ();
   while (w->session == old_session || w->session == 0);
-  w->session_base = session_base_after (old_wp, w->ring_size, &congruent);
+  /* Start behind the old producer's reservations, and fence them: from
+   * our compare-and-swap on, its announcements fail (writer_announce);
+   * one that came between our load and it makes us look again. */
+  for (k = 0;; k++) {
+    old_re = atomic_load_explicit (&hdr->reserve_end, SEQ);
+    pending = writer_pending_end (old_wp, old_re, w->ring_size);
+    w->session_base = session_base_after (pending, w->ring_size, &congruent);
+    IVSHM_TEST_POINT ("producer-fence", w);
+    if (!ivshm_writer_owns (w))
+      return false;
+    if (atomic_compare_exchange_strong_explicit (&hdr->reserve_end, &old_re,
+            w->session_base, SEQ, SEQ))
+      break;
+    if (k == 8) {
+      /* a scribbling peer: ours anyway */
+      atomic_store_explicit (&hdr->reserve_end, w->session_base, SEQ);
+      break;
+    }
+  }
+  w->announced = w->session_base;
   /* an old session of another ring size holds nothing we could place */
   if (atomic_load_explicit (&hdr->ring_size, RLX) != w->ring_size)
     congruent = false;
+  /* what the old producer reserved and did not publish: its payload may
+   * still land there; kept for one lease (PROTOCOL.md, section 14a) */
+  w->stale_until_ns = 0;
+  if (congruent && pending > old_wp) {
+    w->stale_pos = w->session_base - (pending - old_wp);
+    w->stale_until_ns = ivshm_now_ns () + w->lease_timeout_ns;
+  }
   w->write_pos = w->published = w->tail = w->tail_published =
       w->retain_from = w->reserve_pos = w->session_base;
   w->reserve_off = w->session_base % w->ring_size;
 
   /* 2. The slots. */
-  if (writer_format_slots (w, old_wp, congruent) > 0 && !w->had_reader) {
+  if (writer_format_slots (w, pending, congruent) > 0 && !w->had_reader) {
     w->had_reader = true;
     w->producer_flags |= IVSHM_PRODUCER_FLAG_HAD_READER;
   }

@@ -29,6 +29,14 @@
  *                    readers_sleeping                            -> (d)
  *   -DBROKEN_SLEEP   a reader sleeps without re-reading write_pos
  *                    after it set its bit in readers_sleeping    -> (d)
+ *   -DBROKEN_LETGO   a reader letting go moves its state to FREE by
+ *                    CAS(state, seen, FREE), without the generation: a
+ *                    stall between its ownership check and the CAS
+ *                    frees the slot of its next owner            -> (c)
+ *   -DBROKEN_REAP    the same in a reaper                        -> (c)
+ *   -DBROKEN_REAP_LIVE  a reaper reaps an owner whose lease did not
+ *                    expire                                       -> (f)
+ *   -DBROKEN_NO_ADOPT  the format does not adopt WAITING slots    -> (e)
  * Variants that show where DESIGN-v2.md, as written, fails:
  *   -DNO_TAG         read_pos holds the bare position (no claim tag): a
  *                    stalled reader's CAS succeeds on the slot's next
@@ -36,9 +44,6 @@
  *   -DPLAIN_WSLEEP   writer_sleeping is 1/0 and cleared with a plain
  *                    store: a stalled producer's clear lands in the next
  *                    producer's wait for space
- *   -DLETGO_WINDOW   a reader letting go checks that it owns the slot, then
- *                    stores state FREE: a stall between the two lands the
- *                    store in the slot's next owner (a residual window)
  *   -DDESIGN_ADOPT   the producer adopts a WAITING slot by storing
  *                    read_pos and session_id itself, so a stalled
  *                    producer's adoption stores land in the next session
@@ -85,6 +90,7 @@
 #define ACTIVE 2
 #define EVICTED 3
 #define WAITING 4
+#define NOSTATE 255     /* a local: no state seen */
 
 /* ---- shared memory ---- */
 byte powner;            /* producer_owner */
@@ -119,6 +125,11 @@ byte rtok[2];           /* reader r's current token */
 byte rslot[2];          /* its slot */
 byte rsess[2];          /* the session it reads (0: not a live reader) */
 byte need[2];           /* the lowest position it has not released */
+byte rexp;              /* bit t: reader token t has stalled or crashed
+                         * (its lease may have expired) */
+byte waited[2];         /* the session whose format began while reader r
+                         * waited in a WAITING slot (0: none) */
+bit rfirst[2];          /* reader r has read no record with its token yet */
 bit rasleep[2];         /* reader r sleeps in FUTEX_WAIT on data_futex */
 bit pasleep[3];         /* producer i sleeps in FUTEX_WAIT on space_futex */
 
@@ -128,6 +139,7 @@ bit b_no_overwrite = 1;
 bit c_no_stale_store = 1;
 bit d_no_lost_wakeup = 1;
 bit e_waiters_get_first = 1;
+bit f_live_keeps_slot = 1;
 
 /* the lease of reader token t has expired: its process is stalled now */
 #define READER_OF(t) (((t) - 1) / NINC)
@@ -157,13 +169,40 @@ bit e_waiters_get_first = 1;
 
 /* a stall: the process freezes, others run (leases expire), it resumes */
 #if MAXSTALL > 0
-#define STALL(fz) \
+#define STALLG(fz, ghost) \
   if \
   :: skip \
-  :: atomic { nstall < MAXSTALL -> nstall++; fz = 1 }; fz = 0 \
+  :: atomic { nstall < MAXSTALL -> nstall++; fz = 1; ghost }; fz = 0 \
   fi
 #else
-#define STALL(fz) skip
+#define STALLG(fz, ghost) skip
+#endif
+#define STALL(fz) STALLG (fz, skip)
+/* a reader's stall: its token's lease may expire (ghost rexp) */
+#define RSTALL STALLG (rfrozen[r], rexp = rexp | (1 << rtok[r]))
+
+/* whom a reaper may reap: an owner whose lease expired; -DBROKEN_REAP_LIVE
+ * reaps any owner (f_live_keeps_slot must fail) */
+#ifdef BROKEN_REAP_LIVE
+#define REAPABLE(t) ((t) != 0)
+#else
+#define REAPABLE(t) EXPIRED (t)
+#endif
+
+/* the steps of a let-go and a reap (their ownership check, the stall
+ * after it, their compare-and-swap of state_gen); -DNO_FREE_STALL makes
+ * each let-go and reap one step again, as before they were split (the
+ * biggest configuration, reap-full-ring: `reap' checks the steps) */
+#ifdef NO_FREE_STALL
+#define FREE_STALL(fz) skip
+#define FREE_RSTALL skip
+#define FREE_STEPS_BEGIN atomic {
+#define FREE_STEPS_END }
+#else
+#define FREE_STALL(fz) STALL (fz)
+#define FREE_RSTALL RSTALL
+#define FREE_STEPS_BEGIN
+#define FREE_STEPS_END
 #endif
 
 #include "producer.pml"

@@ -14,6 +14,14 @@
 #define SAFE(r) ((!LIVE (r, s) || need[r] + NCELL > w) && \
     (!ADOPTED (r, s) || BASE (s) + NCELL > w))
 
+/* a stall (or a crash) inside the format; with one producer nobody takes
+ * over, and readers see magic 0 during a format anyway */
+#ifdef ONE_PRODUCER
+#define FORMAT_STALL skip
+#else
+#define FORMAT_STALL STALL (pfrozen[me])
+#endif
+
 /* CAS(writer_sleeping, me, 0) */
 #ifdef PLAIN_WSLEEP
 #define WSLEEP_CLEAR wsleep = 0
@@ -25,27 +33,60 @@
  * window between them is discussed in README.md) */
 #define OWNED_OR_TAKEN if :: powner != me -> goto taken :: else -> skip fi
 
-/* reap slot k whose lease (owner T) expired: POISON, the sleeping bit, FREE,
- * owner 0; then wake a producer waiting for space (the slot held some).
- * A set sleeping bit is cleared with a wake of data_futex: the owner may
- * have resumed and gone to sleep after the reaper judged it (README.md,
- * finding 4). */
-inline reap (k, T)
+/* reap slot k whose lease (owner T) expired, in the steps of
+ * ivshm_slot_reap: POISON while the owner is T, loading state_gen (state
+ * and generation) there too; a stall (fz: the reaper's frozen flag);
+ * CAS(state_gen, seen, FREE) (ivshm_slot_move_from: a word that changed
+ * while owner is still T is loaded again, one that changed with another
+ * owner ends the reap); then, if it freed the slot, the sleeping bit
+ * (cleared with a wake of data_futex when set: the owner may have resumed
+ * and gone to sleep after the reaper judged it, README.md finding 4),
+ * CAS(owner, T, 0) and a wake of a producer waiting for space. */
+inline reap (k, T, fz)
 {
+  FREE_STEPS_BEGIN
   atomic {
     if
-    :: slot[k].owner == T ->
-      slot[k].rpos = POISON;
-      if
-      :: rsleep & (1 << k) -> rsleep = rsleep & ~(1 << k); WAKE_DATA
-      :: else -> skip
-      fi;
-      slot[k].state = FREE;
-      slot[k].owner = 0;
-      WAKE_SPACE
+    :: slot[k].owner == T -> slot[k].rpos = POISON
     :: else -> skip
     fi
-  }
+  };
+  do
+  :: atomic {
+      if
+      :: slot[k].owner == T -> rs = slot[k].state; rg = slot[k].gen
+      :: else -> rs = NOSTATE; break
+      fi
+    };
+    FREE_STALL (fz);
+    atomic {
+      if
+#ifdef BROKEN_REAP
+      /* the old reap: CAS(state, seen, FREE), the generation unseen */
+      :: slot[k].state == rs ->
+#else
+      :: slot[k].state == rs && slot[k].gen == rg ->
+#endif
+        assert (c_no_stale_store && slot[k].owner == T);
+        /* (f) only a reader whose lease expired loses its slot */
+        assert (f_live_keeps_slot && (((rexp | rdead) >> T) & 1));
+        slot[k].state = FREE;
+        if
+        :: rsleep & (1 << k) -> rsleep = rsleep & ~(1 << k); WAKE_DATA
+        :: else -> skip
+        fi;
+        if
+        :: slot[k].owner == T -> slot[k].owner = 0
+        :: else -> skip
+        fi;
+        WAKE_SPACE;
+        break
+      :: else -> skip
+      fi
+    }
+  od;
+  atomic { rs = 0; rg = 0 }
+  FREE_STEPS_END
 }
 
 /* the lowest position a live reader of session s needs (write_pos if none);
@@ -107,7 +148,7 @@ inline reclaim ()
 
 proctype producer (byte me)
 {
-  byte T, k, s, w, n, m1, m2, tl, tp, x, base;
+  byte T, k, s, w, n, m1, m2, tl, tp, x, base, rs, rg;
 
   /* 1. claim: CAS(producer_owner, 0 or an expired owner T, me) */
   do
@@ -137,11 +178,26 @@ proctype producer (byte me)
     pstate = NONE;
     nsess++;
     s = nsess;
+    /* ghost: the readers waiting now must get this session's first
+     * record (e) */
+    if
+    :: rtok[0] != 0 && slot[rslot[0]].owner == rtok[0] &&
+        slot[rslot[0]].state == WAITING -> waited[0] = s
+    :: else -> skip
+    fi;
+    if
+    :: rtok[1] != 0 && slot[rslot[1]].owner == rtok[1] &&
+        slot[rslot[1]].state == WAITING -> waited[1] = s
+    :: else -> skip
+    fi;
     base = BASE (s);
     w = base;
     tl = base;
     tp = base
   };
+  /* a stall (or a crash) inside the format, magic 0: a takeover now
+   * finds the session half formatted */
+  FORMAT_STALL;
   /* adopt WAITING slots; evict slots of older sessions */
   k = 0;
   do
@@ -183,7 +239,11 @@ proctype producer (byte me)
     atomic {
       OWNED_OR_TAKEN;
       if
+#ifdef BROKEN_NO_ADOPT
+      :: slot[k].state == WAITING -> skip
+#else
       :: slot[k].state == WAITING -> slot[k].sid = s
+#endif
       :: (slot[k].state == CLAIMED || slot[k].state == ACTIVE) &&
           slot[k].sid != s -> slot[k].state = EVICTED
       :: else -> skip
@@ -193,11 +253,16 @@ proctype producer (byte me)
     k++
   :: else -> break
   od;
+  /* the end of the format in the C's steps, each after its ownership
+   * check (ivshm_writer_cas_owned): session_id, write_pos, tail, then
+   * ACTIVE and magic; a stall (or a crash) may come before them */
+  FORMAT_STALL;
+  atomic { OWNED_OR_TAKEN; session = s };
+  atomic { OWNED_OR_TAKEN; write_pos = base };
+  atomic { OWNED_OR_TAKEN; tail = base };
   atomic {
     OWNED_OR_TAKEN;
-    write_pos = base;
-    tail = base;
-    session = s;
+    assert (c_no_stale_store && powner == me);
     pstate = PACTIVE;
     magic = 1
   };
@@ -251,7 +316,10 @@ proctype producer (byte me)
       atomic {
         if
         :: write_pos == w -> write_pos = w + 1;
-          assert (c_no_stale_store && session == s);
+          /* in our session, or in a newer producer's format before it
+           * stored its base (magic 0: no reader trusts it, and the
+           * format overwrites it) */
+          assert (c_no_stale_store && (session == s || !magic));
           w++;
           n++
         :: else -> goto taken
@@ -268,13 +336,13 @@ proctype producer (byte me)
 #endif
     fi
   :: atomic {
-      powner == me && EXPIRED (slot[0].owner) -> k = 0; T = slot[0].owner
+      powner == me && REAPABLE (slot[0].owner) -> k = 0; T = slot[0].owner
     };
-    reap (k, T)         /* the periodic tick reaps an expired slot */
+    reap (k, T, pfrozen[me])         /* the periodic tick reaps an expired slot */
   :: atomic {
-      powner == me && EXPIRED (slot[1].owner) -> k = 1; T = slot[1].owner
+      powner == me && REAPABLE (slot[1].owner) -> k = 1; T = slot[1].owner
     };
-    reap (k, T)
+    reap (k, T, pfrozen[me])
   od;
 
   /* 4. clean stop: CLOSED, wake the readers, CAS(producer_owner, me, 0) */

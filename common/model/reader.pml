@@ -30,6 +30,8 @@
   rslot[r] = k; \
   rsess[r] = 0; \
   need[r] = 0; \
+  waited[r] = 0; \
+  rfirst[r] = 1; \
   if \
   :: magic && pstate == PACTIVE -> s = session \
   :: else -> s = 0 \
@@ -37,7 +39,7 @@
 
 proctype reader (byte r)
 {
-  byte tok, k, p, t, s, g, T, inc, last, x;
+  byte tok, k, p, t, s, g, T, inc, last, x, rs, rg;
 
 next:
   if
@@ -53,16 +55,16 @@ next:
   :: atomic { slot[0].owner == 0 -> k = 0; CLAIM; break }
   :: atomic { slot[1].owner == 0 -> k = 1; CLAIM; break }
   :: atomic {
-      slot[0].owner != 0 && slot[1].owner != 0 && EXPIRED (slot[0].owner) ->
+      slot[0].owner != 0 && slot[1].owner != 0 && REAPABLE (slot[0].owner) ->
       k = 0; T = slot[0].owner
     };
-    reap (k, T);
+    reap (k, T, rfrozen[r]);
     T = 0
   :: atomic {
-      slot[0].owner != 0 && slot[1].owner != 0 && EXPIRED (slot[1].owner) ->
+      slot[0].owner != 0 && slot[1].owner != 0 && REAPABLE (slot[1].owner) ->
       k = 1; T = slot[1].owner
     };
-    reap (k, T);
+    reap (k, T, rfrozen[r]);
     T = 0
   od;
   if
@@ -179,10 +181,18 @@ read:
       goto leave        /* drained, the producer closed */
     :: write_pos == p -> goto sleep
     :: else ->
-      assert (b_no_overwrite && cell[p % NCELL] == p)
+      assert (b_no_overwrite && cell[p % NCELL] == p);
+      /* (e) on every path: a reader that waited when this session was
+       * formatted reads its first record first */
+      if
+      :: rfirst[r] ->
+        assert (e_waiters_get_first && (waited[r] != s || p == BASE (s)));
+        rfirst[r] = 0
+      :: else -> skip
+      fi
     fi
   };
-  STALL (rfrozen[r]);   /* a long copy */
+  RSTALL;               /* a long copy */
   /* the end of the copy, an acquire fence, then under the reader's lock:
    * is the slot still ours? If not, the copy is dropped. */
   atomic {
@@ -201,7 +211,7 @@ read:
     p++
   };
 #else
-  STALL (rfrozen[r]);
+  RSTALL;
   atomic {
     if
     :: slot[k].rpos == last -> slot[k].rpos = ENC (p + 1, g);
@@ -255,31 +265,40 @@ sleep:
 
 leave:
 lost:
-  /* let go if the slot is still ours: state FREE, then CAS(owner, tok, 0);
-   * a slot that no longer holds its space wakes a waiting producer */
-#ifdef LETGO_WINDOW
-  /* the check, then the plain store of state FREE (finding 7) */
-  if
-  :: MINE ->
-    STALL (rfrozen[r]);
-    atomic {
-      assert (c_no_stale_store && MINE);
-      slot[k].state = FREE;
+  /* let go if the slot is still ours: load state_gen, check owner, then
+   * CAS(state_gen, (seen, g), (FREE, g)), then CAS(owner, tok, 0); a slot
+   * that no longer holds its space wakes a waiting producer. A stall may
+   * come between the check and the compare-and-swap: meanwhile the slot
+   * may be reaped and claimed again (ivshm_slot_move_from). */
+  FREE_STEPS_BEGIN
+  do
+  :: atomic {
       if
-      :: MINE -> slot[k].owner = 0
-      :: else -> skip
+      :: MINE -> rs = slot[k].state; rg = slot[k].gen
+      :: else -> break
+      fi
+    };
+    FREE_RSTALL;
+    atomic {
+      if
+#ifdef BROKEN_LETGO
+      /* the old let-go: CAS(state, seen, FREE), the generation unseen */
+      :: slot[k].state == rs ->
+#else
+      :: slot[k].state == rs && slot[k].gen == rg ->
+#endif
+        assert (c_no_stale_store && MINE);
+        slot[k].state = FREE;
+        slot[k].owner = 0;
+        break
+      :: else -> skip   /* changed: loaded again while it is ours */
       fi
     }
-  :: else -> skip
-  fi;
+  od;
+  FREE_STEPS_END
   atomic {
-#else
-  atomic {
-    if
-    :: MINE -> slot[k].state = FREE; slot[k].owner = 0
-    :: else -> skip
-    fi;
-#endif
+    rs = 0;
+    rg = 0;
     rsess[r] = 0;
     if
     :: wsleep -> WAKE_SPACE

@@ -439,6 +439,317 @@ GST_START_TEST (test_stale_reaper_poison)
 
 GST_END_TEST;
 
+/* ---- the let-go / reap window (model: broken-letgo, broken-reap) ------ */
+
+/* Reader A (or a reaper of A) checked that A owns slot 0 and is about to
+ * move its state to FREE; here it stalls: A's slot is reaped (or let go),
+ * and reader B claims it and attaches, so the slot is ACTIVE again, the
+ * state A saw. The model's trail of -DBROKEN_LETGO, played against the C.
+ * With the old state-only compare-and-swap (from the state seen) both
+ * tests fail: B's slot ends FREE (checked by mutation: the CAS in
+ * ivshm_slot_move_from made 32-bit, on `state` alone). */
+static void
+letgo_hook (const char *point, void *obj)
+{
+  IvshmReaderSlot *s = obj;
+
+  if (!hook_take (point))
+    return;
+  if (strcmp (point, "reader-let-go") == 0) {
+    /* A stalled for a lease: the tick reaps its slot */
+    tick_until_reaped (hook_writer, s);
+  } else {
+    /* the reaper stalled: A lets go itself */
+    ivshm_reader_free (hook_reader);
+  }
+  hook_reader = reader_new_ok (hook_base, false);
+}
+
+static void
+stale_free_case (const char *point)
+{
+  void *base = region_shared ();
+  IvshmWriter *w = writer_new_ok (base, scaled (30 * MS), 0);
+  IvshmReader *a = reader_new_ok (base, false), *b;
+  IvshmReaderSlot *s = slot_at (base, 0);
+  IvshmError err = { 0 };
+  uint64_t next = 0, owner_a;
+  unsigned i;
+
+  fail_unless_equals_int (slot_of_reader (a), 0);
+  fail_unless_equals_int (atomic_load (&s->state), IVSHM_SLOT_ACTIVE);
+  owner_a = atomic_load (&s->owner);
+  hook_arm (point, base);
+  hook_writer = w;
+  hook_reader = a;
+  ivshm_test_hook = letgo_hook;
+  if (strcmp (point, "reader-let-go") == 0) {
+    ivshm_reader_detach (a);
+  } else {
+    fail_if (ivshm_slot_reap (hdr_of (base), s, 0, owner_a));
+    a = NULL;                   /* freed by the hook */
+  }
+  ivshm_test_hook = NULL;
+  fail_unless (hook_fired);
+  b = hook_reader;
+  fail_unless_equals_int (slot_of_reader (b), 0);
+  /* B's slot is B's: the stale move to FREE did not land */
+  fail_unless_equals_int (atomic_load (&s->state), IVSHM_SLOT_ACTIVE);
+  fail_unless (atomic_load (&s->owner) != 0);
+  fail_unless (atomic_load (&s->owner) != owner_a);
+  for (i = 0; i < 3; i++)
+    assert_status (write_buffer (w, i, 1000), IVSHM_OK);
+  assert_status (drain (b, &next, &err), IVSHM_AGAIN);
+  fail_unless_equals_uint64 (next, 3);
+  fail_unless_equals_int (ivshm_writer_count_readers (w), 1);
+  if (a)
+    ivshm_reader_free (a);
+  ivshm_reader_free (b);
+  ivshm_writer_free (w);
+  munmap (base, REGION);
+}
+
+GST_START_TEST (test_stale_let_go)
+{
+  stale_free_case ("reader-let-go");
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_stale_reaper_free)
+{
+  stale_free_case ("reaper-free");
+}
+
+GST_END_TEST;
+
+/* ---- the publish wakes a sleeping reader (section 11a) ----------------- */
+
+/* The reader sleeps with a deadline of 60 s; one record published must
+ * wake it well before (30 s, scaled). Checked by mutation: without the
+ * wake in writer_publish the reader slept to its deadline and this test
+ * failed. */
+GST_START_TEST (test_publish_wakes_sleeper)
+{
+  void *base = region_shared ();
+  Sleeper s = { 0 };
+  pthread_t t;
+  unsigned i;
+
+  s.w = writer_new_ok (base, 0, 0);
+  s.r = reader_new_ok (base, false);
+  ivshm_waiter_init (&s.waiter);
+  fail_unless (pthread_create (&t, NULL, reader_sleeps, &s) == 0);
+  for (i = 0; i < 10000 &&
+      atomic_load (&hdr_of (base)->readers_sleeping) == 0; i++)
+    sleep_ms (1);
+  fail_unless (atomic_load (&hdr_of (base)->readers_sleeping) != 0);
+  /* past its last look at write_pos (a publish before that look would
+   * keep it awake whether or not the producer wakes it) */
+  sleep_ms (200);
+  assert_status (write_buffer (s.w, 0, 1000), IVSHM_OK);
+  fail_unless (woken (&s.done), "the publish did not wake the reader");
+  pthread_join (t, NULL);
+  ivshm_reader_free (s.r);
+  ivshm_writer_free (s.w);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
+/* ---- the tail / reclaim Dekker pair (invariant 6) --------------------- */
+
+/* Reader R2 attaches in a thread of its own, which stops at named test
+ * points (a gate) while the main thread plays the producer and reader R1:
+ * R2 registers a position the producer's tail passes while R2 attaches.
+ * Either side of the pair must see the other; otherwise the producer
+ * ignores R2 (its position is below the tail) and overwrites what R2 is
+ * about to read. R2 stops where it has loaded write_pos W, before it
+ * publishes W as its position; the producer writes three rings' worth
+ * meanwhile while R1 keeps up; then R2 must read every record from W. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static const char *gate_stops[2];       /* R2 stops there, in this order */
+static unsigned gate_next;
+static const char *gate_at;     /* where R2 waits now; NULL: it runs */
+
+typedef struct
+{
+  void *base;
+  IvshmReader *r;
+  IvshmStatus st;
+} Attach;
+
+static void
+gate_arrive (const char *point)
+{
+  pthread_mutex_lock (&gate_mu);
+  if (gate_next < G_N_ELEMENTS (gate_stops) && gate_stops[gate_next] &&
+      strcmp (point, gate_stops[gate_next]) == 0) {
+    gate_next++;
+    gate_at = point;
+    pthread_cond_broadcast (&gate_cv);
+    while (gate_at != NULL)
+      pthread_cond_wait (&gate_cv, &gate_mu);
+  }
+  pthread_mutex_unlock (&gate_mu);
+}
+
+/* waits (30 s at most) until R2 stands at point */
+static void
+gate_wait_at (const char *point)
+{
+  struct timespec ts;
+  bool there;
+
+  clock_gettime (CLOCK_REALTIME, &ts);
+  ts.tv_sec += 30 * (time_t) scaled (1);
+  pthread_mutex_lock (&gate_mu);
+  while (!(gate_at && strcmp (gate_at, point) == 0) &&
+      pthread_cond_timedwait (&gate_cv, &gate_mu, &ts) == 0);
+  there = gate_at && strcmp (gate_at, point) == 0;
+  pthread_mutex_unlock (&gate_mu);
+  fail_unless (there, "the attaching reader never reached %s", point);
+}
+
+static void
+gate_go (void)
+{
+  pthread_mutex_lock (&gate_mu);
+  gate_at = NULL;
+  pthread_cond_broadcast (&gate_cv);
+  pthread_mutex_unlock (&gate_mu);
+}
+
+static void *
+attach_thread (void *data)
+{
+  Attach *a = data;
+  IvshmReaderConfig cfg = { 0 };
+
+  cfg.producer_timeout_ns = 60000 * MS;
+  a->st = ivshm_reader_new (a->base, REGION, &cfg, &a->r, NULL);
+  return NULL;
+}
+
+static pthread_t dekker_thread;
+static Attach dekker_attach;
+
+static void
+dekker_hook (const char *point, void *obj)
+{
+  (void) obj;
+  if (strcmp (point, "producer-scanned") == 0) {
+    /* the producer scanned (without R2) and is about to publish its
+     * tail: R2 registers the old tail now, looks at the tail again (the
+     * old one still) and stops once it loaded W */
+    if (!hook_take (point))
+      return;
+    fail_unless (pthread_create (&dekker_thread, NULL, attach_thread,
+            &dekker_attach) == 0);
+    gate_wait_at ("reader-start");
+    return;
+  }
+  gate_arrive (point);
+}
+
+static void
+dekker_case (bool reader_side)
+{
+  void *base = region_shared ();
+  IvshmWriter *w = writer_new_ok (base, 0, 0);
+  IvshmReader *r1 = reader_new_ok (base, false), *r2;
+  IvshmError err = { 0 };
+  uint64_t seq = 0, next1 = 0, next2, first2;
+  IvshmRecord rec;
+  IvshmStatus st;
+  unsigned round;
+
+  for (; seq < 8; seq++)
+    assert_status (write_buffer (w, seq, 1000), IVSHM_OK);
+  /* R1 is counted: the producer reclaims from now on; the tail stays at
+   * the session's start until the next reclaim, after R1 read it all */
+  ivshm_writer_reclaim (w, false);
+  assert_status (drain (r1, &next1, &err), IVSHM_AGAIN);
+
+  memset (&dekker_attach, 0, sizeof dekker_attach);
+  dekker_attach.base = base;
+  gate_next = 0;
+  gate_at = NULL;
+  hook_arm (reader_side ? "none" : "producer-scanned", base);
+  ivshm_test_hook = dekker_hook;
+  if (reader_side) {
+    /* R2 loaded the old tail and stops before it registers it: the
+     * producer reclaims past it */
+    gate_stops[0] = "reader-register";
+    gate_stops[1] = "reader-start";
+    fail_unless (pthread_create (&dekker_thread, NULL, attach_thread,
+            &dekker_attach) == 0);
+    gate_wait_at ("reader-register");
+    ivshm_writer_reclaim (w, false);
+    gate_go ();
+    gate_wait_at ("reader-start");
+  } else {
+    gate_stops[0] = "reader-start";
+    gate_stops[1] = NULL;
+    ivshm_writer_reclaim (w, false);
+    fail_unless (hook_fired);
+  }
+
+  /* R2 stands after its registration: the producer writes as far as its
+   * readers let it, three rings' worth, while R1 keeps up */
+  first2 = seq;
+  for (round = 0; round < 3 * (REGION / 1000); round++) {
+    st = write_buffer (w, seq, 1000);
+    if (st == IVSHM_OK) {
+      seq++;
+      continue;
+    }
+    assert_status (st, IVSHM_AGAIN);
+    assert_status (drain (r1, &next1, &err), IVSHM_AGAIN);
+  }
+  gate_go ();
+  pthread_join (dekker_thread, NULL);
+  ivshm_test_hook = NULL;
+  assert_status (dekker_attach.st, IVSHM_OK);
+  r2 = dekker_attach.r;
+
+  /* R2 (a later reader) replays the sticky records, then reads from the
+   * record at W on */
+  while ((st = ivshm_reader_next (r2, &rec, &err)) == IVSHM_OK && rec.replayed)
+    assert_status (ivshm_reader_release (r2), IVSHM_OK);
+  fail_unless (st == IVSHM_OK, "R2 could not read its first record: %s (%s)",
+      ivshm_status_name (st), err.detail);
+  fail_unless_equals_int (rec.h.type, IVSHM_RECORD_BUFFER);
+  fail_unless_equals_uint64 (rec.h.offset, first2);
+  assert_status (ivshm_reader_release (r2), IVSHM_OK);
+  next2 = first2 + 1;
+  assert_status (drain (r2, &next2, &err), IVSHM_AGAIN);
+  fail_unless_equals_uint64 (next2, seq);
+  ivshm_reader_free (r1);
+  ivshm_reader_free (r2);
+  ivshm_writer_free (w);
+  munmap (base, REGION);
+}
+
+/* Checked by mutation: without the tail re-check in reader_register, R2's
+ * first record was overwritten and this test failed. */
+GST_START_TEST (test_dekker_reader_side)
+{
+  dekker_case (true);
+}
+
+GST_END_TEST;
+
+/* Checked by mutation: without the second scan in ivshm_writer_reclaim,
+ * R2's first record was overwritten and this test failed. */
+GST_START_TEST (test_dekker_producer_side)
+{
+  dekker_case (false);
+}
+
+GST_END_TEST;
+
 static Suite *
 core_lifecycle_model_suite (void)
 {
@@ -455,6 +766,11 @@ core_lifecycle_model_suite (void)
   tcase_add_test (tc, test_unadopted_waiting_reader);
   tcase_add_test (tc, test_writer_sleeping_mark);
   tcase_add_test (tc, test_stale_reaper_poison);
+  tcase_add_test (tc, test_stale_let_go);
+  tcase_add_test (tc, test_stale_reaper_free);
+  tcase_add_test (tc, test_publish_wakes_sleeper);
+  tcase_add_test (tc, test_dekker_reader_side);
+  tcase_add_test (tc, test_dekker_producer_side);
   return s;
 }
 

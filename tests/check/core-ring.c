@@ -1065,6 +1065,56 @@ GST_START_TEST (test_corrupt_ring)
 
 GST_END_TEST;
 
+/* A record that ends exactly at the ring's end, with more published after
+ * it (the ring wrapped): lengths that run past the ring's end but fit in
+ * what was published, and in the ring's size, must be refused. Checked by
+ * mutation: with the payload length compared to the ring's size instead of
+ * the space to its end (reader_check_record), next() returned OK with a
+ * payload reaching past the ring and this test failed. */
+GST_START_TEST (test_corrupt_ring_end)
+{
+  const uint64_t size = IVSHM_REGION_MIN, ring = RING_64K;
+  const uint64_t plen = 1024 - 64, n = ring / 1024;
+  void *base = region_alloc (size);
+  IvshmWriter *w = writer_new_ok (base, size, NULL);
+  IvshmReader *r = reader_new_ok (base, size);
+  IvshmRecordHeader *rh, saved;
+  uint64_t p, i;
+
+  fail_unless_equals_uint64 (ivshm_record_len (plen), 1024);
+  fail_unless_equals_uint64 (ivshm_writer_position (w) % ring, 0);
+  for (i = 0; i < n - 1; i++)
+    write_buffer_ok (w, i, plen);
+  read_buffers_ok (r, 0, n - 1);
+  /* the last record of the ring, then two at its start */
+  p = ivshm_writer_position (w);
+  fail_unless_equals_uint64 (p % ring, ring - 1024);
+  for (i = n - 1; i < n + 2; i++)
+    write_buffer_ok (w, i, plen);
+  fail_unless_equals_uint64 (ivshm_writer_position (w) - p, 3 * 1024);
+
+  rh = ring_rec_at (base, ring, p);
+  memcpy (&saved, rh, sizeof saved);
+#define TRY(field, value) G_STMT_START {                               \
+    rh->field = value;                                                 \
+    expect_next_fails (r, IVSHM_ERR_CORRUPT);                          \
+    memcpy (rh, &saved, sizeof saved);                                 \
+  } G_STMT_END
+  /* one byte, one line, two records past the ring's end: all within the
+   * 3 KiB published and far below the ring's size */
+  TRY (payload_len, plen + 1);
+  TRY (payload_len, plen + 64);
+  TRY (payload_len, 3 * 1024 - 64);
+#undef TRY
+  read_buffers_ok (r, n - 1, n + 2);
+  read_none (r);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+  free (base);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_corrupt_sticky)
 {
   const uint64_t size = IVSHM_REGION_MIN;
@@ -2150,6 +2200,7 @@ core_ring_suite (void)
   tcase_add_test (tc, test_no_slot);
   tcase_add_test (tc, test_corrupt_header);
   tcase_add_test (tc, test_corrupt_ring);
+  tcase_add_test (tc, test_corrupt_ring_end);
   tcase_add_test (tc, test_corrupt_sticky);
   tcase_add_test (tc, test_sticky_overflow);
   tcase_add_test (tc, test_hostile_slot);

@@ -211,6 +211,85 @@ GST_START_TEST (test_racing_producers_exclusive)
 
 GST_END_TEST;
 
+/* ---- a stale producer's payload never passes as a record --------------- */
+
+/* Producer A reserves a record and stalls before its payload is written;
+ * B takes the region over (A's heartbeat stands still) and writes; then
+ * A's memcpy lands in its old reservation. No record a reader of B's
+ * session accepts may hold A's bytes. Before the format placed its base
+ * after the reservations it found (reserve_end), B's first record lay
+ * exactly where A's reservation was: the reader's copy of it held A's
+ * bytes and ivshm_reader_release() returned OK (this test failed so). */
+static void
+stale_payload_case (unsigned b_records)
+{
+  void *base = region_shared ();
+  IvshmWriter *a = writer_new_ok (base, 0, 0), *b;
+  IvshmReader *r;
+  IvshmRecordHeader h = { 0 };
+  IvshmRecord rec;
+  IvshmStatus st;
+  void *pa;
+  uint64_t i, got = 0;
+  const uint64_t len = 1000;
+
+  for (i = 0; i < 3; i++)
+    assert_status (write_buffer (a, i, len), IVSHM_OK);
+  assert_status (ivshm_writer_reserve (a, len, &pa), IVSHM_OK);
+  /* A stalls here; B watches its heartbeat for 50 ms and takes over */
+  b = writer_new_ok (base, 0, scaled (50 * MS));
+  r = reader_new_ok (base, false);
+  for (i = 0; i < b_records; i++) {
+    st = write_buffer (b, i, len);
+    if (st == IVSHM_AGAIN)
+      break;                    /* the ring is full: we read it below */
+    assert_status (st, IVSHM_OK);
+  }
+  fail_unless (i > 0);
+  /* A resumes: its memcpy lands, then its commit fails */
+  memset (pa, 0xa5, len);
+  h.type = IVSHM_RECORD_BUFFER;
+  h.payload_len = len;
+  assert_status (ivshm_writer_commit (a, &h), IVSHM_ERR_TAKEN_OVER);
+
+  while ((st = ivshm_reader_next (r, &rec, NULL)) == IVSHM_OK) {
+    bool stale = false;
+    uint64_t k;
+
+    fail_unless_equals_int (rec.h.type, IVSHM_RECORD_BUFFER);
+    fail_unless_equals_uint64 (rec.h.offset, got);
+    for (k = 0; k < rec.h.payload_len; k++)
+      if (rec.payload[k] != (got & 0xff))
+        stale = true;
+    /* a copy with A's bytes may only be dropped, never accepted */
+    if (ivshm_reader_release (r) == IVSHM_OK)
+      fail_if (stale, "record %" G_GUINT64_FORMAT " of the new session "
+          "holds the stale producer's bytes and the reader accepted it", got);
+    got++;
+  }
+  assert_status (st, IVSHM_AGAIN);
+  fail_unless_equals_uint64 (got, i);
+  ivshm_reader_free (r);
+  ivshm_writer_free (b);
+  ivshm_writer_free (a);
+  munmap (base, REGION);
+}
+
+GST_START_TEST (test_stale_payload_first_record)
+{
+  stale_payload_case (1);
+}
+
+GST_END_TEST;
+
+/* as many records as the ring takes before B must wait */
+GST_START_TEST (test_stale_payload_full_ring)
+{
+  stale_payload_case (1000);
+}
+
+GST_END_TEST;
+
 static Suite *
 core_takeover_suite (void)
 {
@@ -222,6 +301,8 @@ core_takeover_suite (void)
   tcase_add_test (tc, test_stalled_producer_followed);
   tcase_add_test (tc, test_taken_over_producer_writes_nothing);
   tcase_add_test (tc, test_racing_producers_exclusive);
+  tcase_add_test (tc, test_stale_payload_first_record);
+  tcase_add_test (tc, test_stale_payload_full_ring);
   return s;
 }
 

@@ -74,6 +74,22 @@ def reader_seeds():
         u8(R_REC) + u8(2) + u8(R_REC) + u8(1) + u8(R_ATTACH) + u8(R_NEXT)
         + u8(R_SCRIB) + scribble(2, 0x10, u32(0xfff0), True)
         + u8(R_LEAVE) + u8(1) + u8(R_ATTACH) + u8(R_NEXT) * 4)
+    # a record that ends at the ring's end, more published after it (the
+    # ring wrapped), and a length scribbled one line, then two records,
+    # past the ring's end: within what was published and the ring's size
+    # (a reader that checks the length against the ring's size alone hands
+    # out a payload past the ring: fuzz_check_record aborts)
+    ring_end = (
+        u8(R_ATTACH) + u8(0)
+        + b"".join(u8(R_BUF) + u16(960) + u8(R_NEXT) for _ in range(63))
+        + b"".join(u8(R_BUF) + u16(960) for _ in range(3)))
+    s["ring-end"] = (
+        ring_end + u8(R_SCRIB) + scribble(3, 0x10000 - 1024 + 0x10, u64(1024))
+        + u8(R_NEXT) * 4)
+    s["ring-end-far"] = (
+        ring_end + u8(R_SCRIB) + scribble(3, 0x10000 - 1024 + 0x10,
+                                          u64(3 * 1024 - 64))
+        + u8(R_NEXT) * 4)
     s["restart"] = (
         u8(R_ATTACH) + u8(R_BUF) + u16(100) + u8(R_HOLD)
         + u8(R_LEAVE) + u8(0) + u8(R_REC) + u8(2) + u8(R_BUF) + u16(10)
