@@ -106,8 +106,10 @@ check_lost_locked (GstIvshmemConsumer * c, guint copied, gboolean * cause)
 {
   guint n;
 
+  /* (a region whose file shrank reads as zeros, which is no lost slot:
+   * the element says what happened) */
   if (c->lost || !c->reader || (!c->held && !copied) ||
-      !ivshm_reader_lost (c->reader))
+      ivshm_region_lost (c->region) || !ivshm_reader_lost (c->reader))
     return 0;
   c->lost = TRUE;
   n = g_list_length (c->held) + copied;

@@ -132,6 +132,8 @@ struct _GstIvshmemSink
   GstBufferPool *pool;
   gchar *region_name;           /* for messages; set in start() */
   gint taken_over;              /* atomic: the error was posted */
+  gint region_lost;             /* atomic: the region's file shrank (or
+                                 * lost pages) and the error was posted */
 
   /* the streaming thread's */
   /* counted without a lock: render is the hot path */
@@ -142,6 +144,12 @@ struct _GstIvshmemSink
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+/* The region's file shrank or lost its pages under the mapping (its
+ * guard caught the fault): posts the error once, TRUE: stop. */
+#define gst_ivshmem_sink_lost(self) \
+  gst_ivshmem_region_lost (GST_ELEMENT (self), (self)->producer->region, \
+      &(self)->region_lost)
 
 #define gst_ivshmem_sink_parent_class parent_class
 G_DEFINE_TYPE (GstIvshmemSink, gst_ivshmem_sink, GST_TYPE_BASE_SINK);
@@ -473,6 +481,9 @@ heartbeat_tick (void *data)
   /* set before the ticker starts, cleared after it stops */
   IvshmWriter *writer = self->producer->writer;
 
+  /* a region that shrank under us reads as zeros: no more ticks */
+  if (gst_ivshmem_sink_lost (self))
+    return;
   /* heartbeat and lease reaping; thread-safe, needs no lock */
   ivshm_writer_tick (writer);
   if (ivshm_writer_taken_over (writer))
@@ -534,6 +545,7 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
   atomic_store_explicit (&self->copied, 0, memory_order_relaxed);
   atomic_store_explicit (&self->moved, 0, memory_order_relaxed);
   g_atomic_int_set (&self->taken_over, 0);
+  g_atomic_int_set (&self->region_lost, 0);
   GST_OBJECT_LOCK (self);
   g_free (self->region_name);
   self->region_name = g_strdup (ivshm_region_path (region));
@@ -710,6 +722,8 @@ gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
   while ((st = ivshm_writer_reserve (p->writer, len, dst)) == IVSHM_AGAIN) {
     GstFlowReturn ret;
 
+    if (gst_ivshmem_sink_lost (self))
+      break;
     if (gst_ivshmem_sink_free_local (self, &held_since))
       continue;
     if (reset)
@@ -731,6 +745,9 @@ gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
     return GST_FLOW_OK;
   g_mutex_unlock (&p->lock);
 
+  /* whatever the writer made of a region that reads as zeros */
+  if (gst_ivshmem_sink_lost (self))
+    return GST_FLOW_ERROR;
   if (st == IVSHM_ERR_TOO_BIG)
     goto too_big;
   if (st == IVSHM_ERR_TAKEN_OVER)
@@ -787,6 +804,8 @@ gst_ivshmem_sink_write (GstIvshmemSink * self, const IvshmRecordHeader * info,
     memcpy (dst, payload, info->payload_len);
   ivshm_writer_commit (self->producer->writer, info);
   g_mutex_unlock (&self->producer->lock);
+  if (gst_ivshmem_sink_lost (self))
+    return GST_FLOW_ERROR;
   return GST_FLOW_OK;
 }
 
@@ -803,6 +822,10 @@ gst_ivshmem_sink_wait_first_reader (GstIvshmemSink * self)
 
   g_mutex_lock (&p->lock);
   while (!ivshm_writer_had_reader (p->writer)) {
+    if (gst_ivshmem_sink_lost (self)) {
+      g_mutex_unlock (&p->lock);
+      return GST_FLOW_ERROR;
+    }
     if (!logged) {
       GST_INFO_OBJECT (self, "EOS written; waiting for a first reader "
           "before finishing, so that the stream is not lost");
@@ -906,6 +929,8 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
     g_mutex_lock (&p->lock);
     st = ivshm_writer_commit_span (p->writer, &span, &info);
     g_mutex_unlock (&p->lock);
+    if (gst_ivshmem_sink_lost (self))
+      return GST_FLOW_ERROR;
     if (st == IVSHM_ERR_TAKEN_OVER) {
       gst_ivshmem_sink_post_taken_over (self);
       return GST_FLOW_ERROR;

@@ -566,6 +566,7 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
   self->drops = self->lost_bytes = 0;
   self->held_lost = 0;
   GST_OBJECT_UNLOCK (self);
+  g_atomic_int_set (&self->region_lost, 0);
   self->abandoned_session = 0;
   self->discont = FALSE;
   self->lapped = FALSE;

@@ -55,6 +55,8 @@ struct _GstIvshmemSrc
    * it before it lets a region go (reattach, stop). */
   GMutex unlock_lock;
   GstAllocator *allocator;
+  gint region_lost;             /* atomic: the region's file shrank (or lost
+                                 * pages) and the error was posted */
 
   /* the streaming thread's, reset in start() */
   IvshmReader *reader;

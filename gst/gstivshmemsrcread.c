@@ -24,6 +24,12 @@
  * the producer waits for their space */
 #define HELD_WAIT_NS (5 * GST_MSECOND)
 
+/* The region's file shrank or lost its pages under the mapping (its guard
+ * caught the fault): the error is posted once, TRUE: stop. */
+#define gst_ivshmem_src_lost(self) \
+  gst_ivshmem_region_lost (GST_ELEMENT (self), (self)->region, \
+      &(self)->region_lost)
+
 /* One create()'s waiting state */
 typedef struct
 {
@@ -541,6 +547,8 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
     IvshmRecord rec;
     IvshmStatus st;
 
+    if (gst_ivshmem_src_lost (self))
+      return GST_FLOW_ERROR;
     if (!self->reader) {
       ret = gst_ivshmem_src_wait_producer (self, &wait);
       if (ret == GST_FLOW_CUSTOM_SUCCESS)
@@ -572,6 +580,13 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
     }
     else
       ret = GST_FLOW_ERROR;
+    /* what was read may be zeros of a region that shrank; whatever the
+     * reader made of them, say what happened to the file */
+    if (gst_ivshmem_src_lost (self)) {
+      if (ret == GST_FLOW_OK)
+        gst_clear_buffer (out);
+      return GST_FLOW_ERROR;
+    }
     if (ret == GST_FLOW_ERROR && err.status != IVSHM_OK)
       ret = gst_ivshmem_src_handle_read_error (self, &err);
     if (ret != GST_FLOW_CUSTOM_SUCCESS)
