@@ -178,6 +178,14 @@ ivshm_guard_remove (int slot)
       memory_order_release);
 }
 
+void
+ivshm_guard_mark (int slot)
+{
+  if (slot >= 0 && slot < GUARD_SLOTS)
+    atomic_store_explicit (&guard_slots[slot].faulted, 1,
+        memory_order_release);
+}
+
 bool
 ivshm_guard_faulted (int slot)
 {

@@ -40,5 +40,7 @@ int ivshm_sysfs_bar_size (const char *dir, int bar, uint64_t * size);
 int ivshm_guard_add (void *addr, size_t len);
 void ivshm_guard_remove (int slot);
 bool ivshm_guard_faulted (int slot);
+/* Marks the mapping lost without a fault (the file was seen to shrink). */
+void ivshm_guard_mark (int slot);
 
 #endif /* IVSHMEM_PRIVATE_H */

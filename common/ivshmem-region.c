@@ -721,6 +721,22 @@ ivshm_region_lost (const IvshmRegion * region)
   return region != NULL && ivshm_guard_faulted (region->guard);
 }
 
+bool
+ivshm_region_check (IvshmRegion * region)
+{
+  struct stat st;
+
+  if (region == NULL || region->fd < 0)
+    return false;
+  if (ivshm_guard_faulted (region->guard))
+    return true;
+  if (fstat (region->fd, &st) == 0 && (uint64_t) st.st_size < region->size) {
+    ivshm_guard_mark (region->guard);
+    return ivshm_guard_faulted (region->guard);
+  }
+  return false;
+}
+
 IvshmStatus
 ivshm_region_lost_error (const IvshmRegion * region, IvshmError * err)
 {

@@ -184,10 +184,23 @@ int ivshm_region_created (const IvshmRegion * region);
  * ivshm_region_lost_error() says what happened to the file, from fstat()
  * and fstatvfs(): "the region file /dev/shm/x shrank to 0 bytes while it
  * was in use (it was 64 MiB): ...". Always false for a PCI BAR, whose size
- * does not change, and on Windows. */
+ * does not change, and on Windows.
+ *
+ * A side that only waits touches little of the region, maybe nothing past
+ * the new end of the file: ivshm_region_check() is ivshm_region_lost()
+ * plus a look at the file's size (an fstat(), not for every record: call
+ * it while waiting, every 100 ms or so); a file smaller than the mapping
+ * marks the region lost. */
 #ifdef _WIN32
 static inline bool
 ivshm_region_lost (const IvshmRegion * region)
+{
+  (void) region;
+  return false;
+}
+
+static inline bool
+ivshm_region_check (IvshmRegion * region)
 {
   (void) region;
   return false;
@@ -201,6 +214,7 @@ ivshm_region_lost_error (const IvshmRegion * region, IvshmError * err)
 }
 #else
 bool ivshm_region_lost (const IvshmRegion * region);
+bool ivshm_region_check (IvshmRegion * region);
 IvshmStatus ivshm_region_lost_error (const IvshmRegion * region,
     IvshmError * err);
 #endif

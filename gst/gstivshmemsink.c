@@ -481,8 +481,11 @@ heartbeat_tick (void *data)
   /* set before the ticker starts, cleared after it stops */
   IvshmWriter *writer = self->producer->writer;
 
-  /* a region that shrank under us reads as zeros: no more ticks */
-  if (gst_ivshmem_sink_lost (self))
+  /* a region that shrank under us reads as zeros: no more ticks (and a
+   * sink that waits may touch nothing past the new end: look at the
+   * file's size) */
+  if (gst_ivshmem_region_check (GST_ELEMENT (self), self->producer->region,
+          &self->region_lost))
     return;
   /* heartbeat and lease reaping; thread-safe, needs no lock */
   ivshm_writer_tick (writer);

@@ -57,6 +57,8 @@ struct _GstIvshmemSrc
   GstAllocator *allocator;
   gint region_lost;             /* atomic: the region's file shrank (or lost
                                  * pages) and the error was posted */
+  guint64 region_checked_ns;    /* the streaming thread's: when it last
+                                 * looked at the file's size */
 
   /* the streaming thread's, reset in start() */
   IvshmReader *reader;

@@ -30,6 +30,23 @@
   gst_ivshmem_region_lost (GST_ELEMENT (self), (self)->region, \
       &(self)->region_lost)
 
+/* how often a waiting source looks at the size of the region's file */
+#define REGION_CHECK_NS (100 * GST_MSECOND)
+
+/* While waiting, the source may touch nothing past the new end of a file
+ * that shrank: look at its size now and then. TRUE: lost, stop. */
+static gboolean
+gst_ivshmem_src_check_region (GstIvshmemSrc * self)
+{
+  guint64 now = ivshm_now_ns ();
+
+  if (now - self->region_checked_ns < REGION_CHECK_NS)
+    return gst_ivshmem_src_lost (self);
+  self->region_checked_ns = now;
+  return gst_ivshmem_region_check (GST_ELEMENT (self), self->region,
+      &self->region_lost);
+}
+
 /* One create()'s waiting state */
 typedef struct
 {
@@ -463,6 +480,11 @@ gst_ivshmem_src_handle_read_error (GstIvshmemSrc * self,
   GstIvshmemSrcRestart mode;
   GstFlowReturn ret;
 
+  /* a producer that stopped because the file shrank under it looks gone:
+   * say what happened to the file rather than follow */
+  self->region_checked_ns = 0;
+  if (gst_ivshmem_src_check_region (self))
+    return GST_FLOW_ERROR;
   if (err->status == IVSHM_ERR_EVICTED &&
       ivshm_reader_producer_leaky (self->reader)) {
     ret = gst_ivshmem_src_reattach (self, err);
@@ -550,6 +572,8 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
     if (gst_ivshmem_src_lost (self))
       return GST_FLOW_ERROR;
     if (!self->reader) {
+      if (gst_ivshmem_src_check_region (self))
+        return GST_FLOW_ERROR;
       ret = gst_ivshmem_src_wait_producer (self, &wait);
       if (ret == GST_FLOW_CUSTOM_SUCCESS)
         continue;
@@ -562,6 +586,8 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
 
     st = ivshm_reader_next (self->reader, &rec, &err);
     if (st == IVSHM_AGAIN) {
+      if (gst_ivshmem_src_check_region (self))
+        return GST_FLOW_ERROR;
       if (gst_ivshmem_src_wait_data (self, &wait))
         continue;
       GST_DEBUG_OBJECT (self, "unlocked while waiting for data");

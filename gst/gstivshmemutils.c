@@ -127,6 +127,14 @@ gst_ivshmem_region_lost (GstElement * element, const IvshmRegion * region,
   return TRUE;
 }
 
+gboolean
+gst_ivshmem_region_check (GstElement * element, IvshmRegion * region,
+    gint * posted)
+{
+  ivshm_region_check (region);
+  return gst_ivshmem_region_lost (element, region, posted);
+}
+
 /* ---- events ------------------------------------------------------------ */
 
 static void

@@ -28,6 +28,10 @@ void gst_ivshmem_post_error (GstElement * element, const IvshmError * err,
  * thread. */
 gboolean gst_ivshmem_region_lost (GstElement * element,
     const IvshmRegion * region, gint * posted);
+/* The same after a look at the file's size (ivshm_region_check(): an
+ * fstat(), for a side that waits; about every 100 ms). */
+gboolean gst_ivshmem_region_check (GstElement * element,
+    IvshmRegion * region, gint * posted);
 
 /* Turns a serialized downstream event into an IVSHM_EVENT_* subtype, the
  * record fields and a NUL-terminated payload string (g_free it). Returns
