@@ -182,8 +182,7 @@ void
 ivshm_guard_mark (int slot)
 {
   if (slot >= 0 && slot < GUARD_SLOTS)
-    atomic_store_explicit (&guard_slots[slot].faulted, 1,
-        memory_order_release);
+    atomic_store_explicit (&guard_slots[slot].faulted, 1, memory_order_release);
 }
 
 bool
