@@ -30,6 +30,10 @@
   gst_ivshmem_region_lost (GST_ELEMENT (self), (self)->region, \
       &(self)->region_lost)
 
+/* a reader whose lease went unrenewed this long stood still (SIGSTOP, a
+ * paused VM), rather than fell behind a leaky producer */
+#define FROZEN_NS (1 * GST_SECOND)
+
 /* how often a waiting source looks at the size of the region's file */
 #define REGION_CHECK_NS (100 * GST_MSECOND)
 
@@ -465,8 +469,9 @@ gst_ivshmem_src_post_read_error (GstIvshmemSrc * self, const IvshmError * err)
         ("%s. The sink's policy is lossless: it waits for its readers, but "
             "not for one whose lease (3 s) expired because this process "
             "stalled (a paused VM, a debugger, a stopped process, an "
-            "overloaded machine). Restart this pipeline to read again.",
-            err->detail));
+            "overloaded machine). Restart this pipeline to read again, or "
+            "set on-evicted=rejoin to join the stream again at the live "
+            "edge.", err->detail));
   else
     GST_IVSHMEM_POST_ERROR (self, err, "read the IVSHMEM ring");
 }
@@ -485,10 +490,24 @@ gst_ivshmem_src_handle_read_error (GstIvshmemSrc * self,
   self->region_checked_ns = 0;
   if (gst_ivshmem_src_check_region (self))
     return GST_FLOW_ERROR;
-  if (err->status == IVSHM_ERR_EVICTED &&
-      ivshm_reader_producer_leaky (self->reader)) {
-    ret = gst_ivshmem_src_reattach (self, err);
-    return ret == GST_FLOW_OK ? GST_FLOW_CUSTOM_SUCCESS : ret;
+  if (err->status == IVSHM_ERR_EVICTED) {
+    GstIvshmemSrcEvicted on_evicted;
+    guint64 still = gst_ivshmem_consumer_stood_still (self->consumer);
+
+    GST_OBJECT_LOCK (self);
+    on_evicted = self->on_evicted;
+    GST_OBJECT_UNLOCK (self);
+    /* lapped by a leaky producer, or dropped by a lossless one for a
+     * lease that expired while this process stood still: the same stream
+     * goes on, join it again at the live edge (on-evicted) */
+    if (ivshm_reader_producer_leaky (self->reader) ||
+        (!ivshm_reader_waiting (self->reader) &&
+            on_evicted == GST_IVSHMEM_SRC_EVICTED_REJOIN)) {
+      self->frozen_ns = still >= FROZEN_NS ||
+          !ivshm_reader_producer_leaky (self->reader) ? still : 0;
+      ret = gst_ivshmem_src_reattach (self, err);
+      return ret == GST_FLOW_OK ? GST_FLOW_CUSTOM_SUCCESS : ret;
+    }
   }
   if (err->status == IVSHM_ERR_PRODUCER_GONE ||
       err->status == IVSHM_ERR_SESSION_CHANGED ||
