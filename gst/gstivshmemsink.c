@@ -502,6 +502,20 @@ gst_ivshmem_sink_takeover_wait (void *data, uint64_t pid, uint64_t wait_ns)
 
   GST_INFO_OBJECT (self, "waiting up to %" GST_TIME_FORMAT " for the "
       "previous producer's lease to expire", GST_TIME_ARGS (wait_ns));
+  /* a process id is 32 bits on every system a producer runs on (Linux's
+   * are at most 2^22): anything else was not written by a producer */
+  if (pid == 0 || pid > G_MAXUINT32) {
+    GST_ELEMENT_INFO (self, RESOURCE, BUSY,
+        ("The region's owner field does not name a producer; waiting "
+            "before taking the region over."),
+        ("Its owner field is set, but its producer pid field holds %"
+            G_GUINT64_FORMAT " (0x%" G_GINT64_MODIFIER "x), which no "
+            "process has: foreign bytes, a damaged region, or a peer that "
+            "wrote over it. If its heartbeat does not move within %"
+            GST_TIME_FORMAT ", this sink takes over.", pid, pid,
+            GST_TIME_ARGS (wait_ns)));
+    return;
+  }
   GST_ELEMENT_INFO (self, RESOURCE, BUSY,
       ("Waiting for the previous producer's lease to expire."),
       ("Another producer (pid %" G_GUINT64_FORMAT ", maybe in another VM) "

@@ -116,6 +116,28 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
     }
     return GST_FLOW_CUSTOM_SUCCESS;
   }
+  if (st == IVSHM_ERR_BAD_MAGIC && cfg.wait_for_producer) {
+    /* foreign bytes (another program's, a hostile peer's, leftovers): not
+     * a ring yet, which the next producer's format makes of it. Waited
+     * for as zeros are, but outside a slot: the slots hold foreign bytes
+     * too. The first reader after the format gets the stream from its
+     * start all the same (PROTOCOL.md section 10, step 5). */
+    if (!self->waiting_logged) {
+      const guint8 *b = ivshm_region_data (self->region);
+
+      GST_ELEMENT_WARNING (self, RESOURCE, READ,
+          ("The region %s is not a gst-ivshmem ring yet: waiting for a "
+              "producer.", ivshm_region_path (self->region)),
+          ("It starts with the bytes %02x %02x %02x %02x %02x %02x %02x "
+              "%02x, not the magic \"IVSHMGST\" (%s): another program's "
+              "data, leftovers, or a peer that wrote over it. The next "
+              "ivshmemsink on this region formats it, and this reader then "
+              "reads its stream; if something else uses the region, give "
+              "gst-ivshmem one of its own.", b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], err.detail));
+      self->waiting_logged = TRUE;
+    }
+    return GST_FLOW_CUSTOM_SUCCESS;
+  }
   if (st != IVSHM_OK) {
     gst_ivshmem_src_post_attach_error (self, &err);
     return GST_FLOW_ERROR;

@@ -20,6 +20,10 @@
 #                 with an element error, not a signal
 # info-shrink     ivshmem-info on a region truncated while it watches the
 #                 heartbeats: an error naming the shrink, not a signal
+# foreign-bytes   a reader started on a region of random bytes warns that
+#                 it is not a ring yet and waits; a producer started then
+#                 says the owner field names no producer (not a pid), and
+#                 the reader gets its stream from the first buffer
 #
 # Mutation check (done once by hand, 2026-12-07): with ivshm_guard_add()
 # returning -1 (no guard), shrink-0, shrink-1m, info-shrink and the hole
@@ -31,6 +35,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -261,11 +266,49 @@ def info_shrink(t):
             'region shrank while it read it')
 
 
+# -- foreign bytes ---------------------------------------------------------
+
+def foreign_bytes(t):
+    n = 60
+    ref = {'A': t.reference('A', n)}
+    region = t.region(4 * MIB)
+    with open(region, 'r+b') as f:
+        f.write(os.urandom(4 * MIB))
+        # an owner and a pid field no producer writes (the chance that
+        # random bytes hold a 32-bit pid is 2^-32; make it none)
+        f.seek(0x58)
+        f.write((0xb7e151628aed2a6a).to_bytes(8, 'little'))
+    reader = t.reader('reader', region)
+    t.wait_until(lambda: 'not a gst-ivshmem ring yet' in reader.text() or
+                 not reader.running(), 'the reader saying it waits on '
+                 'foreign bytes')
+    t.check(reader.running(), 'the reader on foreign bytes ended (exit %s)%s'
+            % (reader.rc, lclib.tail(reader.error_text())))
+    t.check(re.search(r'It starts with the bytes( [0-9a-f]{2}){8}, not the '
+                      r'magic', reader.text()), 'the warning does not name '
+            'the bytes found')
+    time.sleep(1)
+    prod = t.producer('producer', region, 'A', n)
+    t.check_eos(prod)
+    text = prod.text()
+    # (gst-launch prints an INFO message's details, not its text)
+    t.check('which no process has' in text and
+            not re.search(r'\(pid \d+', text), 'the producer did not say '
+            'that the pid field names no process, or printed it as a '
+            'pid:\n%s' % '\n'.join(line for line in text.splitlines()
+                                     if 'owner' in line or 'pid' in line))
+    if t.check_eos(reader):
+        t.check_runs(reader, ref, [('A', 0, n - 1)], 'a reader that waited '
+                     'on foreign bytes')
+    no_signal(t, reader)
+
+
 TESTS = {
     'shrink-0': shrink_0,
     'shrink-1m': shrink_1m,
     'tmpfs-small': tmpfs_small,
     'info-shrink': info_shrink,
+    'foreign-bytes': foreign_bytes,
 }
 
 if __name__ == '__main__':
