@@ -133,7 +133,8 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
               "data, leftovers, or a peer that wrote over it. The next "
               "ivshmemsink on this region formats it, and this reader then "
               "reads its stream; if something else uses the region, give "
-              "gst-ivshmem one of its own.", b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], err.detail));
+              "gst-ivshmem one of its own.", b[0], b[1], b[2], b[3], b[4],
+              b[5], b[6], b[7], err.detail));
       self->waiting_logged = TRUE;
     }
     return GST_FLOW_CUSTOM_SUCCESS;
