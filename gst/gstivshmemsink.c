@@ -61,6 +61,9 @@
 #include "gstivshmempool.h"
 #include "gstivshmemutils.h"
 
+#include "ivshmem-inspect.h"
+#include "ivshmem-os.h"
+
 #include <gst/video/video.h>
 
 #include <string.h>
@@ -134,6 +137,13 @@ struct _GstIvshmemSink
   gint taken_over;              /* atomic: the error was posted */
   gint region_lost;             /* atomic: the region's file shrank (or
                                  * lost pages) and the error was posted */
+
+  /* the heartbeat thread's: a lossless sink held back by one reader */
+  guint64 hold_pos;             /* the write position when last seen */
+  guint64 hold_since_ns;        /* since when it has not moved */
+  gint hold_slot;               /* the slot warned about; -1 none, -2 no
+                                 * holder was found this time */
+  gchar hold_who[96];           /* its pid, for the message when it moves */
 
   /* the streaming thread's */
   /* counted without a lock: render is the hot path */
@@ -474,6 +484,104 @@ gst_ivshmem_sink_post_taken_over (GstIvshmemSink * self)
           "of the two producers, or give each a region of its own."));
 }
 
+/* how long a lossless sink waits on one reader before it names it */
+#define HOLD_WARN_NS (3 * GST_SECOND)
+/* a wait that slept this recently is still going on */
+#define HOLD_WAITING_NS (250 * GST_MSECOND)
+
+/* The live reader of this session that lags most: the one the sink waits
+ * for. Returns its slot or -1; *pid, *local: its pid field, and whether it
+ * runs on this kernel (else the pid is another VM's). */
+static gint
+gst_ivshmem_sink_find_holder (GstIvshmemSink * self, guint64 session,
+    guint64 * pid, gboolean * local)
+{
+  GstIvshmemProducer *p = self->producer;
+  IvshmInspection *insp = g_new0 (IvshmInspection, 1);
+  guint64 lag, most = 0;
+  gint holder = -1;
+  guint i;
+
+  ivshm_inspect (ivshm_region_data (p->region), ivshm_region_size (p->region),
+      insp);
+  if (insp->status == IVSHM_OK) {
+    for (i = 0; i < IVSHM_MAX_READERS; i++) {
+      const IvshmSlotCopy *s = &insp->slots[i];
+
+      if (s->state != IVSHM_SLOT_ACTIVE || s->session_id != session ||
+          !ivshm_inspect_slot_lag (insp, i, &lag) || lag < most)
+        continue;
+      most = lag;
+      holder = (gint) i;
+      *pid = s->pid;
+      *local = s->kernel_id != 0 && s->kernel_id == ivshm_kernel_id ();
+    }
+  }
+  ivshm_inspection_clear (insp);
+  g_free (insp);
+  return holder;
+}
+
+/* Heartbeat thread: has the sink waited on one reader for long (a viewer
+ * paused, a reader stuck downstream)? Name it once, and say when the
+ * stream moves again. A reader that keeps renewing its lease is waited
+ * for as long as it takes (lossless); the application may want to know. */
+static void
+gst_ivshmem_sink_watch_hold (GstIvshmemSink * self)
+{
+  GstIvshmemProducer *p = self->producer;
+  guint64 now = ivshm_now_ns (), pos, session, waited, pid = 0;
+  gboolean blocked, local = FALSE;
+  gchar *who = self->hold_who;
+
+  waited = atomic_load_explicit (&p->waited_ns, memory_order_relaxed);
+  if (!g_mutex_trylock (&p->lock))
+    return;                     /* busy writing: not held back */
+  pos = ivshm_writer_position (p->writer);
+  session = ivshm_writer_session (p->writer);
+  g_mutex_unlock (&p->lock);
+
+  blocked = waited != 0 && now - waited < HOLD_WAITING_NS &&
+      pos == self->hold_pos;
+  if (!blocked) {
+    if (self->hold_slot >= 0)
+      GST_ELEMENT_INFO (self, RESOURCE, BUSY,
+          ("The reader in slot %d moved again: the sink waited %.1f s for "
+              "it.", self->hold_slot, (now - self->hold_since_ns) / 1e9),
+          ("The reader in slot %d (%s) moved again after %.1f s: the "
+              "IVSHMEM ring of %s has room again.", self->hold_slot,
+              self->hold_who, (now - self->hold_since_ns) / 1e9,
+              self->region_name));
+    self->hold_pos = pos;
+    self->hold_since_ns = now;
+    self->hold_slot = -1;
+    return;
+  }
+  if (self->hold_slot != -1 || now - self->hold_since_ns < HOLD_WARN_NS)
+    return;
+  self->hold_slot = gst_ivshmem_sink_find_holder (self, session, &pid, &local);
+  if (self->hold_slot < 0) {
+    self->hold_slot = -2;       /* waiting for a first reader, say */
+    return;
+  }
+  if (local)
+    g_snprintf (who, sizeof self->hold_who, "pid %" G_GUINT64_FORMAT " on "
+        "this machine", pid);
+  else
+    g_snprintf (who, sizeof self->hold_who, "in another VM or kernel, pid %"
+        G_GUINT64_FORMAT " there", pid);
+  GST_ELEMENT_WARNING (self, RESOURCE, BUSY,
+      ("The sink has waited %.1f s for the reader in slot %d (%s): it "
+          "keeps its lease but does not read.",
+          (now - self->hold_since_ns) / 1e9, self->hold_slot, who),
+      ("The sink's policy is lossless: it waits for its slowest live "
+          "reader, and that reader holds the ring of %s full (a paused "
+          "pipeline, a blocked sink, a reader stuck downstream), which "
+          "holds back every other reader too. Look at it with ivshmem-info "
+          "%s; policy=leaky would drop it instead.", self->region_name,
+          self->region_name));
+}
+
 static void
 heartbeat_tick (void *data)
 {
@@ -491,6 +599,8 @@ heartbeat_tick (void *data)
   ivshm_writer_tick (writer);
   if (ivshm_writer_taken_over (writer))
     gst_ivshmem_sink_post_taken_over (self);
+  else
+    gst_ivshmem_sink_watch_hold (self);
 }
 
 /* ivshm_writer_new() is about to wait for the lease of a producer that
@@ -563,6 +673,9 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
   atomic_store_explicit (&self->moved, 0, memory_order_relaxed);
   g_atomic_int_set (&self->taken_over, 0);
   g_atomic_int_set (&self->region_lost, 0);
+  self->hold_pos = 0;
+  self->hold_since_ns = 0;
+  self->hold_slot = -1;
   GST_OBJECT_LOCK (self);
   g_free (self->region_name);
   self->region_name = g_strdup (ivshm_region_path (region));

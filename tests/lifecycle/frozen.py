@@ -13,6 +13,12 @@
 #              on-evicted=error, the lossless producer's reader ends with
 #              today's error instead
 # frozen-20s   the same for 20 s, lossless and leaky
+# viewer-paused  a viewer that keeps its lease but does not read for 10 s
+#              (it waits 10 s on the clock before its first frame: identity
+#              sync=true ts-offset=10 s) beside a second reader, under a
+#              lossless producer: the producer warns that it waits for the
+#              reader in slot N, naming the viewer's pid, and says when it
+#              moves again; both readers get every frame
 #
 # The signals go to the gst-launch process itself (no wrapper).
 #
@@ -20,7 +26,8 @@
 # gst_ivshmem_src_handle_read_error() disabled for lossless producers, the
 # lossless round fails (the reader ends, exit 1, with "dropped this
 # reader", before it reads on); with self->discont left FALSE in
-# gst_ivshmem_src_reattach(), the DISCONT check fails in both rounds.
+# gst_ivshmem_src_reattach(), the DISCONT check fails in both rounds. With
+# gst_ivshmem_sink_watch_hold() returning at once, viewer-paused fails.
 
 import re
 import signal
@@ -140,7 +147,42 @@ def frozen_20s(t):
         t.cleanup()
 
 
+def viewer_paused(t):
+    n = FPS * 15
+    ref = {'A': t.reference('A', n)}
+    region = t.region(1 * MIB)
+    reader = t.reader('reader', region)
+    viewer = t.launch('viewer', 'ivshmemsrc device=%s ! identity sync=true '
+                      'ts-offset=10000000000 ! checksumsink sync=false'
+                      % region)
+    for r in (reader, viewer):
+        t.wait_playing(r)
+    t.wait_slots(region, [reader, viewer])
+    prod = live_producer(t, 'producer', region, n, 'lossless')
+    t.wait_until(lambda: 'moved again after' in prod.text() or
+                 not prod.running(), 'the producer saying the reader moved '
+                 'again', timeout=90)
+    text = prod.text()
+    m = re.search(r'has waited ([\d.]+) s for the reader in slot (\d+) '
+                  r'\(pid (\d+) on this machine\)', text)
+    if t.check(m, 'the producer did not name the reader it waits for:\n%s'
+               % lclib.tail(text[-2000:])):
+        t.check(int(m.group(3)) == viewer.pid, 'the producer named pid %s, '
+                'the paused viewer is %d (the other reader %d)'
+                % (m.group(3), viewer.pid, reader.pid))
+        t.check(re.search(r'reader in slot %s \(pid %d on this machine\) '
+                          r'moved again after [\d.]+ s' % (m.group(2),
+                                                           viewer.pid), text),
+                'no message that the viewer moved again')
+    t.check_eos(prod, 60)
+    for r in (reader, viewer):
+        if t.check_eos(r, 60):
+            t.check_runs(r, ref, [('A', 0, n - 1)], '%s beside a viewer that '
+                         'held the producer for 10 s' % r.name)
+
+
 TESTS = {
+    'viewer-paused': viewer_paused,
     'frozen-6s': frozen_6s,
     'frozen-20s': frozen_20s,
 }
