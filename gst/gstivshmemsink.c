@@ -21,7 +21,17 @@
  * the same reason it does not finish at EOS before a first reader has
  * attached, as shmsink with wait-for-connection=true would not start. A
  * reader that stops renewing its lease for 3 seconds while the sink waits
- * for it is dropped, so a dead reader cannot stall the producer.
+ * for it is dropped, so a dead reader cannot stall the producer. A live
+ * reader that does not read (a paused viewer) is waited for; after 3 s a
+ * warning names its slot and pid, and an info message says when it moves
+ * again.
+ *
+ * A host file is opened with its pages reserved (fallocate), so a file
+ * system too small for it (a container's /dev/shm) is an error at start
+ * that gives the free and needed sizes. If the file shrinks or loses its
+ * pages while the sink runs (truncate, a full tmpfs), the fault is caught:
+ * the sink posts an error naming the file and what happened to it, and
+ * stops; the process does not die of SIGBUS.
  *
  * Caps travel with the stream, as do stream-start, segment, tag, gap,
  * stream-group-done, EOS and custom downstream serialized events.

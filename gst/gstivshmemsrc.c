@@ -35,6 +35,16 @@
  * a GAP over what it missed), every reader slot taken (look with
  * `ivshmem-info`).
  *
+ * A reader whose process or VM was frozen for longer than its lease (3 s)
+ * loses its slot: no producer can tell it from a dead one. When it runs
+ * again it joins the stream at the live edge (#GstIvshmemSrc:on-evicted),
+ * with a warning saying how long it was frozen and how many bytes it lost,
+ * a DISCONT and a GAP, as a reader that a leaky producer lapped.
+ *
+ * A region that holds foreign bytes is waited on as a zeroed one, with a
+ * warning naming the bytes found. A host file that shrinks or loses its
+ * pages while the source reads is an error naming the file, not a SIGBUS.
+ *
  * ## Zero copy and trust
  *
  * Raw audio and video go out as read-only buffers that point into the
