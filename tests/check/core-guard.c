@@ -10,7 +10,8 @@
  *
  * What is checked: a fault inside a guarded mapping (its file truncated to
  * 0, and to 64 KiB) is survived, reads zeros and marks the region lost with
- * a detail naming the shrink; a fault outside every guarded mapping goes to
+ * a detail naming the shrink; ivshm_region_check() finds a shrink without
+ * a fault; a fault outside every guarded mapping goes to
  * the handler installed before the guard, SA_SIGINFO or plain, or kills the
  * process as the default action would; a SIGBUS sent with kill() is not
  * taken for a fault of ours, and stays ignored where it was ignored.
@@ -18,7 +19,8 @@
  * Mutation checks (done by hand, 2026-12-07): with guard_chain() returning
  * at once (a swallowed fault), test_outside_* and test_kill_ours fail (the
  * outside cases loop on the fault until SIGALRM); with guard_handler()
- * chaining every fault (no remap), both test_inside_* fail by SIGBUS.
+ * chaining every fault (no remap), both test_inside_* fail by SIGBUS; with
+ * the fstat() of ivshm_region_check() skipped, test_check_size fails.
  */
 #include <gst/check/gstcheck.h>
 
@@ -133,6 +135,34 @@ case_inside (const char *dir, off_t to, const char *said)
   return 0;
 }
 
+/* A side that only waits may touch nothing past the new end: the size
+ * check finds the shrink without a fault. */
+static int
+case_check (const char *dir)
+{
+  char *path = make_file (dir, "region");
+  IvshmRegion *region;
+  IvshmError err = { 0 };
+
+  set_previous ("default");
+  region = open_guarded (path);
+  if (ivshm_region_check (region))
+    return 1;
+  if (truncate (path, 64 * 1024) != 0)
+    return 2;
+  if (ivshm_region_lost (region))
+    return 3;                   /* nothing faulted yet */
+  if (!ivshm_region_check (region) || !ivshm_region_lost (region))
+    return 4;
+  ivshm_region_lost_error (region, &err);
+  if (strstr (err.detail, "shrank to 64 KiB while it was in use") == NULL)
+    return 5;
+  ivshm_region_close (region);
+  unlink (path);
+  g_free (path);
+  return 0;
+}
+
 /* A fault in a mapping nobody guards, with a guard installed. Returns only
  * if the fault was swallowed. */
 static int
@@ -183,6 +213,8 @@ run_case (const char *name, const char *dir)
   if (strcmp (name, "inside-64k") == 0)
     return case_inside (dir, 64 * 1024, "shrank to 64 KiB while it was in "
         "use (it was 1 MiB)");
+  if (strcmp (name, "check") == 0)
+    return case_check (dir);
   if (g_str_has_prefix (name, "outside-"))
     return case_outside (dir, name + strlen ("outside-"));
   if (g_str_has_prefix (name, "kill-"))
@@ -264,6 +296,13 @@ GST_START_TEST (test_inside_truncated_to_64k)
 
 GST_END_TEST;
 
+GST_START_TEST (test_check_size)
+{
+  assert_exit ("check", 0);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_outside_default)
 {
   assert_sigbus ("outside-default");
@@ -306,6 +345,7 @@ core_guard_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_inside_truncated_to_0);
   tcase_add_test (tc, test_inside_truncated_to_64k);
+  tcase_add_test (tc, test_check_size);
   tcase_add_test (tc, test_outside_default);
   tcase_add_test (tc, test_outside_siginfo);
   tcase_add_test (tc, test_outside_plain);

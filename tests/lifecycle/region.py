@@ -247,7 +247,17 @@ def info_shrink(t):
             f.write(image)
         p = subprocess.Popen([info, region], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-        time.sleep(0.3)
+        # once it has the file mapped, it watches for up to 1 s
+        end = time.monotonic() + 10
+        while time.monotonic() < end and p.poll() is None:
+            try:
+                with open('/proc/%d/maps' % p.pid) as m:
+                    if region in m.read():
+                        break
+            except OSError:
+                pass
+            time.sleep(0.01)
+        time.sleep(0.2)
         os.truncate(region, 0)
         out, err = p.communicate(timeout=60)
         t.log('attempt %d: ivshmem-info exit %d: %s' % (
@@ -261,7 +271,7 @@ def info_shrink(t):
             if hits == 2:
                 break
     # the file shrank after ivshmem-info was done on a loaded machine: try
-    # again; twice in 8 attempts is not asking for prompt scheduling
+    # again; once in 8 attempts is not asking for prompt scheduling
     t.check(hits > 0, 'in 8 attempts, ivshmem-info never said that the '
             'region shrank while it read it')
 
