@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,11 @@ struct IvshmRegion
   int created;
   char *path;
   char location[IVSHM_PCI_ADDR_STRLEN];
+  /* a host file: kept open to say what happened to it if its mapping
+   * faults (ivshm_region_lost_error()), and its slot in the SIGBUS guard;
+   * -1 for a PCI BAR */
+  int fd;
+  int guard;
 };
 
 
@@ -146,6 +152,64 @@ human_size (uint64_t size, char *buf, size_t buf_size)
   return buf;
 }
 
+/* "60.5 MiB": for sizes that are not round, such as free space. */
+static const char *
+approx_size (uint64_t size, char *buf, size_t buf_size)
+{
+  if (size >= (UINT64_C (1) << 30))
+    snprintf (buf, buf_size, "%.1f GiB", (double) size / (1 << 30));
+  else if (size >= (UINT64_C (1) << 20))
+    snprintf (buf, buf_size, "%.1f MiB", (double) size / (1 << 20));
+  else if (size >= 1024)
+    snprintf (buf, buf_size, "%.1f KiB", (double) size / 1024);
+  else
+    snprintf (buf, buf_size, "%" PRIu64 " bytes", size);
+  return buf;
+}
+
+/* The directory of `path` ("/dev/shm"), for messages about its file
+ * system. */
+static const char *
+dir_of (const char *path, char *buf, size_t buf_size)
+{
+  const char *slash = strrchr (path, '/');
+  size_t len = slash == NULL ? 0 : (size_t) (slash - path);
+
+  if (slash == path)
+    len = 1;
+  if (len == 0)
+    snprintf (buf, buf_size, ".");
+  else
+    snprintf (buf, buf_size, "%.*s", (int) (len < buf_size ? len :
+            buf_size - 1), path);
+  return buf;
+}
+
+/* A file system too full for the region: "/dev/shm has 60.0 MiB free; the
+ * region /dev/shm/x needs 128 MiB". `missing`: the part of the region not
+ * yet backed by memory. */
+static IvshmStatus
+no_space_error (int fd, const char *path, uint64_t size, uint64_t missing,
+    int e, IvshmError * err)
+{
+  struct statvfs vfs;
+  char dir[512], free_text[32], need[32], miss[32];
+
+  dir_of (path, dir, sizeof dir);
+  human_size (size, need, sizeof need);
+  if (fstatvfs (fd, &vfs) != 0)
+    return ivshm_error_set (err, IVSHM_ERR_IO, e, "%s has no room for the "
+        "region %s (%s): %s", dir, path, need, strerror (e));
+  approx_size ((uint64_t) vfs.f_bavail * vfs.f_frsize, free_text,
+      sizeof free_text);
+  return ivshm_error_set (err, IVSHM_ERR_IO, e, "%s has %s free; the region "
+      "%s needs %s (%s of it not reserved yet): %s. Give the file system "
+      "more room (a container's /dev/shm is 64 MiB unless --shm-size says "
+      "otherwise; mount -o remount,size=... /dev/shm), or use a smaller "
+      "region", dir, free_text, path, need,
+      approx_size (missing, miss, sizeof miss), strerror (e));
+}
+
 static IvshmStatus
 region_new (void *data, uint64_t size, IvshmRegionKind kind, int created,
     const char *path, const char *location, IvshmRegion ** out,
@@ -161,6 +225,8 @@ region_new (void *data, uint64_t size, IvshmRegionKind kind, int created,
   r->size = size;
   r->kind = kind;
   r->created = created;
+  r->fd = -1;
+  r->guard = -1;
   snprintf (r->location, sizeof r->location, "%s", location);
   *out = r;
   return IVSHM_OK;
@@ -256,11 +322,15 @@ open_host_file (const char *path, uint64_t create_size, bool read_only,
       if (e == EINVAL || e == EOPNOTSUPP)
         e = ftruncate (fd, (off_t) create_size) < 0 ? errno : 0;
       if (e != 0) {
+        if (e == ENOSPC)
+          status = no_space_error (fd, path, create_size, create_size, e, err);
+        else
+          status = ivshm_error_set (err, IVSHM_ERR_IO, e,
+              "cannot give %s a size of %s: %s", path,
+              human_size (create_size, human, sizeof human), strerror (e));
         close (fd);
         unlink (path);
-        return ivshm_error_set (err, IVSHM_ERR_IO, e,
-            "cannot give %s a size of %s: %s", path,
-            human_size (create_size, human, sizeof human), strerror (e));
+        return status;
       }
     } else if (errno == EEXIST) {
       /* Another process created it between our two open()s: use theirs. */
@@ -304,6 +374,23 @@ open_host_file (const char *path, uint64_t create_size, bool read_only,
           human_size (IVSHM_REGION_MIN_SIZE, human2, sizeof human2));
     goto fail;
   }
+#ifdef __linux__
+  /* A file someone else made (QEMU, truncate -s) may be sparse: reserve
+   * its pages now, so that a file system too small for it (a container's
+   * /dev/shm) is an error here rather than a fault later. fallocate(2)
+   * with mode 0 only fills holes and never writes to a page that exists
+   * (posix_fallocate()'s fallback writes zeros, not on a live region).
+   * Where the file system cannot (EOPNOTSUPP), or the file is sealed
+   * (EPERM), the guard is left to catch what may come. */
+  if (!read_only && !created && fallocate (fd, 0, 0, (off_t) size) != 0
+      && errno == ENOSPC) {
+    uint64_t have = (uint64_t) st.st_blocks * 512;
+
+    status = no_space_error (fd, path, size, have < size ? size - have : 0,
+        ENOSPC, err);
+    goto fail;
+  }
+#endif
 
   status = map_fd (fd, size, read_only, path, &data, &map_errno, err);
   if (status != IVSHM_OK) {
@@ -320,8 +407,6 @@ open_host_file (const char *path, uint64_t create_size, bool read_only,
           human_size (size, human, sizeof human), strerror (map_errno));
     goto fail;
   }
-  close (fd);
-  fd = -1;
 
   status = region_new (data, size, IVSHM_REGION_HOST_FILE, created, path, "",
       out, err);
@@ -329,6 +414,8 @@ open_host_file (const char *path, uint64_t create_size, bool read_only,
     munmap (data, (size_t) size);
     goto fail;
   }
+  (*out)->fd = fd;
+  (*out)->guard = ivshm_guard_add (data, (size_t) size);
   return IVSHM_OK;
 
 fail:
@@ -583,8 +670,11 @@ ivshm_region_close (IvshmRegion * region)
 {
   if (region == NULL)
     return;
+  ivshm_guard_remove (region->guard);
   if (region->data != NULL)
     munmap (region->data, (size_t) region->size);
+  if (region->fd >= 0)
+    close (region->fd);
   free (region->path);
   free (region);
 }
@@ -623,6 +713,65 @@ int
 ivshm_region_created (const IvshmRegion * region)
 {
   return region ? region->created : 0;
+}
+
+bool
+ivshm_region_lost (const IvshmRegion * region)
+{
+  return region != NULL && ivshm_guard_faulted (region->guard);
+}
+
+bool
+ivshm_region_check (IvshmRegion * region)
+{
+  struct stat st;
+
+  if (region == NULL || region->fd < 0)
+    return false;
+  if (ivshm_guard_faulted (region->guard))
+    return true;
+  if (fstat (region->fd, &st) == 0 && (uint64_t) st.st_size < region->size) {
+    ivshm_guard_mark (region->guard);
+    return ivshm_guard_faulted (region->guard);
+  }
+  return false;
+}
+
+IvshmStatus
+ivshm_region_lost_error (const IvshmRegion * region, IvshmError * err)
+{
+  struct stat st;
+  struct statvfs vfs;
+  char was[32], now[32], dir[512], free_text[32], total[32];
+
+  if (region == NULL || region->fd < 0)
+    return ivshm_error_set (err, IVSHM_ERR_IO, EFAULT, "the region %s "
+        "could no longer be read while it was in use",
+        region ? region->path : "");
+  human_size (region->size, was, sizeof was);
+  if (fstat (region->fd, &st) != 0)
+    return ivshm_error_set (err, IVSHM_ERR_IO, errno, "the region file %s "
+        "(%s) could no longer be read while it was in use: %s",
+        region->path, was, strerror (errno));
+  if ((uint64_t) st.st_size < region->size)
+    return ivshm_error_set (err, IVSHM_ERR_IO, EFAULT, "the region file %s "
+        "shrank to %s while it was in use (it was %s): another process "
+        "truncated it (truncate, ftruncate, a QEMU started with another "
+        "size=, or a new region made over it); it is no longer used",
+        region->path, human_size ((uint64_t) st.st_size, now, sizeof now), was);
+  dir_of (region->path, dir, sizeof dir);
+  if (fstatvfs (region->fd, &vfs) == 0)
+    return ivshm_error_set (err, IVSHM_ERR_IO, EFAULT, "the region file %s "
+        "(%s) lost memory under its mapping while it was in use: its file "
+        "system could not give it a page (%s has %s free of %s: full, or "
+        "someone punched a hole in the file); it is no longer used",
+        region->path, was, dir, approx_size ((uint64_t) vfs.f_bavail *
+            vfs.f_frsize, free_text, sizeof free_text),
+        approx_size ((uint64_t) vfs.f_blocks * vfs.f_frsize, total,
+            sizeof total));
+  return ivshm_error_set (err, IVSHM_ERR_IO, EFAULT, "the region file %s "
+      "(%s) lost memory under its mapping while it was in use; it is no "
+      "longer used", region->path, was);
 }
 
 const char *

@@ -173,6 +173,52 @@ const char *ivshm_region_location (const IvshmRegion * region);
 /* True if the region was created by this open. */
 int ivshm_region_created (const IvshmRegion * region);
 
+/* A host file can shrink under its mapping (another process truncates it)
+ * or lose the pages behind it (a full tmpfs cannot give one): touching the
+ * mapping there would raise SIGBUS. The mapping of a host file is guarded
+ * (ivshmem-guard.c): such a fault replaces the whole mapping with private
+ * zero pages and marks the region lost. Check ivshm_region_lost() after
+ * reading or writing the region (and before trusting a value that makes
+ * no sense: a lost region reads as zeros); once it is true, stop using the
+ * region (close it when nothing points into it any more).
+ * ivshm_region_lost_error() says what happened to the file, from fstat()
+ * and fstatvfs(): "the region file /dev/shm/x shrank to 0 bytes while it
+ * was in use (it was 64 MiB): ...". Always false for a PCI BAR, whose size
+ * does not change, and on Windows.
+ *
+ * A side that only waits touches little of the region, maybe nothing past
+ * the new end of the file: ivshm_region_check() is ivshm_region_lost()
+ * plus a look at the file's size (an fstat(), not for every record: call
+ * it while waiting, every 100 ms or so); a file smaller than the mapping
+ * marks the region lost. */
+#ifdef _WIN32
+static inline bool
+ivshm_region_lost (const IvshmRegion * region)
+{
+  (void) region;
+  return false;
+}
+
+static inline bool
+ivshm_region_check (IvshmRegion * region)
+{
+  (void) region;
+  return false;
+}
+
+static inline IvshmStatus
+ivshm_region_lost_error (const IvshmRegion * region, IvshmError * err)
+{
+  (void) region;
+  return ivshm_error_set (err, IVSHM_ERR_UNSUPPORTED, 0, "not lost");
+}
+#else
+bool ivshm_region_lost (const IvshmRegion * region);
+bool ivshm_region_check (IvshmRegion * region);
+IvshmStatus ivshm_region_lost_error (const IvshmRegion * region,
+    IvshmError * err);
+#endif
+
 /* "Linux", "Windows", ...: the system this build runs on. */
 const char *ivshm_system_name (void);
 

@@ -106,8 +106,10 @@ check_lost_locked (GstIvshmemConsumer * c, guint copied, gboolean * cause)
 {
   guint n;
 
+  /* (a region whose file shrank reads as zeros, which is no lost slot:
+   * the element says what happened) */
   if (c->lost || !c->reader || (!c->held && !copied) ||
-      !ivshm_reader_lost (c->reader))
+      ivshm_region_lost (c->region) || !ivshm_reader_lost (c->reader))
     return 0;
   c->lost = TRUE;
   n = g_list_length (c->held) + copied;
@@ -335,6 +337,11 @@ consumer_tick (void *data)
 
   g_mutex_lock (&c->lock);
   if (c->reader) {
+    guint64 now = ivshm_now_ns ();
+
+    if (c->tick_ns && now - c->tick_ns > c->longest_gap_ns)
+      c->longest_gap_ns = now - c->tick_ns;
+    c->tick_ns = now;
     ivshm_reader_heartbeat (c->reader);
     /* out of the ring while the slot still protects them: when the
      * producer needs their space, or may be about to be taken over */
@@ -356,6 +363,7 @@ gst_ivshmem_consumer_attach (GstIvshmemConsumer * c, IvshmReader * reader)
   ivshm_reader_heartbeat (reader);
   g_mutex_lock (&c->lock);
   c->reader = reader;
+  c->tick_ns = ivshm_now_ns ();
   g_mutex_unlock (&c->lock);
   /* the consumer outlives neither its ticker nor its reader */
   ticker = ivshm_ticker_start (CONSUMER_TICK_NS, consumer_tick, c);
@@ -363,6 +371,20 @@ gst_ivshmem_consumer_attach (GstIvshmemConsumer * c, IvshmReader * reader)
   c->heartbeat = ticker;
   g_mutex_unlock (&c->lock);
   return ticker != NULL;
+}
+
+guint64
+gst_ivshmem_consumer_stood_still (GstIvshmemConsumer * c)
+{
+  guint64 gap, now = ivshm_now_ns ();
+
+  /* the consumer's thread may not have run since this process resumed */
+  g_mutex_lock (&c->lock);
+  gap = c->longest_gap_ns;
+  if (c->tick_ns && now - c->tick_ns > gap)
+    gap = now - c->tick_ns;
+  g_mutex_unlock (&c->lock);
+  return gap;
 }
 
 gboolean

@@ -53,6 +53,10 @@ typedef struct
   guint64 producer_hb;
   guint64 producer_hb_ns;
   gboolean moved_for_silence;
+  /* protected by lock: when the consumer's thread last renewed the lease,
+   * and the longest time between two renewals (this process stood still) */
+  guint64 tick_ns;
+  guint64 longest_gap_ns;
 } GstIvshmemConsumer;
 
 /* The reader of `element` on `region` (taken). If the reader loses its
@@ -71,6 +75,11 @@ void gst_ivshmem_consumer_unref (GstIvshmemConsumer * c);
  * the thread could not be started (the reader is taken all the same). */
 gboolean gst_ivshmem_consumer_attach (GstIvshmemConsumer * c,
     IvshmReader * reader);
+
+/* How long this process stood still, the longest time the lease went
+ * unrenewed since attach (0 before attach): the time a frozen reader
+ * (SIGSTOP, a paused VM) was frozen. */
+guint64 gst_ivshmem_consumer_stood_still (GstIvshmemConsumer * c);
 
 /* Whether any record handed out in place is still in the ring. */
 gboolean gst_ivshmem_consumer_holds (GstIvshmemConsumer * c);

@@ -76,6 +76,8 @@ gst_ivshmem_producer_wait (GstIvshmemProducer * p, IvshmWaiter * waiter,
 
   timeout = gst_ivshmem_next_wait (backoff, reset,
       ivshm_writer_readers_local (p->writer), waiter, max_poll_interval);
+  atomic_store_explicit (&p->waited_ns, ivshm_now_ns (),
+      memory_order_relaxed);
   if (timeout == 0 || !ivshm_writer_wait_prepare (p->writer, &token)) {
     ivshm_cpu_relax ();
     return !ivshm_waiter_is_flushing (waiter);

@@ -29,6 +29,11 @@ typedef struct
    * held while waiting. */
   GMutex pins_lock;
   GArray *pins;
+
+  /* When a wait for room (or for a first reader) last went to sleep
+   * (ivshm_now_ns(); 0: never), for the sink's watch of a reader that
+   * holds it back. Any thread. */
+  _Atomic guint64 waited_ns;
 } GstIvshmemProducer;
 
 typedef struct

@@ -21,7 +21,17 @@
  * the same reason it does not finish at EOS before a first reader has
  * attached, as shmsink with wait-for-connection=true would not start. A
  * reader that stops renewing its lease for 3 seconds while the sink waits
- * for it is dropped, so a dead reader cannot stall the producer.
+ * for it is dropped, so a dead reader cannot stall the producer. A live
+ * reader that does not read (a paused viewer) is waited for; after 3 s a
+ * warning names its slot and pid, and an info message says when it moves
+ * again.
+ *
+ * A host file is opened with its pages reserved (fallocate), so a file
+ * system too small for it (a container's /dev/shm) is an error at start
+ * that gives the free and needed sizes. If the file shrinks or loses its
+ * pages while the sink runs (truncate, a full tmpfs), the fault is caught:
+ * the sink posts an error naming the file and what happened to it, and
+ * stops; the process does not die of SIGBUS.
  *
  * Caps travel with the stream, as do stream-start, segment, tag, gap,
  * stream-group-done, EOS and custom downstream serialized events.
@@ -60,6 +70,9 @@
 #include "gstivshmemelements.h"
 #include "gstivshmempool.h"
 #include "gstivshmemutils.h"
+
+#include "ivshmem-inspect.h"
+#include "ivshmem-os.h"
 
 #include <gst/video/video.h>
 
@@ -132,6 +145,15 @@ struct _GstIvshmemSink
   GstBufferPool *pool;
   gchar *region_name;           /* for messages; set in start() */
   gint taken_over;              /* atomic: the error was posted */
+  gint region_lost;             /* atomic: the region's file shrank (or
+                                 * lost pages) and the error was posted */
+
+  /* the heartbeat thread's: a lossless sink held back by one reader */
+  guint64 hold_pos;             /* the write position when last seen */
+  guint64 hold_since_ns;        /* since when it has not moved */
+  gint hold_slot;               /* the slot warned about; -1 none, -2 no
+                                 * holder was found this time */
+  gchar hold_who[96];           /* its pid, for the message when it moves */
 
   /* the streaming thread's */
   /* counted without a lock: render is the hot path */
@@ -142,6 +164,12 @@ struct _GstIvshmemSink
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+/* The region's file shrank or lost its pages under the mapping (its
+ * guard caught the fault): posts the error once, TRUE: stop. */
+#define gst_ivshmem_sink_lost(self) \
+  gst_ivshmem_region_lost (GST_ELEMENT (self), (self)->producer->region, \
+      &(self)->region_lost)
 
 #define gst_ivshmem_sink_parent_class parent_class
 G_DEFINE_TYPE (GstIvshmemSink, gst_ivshmem_sink, GST_TYPE_BASE_SINK);
@@ -466,6 +494,104 @@ gst_ivshmem_sink_post_taken_over (GstIvshmemSink * self)
           "of the two producers, or give each a region of its own."));
 }
 
+/* how long a lossless sink waits on one reader before it names it */
+#define HOLD_WARN_NS (3 * GST_SECOND)
+/* a wait that slept this recently is still going on */
+#define HOLD_WAITING_NS (250 * GST_MSECOND)
+
+/* The live reader of this session that lags most: the one the sink waits
+ * for. Returns its slot or -1; *pid, *local: its pid field, and whether it
+ * runs on this kernel (else the pid is another VM's). */
+static gint
+gst_ivshmem_sink_find_holder (GstIvshmemSink * self, guint64 session,
+    guint64 * pid, gboolean * local)
+{
+  GstIvshmemProducer *p = self->producer;
+  IvshmInspection *insp = g_new0 (IvshmInspection, 1);
+  guint64 lag, most = 0;
+  gint holder = -1;
+  guint i;
+
+  ivshm_inspect (ivshm_region_data (p->region), ivshm_region_size (p->region),
+      insp);
+  if (insp->status == IVSHM_OK) {
+    for (i = 0; i < IVSHM_MAX_READERS; i++) {
+      const IvshmSlotCopy *s = &insp->slots[i];
+
+      if (s->state != IVSHM_SLOT_ACTIVE || s->session_id != session ||
+          !ivshm_inspect_slot_lag (insp, i, &lag) || lag < most)
+        continue;
+      most = lag;
+      holder = (gint) i;
+      *pid = s->pid;
+      *local = s->kernel_id != 0 && s->kernel_id == ivshm_kernel_id ();
+    }
+  }
+  ivshm_inspection_clear (insp);
+  g_free (insp);
+  return holder;
+}
+
+/* Heartbeat thread: has the sink waited on one reader for long (a viewer
+ * paused, a reader stuck downstream)? Name it once, and say when the
+ * stream moves again. A reader that keeps renewing its lease is waited
+ * for as long as it takes (lossless); the application may want to know. */
+static void
+gst_ivshmem_sink_watch_hold (GstIvshmemSink * self)
+{
+  GstIvshmemProducer *p = self->producer;
+  guint64 now = ivshm_now_ns (), pos, session, waited, pid = 0;
+  gboolean blocked, local = FALSE;
+  gchar *who = self->hold_who;
+
+  waited = atomic_load_explicit (&p->waited_ns, memory_order_relaxed);
+  if (!g_mutex_trylock (&p->lock))
+    return;                     /* busy writing: not held back */
+  pos = ivshm_writer_position (p->writer);
+  session = ivshm_writer_session (p->writer);
+  g_mutex_unlock (&p->lock);
+
+  blocked = waited != 0 && now - waited < HOLD_WAITING_NS &&
+      pos == self->hold_pos;
+  if (!blocked) {
+    if (self->hold_slot >= 0)
+      GST_ELEMENT_INFO (self, RESOURCE, BUSY,
+          ("The reader in slot %d moved again: the sink waited %.1f s for "
+              "it.", self->hold_slot, (now - self->hold_since_ns) / 1e9),
+          ("The reader in slot %d (%s) moved again after %.1f s: the "
+              "IVSHMEM ring of %s has room again.", self->hold_slot,
+              self->hold_who, (now - self->hold_since_ns) / 1e9,
+              self->region_name));
+    self->hold_pos = pos;
+    self->hold_since_ns = now;
+    self->hold_slot = -1;
+    return;
+  }
+  if (self->hold_slot != -1 || now - self->hold_since_ns < HOLD_WARN_NS)
+    return;
+  self->hold_slot = gst_ivshmem_sink_find_holder (self, session, &pid, &local);
+  if (self->hold_slot < 0) {
+    self->hold_slot = -2;       /* waiting for a first reader, say */
+    return;
+  }
+  if (local)
+    g_snprintf (who, sizeof self->hold_who, "pid %" G_GUINT64_FORMAT " on "
+        "this machine", pid);
+  else
+    g_snprintf (who, sizeof self->hold_who, "in another VM or kernel, pid %"
+        G_GUINT64_FORMAT " there", pid);
+  GST_ELEMENT_WARNING (self, RESOURCE, BUSY,
+      ("The sink has waited %.1f s for the reader in slot %d (%s): it "
+          "keeps its lease but does not read.",
+          (now - self->hold_since_ns) / 1e9, self->hold_slot, who),
+      ("The sink's policy is lossless: it waits for its slowest live "
+          "reader, and that reader holds the ring of %s full (a paused "
+          "pipeline, a blocked sink, a reader stuck downstream), which "
+          "holds back every other reader too. Look at it with ivshmem-info "
+          "%s; policy=leaky would drop it instead.", self->region_name,
+          self->region_name));
+}
+
 static void
 heartbeat_tick (void *data)
 {
@@ -473,10 +599,18 @@ heartbeat_tick (void *data)
   /* set before the ticker starts, cleared after it stops */
   IvshmWriter *writer = self->producer->writer;
 
+  /* a region that shrank under us reads as zeros: no more ticks (and a
+   * sink that waits may touch nothing past the new end: look at the
+   * file's size) */
+  if (gst_ivshmem_region_check (GST_ELEMENT (self), self->producer->region,
+          &self->region_lost))
+    return;
   /* heartbeat and lease reaping; thread-safe, needs no lock */
   ivshm_writer_tick (writer);
   if (ivshm_writer_taken_over (writer))
     gst_ivshmem_sink_post_taken_over (self);
+  else
+    gst_ivshmem_sink_watch_hold (self);
 }
 
 /* ivshm_writer_new() is about to wait for the lease of a producer that
@@ -488,6 +622,20 @@ gst_ivshmem_sink_takeover_wait (void *data, uint64_t pid, uint64_t wait_ns)
 
   GST_INFO_OBJECT (self, "waiting up to %" GST_TIME_FORMAT " for the "
       "previous producer's lease to expire", GST_TIME_ARGS (wait_ns));
+  /* a process id is 32 bits on every system a producer runs on (Linux's
+   * are at most 2^22): anything else was not written by a producer */
+  if (pid == 0 || pid > G_MAXUINT32) {
+    GST_ELEMENT_INFO (self, RESOURCE, BUSY,
+        ("The region's owner field does not name a producer; waiting "
+            "before taking the region over."),
+        ("Its owner field is set, but its producer pid field holds %"
+            G_GUINT64_FORMAT " (0x%" G_GINT64_MODIFIER "x), which no "
+            "process has: foreign bytes, a damaged region, or a peer that "
+            "wrote over it. If its heartbeat does not move within %"
+            GST_TIME_FORMAT ", this sink takes over.", pid, pid,
+            GST_TIME_ARGS (wait_ns)));
+    return;
+  }
   GST_ELEMENT_INFO (self, RESOURCE, BUSY,
       ("Waiting for the previous producer's lease to expire."),
       ("Another producer (pid %" G_GUINT64_FORMAT ", maybe in another VM) "
@@ -534,6 +682,10 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
   atomic_store_explicit (&self->copied, 0, memory_order_relaxed);
   atomic_store_explicit (&self->moved, 0, memory_order_relaxed);
   g_atomic_int_set (&self->taken_over, 0);
+  g_atomic_int_set (&self->region_lost, 0);
+  self->hold_pos = 0;
+  self->hold_since_ns = 0;
+  self->hold_slot = -1;
   GST_OBJECT_LOCK (self);
   g_free (self->region_name);
   self->region_name = g_strdup (ivshm_region_path (region));
@@ -710,6 +862,8 @@ gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
   while ((st = ivshm_writer_reserve (p->writer, len, dst)) == IVSHM_AGAIN) {
     GstFlowReturn ret;
 
+    if (gst_ivshmem_sink_lost (self))
+      break;
     if (gst_ivshmem_sink_free_local (self, &held_since))
       continue;
     if (reset)
@@ -731,6 +885,9 @@ gst_ivshmem_sink_reserve (GstIvshmemSink * self, guint64 len, void **dst)
     return GST_FLOW_OK;
   g_mutex_unlock (&p->lock);
 
+  /* whatever the writer made of a region that reads as zeros */
+  if (gst_ivshmem_sink_lost (self))
+    return GST_FLOW_ERROR;
   if (st == IVSHM_ERR_TOO_BIG)
     goto too_big;
   if (st == IVSHM_ERR_TAKEN_OVER)
@@ -787,6 +944,8 @@ gst_ivshmem_sink_write (GstIvshmemSink * self, const IvshmRecordHeader * info,
     memcpy (dst, payload, info->payload_len);
   ivshm_writer_commit (self->producer->writer, info);
   g_mutex_unlock (&self->producer->lock);
+  if (gst_ivshmem_sink_lost (self))
+    return GST_FLOW_ERROR;
   return GST_FLOW_OK;
 }
 
@@ -803,6 +962,10 @@ gst_ivshmem_sink_wait_first_reader (GstIvshmemSink * self)
 
   g_mutex_lock (&p->lock);
   while (!ivshm_writer_had_reader (p->writer)) {
+    if (gst_ivshmem_sink_lost (self)) {
+      g_mutex_unlock (&p->lock);
+      return GST_FLOW_ERROR;
+    }
     if (!logged) {
       GST_INFO_OBJECT (self, "EOS written; waiting for a first reader "
           "before finishing, so that the stream is not lost");
@@ -906,6 +1069,8 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
     g_mutex_lock (&p->lock);
     st = ivshm_writer_commit_span (p->writer, &span, &info);
     g_mutex_unlock (&p->lock);
+    if (gst_ivshmem_sink_lost (self))
+      return GST_FLOW_ERROR;
     if (st == IVSHM_ERR_TAKEN_OVER) {
       gst_ivshmem_sink_post_taken_over (self);
       return GST_FLOW_ERROR;

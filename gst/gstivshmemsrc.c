@@ -35,6 +35,16 @@
  * a GAP over what it missed), every reader slot taken (look with
  * `ivshmem-info`).
  *
+ * A reader whose process or VM was frozen for longer than its lease (3 s)
+ * loses its slot: no producer can tell it from a dead one. When it runs
+ * again it joins the stream at the live edge (#GstIvshmemSrc:on-evicted),
+ * with a warning saying how long it was frozen and how many bytes it lost,
+ * a DISCONT and a GAP, as a reader that a leaky producer lapped.
+ *
+ * A region that holds foreign bytes is waited on as a zeroed one, with a
+ * warning naming the bytes found. A host file that shrinks or loses its
+ * pages while the source reads is an error naming the file, not a SIGBUS.
+ *
  * ## Zero copy and trust
  *
  * Raw audio and video go out as read-only buffers that point into the
@@ -88,6 +98,26 @@ GST_DEBUG_CATEGORY (gst_ivshmem_src_debug);
 #define DEFAULT_LATENCY (20 * GST_MSECOND)
 #define DEFAULT_ZERO_COPY GST_IVSHMEM_SRC_ZERO_COPY_AUTO
 #define DEFAULT_ON_PRODUCER_RESTART GST_IVSHMEM_SRC_RESTART_FOLLOW
+#define DEFAULT_ON_EVICTED GST_IVSHMEM_SRC_EVICTED_REJOIN
+
+#define GST_TYPE_IVSHMEM_SRC_EVICTED (gst_ivshmem_src_evicted_get_type ())
+static GType
+gst_ivshmem_src_evicted_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_IVSHMEM_SRC_EVICTED_REJOIN, "Join the stream again at the live "
+          "edge, with a warning, a DISCONT and the loss counted", "rejoin"},
+    {GST_IVSHMEM_SRC_EVICTED_ERROR, "Post an error", "error"},
+    {0, NULL, NULL}
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstIvshmemSrcEvicted", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
 
 #define GST_TYPE_IVSHMEM_SRC_RESTART (gst_ivshmem_src_restart_get_type ())
 static GType
@@ -149,6 +179,7 @@ enum
   PROP_BAR_MAPPING,
   PROP_ZERO_COPY,
   PROP_ON_PRODUCER_RESTART,
+  PROP_ON_EVICTED,
   PROP_STATS,
 };
 
@@ -298,13 +329,40 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
           GST_PARAM_MUTABLE_PLAYING));
 
   /**
+   * GstIvshmemSrc:on-evicted:
+   *
+   * What to do when a lossless producer dropped this reader because its
+   * lease (3 s) expired: this process or its VM stood still (SIGSTOP, a
+   * paused or snapshotted VM, a debugger). A producer cannot tell a frozen
+   * reader from a dead one, so it goes on without it, and what it wrote
+   * meanwhile is lost to this reader either way. `rejoin` (the default)
+   * joins the stream again at the live edge in the same pipeline: a
+   * warning says how long the reader was frozen and how many bytes it
+   * lost, the next buffer is marked DISCONT, a GAP covers the lost time,
+   * and #GstIvshmemSrc:stats counts it in `drops` and `lost-bytes`, as
+   * for a reader a leaky producer lapped. `error` ends the pipeline with
+   * an error instead, for applications that must never see a hole in a
+   * lossless stream. A reader of a leaky producer always joins again.
+   * Buffers handed out in place that were still in the ring are reported
+   * as before (`held-buffers-lost`).
+   */
+  g_object_class_install_property (gobject_class, PROP_ON_EVICTED,
+      g_param_spec_enum ("on-evicted", "On evicted",
+          "What to do when a lossless producer dropped this reader (frozen "
+          "past its lease): join again at the live edge, or post an error",
+          GST_TYPE_IVSHMEM_SRC_EVICTED, DEFAULT_ON_EVICTED,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_PLAYING));
+
+  /**
    * GstIvshmemSrc:stats:
    *
    * A snapshot of the source's counters: `buffers`, `bytes`,
    * `zero-copy-buffers`, `copied-buffers`, `invalid-records` (records from
    * the producer that broke the protocol and were skipped), `reconnects`
    * (producer restarts followed), `drops` and `lost-bytes` (times this
-   * reader fell behind a leaky producer, and what it skipped), `lag-bytes`
+   * reader fell behind a leaky producer or joined again after it was
+   * frozen past its lease, and what it skipped), `lag-bytes`
    * (how far behind the producer
    * this reader is), `held-buffers` (zero-copy buffers still downstream),
    * `held-buffers-lost` (zero-copy buffers that were still in the ring
@@ -415,6 +473,7 @@ gst_ivshmem_src_init (GstIvshmemSrc * self)
   self->busy_poll = DEFAULT_BUSY_POLL;
   self->zero_copy_mode = DEFAULT_ZERO_COPY;
   self->on_restart = DEFAULT_ON_PRODUCER_RESTART;
+  self->on_evicted = DEFAULT_ON_EVICTED;
   ivshm_waiter_init (&self->waiter);
   g_mutex_init (&self->unlock_lock);
   self->allocator = gst_ivshmem_read_allocator_new ();
@@ -446,7 +505,8 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
 
   GST_OBJECT_LOCK (self);
   if (self->region != NULL && prop_id != PROP_MAX_POLL_INTERVAL &&
-      prop_id != PROP_BUSY_POLL && prop_id != PROP_ON_PRODUCER_RESTART) {
+      prop_id != PROP_BUSY_POLL && prop_id != PROP_ON_PRODUCER_RESTART &&
+      prop_id != PROP_ON_EVICTED) {
     GST_OBJECT_UNLOCK (self);
     g_warning ("%s: the %s property can only be changed in the NULL or "
         "READY state", GST_OBJECT_NAME (self), pspec->name);
@@ -477,6 +537,9 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
       break;
     case PROP_ON_PRODUCER_RESTART:
       self->on_restart = g_value_get_enum (value);
+      break;
+    case PROP_ON_EVICTED:
+      self->on_evicted = g_value_get_enum (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -519,6 +582,9 @@ gst_ivshmem_src_get_property (GObject * object, guint prop_id,
       break;
     case PROP_ON_PRODUCER_RESTART:
       g_value_set_enum (value, self->on_restart);
+      break;
+    case PROP_ON_EVICTED:
+      g_value_set_enum (value, self->on_evicted);
       break;
     case PROP_STATS:
       GST_OBJECT_UNLOCK (self);
@@ -566,9 +632,11 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
   self->drops = self->lost_bytes = 0;
   self->held_lost = 0;
   GST_OBJECT_UNLOCK (self);
+  g_atomic_int_set (&self->region_lost, 0);
   self->abandoned_session = 0;
   self->discont = FALSE;
   self->lapped = FALSE;
+  self->frozen_ns = 0;
   g_clear_pointer (&self->stream_id, g_free);
   gst_caps_replace (&self->pending_caps, NULL);
   g_free (self->opened_device);

@@ -22,6 +22,14 @@ typedef enum
   GST_IVSHMEM_SRC_RESTART_ERROR,
 } GstIvshmemSrcRestart;
 
+/* What a reader does when a lossless producer dropped it (its lease
+ * expired: this process or VM was frozen) */
+typedef enum
+{
+  GST_IVSHMEM_SRC_EVICTED_REJOIN,
+  GST_IVSHMEM_SRC_EVICTED_ERROR,
+} GstIvshmemSrcEvicted;
+
 /* The values of off and on are FALSE and TRUE, so that code that set the
  * old boolean property with g_object_set() keeps its meaning. */
 typedef enum
@@ -44,6 +52,7 @@ struct _GstIvshmemSrc
   IvshmBarMapping bar_mapping;
   GstIvshmemSrcZeroCopy zero_copy_mode;
   GstIvshmemSrcRestart on_restart;
+  GstIvshmemSrcEvicted on_evicted;
 
   /* set in start(), swapped on reattach, cleared in stop(), under the
    * object lock; region and reader are borrowed from consumer */
@@ -55,6 +64,10 @@ struct _GstIvshmemSrc
    * it before it lets a region go (reattach, stop). */
   GMutex unlock_lock;
   GstAllocator *allocator;
+  gint region_lost;             /* atomic: the region's file shrank (or lost
+                                 * pages) and the error was posted */
+  guint64 region_checked_ns;    /* the streaming thread's: when it last
+                                 * looked at the file's size */
 
   /* the streaming thread's, reset in start() */
   IvshmReader *reader;
@@ -68,6 +81,8 @@ struct _GstIvshmemSrc
   /* a leaky producer dropped us: what we had read */
   gboolean lapped;
   guint64 lapped_from;
+  guint64 frozen_ns;            /* how long this process stood still before
+                                 * it lost its slot (0: it was lapped) */
   gchar *opened_device;         /* what start() opened, for reopening */
   IvshmRegionOptions opened_opts;
   gboolean waiting_logged;

@@ -24,6 +24,33 @@
  * the producer waits for their space */
 #define HELD_WAIT_NS (5 * GST_MSECOND)
 
+/* The region's file shrank or lost its pages under the mapping (its guard
+ * caught the fault): the error is posted once, TRUE: stop. */
+#define gst_ivshmem_src_lost(self) \
+  gst_ivshmem_region_lost (GST_ELEMENT (self), (self)->region, \
+      &(self)->region_lost)
+
+/* a reader whose lease went unrenewed this long stood still (SIGSTOP, a
+ * paused VM), rather than fell behind a leaky producer */
+#define FROZEN_NS (1 * GST_SECOND)
+
+/* how often a waiting source looks at the size of the region's file */
+#define REGION_CHECK_NS (100 * GST_MSECOND)
+
+/* While waiting, the source may touch nothing past the new end of a file
+ * that shrank: look at its size now and then. TRUE: lost, stop. */
+static gboolean
+gst_ivshmem_src_check_region (GstIvshmemSrc * self)
+{
+  guint64 now = ivshm_now_ns ();
+
+  if (now - self->region_checked_ns < REGION_CHECK_NS)
+    return gst_ivshmem_src_lost (self);
+  self->region_checked_ns = now;
+  return gst_ivshmem_region_check (GST_ELEMENT (self), self->region,
+      &self->region_lost);
+}
+
 /* One create()'s waiting state */
 typedef struct
 {
@@ -442,8 +469,9 @@ gst_ivshmem_src_post_read_error (GstIvshmemSrc * self, const IvshmError * err)
         ("%s. The sink's policy is lossless: it waits for its readers, but "
             "not for one whose lease (3 s) expired because this process "
             "stalled (a paused VM, a debugger, a stopped process, an "
-            "overloaded machine). Restart this pipeline to read again.",
-            err->detail));
+            "overloaded machine). Restart this pipeline to read again, or "
+            "set on-evicted=rejoin to join the stream again at the live "
+            "edge.", err->detail));
   else
     GST_IVSHMEM_POST_ERROR (self, err, "read the IVSHMEM ring");
 }
@@ -457,10 +485,29 @@ gst_ivshmem_src_handle_read_error (GstIvshmemSrc * self,
   GstIvshmemSrcRestart mode;
   GstFlowReturn ret;
 
-  if (err->status == IVSHM_ERR_EVICTED &&
-      ivshm_reader_producer_leaky (self->reader)) {
-    ret = gst_ivshmem_src_reattach (self, err);
-    return ret == GST_FLOW_OK ? GST_FLOW_CUSTOM_SUCCESS : ret;
+  /* a producer that stopped because the file shrank under it looks gone:
+   * say what happened to the file rather than follow */
+  self->region_checked_ns = 0;
+  if (gst_ivshmem_src_check_region (self))
+    return GST_FLOW_ERROR;
+  if (err->status == IVSHM_ERR_EVICTED) {
+    GstIvshmemSrcEvicted on_evicted;
+    guint64 still = gst_ivshmem_consumer_stood_still (self->consumer);
+
+    GST_OBJECT_LOCK (self);
+    on_evicted = self->on_evicted;
+    GST_OBJECT_UNLOCK (self);
+    /* lapped by a leaky producer, or dropped by a lossless one for a
+     * lease that expired while this process stood still: the same stream
+     * goes on, join it again at the live edge (on-evicted) */
+    if (ivshm_reader_producer_leaky (self->reader) ||
+        (!ivshm_reader_waiting (self->reader) &&
+            on_evicted == GST_IVSHMEM_SRC_EVICTED_REJOIN)) {
+      self->frozen_ns = still >= FROZEN_NS ||
+          !ivshm_reader_producer_leaky (self->reader) ? still : 0;
+      ret = gst_ivshmem_src_reattach (self, err);
+      return ret == GST_FLOW_OK ? GST_FLOW_CUSTOM_SUCCESS : ret;
+    }
   }
   if (err->status == IVSHM_ERR_PRODUCER_GONE ||
       err->status == IVSHM_ERR_SESSION_CHANGED ||
@@ -541,7 +588,11 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
     IvshmRecord rec;
     IvshmStatus st;
 
+    if (gst_ivshmem_src_lost (self))
+      return GST_FLOW_ERROR;
     if (!self->reader) {
+      if (gst_ivshmem_src_check_region (self))
+        return GST_FLOW_ERROR;
       ret = gst_ivshmem_src_wait_producer (self, &wait);
       if (ret == GST_FLOW_CUSTOM_SUCCESS)
         continue;
@@ -554,6 +605,8 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
 
     st = ivshm_reader_next (self->reader, &rec, &err);
     if (st == IVSHM_AGAIN) {
+      if (gst_ivshmem_src_check_region (self))
+        return GST_FLOW_ERROR;
       if (gst_ivshmem_src_wait_data (self, &wait))
         continue;
       GST_DEBUG_OBJECT (self, "unlocked while waiting for data");
@@ -572,6 +625,13 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
     }
     else
       ret = GST_FLOW_ERROR;
+    /* what was read may be zeros of a region that shrank; whatever the
+     * reader made of them, say what happened to the file */
+    if (gst_ivshmem_src_lost (self)) {
+      if (ret == GST_FLOW_OK)
+        gst_clear_buffer (out);
+      return GST_FLOW_ERROR;
+    }
     if (ret == GST_FLOW_ERROR && err.status != IVSHM_OK)
       ret = gst_ivshmem_src_handle_read_error (self, &err);
     if (ret != GST_FLOW_CUSTOM_SUCCESS)

@@ -43,8 +43,9 @@ gst_ivshmem_src_post_attach_error (GstIvshmemSrc * self,
     GST_IVSHMEM_POST_ERROR (self, err, "attach to the IVSHMEM ring");
 }
 
-/* After attaching again to a leaky producer that dropped us: say what was
- * lost (the GAP follows with the next buffer). */
+/* After attaching again to a producer that dropped us (a leaky one lapped
+ * us, or this process was frozen past its lease): say what was lost (the
+ * GAP follows with the next buffer). */
 static void
 gst_ivshmem_src_warn_lapped (GstIvshmemSrc * self)
 {
@@ -56,6 +57,25 @@ gst_ivshmem_src_warn_lapped (GstIvshmemSrc * self)
   drops = ++self->drops;
   self->lost_bytes += lost;
   GST_OBJECT_UNLOCK (self);
+  if (self->frozen_ns) {
+    gdouble frozen = self->frozen_ns / 1e9;
+
+    self->frozen_ns = 0;
+    GST_ELEMENT_WARNING (self, STREAM, FAILED,
+        ("This reader was frozen for %.1f s, longer than its lease: the "
+            "producer dropped it and went on. Joined the stream again at "
+            "the live edge; lost %" G_GUINT64_FORMAT " bytes of it.",
+            frozen, lost),
+        ("This process (or its VM) stood still: SIGSTOP, a paused or "
+            "snapshotted VM, a debugger. A producer cannot tell a frozen "
+            "reader from a dead one, so it gave the slot up after the "
+            "lease (3 s). Dropped at ring position %" G_GUINT64_FORMAT
+            ", joined again at %" G_GUINT64_FORMAT "; %" G_GUINT64_FORMAT
+            " times so far (stats: drops, lost-bytes). The next buffer is "
+            "marked DISCONT. on-evicted=error ends the pipeline instead.",
+            self->lapped_from, at, drops));
+    return;
+  }
   GST_ELEMENT_WARNING (self, STREAM, FAILED,
       ("Fell behind the producer, which does not wait (leaky): skipped "
           "%" G_GUINT64_FORMAT " bytes of the stream.", lost),
@@ -92,6 +112,29 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
   if (st == IVSHM_ERR_NO_PRODUCER || st == IVSHM_AGAIN) {
     if (!self->waiting_logged) {
       GST_INFO_OBJECT (self, "waiting for a producer: %s", err.detail);
+      self->waiting_logged = TRUE;
+    }
+    return GST_FLOW_CUSTOM_SUCCESS;
+  }
+  if (st == IVSHM_ERR_BAD_MAGIC && cfg.wait_for_producer) {
+    /* foreign bytes (another program's, a hostile peer's, leftovers): not
+     * a ring yet, which the next producer's format makes of it. Waited
+     * for as zeros are, but outside a slot: the slots hold foreign bytes
+     * too. The first reader after the format gets the stream from its
+     * start all the same (PROTOCOL.md section 10, step 5). */
+    if (!self->waiting_logged) {
+      const guint8 *b = ivshm_region_data (self->region);
+
+      GST_ELEMENT_WARNING (self, RESOURCE, READ,
+          ("The region %s is not a gst-ivshmem ring yet: waiting for a "
+              "producer.", ivshm_region_path (self->region)),
+          ("It starts with the bytes %02x %02x %02x %02x %02x %02x %02x "
+              "%02x, not the magic \"IVSHMGST\" (%s): another program's "
+              "data, leftovers, or a peer that wrote over it. The next "
+              "ivshmemsink on this region formats it, and this reader then "
+              "reads its stream; if something else uses the region, give "
+              "gst-ivshmem one of its own.", b[0], b[1], b[2], b[3], b[4],
+              b[5], b[6], b[7], err.detail));
       self->waiting_logged = TRUE;
     }
     return GST_FLOW_CUSTOM_SUCCESS;

@@ -3,6 +3,7 @@
  */
 #include "gstivshmemutils.h"
 
+#include <errno.h>
 #include <string.h>
 
 /* IvshmError.sys_errno is an errno value on POSIX systems and a Win32
@@ -78,8 +79,16 @@ gst_ivshmem_post_error (GstElement * element, const IvshmError * err,
   /* The user text says what failed and why; the detail (the fix, the
    * numbers, the path) goes with it, as the debug string is what
    * gst-launch prints under "Additional debug info". */
-  text = g_strdup_printf ("Could not %s: %s.", what,
-      ivshm_status_string (err->status));
+#ifndef G_OS_WIN32
+  if (err->status == IVSHM_ERR_IO && err->sys_errno == ENOSPC) {
+    /* the detail names the file system, its free room and the need */
+    code = GST_RESOURCE_ERROR_NO_SPACE_LEFT;
+    text = g_strdup_printf ("Could not %s: its file system has no room "
+        "for it.", what);
+  } else
+#endif
+    text = g_strdup_printf ("Could not %s: %s.", what,
+        ivshm_status_string (err->status));
   if (err->sys_errno) {
     gchar *sys = sys_error_text (err->sys_errno);
     debug = g_strdup_printf ("%s (%s)", err->detail[0] ? err->detail :
@@ -91,6 +100,39 @@ gst_ivshmem_post_error (GstElement * element, const IvshmError * err,
 
   gst_element_message_full (element, GST_MESSAGE_ERROR, domain, code, text,
       debug, file, func, line);
+}
+
+gboolean
+gst_ivshmem_region_lost (GstElement * element, const IvshmRegion * region,
+    gint * posted)
+{
+  IvshmError err = { 0 };
+  gchar *text;
+
+  if (G_LIKELY (!ivshm_region_lost (region)))
+    return FALSE;
+  if (!g_atomic_int_compare_and_exchange (posted, 0, 1))
+    return TRUE;
+  ivshm_region_lost_error (region, &err);
+  /* "The region file /dev/shm/x shrank to 0 bytes while it was in use" */
+  text = g_strdup_printf ("%c%s.", g_ascii_toupper (err.detail[0]),
+      err.detail[0] ? err.detail + 1 : "");
+  gst_element_message_full (element, GST_MESSAGE_ERROR, GST_RESOURCE_ERROR,
+      GST_RESOURCE_ERROR_FAILED, text, g_strdup ("The region's mapping "
+          "faulted (SIGBUS), which the element caught: its memory now reads "
+          "as zeros in this process, and the element stopped. Stop every "
+          "process that uses the region, make the file again with its "
+          "full size (or let the sink's size= create it), and restart "
+          "them."), __FILE__, GST_FUNCTION, __LINE__);
+  return TRUE;
+}
+
+gboolean
+gst_ivshmem_region_check (GstElement * element, IvshmRegion * region,
+    gint * posted)
+{
+  ivshm_region_check (region);
+  return gst_ivshmem_region_lost (element, region, posted);
 }
 
 /* ---- events ------------------------------------------------------------ */

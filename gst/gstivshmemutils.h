@@ -21,6 +21,18 @@ void gst_ivshmem_post_error (GstElement * element, const IvshmError * err,
   gst_ivshmem_post_error (GST_ELEMENT (el), err, what, __FILE__, \
       GST_FUNCTION, __LINE__)
 
+/* The region's mapping faulted (ivshm_region_lost(): the host file shrank
+ * or lost its pages): posts the element error that says what happened to
+ * the file, once per element (*posted, atomic, is the element's flag), and
+ * returns TRUE: the caller stops using the region. FALSE: all is well. Any
+ * thread. */
+gboolean gst_ivshmem_region_lost (GstElement * element,
+    const IvshmRegion * region, gint * posted);
+/* The same after a look at the file's size (ivshm_region_check(): an
+ * fstat(), for a side that waits; about every 100 ms). */
+gboolean gst_ivshmem_region_check (GstElement * element,
+    IvshmRegion * region, gint * posted);
+
 /* Turns a serialized downstream event into an IVSHM_EVENT_* subtype, the
  * record fields and a NUL-terminated payload string (g_free it). Returns
  * FALSE for events that do not travel through the ring. */

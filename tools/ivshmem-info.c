@@ -270,6 +270,19 @@ show_region (const char *device, const PrintOptions * opts)
   if (!opts->no_wait)
     ivshm_inspect_watch (base, insp, ivshm_inspect_default_window (insp));
   stream_view_read (insp, &sv);
+  if (ivshm_region_lost (region)) {
+    /* the file shrank (or lost pages) while we read it: what we read is
+     * partly zeros (ivshmem-guard.c); say what happened instead */
+    IvshmError err = { 0 };
+
+    ivshm_region_lost_error (region, &err);
+    fprintf (stderr, "ivshmem-info: %s\n", err.detail);
+    stream_view_clear (&sv);
+    ivshm_inspection_clear (insp);
+    free (insp);
+    ivshm_region_close (region);
+    return EXIT_ERROR;
+  }
   code = exit_code_for (insp->status);
   if (insp->status != IVSHM_OK)
     ivshm_inspect_explain (insp, detail, sizeof detail);

@@ -744,8 +744,9 @@ GST_END_TEST;
 
 /* A reader process stopped (SIGSTOP, as a paused guest's reader would
  * be) for longer than its lease: the lossless producer's periodic work
- * reaps its slot. When the process goes on, the source fails with an
- * error that says why and that the policy is lossless. */
+ * reaps its slot. When the process goes on, a source with
+ * on-evicted=error fails with an error that says why and that the policy
+ * is lossless (by default it joins again: tests/lifecycle/frozen.py). */
 GST_START_TEST (test_evicted_reader_says_why)
 {
   gchar *path = shm_path ("evicted");
@@ -753,8 +754,8 @@ GST_START_TEST (test_evicted_reader_says_why)
   IvshmWriter *w = writer_new (region);
   gchar *out_path = g_strdup_printf ("%s.out", path);
   gchar *device = g_strdup_printf ("device=%s", path);
-  const gchar *argv[] = { "gst-launch-1.0", "ivshmemsrc", device, "!",
-    "fakesink", "sync=false", NULL
+  const gchar *argv[] = { "gst-launch-1.0", "ivshmemsrc", device,
+    "on-evicted=error", "!", "fakesink", "sync=false", NULL
   };
   gint64 deadline;
   gchar *out = NULL;

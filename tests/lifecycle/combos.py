@@ -35,7 +35,10 @@
 #                              is SIGKILLed before the producer comes
 # paused-both                  producer and reader SIGSTOPped together past
 #                              the lease (a suspended host), continued in
-#                              either order: nothing lost, or an error
+#                              either order: nothing lost, or (the lease
+#                              expired) a warning that it was frozen and a
+#                              hole, then the rest of the stream, or an
+#                              error
 
 import re
 import signal
@@ -280,8 +283,10 @@ def waiting_reader_killed(t):
 
 def paused_both(t):
     """Round 1 continues the producer first, round 2 the reader first.
-    The reader must read every frame, or end with an error (its lease
-    expired while it was stopped); never skip frames silently."""
+    The reader must read every frame; or, when its lease expired while it
+    was stopped, join again at the live edge with the warning that says it
+    was frozen (on-evicted=rejoin, issue 17), or end with an error; never
+    skip frames silently."""
     n = 300
     ref = {'A': t.reference('A', n)}
     for rnd, first in ((1, 'producer'), (2, 'reader')):
@@ -299,7 +304,14 @@ def paused_both(t):
         order[1].signal(signal.SIGCONT)
         t.check_eos(prod)
         rc = reader.wait(60)
-        if rc == 0 and lclib.EOS_TEXT in reader.stdout():
+        frozen = re.search(r'This reader was frozen for [\d.]+ s',
+                           reader.text())
+        if rc == 0 and lclib.EOS_TEXT in reader.stdout() and frozen:
+            t.log('round %d: the reader was dropped and joined again' % rnd)
+            t.check_runs(reader, ref, [('A', 0, None), ('A', None, n - 1)],
+                         'round %d (%s continued first), a reader that '
+                         'joined again' % (rnd, first), allow_torn=True)
+        elif rc == 0 and lclib.EOS_TEXT in reader.stdout():
             t.check_runs(reader, ref, [('A', 0, n - 1)], 'round %d (%s '
                          'continued first)' % (rnd, first))
         else:
