@@ -566,7 +566,7 @@ map_interface (const char *path, const char *location,
   IvshmStatus status;
   uint64_t size = 0;
   DWORD got = 0, code;
-  HANDLE h, lock;
+  HANDLE h, lock = NULL;
   const char *shown = location[0] ? location : path;
   char text[256];
 

@@ -478,7 +478,9 @@ case $case_ in
       || { fail "by PCI address"; show "$tmp/addr"; }
     wrun "$winbuild/tools/ivshmem-info.exe" >"$tmp/list" 2>&1
     grep -q 'no IVSHMEM devices found' "$tmp/list" \
-      && ok "the listing skips an interface that is not enabled" \
+      && grep -q 'did not start it (Device Manager problem code 10' \
+        "$tmp/list" \
+      && ok "ivshmem-info.exe lists no device, and says why" \
       || { fail "ivshmem-info.exe lists a device that did not start"; \
            show "$tmp/list"; }
     # no driver: the node has problem code 28, or runs as a "PCI standard
