@@ -91,7 +91,7 @@ wrun() {
     GST_PLUGIN_PATH_1_0="$(winpath "$winbuild/gst")" \
     GST_REGISTRY_1_0="$(winpath "$work/registry-win64.bin")" \
     GST_REGISTRY_FORK=no GST_DEBUG="${WIN_GST_DEBUG:-*:1}" \
-    timeout -k 10 300 "$wine" "$exe" "$@"
+    timeout -k 10 "${WRUN_TIMEOUT:-300}" "$wine" "$exe" "$@"
 }
 
 # nrun PROGRAM ARGS...: a native program with the native plugin of this build
@@ -364,15 +364,16 @@ case $case_ in
     wait_frames "$tmp/reader" 0 && ok "the first sink streams to Linux" \
       || { fail "no frame from the first sink"; show "$tmp/holder"; \
            show "$tmp/reader"; }
-    wrun gst-launch-1.0.exe ivshmemsrc device=0000:00:03.0 ! fakesink \
-      >"$tmp/src2" 2>&1
+    # (60 s: a second element that got in would run until killed)
+    WRUN_TIMEOUT=60 wrun gst-launch-1.0.exe ivshmemsrc device=0000:00:03.0 \
+      ! fakesink >"$tmp/src2" 2>&1
     rc=$?
     [ $rc -ne 0 ] && is_already_mapped "$tmp/src2" \
       && grep -q 'whatever the build of the Windows IVSHMEM driver' "$tmp/src2" \
       && ok "a second ivshmemsrc in another process: already mapped (exit $rc)" \
       || { fail "a second ivshmemsrc in another process"; show "$tmp/src2"; }
-    wrun gst-launch-1.0.exe videotestsrc num-buffers=5 ! "$caps" \
-      ! ivshmemsink device=0000:00:03.0 >"$tmp/sink2" 2>&1
+    WRUN_TIMEOUT=60 wrun gst-launch-1.0.exe videotestsrc num-buffers=5 \
+      ! "$caps" ! ivshmemsink device=0000:00:03.0 >"$tmp/sink2" 2>&1
     rc=$?
     [ $rc -ne 0 ] && is_already_mapped "$tmp/sink2" \
       && ok "a second ivshmemsink in another process: already mapped (exit $rc)" \
