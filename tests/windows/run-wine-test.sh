@@ -460,7 +460,10 @@ case $case_ in
 
   not-started)
     # the driver did not start the device (problem code 10: a BAR0 that is
-    # not 256 bytes, a BAR2 above 2 GiB); its interface is not enabled
+    # not 256 bytes, a BAR2 above 2 GiB); its interface is listed, not
+    # enabled. (Mutation check: without the SPINT_ACTIVE skip in
+    # ivshm_pci_list(), the elements try to open that interface and say
+    # "cannot open ... was it removed?", and the listing shows it.)
     new_region
     export IVSHMEM_STANDIN_PROBLEM=10
     wrun gst-launch-1.0.exe videotestsrc num-buffers=1 ! ivshmemsink \
@@ -505,7 +508,8 @@ case $case_ in
   cache-mode)
     # bar-mapping picks the driver's cache mode: auto -> cached (1),
     # resource -> uncached (0), resource-wc -> write-combined (2); leaky:
-    # a lossless sink would wait at EOS for a first reader
+    # a lossless sink would wait at EOS for a first reader. (Mutation
+    # check: with the cache mode fixed at cached, the log reads 1 1 1.)
     new_region
     log=$tmp/cache-modes
     : >"$log"
