@@ -13,16 +13,55 @@
  *    cache mode chosen by the caller, and returns the address;
  *  - IOCTL_IVSHMEM_RELEASE_MMAP (or closing the handle) unmaps it.
  *
- * The driver keeps ONE mapping per device, for the whole guest: while one
- * handle has it mapped, REQUEST_MMAP from any other handle or process
- * fails with STATUS_DEVICE_ALREADY_ATTACHED (ERROR_DEVICE_ALREADY_ATTACHED
- * in user space). That becomes IVSHM_ERR_ALREADY_MAPPED here.
+ * The device is opened with access 0 (neither read nor write): every
+ * IOCTL of the driver is FILE_ANY_ACCESS, so the handle needs no right, and
+ * a device whose ACL is stricter than the driver's default (its INF sets
+ * none) still opens. Looking Glass and the driver's own test do the same.
  *
- * Cache mode: IVSHMEM_CACHE_CACHED. BAR2 of QEMU's ivshmem is ordinary host
- * RAM (the memory backend), not device registers, and on x86 KVM maps guest
- * RAM write-back whatever the guest asks, so a cached mapping is coherent
- * with the host and with other guests; the ring's C11 atomics give the
- * ordering. Uncached would make every read of a video frame a bus cycle.
+ * ONE element per device in the whole guest. What the driver allows
+ * depends on its build:
+ *  - builds from the driver's first release (2017) to March 2024, and from
+ *    October 2025 on (the current source): one mapping per device for the
+ *    whole guest; while one handle has it mapped, REQUEST_MMAP from any
+ *    other handle or process fails with STATUS_DEVICE_ALREADY_ATTACHED
+ *    (ERROR_DEVICE_ALREADY_ATTACHED in user space);
+ *  - builds from March 2024 to October 2025 (virtio-win commit 042b7c6f,
+ *    merged 2024-03-04, reverted by 2cb82f93, merged 2025-10-15, after
+ *    virtio-win issue #1340: programs "clobber each other's memory"): one
+ *    mapping per file handle, so any number of processes map the device.
+ * Two producers formatting one region would destroy each other's stream,
+ * so this file keeps the one-mapping rule itself, whatever the build: a
+ * named mutex in the Global\ namespace (one name per device interface
+ * path, so per device for the whole guest, all sessions) exists for as
+ * long as a mapping of this library lives. A second element, in this or
+ * another process, finds it and gets IVSHM_ERR_ALREADY_MAPPED before it
+ * asks the driver. The driver's own refusal becomes the same status. With
+ * the 2024-2025 builds, a program that does not take the mutex (Looking
+ * Glass) can still map the device next to an element: nothing in user
+ * space can see that mapping.
+ *
+ * A device that the driver did not start (a BAR0 that is not 256 bytes,
+ * or a BAR2 above 2 GiB: the driver reads its size from a 32-bit field,
+ * virtio-win issue #1598) has no enabled interface. When no interface
+ * answers, the PCI device nodes PCI\VEN_1AF4&DEV_1110 are looked up, and
+ * CM_Get_DevNode_Status tells "no driver" from "the driver did not start
+ * the device" (a problem code such as 10).
+ *
+ * Cache mode: bar-mapping picks the driver's IVSHMEM_MMAP_CONFIG cache
+ * mode: auto (the default) maps CACHED, resource NONCACHED, resource-wc
+ * WRITECOMBINED. BAR2 of QEMU's ivshmem is ordinary host RAM (the memory
+ * backend), not device registers, and the host maps it write-back, so a
+ * cached guest mapping is coherent with the host and with other guests on
+ * x86; the ring's C11 atomics give the ordering (it publishes with a
+ * compare-and-swap, a locked instruction, which also drains write-combining
+ * buffers). Whether the guest's choice matters depends on the host: KVM
+ * ignores the guest's memory type and maps guest RAM write-back only on
+ * Intel hosts, with its default quirk (KVM_X86_QUIRK_IGNORE_GUEST_PAT) and
+ * no passthrough device; AMD hosts, and Intel hosts with passthrough
+ * devices (VFIO, non-coherent DMA), honour the guest's PAT.
+ * There an uncached mapping makes every read of a video frame a bus cycle
+ * and write-combining leaves reads uncached: cached is the only mode that
+ * is fast for a reader everywhere, hence the default.
  *
  * The numeric IOCTL codes, the interface GUID and the layout of the MMAP
  * structures are the driver's published user-space interface, from
@@ -36,7 +75,9 @@
  * IvshmError.sys_errno holds the Win32 error code (GetLastError()) here.
  *
  * Verified: it runs under wine in CI (tests/windows, suite windows)
- * against a stand-in for the driver that keeps the interface above. NOT
+ * against a stand-in for the driver that keeps the interface above, in
+ * both mapping behaviours, with an ACL that grants access 0 only, with a
+ * device node that has a problem code, and recording the cache mode. NOT
  * verified: it has never run against the real driver in a Windows guest
  * (see README).
  */
@@ -81,7 +122,6 @@ enum
   IVSHM_WIN_CACHE_WRITECOMBINED = 2,
 };
 
-#define IVSHM_WIN_CACHE_MODE IVSHM_WIN_CACHE_CACHED
 
 /* What user space sees of the driver's STATUS_DEVICE_ALREADY_ATTACHED
  * (winerror.h; older mingw-w64 headers lack it). */
@@ -126,11 +166,24 @@ _Static_assert (sizeof (IvshmWinMmap) == 24, "IVSHMEM_MMAP size");
   "\"PCI standard RAM Controller\" -> Update driver -> virtio-win's " \
   "ivshmem folder)"
 
+/* What the driver needs of the device to start it (its
+ * EvtDevicePrepareHardware), said where it did not start one. */
+#define START_RULES \
+  "the virtio-win IVSHMEM driver starts a device only when its BAR0 is 256 " \
+  "bytes (QEMU's ivshmem-plain and ivshmem-doorbell) and it reads BAR2's " \
+  "size from a 32-bit field, so a Windows guest's shared memory must be at " \
+  "most 2 GiB (virtio-win issue #1598): give the VM's memory backend " \
+  "size=2G or less, and see the device's status in the Device Manager"
+
+/* the IVSHMEM PCI function's hardware id, without subsystem and revision */
+#define IVSHM_HARDWARE_ID "PCI\\VEN_1AF4&DEV_1110"
+
 /* ---- region ---- */
 
 struct IvshmRegion
 {
   HANDLE handle;
+  HANDLE device_lock;           /* the guest-wide lock: see device_lock_take */
   void *data;
   uint64_t size;
   char *path;
@@ -174,11 +227,13 @@ drv (void)
   return ivshm_win_driver ();
 }
 
+/* Access 0: the driver's IOCTLs are all FILE_ANY_ACCESS, so asking for
+ * read or write would only fail where the device's ACL is stricter. */
 static HANDLE
 open_interface (const char *path)
 {
-  return drv ()->create_file (path, GENERIC_READ | GENERIC_WRITE,
-      FILE_SHARE_READ | FILE_SHARE_WRITE, NULL, OPEN_EXISTING, 0, NULL);
+  return drv ()->create_file (path, 0, FILE_SHARE_READ | FILE_SHARE_WRITE,
+      NULL, OPEN_EXISTING, 0, NULL);
 }
 
 static IvshmStatus
@@ -314,6 +369,11 @@ ivshm_pci_list (const char *sysfs_root, IvshmPciDevice ** devices,
       break;
     }
 
+    /* an interface that is not enabled cannot be opened: a device that
+     * its driver did not start (find_device_node says why) */
+    if (!(iface.Flags & SPINT_ACTIVE))
+      continue;
+
     /* first call: how big the detail is */
     drv ()->get_interface_detail (set, &iface, NULL, 0, &need, NULL);
     if (need < sizeof (SP_DEVICE_INTERFACE_DETAIL_DATA_A) || need > 65536)
@@ -393,24 +453,133 @@ ivshm_pci_list (const char *sysfs_root, IvshmPciDevice ** devices,
   return IVSHM_OK;
 }
 
-/* ---- mapping ---- */
+/* ---- one element per device, in the whole guest ---- */
 
+/* The driver builds of March 2024 to October 2025 map a device once per
+ * handle, not once per guest (see the top of this file). The rule "one
+ * mapping of a device at a time" is kept here instead, for every build, by
+ * a named mutex in the Global\ namespace, named after the device interface
+ * path, that exists exactly as long as a mapping does.
+ *
+ * The mutex is never owned: a mutex's ownership belongs to a thread, and
+ * GStreamer may stop an element from another thread than the one that
+ * started it. Its existence is the lock, as in Windows' single-instance
+ * idiom: CreateMutex of a name that exists fails with ERROR_ALREADY_EXISTS
+ * (atomically, in the object manager, also inside one process), and the
+ * object goes away with its last handle, so also when the process that
+ * held it ends or crashes. Created by another user (another session), the
+ * object exists but cannot be opened: ERROR_ACCESS_DENIED, the same
+ * answer. */
+
+#define LOCK_PREFIX "Global\\gst-ivshmem-device-"
+
+/* The lock's name: the interface path without its \\?\ or \\.\ prefix, in
+ * lower case (paths compare without case), with the backslashes that a
+ * kernel object name may not hold replaced; a hash of it where the name
+ * would pass MAX_PATH. */
+static void
+device_lock_name (const char *path, char *name, size_t size)
+{
+  char key[MAX_PATH];
+  size_t n = 0, prefix = strlen (LOCK_PREFIX);
+  uint64_t hash = 0xcbf29ce484222325ull;        /* FNV-1a */
+  const char *p = path;
+
+  if ((p[0] == '\\' && p[1] == '\\' && (p[2] == '?' || p[2] == '.')
+          && p[3] == '\\'))
+    p += 4;
+  for (; *p != '\0'; p++) {
+    char c = *p;
+
+    if (c >= 'A' && c <= 'Z')
+      c = (char) (c - 'A' + 'a');
+    else if (c == '\\')
+      c = '/';
+    hash = (hash ^ (uint8_t) c) * 0x100000001b3ull;
+    if (n + 1 < sizeof key)
+      key[n] = c;
+    n++;
+  }
+  key[n < sizeof key ? n : sizeof key - 1] = '\0';
+  if (prefix + n + 1 <= size && prefix + n < MAX_PATH)
+    snprintf (name, size, "%s%s", LOCK_PREFIX, key);
+  else
+    snprintf (name, size, "%shash-%016" PRIx64, LOCK_PREFIX, hash);
+}
+
+/* Takes the lock of the device at `path` ("shown" names it in messages)
+ * into *lock. */
 static IvshmStatus
-map_interface (const char *path, const char *location, IvshmRegion ** out,
+device_lock_take (const char *path, const char *shown, HANDLE * lock,
     IvshmError * err)
 {
-  IvshmWinMmapConfig config = { IVSHM_WIN_CACHE_MODE };
+  char name[MAX_PATH], text[256];
+  HANDLE h;
+  DWORD code;
+
+  device_lock_name (path, name, sizeof name);
+  SetLastError (ERROR_SUCCESS);
+  h = CreateMutexA (NULL, FALSE, name);
+  code = GetLastError ();
+  if (h != NULL && code != ERROR_ALREADY_EXISTS) {
+    *lock = h;
+    return IVSHM_OK;
+  }
+  if (h != NULL)
+    CloseHandle (h);
+  if (h != NULL || code == ERROR_ACCESS_DENIED)
+    return ivshm_error_set (err, IVSHM_ERR_ALREADY_MAPPED, 0,
+        "IVSHMEM device %s is already mapped: gst-ivshmem allows one "
+        "mapping of a device at a time in the whole guest, whatever the "
+        "build of the Windows IVSHMEM driver, and another element or "
+        "ivshmem-info holds it (in this or another process, of this or "
+        "another user); close that one first", shown);
+  return ivshm_error_set (err, IVSHM_ERR_IO, (int) code,
+      "cannot create the guest-wide lock %s of IVSHMEM device %s: %s", name,
+      shown, win_error_text (code, text, sizeof text));
+}
+
+/* ---- mapping ---- */
+
+/* bar-mapping -> the driver's cache mode (see the top of this file) */
+static uint8_t
+cache_mode (IvshmBarMapping mapping)
+{
+  switch (mapping) {
+    case IVSHM_BAR_MAPPING_RESOURCE:
+      return IVSHM_WIN_CACHE_NONCACHED;
+    case IVSHM_BAR_MAPPING_RESOURCE_WC:
+      return IVSHM_WIN_CACHE_WRITECOMBINED;
+    case IVSHM_BAR_MAPPING_AUTO:
+    default:
+      return IVSHM_WIN_CACHE_CACHED;
+  }
+}
+
+static IvshmStatus
+map_interface (const char *path, const char *location,
+    IvshmBarMapping mapping, IvshmRegion ** out, IvshmError * err)
+{
+  IvshmWinMmapConfig config = { cache_mode (mapping) };
   IvshmWinMmap map;
   IvshmRegion *r;
   IvshmStatus status;
   uint64_t size = 0;
   DWORD got = 0, code;
-  HANDLE h;
+  HANDLE h, lock = NULL;
+  const char *shown = location[0] ? location : path;
   char text[256];
 
+  status = device_lock_take (path, shown, &lock, err);
+  if (status != IVSHM_OK)
+    return status;
+
   h = open_interface (path);
-  if (h == INVALID_HANDLE_VALUE)
-    return open_error (path, GetLastError (), err);
+  if (h == INVALID_HANDLE_VALUE) {
+    status = open_error (path, GetLastError (), err);
+    CloseHandle (lock);
+    return status;
+  }
 
   status = request_size (h, path, &size, err);
   if (status != IVSHM_OK)
@@ -419,7 +588,7 @@ map_interface (const char *path, const char *location, IvshmRegion ** out,
     status = ivshm_error_set (err, IVSHM_ERR_TOO_SMALL, 0,
         "the shared memory of IVSHMEM device %s is %" PRIu64 " bytes; the "
         "protocol needs at least %" PRIu64 " (give the VM's ivshmem memory "
-        "backend a bigger size=)", location[0] ? location : path, size,
+        "backend a bigger size=)", shown, size,
         (uint64_t) IVSHM_REGION_MIN_SIZE);
     goto fail;
   }
@@ -432,13 +601,12 @@ map_interface (const char *path, const char *location, IvshmRegion ** out,
       status = ivshm_error_set (err, IVSHM_ERR_ALREADY_MAPPED, (int) code,
           "IVSHMEM device %s is already mapped: the Windows IVSHMEM driver "
           "allows one mapping of a device at a time in the whole guest, and "
-          "another handle (this or another process, e.g. a second element "
-          "or Looking Glass) holds it; close that one first",
-          location[0] ? location : path);
+          "another program holds it (one that is not gst-ivshmem, e.g. "
+          "Looking Glass); close that one first", shown);
     else
       status = ivshm_error_set (err, IVSHM_ERR_IO, (int) code,
-          "the IVSHMEM driver refused to map %s: %s",
-          location[0] ? location : path,
+          "the IVSHMEM driver refused to map %s (cache mode %u): %s", shown,
+          (unsigned) config.cache_mode,
           win_error_text (code, text, sizeof text));
     goto fail;
   }
@@ -446,8 +614,8 @@ map_interface (const char *path, const char *location, IvshmRegion ** out,
     status = ivshm_error_set (err, IVSHM_ERR_IO, 0,
         "the IVSHMEM driver's answer to the map request for %s makes no "
         "sense (%lu bytes, address %p, size %" PRIu64 "); is this the "
-        "virtio-win ivshmem driver?", location[0] ? location : path,
-        (unsigned long) got, map.ptr, map.size);
+        "virtio-win ivshmem driver?", shown, (unsigned long) got, map.ptr,
+        map.size);
     if (map.ptr != NULL)
       drv ()->device_io_control (h, IVSHM_IOCTL_RELEASE_MMAP, NULL, 0, NULL,
           0, &got, NULL);
@@ -463,6 +631,7 @@ map_interface (const char *path, const char *location, IvshmRegion ** out,
     goto fail;
   }
   r->handle = h;
+  r->device_lock = lock;
   r->data = map.ptr;
   r->size = size;
   snprintf (r->location, sizeof r->location, "%s", location);
@@ -471,14 +640,132 @@ map_interface (const char *path, const char *location, IvshmRegion ** out,
 
 fail:
   drv ()->close_handle (h);
+  CloseHandle (lock);
   return status;
 }
 
+/* ---- a device without a usable interface ---- */
+
+/* One IVSHMEM PCI device node, found when no interface answered. */
+typedef struct
+{
+  int found;
+  ULONG status, problem;        /* CM_Get_DevNode_Status; problem 0: none */
+  char location[IVSHM_PCI_ADDR_STRLEN];
+} IvshmDevNode;
+
+/* Whether a REG_MULTI_SZ list of hardware ids names the IVSHMEM function. */
+static int
+is_ivshmem_hardware_id (const char *ids, DWORD size)
+{
+  size_t want = strlen (IVSHM_HARDWARE_ID);
+  DWORD i = 0;
+
+  while (i < size && ids[i] != '\0') {
+    size_t len = strnlen (ids + i, size - i);
+
+    if (len >= want && _strnicmp (ids + i, IVSHM_HARDWARE_ID, want) == 0
+        && (ids[i + want] == '\0' || ids[i + want] == '&'))
+      return 1;
+    i += (DWORD) len + 1;
+  }
+  return 0;
+}
+
+/* Looks for the IVSHMEM PCI device node (at `want`, or any when NULL)
+ * among all present devices, preferring one with a problem code: the
+ * Device Manager's view of a device that has no enabled interface. */
+static void
+find_device_node (const IvshmPciAddr * want, IvshmDevNode * node)
+{
+  HDEVINFO set;
+  DWORD index;
+
+  memset (node, 0, sizeof *node);
+  set = drv ()->get_class_devs (NULL, "PCI", NULL,
+      DIGCF_ALLCLASSES | DIGCF_PRESENT);
+  if (set == INVALID_HANDLE_VALUE)
+    return;
+  for (index = 0; index < 4096; index++) {
+    SP_DEVINFO_DATA info = { 0 };
+    char ids[1024];
+    DWORD type = 0, got = 0;
+    ULONG status = 0, problem = 0;
+    IvshmPciAddr addr;
+    int located;
+
+    info.cbSize = sizeof info;
+    if (!drv ()->enum_device_info (set, index, &info))
+      break;
+    memset (ids, 0, sizeof ids);
+    if (!drv ()->get_registry_property (set, &info, SPDRP_HARDWAREID, &type,
+            (PBYTE) ids, sizeof ids - 2, &got) || type != REG_MULTI_SZ
+        || !is_ivshmem_hardware_id (ids, got < sizeof ids ? got : sizeof ids))
+      continue;
+    located = device_location (set, &info, &addr) == 0;
+    if (want != NULL && (!located || addr.domain != want->domain
+            || addr.bus != want->bus
+            || addr.device != want->device
+            || addr.function != want->function))
+      continue;
+    if (drv ()->get_devnode_status (&status, &problem, info.DevInst, 0)
+        != CR_SUCCESS)
+      continue;
+    if (!(status & DN_HAS_PROBLEM))
+      problem = 0;
+    if (node->found && (node->problem != 0 || problem == 0))
+      continue;
+    node->found = 1;
+    node->status = status;
+    node->problem = problem;
+    if (located)
+      ivshm_pci_addr_format (&addr, node->location);
+    else
+      snprintf (node->location, sizeof node->location, "?");
+  }
+  drv ()->destroy_list (set);
+}
+
+/* The error for a device node without a usable interface. */
 static IvshmStatus
-open_pci (const IvshmPciAddr * want, IvshmRegion ** out, IvshmError * err)
+device_node_error (const IvshmDevNode * node, IvshmError * err)
+{
+  switch (node->problem) {
+    case 0:
+      /* started, but not by the IVSHMEM driver: machine.inf's null driver
+       * ("PCI standard RAM Controller") */
+      return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, 0,
+          "the IVSHMEM device at PCI %s has no IVSHMEM driver (Windows runs "
+          "it as a \"PCI standard RAM Controller\"): " DRIVER_HINT,
+          node->location);
+    case CM_PROB_NOT_CONFIGURED:
+    case CM_PROB_REINSTALL:
+    case CM_PROB_FAILED_INSTALL:
+      return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, 0,
+          "the IVSHMEM device at PCI %s has no driver (Device Manager "
+          "problem code %lu): " DRIVER_HINT, node->location,
+          (unsigned long) node->problem);
+    case CM_PROB_DISABLED:
+      return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, 0,
+          "the IVSHMEM device at PCI %s is disabled (Device Manager problem "
+          "code 22): enable it in the Device Manager", node->location);
+    default:
+      return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, 0,
+          "the IVSHMEM device at PCI %s is there, but the IVSHMEM driver did "
+          "not start it (Device Manager problem code %lu%s): " START_RULES,
+          node->location, (unsigned long) node->problem,
+          node->problem == CM_PROB_FAILED_START ?
+          ", \"This device cannot start\"" : "");
+  }
+}
+
+static IvshmStatus
+open_pci (const IvshmPciAddr * want, IvshmBarMapping mapping,
+    IvshmRegion ** out, IvshmError * err)
 {
   IvshmPciDevice *devs = NULL;
   const IvshmPciDevice *found = NULL;
+  IvshmDevNode node;
   size_t n = 0, i;
   IvshmStatus status;
   char location[IVSHM_PCI_ADDR_STRLEN];
@@ -496,19 +783,26 @@ open_pci (const IvshmPciAddr * want, IvshmRegion ** out, IvshmError * err)
   }
 
   if (found != NULL) {
-    status = map_interface (found->resource_path, found->location, out, err);
-  } else if (want != NULL) {
-    ivshm_pci_addr_format (want, location);
-    status = ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, 0,
-        "there is no IVSHMEM device at PCI %s (Windows numbers buses its "
-        "own way: list the devices with ivshmem-info)", location);
-  } else {
-    status = ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, 0,
-        "no IVSHMEM device found: give the VM one (QEMU: -device "
-        "ivshmem-plain,memdev=ID) and " DRIVER_HINT);
+    status = map_interface (found->resource_path, found->location, mapping,
+        out, err);
+    free (devs);
+    return status;
   }
   free (devs);
-  return status;
+
+  /* No interface answers: is there a device the driver did not take? */
+  find_device_node (want, &node);
+  if (node.found)
+    return device_node_error (&node, err);
+  if (want != NULL) {
+    ivshm_pci_addr_format (want, location);
+    return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, 0,
+        "there is no IVSHMEM device at PCI %s (Windows numbers buses its "
+        "own way: list the devices with ivshmem-info)", location);
+  }
+  return ivshm_error_set (err, IVSHM_ERR_NOT_FOUND, 0,
+      "no IVSHMEM device found: give the VM one (QEMU: -device "
+      "ivshmem-plain,memdev=ID) and " DRIVER_HINT);
 }
 
 /* ---- API ---- */
@@ -517,9 +811,10 @@ IvshmStatus
 ivshm_region_open (const char *device, const IvshmRegionOptions * options,
     IvshmRegion ** region, IvshmError * err)
 {
+  IvshmBarMapping mapping =
+      options ? options->bar_mapping : IVSHM_BAR_MAPPING_AUTO;
   IvshmPciAddr addr;
 
-  (void) options;
   if (region == NULL)
     return ivshm_error_set (err, IVSHM_ERR_INVALID_ARG, 0,
         "ivshm_region_open: region must not be NULL");
@@ -527,7 +822,7 @@ ivshm_region_open (const char *device, const IvshmRegionOptions * options,
 
   /* A device interface path as ivshmem-info lists it: \\?\pci#ven_1af4... */
   if (device != NULL && device[0] == '\\' && device[1] == '\\')
-    return map_interface (device, "", region, err);
+    return map_interface (device, "", mapping, region, err);
 
   if (device != NULL && (device[0] == '/' || device[0] == '.' ||
           (device[0] != '\0' && device[1] == ':' && (device[2] == '\\'
@@ -538,9 +833,9 @@ ivshm_region_open (const char *device, const IvshmRegionOptions * options,
         "address or the device path from ivshmem-info", device);
 
   if (device == NULL || device[0] == '\0')
-    return open_pci (NULL, region, err);
+    return open_pci (NULL, mapping, region, err);
   if (ivshm_pci_addr_parse (device, &addr) == 0)
-    return open_pci (&addr, region, err);
+    return open_pci (&addr, mapping, region, err);
 
   return ivshm_error_set (err, IVSHM_ERR_INVALID_ARG, 0,
       "\"%s\" is neither a PCI address such as 0000:00:05.0 nor an IVSHMEM "
@@ -559,6 +854,9 @@ ivshm_region_close (IvshmRegion * region)
         NULL, 0, NULL, 0, &got, NULL);
   /* closing the handle would release the mapping too */
   drv ()->close_handle (region->handle);
+  /* only once the mapping is gone: the next element may map the device */
+  if (region->device_lock != NULL)
+    CloseHandle (region->device_lock);
   free (region->path);
   free (region);
 }

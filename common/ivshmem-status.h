@@ -36,8 +36,9 @@ typedef enum
   IVSHM_ERR_BAD_MAGIC,
   /* The region carries this protocol, but an ABI version we cannot read. */
   IVSHM_ERR_VERSION,
-  /* The handle is already mapped (or, on Windows, the driver already has
-   * a mapping of this device). */
+  /* The handle is already mapped (or, on Windows, another element holds
+   * the device's guest-wide lock, or the driver has another program's
+   * mapping of it). */
   IVSHM_ERR_ALREADY_MAPPED,
   /* The handle is not mapped. */
   IVSHM_ERR_NOT_MAPPED,

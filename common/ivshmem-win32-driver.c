@@ -9,6 +9,8 @@ static const IvshmWinDriver real_driver = {
   SetupDiEnumDeviceInterfaces,
   SetupDiGetDeviceInterfaceDetailA,
   SetupDiGetDeviceRegistryPropertyA,
+  SetupDiEnumDeviceInfo,
+  CM_Get_DevNode_Status,
   SetupDiDestroyDeviceInfoList,
   CreateFileA,
   DeviceIoControl,

@@ -3,7 +3,9 @@
  *
  * ivshmem-region-win32.c talks to the virtio-win IVSHMEM driver through
  * this table and nothing else: SetupDi to list the device interfaces,
- * CreateFile/DeviceIoControl/CloseHandle on one interface.
+ * CreateFile/DeviceIoControl/CloseHandle on one interface, and SetupDi
+ * with CfgMgr32 to find an IVSHMEM PCI device node that has no usable
+ * interface (no driver, or a driver that did not start the device).
  *
  * The shipped build links ivshmem-win32-driver.c, whose table holds the
  * real Win32 functions. Only a test build (meson option
@@ -16,6 +18,7 @@
 
 #include <windows.h>
 #include <setupapi.h>
+#include <cfgmgr32.h>
 
 typedef struct
 {
@@ -31,6 +34,10 @@ typedef struct
       PSP_DEVINFO_DATA info);
   BOOL (WINAPI * get_registry_property) (HDEVINFO set, PSP_DEVINFO_DATA info,
       DWORD property, PDWORD type, PBYTE buffer, DWORD size, PDWORD need);
+  BOOL (WINAPI * enum_device_info) (HDEVINFO set, DWORD index,
+      PSP_DEVINFO_DATA info);
+  CONFIGRET (WINAPI * get_devnode_status) (PULONG status, PULONG problem,
+      DEVINST node, ULONG flags);
   BOOL (WINAPI * destroy_list) (HDEVINFO set);
   HANDLE (WINAPI * create_file) (LPCSTR path, DWORD access, DWORD share,
       LPSECURITY_ATTRIBUTES sa, DWORD disposition, DWORD flags,

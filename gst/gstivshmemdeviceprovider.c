@@ -60,9 +60,10 @@
  * once by the next probes, as long as its heartbeat stays still.
  *
  * On Windows (a guest) the devices are those the virtio-win IVSHMEM driver
- * lists, and the provider does not look inside them: the driver allows
- * one mapping of a device at a time in the whole guest, and a probe must
- * not take it from an element. `ivshmem.producer` is then `unknown` and
+ * lists, and the provider does not look inside them: gst-ivshmem allows
+ * one mapping of a device at a time in the whole guest (and so does the
+ * driver, but for its builds of March 2024 to October 2025), and a probe
+ * must not take it from an element. `ivshmem.producer` is then `unknown` and
  * there is no `ivshmem.caps`; `ivshmem-info` shows what a device holds.
  *
  * ## Example

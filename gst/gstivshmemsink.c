@@ -302,12 +302,16 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    * writes into bursts, which makes a producer much faster; reads stay
    * uncached. `auto` takes resource2_wc where the kernel offers it. No
    * sysfs mapping is cached; under QEMU's TCG the choice makes no
-   * difference, under KVM it does. Ignored for host files.
+   * difference, under KVM it does. Ignored for host files. In a Windows
+   * guest it picks the IVSHMEM driver's cache mode: `auto` maps cached
+   * (fast to read and to write on every host), `resource` uncached,
+   * `resource-wc` write-combined.
    */
   g_object_class_install_property (gobject_class, PROP_BAR_MAPPING,
       g_param_spec_enum ("bar-mapping", "BAR mapping",
           "In a guest: map BAR2 through resource2 (uncached) or resource2_wc "
-          "(write-combining)", GST_TYPE_IVSHMEM_BAR_MAPPING,
+          "(write-combining); on Windows, the driver's cache mode (auto: "
+          "cached)", GST_TYPE_IVSHMEM_BAR_MAPPING,
           IVSHM_BAR_MAPPING_AUTO, G_PARAM_READWRITE |
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
 

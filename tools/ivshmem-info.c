@@ -136,8 +136,18 @@ print_device_list (FILE * out, const IvshmPciDevice * devs, size_t n,
   fprintf (out, "system: %s\n", ivshm_system_name ());
   if (n == 0)
 #ifdef _WIN32
+  {
+    /* Opening "the first device" tells why none answers: no device, no
+     * driver, or a device the driver did not start (its problem code). */
+    IvshmRegion *r = NULL;
+    IvshmError err = { 0 };
+
+    if (ivshm_region_open (NULL, NULL, &r, &err) == IVSHM_OK)
+      ivshm_region_close (r);   /* appeared meanwhile */
     fprintf (out, "no IVSHMEM devices found (none with the virtio-win "
-        "IVSHMEM driver's device interface; is the driver installed?)\n");
+        "IVSHMEM driver's device interface): %s\n",
+        err.detail[0] ? err.detail : "is the driver installed?");
+  }
 #else
     fprintf (out, "no IVSHMEM devices found (looked in "
         "%s/bus/pci/devices)\n", ivshm_sysfs_root ());

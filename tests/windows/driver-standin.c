@@ -18,15 +18,38 @@
  *    its address;
  *  - IOCTL_IVSHMEM_RELEASE_MMAP, or closing the handle, unmaps it;
  *  - ONE mapping per device in the whole "guest" (every process of the
- *    wineserver): a second REQUEST_MMAP fails with
- *    ERROR_DEVICE_ALREADY_ATTACHED until the first is released. A named
- *    kernel object held while mapped makes that rule hold across
- *    processes, and it goes away with the process, as the driver's does.
+ *    wineserver), as every driver build but those of March 2024 to October
+ *    2025: a second REQUEST_MMAP fails with ERROR_DEVICE_ALREADY_ATTACHED
+ *    until the first is released. A named kernel object held while mapped
+ *    makes that rule hold across processes, and it goes away with the
+ *    process, as the driver's does;
+ *  - SetupDi with the enumerator "PCI" lists one device node per file,
+ *    hardware id PCI\VEN_1AF4&DEV_1110&SUBSYS_11001AF4&REV_01, and
+ *    CM_Get_DevNode_Status says it is started.
  *
  * IVSHMEM_STANDIN_DEVICES lists the files, separated by ';'
  * (Z:\dev\shm\NAME under wine: a native process maps the same bytes). When
  * it is not set, every call goes to the real Win32 functions: that is a
  * machine without the driver.
+ *
+ * Switches (environment variables) for what other drivers and guests do:
+ *  - IVSHMEM_STANDIN_MAPPING=per-handle: the driver builds of March 2024 to
+ *    October 2025 (virtio-win commit 042b7c6f, reverted by 2cb82f93): one
+ *    mapping per handle, any number per device;
+ *  - IVSHMEM_STANDIN_ACL=access-0: the device's ACL grants no right, so
+ *    CreateFile with any access but 0 fails with ERROR_ACCESS_DENIED (the
+ *    driver's IOCTLs are FILE_ANY_ACCESS: a handle of access 0 uses them);
+ *  - IVSHMEM_STANDIN_PROBLEM=N: the driver did not start the devices:
+ *    their device nodes have problem code N (10: "This device cannot
+ *    start", what the driver's refusal of a BAR0 that is not 256 bytes or
+ *    of a BAR2 above 2 GiB gives), their interfaces are listed but not
+ *    enabled and do not open. N=0: the node is started by another driver
+ *    (Windows' "PCI standard RAM Controller"), with no interface at all;
+ *  - IVSHMEM_STANDIN_CACHE_LOG=FILE: each REQUEST_MMAP appends
+ *    "cache-mode N" (its IVSHMEM_MMAP_CONFIG.cacheMode) to FILE;
+ *  - IVSHMEM_STANDIN_FOREIGN=mapped: another program that is not
+ *    gst-ivshmem (Looking Glass) holds each device's one mapping, so every
+ *    REQUEST_MMAP fails with ERROR_DEVICE_ALREADY_ATTACHED.
  */
 #include "ivshmem-win32-driver.h"
 
@@ -39,6 +62,11 @@
 #include <string.h>
 
 #define STANDIN_ENV "IVSHMEM_STANDIN_DEVICES"
+#define MAPPING_ENV "IVSHMEM_STANDIN_MAPPING"
+#define ACL_ENV "IVSHMEM_STANDIN_ACL"
+#define PROBLEM_ENV "IVSHMEM_STANDIN_PROBLEM"
+#define CACHE_LOG_ENV "IVSHMEM_STANDIN_CACHE_LOG"
+#define FOREIGN_ENV "IVSHMEM_STANDIN_FOREIGN"
 #define STANDIN_MAX 8
 #define SET_MAGIC 0x53544e44u   /* "STND" */
 
@@ -75,9 +103,11 @@ typedef struct
   char iface[160];
 } StandinDev;
 
+/* A SetupDi list: the device interfaces, or the PCI device nodes. */
 typedef struct
 {
   uint32_t magic;
+  BOOL nodes;
   int n;
   StandinDev devs[STANDIN_MAX];
 } StandinSet;
@@ -127,6 +157,23 @@ standin_active (void)
 }
 
 static BOOL
+switch_is (const char *name, const char *value)
+{
+  const char *env = getenv (name);
+
+  return env != NULL && strcmp (env, value) == 0;
+}
+
+/* IVSHMEM_STANDIN_PROBLEM: -1 when the driver started the devices */
+static long
+problem_code (void)
+{
+  const char *env = getenv (PROBLEM_ENV);
+
+  return env != NULL && *env != '\0' ? strtol (env, NULL, 10) : -1;
+}
+
+static BOOL
 fail (DWORD code)
 {
   SetLastError (code);
@@ -150,8 +197,15 @@ standin_get_class_devs (const GUID * guid, PCSTR enumerator, HWND parent,
   }
   set->magic = SET_MAGIC;
   if (guid != NULL && IsEqualGUID (guid, &standin_guid)
-      && (flags & DIGCF_DEVICEINTERFACE))
+      && (flags & DIGCF_DEVICEINTERFACE)) {
+    /* problem 0: another driver runs the device: no interface at all */
+    if (problem_code () != 0)
+      set->n = standin_devices (set->devs);
+  } else if (guid == NULL && enumerator != NULL
+      && _stricmp (enumerator, "PCI") == 0 && (flags & DIGCF_ALLCLASSES)) {
+    set->nodes = TRUE;
     set->n = standin_devices (set->devs);
+  }
   return (HDEVINFO) set;
 }
 
@@ -176,11 +230,12 @@ standin_enum_interfaces (HDEVINFO h, PSP_DEVINFO_DATA info,
     return fail (ERROR_INVALID_HANDLE);
   if (iface == NULL || iface->cbSize != sizeof *iface)
     return fail (ERROR_INVALID_USER_BUFFER);
-  if (index >= (DWORD) set->n || guid == NULL
+  if (set->nodes || index >= (DWORD) set->n || guid == NULL
       || !IsEqualGUID (guid, &standin_guid))
     return fail (ERROR_NO_MORE_ITEMS);
   iface->InterfaceClassGuid = standin_guid;
-  iface->Flags = SPINT_ACTIVE;
+  /* a device that did not start has its interface, not enabled */
+  iface->Flags = problem_code () > 0 ? 0 : SPINT_ACTIVE;
   iface->Reserved = index + 1;
   return TRUE;
 }
@@ -201,7 +256,7 @@ standin_get_interface_detail (HDEVINFO h, PSP_DEVICE_INTERFACE_DATA iface,
   set = as_set (h);
   if (set == NULL)
     return fail (ERROR_INVALID_HANDLE);
-  if (iface == NULL || iface->Reserved == 0
+  if (set->nodes || iface == NULL || iface->Reserved == 0
       || iface->Reserved > (ULONG_PTR) set->n)
     return fail (ERROR_INVALID_PARAMETER);
   i = iface->Reserved - 1;
@@ -225,6 +280,50 @@ standin_get_interface_detail (HDEVINFO h, PSP_DEVICE_INTERFACE_DATA iface,
 }
 
 static BOOL WINAPI
+standin_enum_device_info (HDEVINFO h, DWORD index, PSP_DEVINFO_DATA info)
+{
+  StandinSet *set;
+
+  if (!standin_active ())
+    return SetupDiEnumDeviceInfo (h, index, info);
+  set = as_set (h);
+  if (set == NULL)
+    return fail (ERROR_INVALID_HANDLE);
+  if (info == NULL || info->cbSize != sizeof *info)
+    return fail (ERROR_INVALID_USER_BUFFER);
+  if (!set->nodes || index >= (DWORD) set->n)
+    return fail (ERROR_NO_MORE_ITEMS);
+  memset (&info->ClassGuid, 0, sizeof info->ClassGuid);
+  info->DevInst = index + 1;
+  info->Reserved = index + 1;
+  return TRUE;
+}
+
+/* Device instance i + 1 is device i of IVSHMEM_STANDIN_DEVICES. */
+static CONFIGRET WINAPI
+standin_get_devnode_status (PULONG status, PULONG problem, DEVINST node,
+    ULONG flags)
+{
+  StandinDev devs[STANDIN_MAX];
+  long code;
+
+  if (!standin_active ())
+    return CM_Get_DevNode_Status (status, problem, node, flags);
+  if (status == NULL || problem == NULL)
+    return CR_INVALID_POINTER;
+  if (node == 0 || node > (DEVINST) standin_devices (devs))
+    return CR_NO_SUCH_DEVINST;
+  code = problem_code ();
+  *status = DN_DRIVER_LOADED | DN_STARTED;
+  *problem = 0;
+  if (code > 0) {
+    *status = DN_HAS_PROBLEM;
+    *problem = (ULONG) code;
+  }
+  return CR_SUCCESS;
+}
+
+static BOOL WINAPI
 standin_get_registry_property (HDEVINFO h, PSP_DEVINFO_DATA info,
     DWORD property, PDWORD type, PBYTE buffer, DWORD size, PDWORD need)
 {
@@ -238,6 +337,21 @@ standin_get_registry_property (HDEVINFO h, PSP_DEVINFO_DATA info,
   if (set == NULL || info == NULL || info->Reserved == 0
       || info->Reserved > (ULONG_PTR) set->n)
     return fail (ERROR_INVALID_PARAMETER);
+  if (property == SPDRP_HARDWAREID) {
+    static const char ids[] =
+        "PCI\\VEN_1AF4&DEV_1110&SUBSYS_11001AF4&REV_01\0"
+        "PCI\\VEN_1AF4&DEV_1110&SUBSYS_11001AF4\0"
+        "PCI\\VEN_1AF4&DEV_1110&CC_050000\0" "PCI\\VEN_1AF4&DEV_1110\0";
+    /* sizeof counts the final NUL: the list's double NUL */
+    if (need != NULL)
+      *need = sizeof ids;
+    if (buffer == NULL || size < sizeof ids)
+      return fail (ERROR_INSUFFICIENT_BUFFER);
+    if (type != NULL)
+      *type = REG_MULTI_SZ;
+    memcpy (buffer, ids, sizeof ids);
+    return TRUE;
+  }
   if (property == SPDRP_BUSNUMBER)
     value = 0;
   else if (property == SPDRP_ADDRESS)   /* device << 16 | function */
@@ -286,6 +400,16 @@ standin_create_file (LPCSTR path, DWORD access, DWORD share,
       break;
   if (i == n)
     return CreateFileA (path, access, share, sa, disposition, flags, tmpl);
+  /* the interface of a device that did not start is not enabled */
+  if (problem_code () > 0) {
+    SetLastError (ERROR_FILE_NOT_FOUND);
+    return INVALID_HANDLE_VALUE;
+  }
+  /* an ACL that grants no right: only an open that asks for none passes */
+  if (switch_is (ACL_ENV, "access-0") && access != 0) {
+    SetLastError (ERROR_ACCESS_DENIED);
+    return INVALID_HANDLE_VALUE;
+  }
 
   sh = calloc (1, sizeof *sh);
   if (sh == NULL) {
@@ -347,6 +471,27 @@ release_mapping (StandinHandle * sh)
   sh->lock = NULL;
 }
 
+/* IVSHMEM_STANDIN_CACHE_LOG: one line per mapping asked for */
+static void
+record_cache_mode (uint8_t mode)
+{
+  const char *log = getenv (CACHE_LOG_ENV);
+  char line[32];
+  DWORD wrote;
+  HANDLE f;
+  int n;
+
+  if (log == NULL || *log == '\0')
+    return;
+  f = CreateFileA (log, FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE,
+      NULL, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
+  if (f == INVALID_HANDLE_VALUE)
+    return;
+  n = snprintf (line, sizeof line, "cache-mode %u\n", (unsigned) mode);
+  WriteFile (f, line, (DWORD) n, &wrote, NULL);
+  CloseHandle (f);
+}
+
 static BOOL
 request_mmap (StandinHandle * sh, const void *in, DWORD in_size, void *out,
     DWORD out_size, LPDWORD got)
@@ -358,18 +503,23 @@ request_mmap (StandinHandle * sh, const void *in, DWORD in_size, void *out,
   if (in == NULL || in_size != 1 || out == NULL
       || out_size != sizeof (StandinMmap))
     return fail (ERROR_INVALID_PARAMETER);
-  if (*(const uint8_t *) in > 2)        /* cached, uncached, write-combined */
+  /* the driver checks for a mapping first, then the input */
+  if (sh->view != NULL || switch_is (FOREIGN_ENV, "mapped"))
+    return fail (ERROR_DEVICE_ALREADY_ATTACHED);
+  if (*(const uint8_t *) in > 2)        /* uncached, cached, write-combined */
     return fail (ERROR_INVALID_PARAMETER);
-  if (sh->view != NULL)
-    return fail (ERROR_DEVICE_ALREADY_ATTACHED);
-  lock = CreateEventA (NULL, TRUE, FALSE, sh->lock_name);
-  if (lock == NULL)
-    return FALSE;
-  if (GetLastError () == ERROR_ALREADY_EXISTS) {
-    CloseHandle (lock);
-    return fail (ERROR_DEVICE_ALREADY_ATTACHED);
+  record_cache_mode (*(const uint8_t *) in);
+  /* per-handle builds: any number of mappings per device */
+  if (!switch_is (MAPPING_ENV, "per-handle")) {
+    lock = CreateEventA (NULL, TRUE, FALSE, sh->lock_name);
+    if (lock == NULL)
+      return FALSE;
+    if (GetLastError () == ERROR_ALREADY_EXISTS) {
+      CloseHandle (lock);
+      return fail (ERROR_DEVICE_ALREADY_ATTACHED);
+    }
+    sh->lock = lock;
   }
-  sh->lock = lock;
   if (!GetFileSizeEx (sh->file, &size) || size.QuadPart <= 0)
     goto io_error;
   sh->mapping = CreateFileMappingA (sh->file, NULL, PAGE_READWRITE, 0, 0,
@@ -446,6 +596,8 @@ static const IvshmWinDriver standin_driver = {
   standin_enum_interfaces,
   standin_get_interface_detail,
   standin_get_registry_property,
+  standin_enum_device_info,
+  standin_get_devnode_status,
   standin_destroy_list,
   standin_create_file,
   standin_device_io_control,
