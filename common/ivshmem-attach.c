@@ -280,7 +280,8 @@ reader_attach_session (IvshmReader * r, IvshmError * err)
   ivshm_reader_lock (r);
   ivshm_reader_set_pos (r, t);
   ivshm_reader_unlock (r);
-  if ((flags & IVSHM_PRODUCER_FLAG_HAD_READER) || company || moved) {
+  if ((flags & IVSHM_PRODUCER_FLAG_HAD_READER) || company || moved ||
+      r->cfg.live_edge) {
     st = reader_start_mid_stream (r, t, err);
     if (st != IVSHM_OK)
       return st;

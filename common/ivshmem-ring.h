@@ -243,6 +243,13 @@ typedef struct
   /* How long a reader that finds every slot taken watches their
    * heartbeats before it reaps the ones that did not move. 0: 3 s. */
   uint64_t lease_timeout_ns;
+  /* Protocol 2.1: a reader that attaches to a running session starts at
+   * its live edge (the sticky records, then the next record), even when it
+   * is the session's first reader: what a live reader wants. A reader
+   * that waited in a WAITING slot before the session started still reads
+   * it from its first record. false: the first reader of a session reads
+   * everything the producer kept for it. */
+  bool live_edge;
 } IvshmReaderConfig;
 
 typedef struct

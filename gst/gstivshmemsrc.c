@@ -174,6 +174,27 @@ static gboolean gst_ivshmem_src_unlock_stop (GstBaseSrc * bsrc);
 static gboolean gst_ivshmem_src_negotiate (GstBaseSrc * bsrc);
 static gboolean gst_ivshmem_src_query (GstBaseSrc * bsrc, GstQuery * query);
 
+/* this pipeline's clock, CLOCK_MONOTONIC and base time, for the time
+ * mapping */
+static gboolean
+gst_ivshmem_src_local (gpointer data, GstClockTime * clock_now,
+    guint64 * mono_now, GstClockTime * base)
+{
+  GstElement *element = data;
+  GstClock *clock = gst_element_get_clock (element);
+  guint64 m1, m2;
+
+  if (!clock)
+    return FALSE;
+  *base = gst_element_get_base_time (element);
+  m1 = ivshm_now_ns ();
+  *clock_now = gst_clock_get_time (clock);
+  m2 = ivshm_now_ns ();
+  gst_object_unref (clock);
+  *mono_now = m1 + (m2 - m1) / 2;
+  return GST_CLOCK_TIME_IS_VALID (*clock_now);
+}
+
 /* this pipeline's running time, for the time mapping */
 static GstClockTime
 gst_ivshmem_src_now (gpointer data)
@@ -418,7 +439,8 @@ gst_ivshmem_src_init (GstIvshmemSrc * self)
   ivshm_waiter_init (&self->waiter);
   g_mutex_init (&self->unlock_lock);
   self->allocator = gst_ivshmem_read_allocator_new ();
-  gst_ivshmem_time_init (&self->time, gst_ivshmem_src_now, self);
+  gst_ivshmem_time_init (&self->time, gst_ivshmem_src_now,
+      gst_ivshmem_src_local, self);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
   gst_base_src_set_live (GST_BASE_SRC (self), DEFAULT_IS_LIVE);
 }
@@ -651,6 +673,10 @@ gst_ivshmem_src_query (GstBaseSrc * bsrc, GstQuery * query)
     GST_OBJECT_LOCK (self);
     live = self->is_live;
     latency = self->latency;
+    /* buffers are stamped with the moment the producer's upstream meant
+     * (a capture time): they reach us that much later */
+    if (GST_CLOCK_TIME_IS_VALID (self->producer_latency))
+      latency += self->producer_latency;
     GST_OBJECT_UNLOCK (self);
 
     if (live) {

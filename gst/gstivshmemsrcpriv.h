@@ -86,6 +86,12 @@ struct _GstIvshmemSrc
   /* buffers handed out in place that were still in the ring when this
    * reader lost its slot: maybe overwritten (any thread) */
   guint64 held_lost;
+  /* the producer's upstream latency (its TIME records), added to ours */
+  GstClockTime producer_latency;
+  /* a copy of self->time's mapping, for the stats */
+  GstIvshmemTimeMode time_mode;
+  IvshmClockSync time_sync;
+  GstClockTime producer_base;
 };
 
 /* gstivshmemsrcread.c */

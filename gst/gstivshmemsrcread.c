@@ -87,6 +87,67 @@ gst_ivshmem_src_wait_data (GstIvshmemSrc * self, GstIvshmemSrcWait * w)
   return ivshm_reader_wait (self->reader, &self->waiter, timeout);
 }
 
+/* ---- the producer's clock ---------------------------------------------- */
+
+/* One look at the producer's clock area: the newest sample for the time
+ * mapping and, across a VM boundary, an observation for the estimate. */
+static void
+gst_ivshmem_src_look_clock (GstIvshmemSrc * self)
+{
+  IvshmClockSample s;
+  guint64 t0, t1, pub = 0;
+  gboolean pub_ok = FALSE;
+  IvshmStatus st;
+
+  if (!self->reader || !GST_BASE_SRC (self)->is_live)
+    return;
+  t0 = ivshm_now_ns ();
+  st = ivshm_reader_clock_sample (self->reader, &s);
+  t1 = ivshm_now_ns ();
+  if (st != IVSHM_OK)
+    return;
+  if (self->time.sync.pending_seq)
+    pub_ok = ivshm_reader_clock_published (self->reader,
+        self->time.sync.pending_seq, &pub);
+  gst_ivshmem_time_observe (&self->time, &s, s.kernel_id != 0 &&
+      s.kernel_id == ivshm_kernel_id (), t0, t1, pub_ok, pub);
+}
+
+/* Copies the mapping's state for the stats. */
+static void
+gst_ivshmem_src_note_time (GstIvshmemSrc * self)
+{
+  GST_OBJECT_LOCK (self);
+  self->time_mode = self->time.mode;
+  self->time_sync = self->time.sync;
+  self->producer_base = self->time.p_base;
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* A TIME record: the base time, latency and clock under which the
+ * producer rendered the buffers that follow. */
+static void
+gst_ivshmem_src_handle_time (GstIvshmemSrc * self, const IvshmRecordHeader * h)
+{
+  gboolean changed;
+
+  changed = gst_ivshmem_time_set_producer_time (&self->time, h->pts,
+      h->duration, h->offset);
+  GST_OBJECT_LOCK (self);
+  self->producer_latency = h->duration > 10 * GST_SECOND ?
+      GST_CLOCK_TIME_NONE : h->duration;
+  GST_OBJECT_UNLOCK (self);
+  gst_ivshmem_src_look_clock (self);
+  gst_ivshmem_src_note_time (self);
+  if (changed && GST_BASE_SRC (self)->is_live) {
+    GST_INFO_OBJECT (self, "the producer's latency is %" GST_TIME_FORMAT
+        ", base time %" GST_TIME_FORMAT, GST_TIME_ARGS (h->duration),
+        GST_TIME_ARGS (h->pts));
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_latency (GST_OBJECT (self)));
+  }
+}
+
 /* ---- records ------------------------------------------------------------ */
 
 /* Pushes the output segment if it has not gone out yet, so that events
@@ -343,12 +404,14 @@ gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
   GST_BUFFER_OFFSET (buf) = h->offset;
   GST_BUFFER_OFFSET_END (buf) = h->offset_end;
   GST_BUFFER_DURATION (buf) = h->duration;
+  gst_ivshmem_src_look_clock (self);
   gst_ivshmem_time_stamp_buffer (&self->time, GST_BASE_SRC (self)->is_live,
       h, &GST_BUFFER_PTS (buf), &GST_BUFFER_DTS (buf));
   if (self->discont) {
     GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
     self->discont = FALSE;
   }
+  gst_ivshmem_src_note_time (self);
   *out = buf;
   return GST_FLOW_OK;
 }
@@ -415,7 +478,10 @@ gst_ivshmem_src_dispatch (GstIvshmemSrc * self, const IvshmRecord * rec,
   }
   if (rec->h.type == IVSHM_RECORD_CAPS)
     ret = gst_ivshmem_src_handle_caps (self, str);
-  else
+  else if (rec->h.subtype == IVSHM_EVENT_TIME) {
+    gst_ivshmem_src_handle_time (self, &rec->h);
+    ret = GST_FLOW_OK;
+  } else
     ret = gst_ivshmem_src_handle_event (self, &rec->h, str, rec->replayed);
   g_free (str);
   return ret == GST_FLOW_OK ? GST_FLOW_CUSTOM_SUCCESS : ret;
@@ -554,6 +620,10 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
 
     st = ivshm_reader_next (self->reader, &rec, &err);
     if (st == IVSHM_AGAIN) {
+      /* across a VM boundary every poll is an observation of the
+       * producer's clock */
+      if (!ivshm_reader_producer_local (self->reader))
+        gst_ivshmem_src_look_clock (self);
       if (gst_ivshmem_src_wait_data (self, &wait))
         continue;
       GST_DEBUG_OBJECT (self, "unlocked while waiting for data");

@@ -5,9 +5,10 @@
 
 void
 gst_ivshmem_time_init (GstIvshmemTime * t, GstIvshmemNowFunc now,
-    gpointer now_data)
+    GstIvshmemLocalFunc local, gpointer now_data)
 {
   t->now = now;
+  t->local = local;
   t->now_data = now_data;
   gst_ivshmem_time_reset (t);
 }
@@ -19,6 +20,79 @@ gst_ivshmem_time_reset (GstIvshmemTime * t)
   t->have_offset = FALSE;
   t->ts_offset = 0;
   t->last_end = GST_CLOCK_TIME_NONE;
+  t->have_ptime = FALSE;
+  t->p_base = GST_CLOCK_TIME_NONE;
+  t->p_latency = GST_CLOCK_TIME_NONE;
+  t->p_epoch = 0;
+  t->have_sample = FALSE;
+  t->have_next = FALSE;
+  ivshm_clock_sync_init (&t->sync);
+  t->mode = GST_IVSHMEM_TIME_NONE;
+}
+
+gboolean
+gst_ivshmem_time_set_producer_time (GstIvshmemTime * t, GstClockTime base,
+    GstClockTime latency, guint64 epoch)
+{
+  gboolean changed = latency != t->p_latency;
+
+  GST_DEBUG ("producer's base time %" GST_TIME_FORMAT " on its clock %"
+      G_GUINT64_FORMAT ", latency %" GST_TIME_FORMAT, GST_TIME_ARGS (base),
+      epoch, GST_TIME_ARGS (latency));
+  t->have_ptime = GST_CLOCK_TIME_IS_VALID (base) && epoch != 0;
+  t->p_base = base;
+  t->p_latency = latency;
+  if (epoch != t->p_epoch) {
+    t->p_epoch = epoch;
+    t->have_sample = t->have_next && t->next.epoch == epoch;
+    if (t->have_sample)
+      t->sample = t->next;
+    t->have_next = FALSE;
+  }
+  return changed;
+}
+
+void
+gst_ivshmem_time_observe (GstIvshmemTime * t, const IvshmClockSample * s,
+    gboolean same_kernel, guint64 t_before, guint64 t_after,
+    gboolean pub_ok, guint64 pub_mono)
+{
+  ivshm_clock_sync_look (&t->sync, s, same_kernel, t_before, t_after, pub_ok,
+      pub_mono);
+  if (s->epoch == t->p_epoch) {
+    t->sample = *s;
+    t->have_sample = TRUE;
+  } else {
+    /* its TIME record may still be on its way */
+    t->next = *s;
+    t->have_next = TRUE;
+  }
+}
+
+/* The producer's running time rt as this pipeline's running time, through
+ * the producer's clock. FALSE: not possible (yet). */
+static gboolean
+gst_ivshmem_time_map (GstIvshmemTime * t, GstClockTime rt, GstClockTime * out)
+{
+  GstClockTime c_now, base;
+  guint64 m_now, p_mono, r_mono;
+  GstClockTimeDiff c;
+
+  if (!t->have_ptime || !t->have_sample || !t->sync.valid || !t->local)
+    return FALSE;
+  if (!t->local (t->now_data, &c_now, &m_now, &base))
+    return FALSE;
+  if (rt > G_MAXUINT64 / 4 || t->p_base > G_MAXUINT64 / 4)
+    return FALSE;               /* nonsense from the producer */
+  p_mono = ivshm_clock_sample_to_mono (&t->sample, t->p_base + rt);
+  if (!ivshm_clock_sync_to_reader (&t->sync, p_mono, &r_mono))
+    return FALSE;
+  c = (GstClockTimeDiff) c_now + (gint64) (r_mono - m_now)
+      - (GstClockTimeDiff) base;
+  *out = c > 0 ? (GstClockTime) c : 0;
+  t->mode = t->sync.exact ? GST_IVSHMEM_TIME_EXACT :
+      GST_IVSHMEM_TIME_ESTIMATED;
+  return TRUE;
 }
 
 void
@@ -30,7 +104,7 @@ gst_ivshmem_time_set_segment (GstIvshmemTime * t, const GstSegment * segment)
 GstClockTime
 gst_ivshmem_time_restamp (GstIvshmemTime * t, guint64 ts, gboolean anchor)
 {
-  GstClockTime rt;
+  GstClockTime rt, mapped;
   GstClockTimeDiff out;
 
   if (ts == IVSHM_TIME_NONE || t->in_segment.format != GST_FORMAT_TIME)
@@ -38,6 +112,8 @@ gst_ivshmem_time_restamp (GstIvshmemTime * t, guint64 ts, gboolean anchor)
   rt = gst_segment_to_running_time (&t->in_segment, GST_FORMAT_TIME, ts);
   if (!GST_CLOCK_TIME_IS_VALID (rt))
     return GST_CLOCK_TIME_NONE;
+  if (gst_ivshmem_time_map (t, rt, &mapped))
+    return mapped;
 
   if (!t->have_offset) {
     GstClockTime now;
@@ -52,6 +128,7 @@ gst_ivshmem_time_restamp (GstIvshmemTime * t, guint64 ts, gboolean anchor)
     GST_DEBUG ("producer running time %" GST_TIME_FORMAT " is local running "
         "time %" GST_TIME_FORMAT, GST_TIME_ARGS (rt), GST_TIME_ARGS (now));
   }
+  t->mode = GST_IVSHMEM_TIME_ANCHORED;
   out = (GstClockTimeDiff) rt + t->ts_offset;
   return out > 0 ? (GstClockTime) out : 0;
 }

@@ -20,7 +20,7 @@ time_new (GstIvshmemTime * t, guint64 seg_start, guint64 seg_base)
 {
   GstSegment seg;
 
-  gst_ivshmem_time_init (t, now_func, NULL);
+  gst_ivshmem_time_init (t, now_func, NULL, NULL);
   gst_segment_init (&seg, GST_FORMAT_TIME);
   seg.start = seg.time = seg_start;
   seg.base = seg_base;
@@ -113,7 +113,7 @@ GST_START_TEST (test_restamp_edges)
           TRUE), GST_CLOCK_TIME_NONE);
 
   /* a new stream is anchored anew; without a clock, at 0 */
-  gst_ivshmem_time_init (&t, NULL, NULL);
+  gst_ivshmem_time_init (&t, NULL, NULL, NULL);
   fail_unless_equals_uint64 (gst_ivshmem_time_restamp (&t, 7 * GST_SECOND,
           TRUE), 0);
   fail_unless_equals_uint64 (gst_ivshmem_time_restamp (&t, 9 * GST_SECOND,
