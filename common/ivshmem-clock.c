@@ -121,6 +121,10 @@ ivshm_writer_note_readers (IvshmWriter * w)
 
 /* ---- the filter -------------------------------------------------------- */
 
+#ifndef MAX
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#endif
+
 /* no libm in the core */
 static int64_t
 round_i64 (double x)
@@ -150,13 +154,17 @@ bound_half (const IvshmClockBound * b)
  * line through their middles over the last buckets (the rate), pulled
  * inside the newest bound (the offset is never outside what the newest
  * observation proves). */
+/* Recomputes the estimate: a line through the middles of the best bound
+ * of each bucket (weighted by their narrowness) gives the rate once the
+ * history is long enough; the offset is the line's value now, pulled
+ * inside the newest bound, which is the one thing known for sure now. The
+ * error is the distance to that bound's farther end. */
 static void
 clock_sync_estimate (IvshmClockSync * cs, const IvshmClockBound * newest)
 {
   double sw = 0, st = 0, sm = 0, stt = 0, stm = 0, b = 0, a;
   uint64_t t0 = newest->t, oldest = newest->t;
-  const IvshmClockBound *best = newest;
-  int64_t at_newest;
+  int64_t at_newest = bound_mid (newest);
   unsigned i, n = 0;
 
   for (i = 0; i < IVSHM_CLOCK_SYNC_BUCKETS; i++) {
@@ -168,14 +176,10 @@ clock_sync_estimate (IvshmClockSync * cs, const IvshmClockBound * newest)
       continue;
     if (k->t < oldest)
       oldest = k->t;
-    /* the freshest of the narrow ones anchors a short history */
-    if (t0 - k->t < 2 * IVSHM_CLOCK_SYNC_BUCKET_NS &&
-        bound_half (k) < bound_half (best))
-      best = k;
     w = (double) (bound_half (k) + 1000);
     w = 1.0 / (w * w);
     t = (double) (int64_t) (k->t - t0);
-    m = (double) bound_mid (k);
+    m = (double) (bound_mid (k) - bound_mid (newest));
     sw += w;
     st += w * t;
     sm += w * m;
@@ -193,24 +197,21 @@ clock_sync_estimate (IvshmClockSync * cs, const IvshmClockBound * newest)
     if (b < -MAX_DRIFT)
       b = -MAX_DRIFT;
     a = (sm - b * st) / sw;     /* the line at t0 */
-    at_newest = (int64_t) round_i64 (a);
+    at_newest = bound_mid (newest) + round_i64 (a);
     if (at_newest < newest->lo)
       at_newest = newest->lo;
     if (at_newest > newest->hi)
       at_newest = newest->hi;
-    cs->error_ns = bound_half (newest);
-    if (bound_half (best) < cs->error_ns)
-      cs->error_ns = bound_half (best) + (uint64_t) llabs (at_newest -
-          bound_mid (best));
-  } else {
-    at_newest = bound_mid (best);
-    cs->error_ns = bound_half (best);
   }
+  cs->error_ns = (uint64_t) MAX (at_newest - newest->lo,
+      newest->hi - at_newest);
   /* theta(t) = at_newest + b (t - t0), t the reader's time; in the
-   * producer's terms t = p + theta, so the reference is t0 - theta(t0) */
+   * producer's terms (t = p + theta) theta = at_newest + b / (1 - b)
+   * (p - ref), with the reference ref = t0 - at_newest */
   cs->offset_ns = at_newest;
-  cs->drift = b;
+  cs->drift = b / (1.0 - b);
   cs->ref_ns = t0 - (uint64_t) at_newest;
+  cs->at_ns = t0;
   cs->valid = true;
 }
 

@@ -93,7 +93,8 @@ typedef struct
   int64_t offset_ns;
   uint64_t ref_ns;
   double drift;                 /* rate - 1 */
-  uint64_t error_ns;            /* half the width of the bounds used */
+  uint64_t error_ns;            /* at at_ns, the truth is within this */
+  uint64_t at_ns;               /* reader time of the newest bound */
   uint64_t observations;
   uint64_t rejected;            /* bounds that contradicted the others */
 

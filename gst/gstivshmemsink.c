@@ -171,8 +171,7 @@ static gboolean gst_ivshmem_sink_start (GstBaseSink * bsink);
 static gboolean gst_ivshmem_sink_stop (GstBaseSink * bsink);
 static gboolean gst_ivshmem_sink_unlock (GstBaseSink * bsink);
 static gboolean gst_ivshmem_sink_unlock_stop (GstBaseSink * bsink);
-static gboolean gst_ivshmem_sink_set_caps (GstBaseSink * bsink,
-    GstCaps * caps);
+static gboolean gst_ivshmem_sink_set_caps (GstBaseSink * bsink, GstCaps * caps);
 static gboolean gst_ivshmem_sink_event (GstBaseSink * bsink, GstEvent * event);
 static GstFlowReturn gst_ivshmem_sink_render (GstBaseSink * bsink,
     GstBuffer * buffer);
@@ -299,8 +298,7 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
   gst_element_class_set_static_metadata (element_class,
       "IVSHMEM sink", "Sink",
       "Writes media into IVSHMEM shared memory, for a QEMU guest, the host "
-      "or another VM to read with ivshmemsrc",
-      "gst-ivshmem developers");
+      "or another VM to read with ivshmemsrc", "gst-ivshmem developers");
 
   bsink_class->start = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_start);
   bsink_class->stop = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_stop);
@@ -658,8 +656,8 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
   if (producer) {
     GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " buffers published in "
         "place, %" G_GUINT64_FORMAT " copied",
-      atomic_load_explicit (&self->zero_copy, memory_order_relaxed),
-      atomic_load_explicit (&self->copied, memory_order_relaxed));
+        atomic_load_explicit (&self->zero_copy, memory_order_relaxed),
+        atomic_load_explicit (&self->copied, memory_order_relaxed));
     /* pool buffers may outlive us; they keep the mapping, not the session */
     gst_ivshmem_producer_close (producer);
     gst_ivshmem_producer_unref (producer);
@@ -999,8 +997,7 @@ gst_ivshmem_sink_publish_time (GstIvshmemSink * self)
 
   g_mutex_lock (&self->time_lock);
   if (clock != self->time_clock) {
-    gst_object_replace ((GstObject **) & self->time_clock,
-        GST_OBJECT (clock));
+    gst_object_replace ((GstObject **) & self->time_clock, GST_OBJECT (clock));
     self->time_epoch++;
   }
   epoch = self->time_epoch;
@@ -1135,8 +1132,7 @@ gst_ivshmem_sink_propose_allocation (GstBaseSink * bsink, GstQuery * query)
   gst_ivshmem_producer_unref (producer);
   config = gst_buffer_pool_get_config (pool);
   gst_buffer_pool_config_set_params (config, caps, size, 0, capacity);
-  gst_buffer_pool_config_add_option (config,
-      GST_BUFFER_POOL_OPTION_VIDEO_META);
+  gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
   if (!gst_buffer_pool_set_config (pool, config)) {
     gst_object_unref (pool);
     return TRUE;

@@ -414,8 +414,7 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
   gst_element_class_set_static_metadata (element_class,
       "IVSHMEM source", "Source",
       "Reads media from IVSHMEM shared memory, written by ivshmemsink on "
-      "the host, in a QEMU guest or in another VM",
-      "gst-ivshmem developers");
+      "the host, in a QEMU guest or in another VM", "gst-ivshmem developers");
 
   bsrc_class->start = GST_DEBUG_FUNCPTR (gst_ivshmem_src_start);
   bsrc_class->stop = GST_DEBUG_FUNCPTR (gst_ivshmem_src_stop);

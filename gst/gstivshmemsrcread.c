@@ -421,8 +421,7 @@ gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
  * the application what was dropped (a QoS message, in bytes: the producer
  * does not count its records for us). */
 static void
-gst_ivshmem_src_report_loss (GstIvshmemSrc * self,
-    const IvshmRecordHeader * h)
+gst_ivshmem_src_report_loss (GstIvshmemSrc * self, const IvshmRecordHeader * h)
 {
   GstBaseSrc *bsrc = GST_BASE_SRC (self);
   GstClockTime start = GST_CLOCK_TIME_NONE, dur = GST_CLOCK_TIME_NONE;
@@ -430,8 +429,7 @@ gst_ivshmem_src_report_loss (GstIvshmemSrc * self,
   guint64 lost;
 
   self->lapped = FALSE;
-  if (gst_ivshmem_time_loss (&self->time, bsrc->is_live, h->pts, &start,
-          &dur)) {
+  if (gst_ivshmem_time_loss (&self->time, bsrc->is_live, h->pts, &start, &dur)) {
     gst_ivshmem_src_ensure_segment (self);
     gst_pad_push_event (GST_BASE_SRC_PAD (bsrc), gst_event_new_gap (start,
             dur));
@@ -517,8 +515,7 @@ gst_ivshmem_src_post_read_error (GstIvshmemSrc * self, const IvshmError * err)
 /* A read failed: follow the producer, end, or fail, by the policy.
  * GST_FLOW_CUSTOM_SUCCESS: attached again (or about to), read on. */
 static GstFlowReturn
-gst_ivshmem_src_handle_read_error (GstIvshmemSrc * self,
-    const IvshmError * err)
+gst_ivshmem_src_handle_read_error (GstIvshmemSrc * self, const IvshmError * err)
 {
   GstIvshmemSrcRestart mode;
   GstFlowReturn ret;
@@ -639,8 +636,7 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
         gst_ivshmem_src_producer_resumed (self);
       self->last_record_ns = ivshm_now_ns ();
       ret = gst_ivshmem_src_dispatch (self, &rec, out, &err);
-    }
-    else
+    } else
       ret = GST_FLOW_ERROR;
     if (ret == GST_FLOW_ERROR && err.status != IVSHM_OK)
       ret = gst_ivshmem_src_handle_read_error (self, &err);

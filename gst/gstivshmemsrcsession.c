@@ -35,8 +35,7 @@ gst_ivshmem_src_reset_stream (GstIvshmemSrc * self)
 /* ---- attaching ---------------------------------------------------------- */
 
 static void
-gst_ivshmem_src_post_attach_error (GstIvshmemSrc * self,
-    const IvshmError * err)
+gst_ivshmem_src_post_attach_error (GstIvshmemSrc * self, const IvshmError * err)
 {
   if (err->status == IVSHM_ERR_NO_SLOT)
     GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
@@ -200,8 +199,7 @@ gst_ivshmem_src_reattach (GstIvshmemSrc * self, const IvshmError * why)
 /* The consumer found that the reader lost its slot while downstream held
  * `n` buffers in place: say so at once (any thread). */
 static void
-gst_ivshmem_src_held_lost (GstElement * element, guint n,
-    gboolean taken_over)
+gst_ivshmem_src_held_lost (GstElement * element, guint n, gboolean taken_over)
 {
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (element);
   guint64 total;
@@ -278,8 +276,7 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
   GST_OBJECT_UNLOCK (self);
 
   if (consumer) {
-    if (gst_ivshmem_consumer_get_stats (consumer, &rs, &held, &lag,
-            &session))
+    if (gst_ivshmem_consumer_get_stats (consumer, &rs, &held, &lag, &session))
       slot = (gint) rs.slot;
     gst_ivshmem_consumer_unref (consumer);
   }
@@ -295,8 +292,7 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
       "lag-bytes", G_TYPE_UINT64, lag,
       "held-buffers", G_TYPE_UINT, held,
       "held-buffers-lost", G_TYPE_UINT64, held_lost,
-      "slot", G_TYPE_INT, slot,
-      "session", G_TYPE_UINT64, session, NULL);
+      "slot", G_TYPE_INT, slot, "session", G_TYPE_UINT64, session, NULL);
   /* the producer's clock (PROTOCOL.md, section 6a): how buffers are
    * stamped, and across a VM boundary the estimate of the producer's
    * CLOCK_MONOTONIC against ours (reader - producer), with its error */

@@ -90,8 +90,7 @@ gst_ivshmem_time_map (GstIvshmemTime * t, GstClockTime rt, GstClockTime * out)
   c = (GstClockTimeDiff) c_now + (gint64) (r_mono - m_now)
       - (GstClockTimeDiff) base;
   *out = c > 0 ? (GstClockTime) c : 0;
-  t->mode = t->sync.exact ? GST_IVSHMEM_TIME_EXACT :
-      GST_IVSHMEM_TIME_ESTIMATED;
+  t->mode = t->sync.exact ? GST_IVSHMEM_TIME_EXACT : GST_IVSHMEM_TIME_ESTIMATED;
   return TRUE;
 }
 
