@@ -109,6 +109,28 @@ ivshm_clock_sample_to_mono (const IvshmClockSample * s, uint64_t clock_ns)
   return s->mono_ns + (uint64_t) d;
 }
 
+void
+ivshm_writer_set_live_since (IvshmWriter * w, uint64_t mono_ns)
+{
+  if (ivshm_writer_owns (w))
+    atomic_store_explicit (&w->hdr->live_since_mono, mono_ns, REL);
+}
+
+bool
+ivshm_reader_session_is_old (IvshmReader * r, uint64_t grace_ns)
+{
+  uint64_t since = atomic_load_explicit (&r->hdr->live_since_mono, ACQ);
+  IvshmClockSample s;
+  IvshmStatus st;
+
+  if (since == 0)
+    return false;               /* not live, or a 2.0 producer */
+  st = ivshm_reader_clock_sample (r, &s);
+  if (st != IVSHM_OK)
+    return true;                /* live, of unknown age: do not replay it */
+  return s.mono_ns > since && s.mono_ns - since >= grace_ns;
+}
+
 bool
 ivshm_writer_note_readers (IvshmWriter * w)
 {

@@ -50,7 +50,16 @@ void ivshm_writer_publish_clock (IvshmWriter * writer, uint64_t epoch,
  * registers, not only when the ring first fills. Returns had_reader. */
 bool ivshm_writer_note_readers (IvshmWriter * writer);
 
+/* The stream of this session is live: its first buffer was written at
+ * mono_ns (ivshm_now_ns()). A live reader that attaches later than the
+ * grace after it starts at the live edge (IvshmReaderConfig.live_edge). */
+void ivshm_writer_set_live_since (IvshmWriter * writer, uint64_t mono_ns);
+
 /* ---- a reader ---------------------------------------------------------- */
+
+/* The producer's stream is live and started at least grace_ns ago, by the
+ * producer's clock area (true also when the age cannot be read). */
+bool ivshm_reader_session_is_old (IvshmReader * reader, uint64_t grace_ns);
 
 typedef struct
 {

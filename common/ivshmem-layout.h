@@ -154,8 +154,14 @@ typedef struct
   _Atomic uint64_t clock_pub_seq;       /* 0x130 the clock_seq that ... */
   _Atomic uint64_t clock_pub_mono;      /* 0x138 ... was visible to all by
                                          * this CLOCK_MONOTONIC (or later) */
+  /* line 5 (0x140, version 2.1) */
+  _Atomic uint64_t live_since_mono;     /* 0x140 the producer's
+                                         * CLOCK_MONOTONIC when it wrote the
+                                         * first buffer of a live stream in
+                                         * this session; 0: not live (yet) */
+  uint8_t _pad5[IVSHM_CACHE_LINE - 0x08];
 
-  uint8_t reserved[IVSHM_HEADER_SIZE - 5 * IVSHM_CACHE_LINE];
+  uint8_t reserved[IVSHM_HEADER_SIZE - 6 * IVSHM_CACHE_LINE];
 } IvshmHeader;
 
 /* IvshmReaderSlot.state */
@@ -297,6 +303,7 @@ IVSHM_ASSERT_OFFSET (IvshmHeader, clock_mono, 0x120);
 IVSHM_ASSERT_OFFSET (IvshmHeader, clock_window, 0x128);
 IVSHM_ASSERT_OFFSET (IvshmHeader, clock_pub_seq, 0x130);
 IVSHM_ASSERT_OFFSET (IvshmHeader, clock_pub_mono, 0x138);
+IVSHM_ASSERT_OFFSET (IvshmHeader, live_since_mono, 0x140);
 _Static_assert (sizeof (IvshmHeader) == IVSHM_HEADER_SIZE, "header size");
 
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, read_pos, 0x00);

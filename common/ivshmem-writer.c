@@ -195,6 +195,7 @@ writer_write_identity (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
    * from where the last producer left it (even: not being written) */
   w->clock_seq = (atomic_load_explicit (&hdr->clock_seq, RLX) | 1) + 1;
   atomic_store_explicit (&hdr->clock_epoch, 0, RLX);
+  atomic_store_explicit (&hdr->live_since_mono, 0, RLX);
   atomic_store_explicit (&hdr->clock_seq, w->clock_seq, RLX);
 }
 

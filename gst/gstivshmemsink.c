@@ -150,6 +150,7 @@ struct _GstIvshmemSink
   GstClockTime time_base;       /* NONE: no TIME record yet */
   GstClockTime time_latency;
   guint64 time_record_epoch;
+  gboolean live_noted;          /* live_since_mono was set */
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -594,6 +595,7 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
   self->time_base = GST_CLOCK_TIME_NONE;
   self->time_latency = GST_CLOCK_TIME_NONE;
   self->time_record_epoch = 0;
+  self->live_noted = FALSE;
   GST_OBJECT_LOCK (self);
   g_free (self->region_name);
   self->region_name = g_strdup (ivshm_region_path (region));
@@ -952,7 +954,7 @@ gst_ivshmem_sink_buffer_info (GstBuffer * buffer, IvshmRecordHeader * info)
  * earliest: upstream's latency (a live source's capture time is the start
  * of what it captured), or the pipeline's when the sink syncs. */
 static GstClockTime
-gst_ivshmem_sink_upstream_latency (GstIvshmemSink * self)
+gst_ivshmem_sink_upstream_latency (GstIvshmemSink * self, gboolean * is_live)
 {
   GstBaseSink *bsink = GST_BASE_SINK (self);
   GstQuery *q = gst_query_new_latency ();
@@ -964,6 +966,7 @@ gst_ivshmem_sink_upstream_latency (GstIvshmemSink * self)
     if (live && GST_CLOCK_TIME_IS_VALID (min))
       lat = min;
   }
+  *is_live = live;
   gst_query_unref (q);
   if (gst_base_sink_get_sync (bsink)) {
     GstClockTime pl = gst_base_sink_get_latency (bsink);
@@ -988,6 +991,7 @@ gst_ivshmem_sink_publish_time (GstIvshmemSink * self)
   guint64 epoch;
   const gchar *payload = "time;";
   GstFlowReturn ret;
+  gboolean live;
 
   g_mutex_lock (&p->lock);
   ivshm_writer_note_readers (p->writer);
@@ -1008,7 +1012,15 @@ gst_ivshmem_sink_publish_time (GstIvshmemSink * self)
   base = gst_element_get_base_time (element);
   if (base == self->time_base && epoch == self->time_record_epoch)
     return GST_FLOW_OK;
-  latency = gst_ivshmem_sink_upstream_latency (self);
+  latency = gst_ivshmem_sink_upstream_latency (self, &live);
+  if (live && !self->live_noted) {
+    /* a live reader that comes later than a grace starts at the live
+     * edge, not with what we keep for a first reader */
+    g_mutex_lock (&p->lock);
+    ivshm_writer_set_live_since (p->writer, ivshm_now_ns ());
+    g_mutex_unlock (&p->lock);
+    self->live_noted = TRUE;
+  }
   GST_DEBUG_OBJECT (self, "base time %" GST_TIME_FORMAT ", clock epoch %"
       G_GUINT64_FORMAT ", upstream latency %" GST_TIME_FORMAT,
       GST_TIME_ARGS (base), epoch, GST_TIME_ARGS (latency));

@@ -325,11 +325,13 @@ GST_START_TEST (test_first_reader_noted_at_registration)
 
 GST_END_TEST;
 
-/* A live reader joins a running session at its live edge even as its first
- * reader: the sticky records (with the TIME record), then the next record.
- * One that waited before the producer started gets everything. (Mutation:
- * without the live_edge test in reader_attach_session, the first live
- * reader reads "old" from the ring.) */
+/* A live reader joins a live session that started more than the grace ago
+ * at its live edge even as its first reader: the sticky records (with the
+ * TIME record), then the next record. Within the grace, or in a session
+ * that is not live, it gets everything kept, as one that waited before the
+ * producer started does. (Mutation: without the live_edge test in
+ * reader_attach_session, the first live reader reads "old" from the
+ * ring.) */
 GST_START_TEST (test_live_edge)
 {
   void *base = region_alloc ();
@@ -344,6 +346,34 @@ GST_START_TEST (test_live_edge)
   write_rec (w, IVSHM_RECORD_EVENT, IVSHM_EVENT_TIME, 5 * MS, "time;");
   write_rec (w, IVSHM_RECORD_BUFFER, 0, 0, "old");
 
+  /* not live: a first reader, live or not, gets everything */
+  r = reader_new_ok (base, TRUE, FALSE);
+  assert_status (read_one (r, &rec), IVSHM_OK);
+  fail_if (rec.replayed);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+
+  w = writer_new_ok (base);
+  write_rec (w, IVSHM_RECORD_CAPS, 0, IVSHM_TIME_NONE, "audio/x-raw");
+  write_rec (w, IVSHM_RECORD_EVENT, IVSHM_EVENT_TIME, 5 * MS, "time;");
+  write_rec (w, IVSHM_RECORD_BUFFER, 0, 0, "old");
+  /* live since 1 s on the producer's clock, which says 2.5 s now: within
+   * the 2 s grace */
+  ivshm_writer_set_live_since (w, 1000 * MS);
+  ivshm_writer_publish_clock (w, 1, 0, 2500 * MS, 0);
+  r = reader_new_ok (base, TRUE, FALSE);
+  assert_status (read_one (r, &rec), IVSHM_OK);
+  fail_if (rec.replayed);
+  ivshm_reader_free (r);
+  ivshm_writer_free (w);
+
+  /* 3.5 s: past it */
+  w = writer_new_ok (base);
+  write_rec (w, IVSHM_RECORD_CAPS, 0, IVSHM_TIME_NONE, "audio/x-raw");
+  write_rec (w, IVSHM_RECORD_EVENT, IVSHM_EVENT_TIME, 5 * MS, "time;");
+  write_rec (w, IVSHM_RECORD_BUFFER, 0, 0, "old");
+  ivshm_writer_set_live_since (w, 1000 * MS);
+  ivshm_writer_publish_clock (w, 1, 0, 3500 * MS, 0);
   r = reader_new_ok (base, TRUE, FALSE);
   while ((st = read_one (r, &rec)) == IVSHM_OK) {
     fail_unless (rec.replayed, "read %u from the ring", rec.h.type);
