@@ -150,6 +150,7 @@ enum
   PROP_ZERO_COPY,
   PROP_ON_PRODUCER_RESTART,
   PROP_STATS,
+  PROP_PROVIDE_CLOCK,
 };
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
@@ -252,6 +253,22 @@ gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
    * The latency reported in live mode, in nanoseconds: how late a buffer
    * may arrive, compared with the first one, and still be on time.
    */
+  /**
+   * GstIvshmemSrc:provide-clock:
+   *
+   * Offer the pipeline a clock that follows the producer's clock (live
+   * mode): it runs at the producer's rate, steered every half second. A
+   * pipeline picks a source's clock over its sinks', so an audio sink then
+   * follows the producer (it resamples or skews to it) instead of its own
+   * device: for hours of a guest's audio without the delay creeping. Set
+   * it on one source of a pipeline.
+   */
+  g_object_class_install_property (gobject_class, PROP_PROVIDE_CLOCK,
+      g_param_spec_boolean ("provide-clock", "Provide clock",
+          "Offer a clock that follows the producer's clock (live mode)",
+          FALSE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
   g_object_class_install_property (gobject_class, PROP_LATENCY,
       g_param_spec_uint64 ("latency", "Latency",
           "Latency reported in live mode (ns), to absorb transport jitter",
@@ -395,6 +412,14 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
 }
 
+static GstClock *
+gst_ivshmem_src_provide_clock (GstElement * element)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (element);
+
+  return gst_object_ref (self->follow_clock);
+}
+
 static void
 gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
 {
@@ -416,6 +441,8 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
       "Reads media from IVSHMEM shared memory, written by ivshmemsink on "
       "the host, in a QEMU guest or in another VM", "gst-ivshmem developers");
 
+  element_class->provide_clock =
+      GST_DEBUG_FUNCPTR (gst_ivshmem_src_provide_clock);
   bsrc_class->start = GST_DEBUG_FUNCPTR (gst_ivshmem_src_start);
   bsrc_class->stop = GST_DEBUG_FUNCPTR (gst_ivshmem_src_stop);
   bsrc_class->unlock = GST_DEBUG_FUNCPTR (gst_ivshmem_src_unlock);
@@ -442,6 +469,10 @@ gst_ivshmem_src_init (GstIvshmemSrc * self)
       gst_ivshmem_src_local, self);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
   gst_base_src_set_live (GST_BASE_SRC (self), DEFAULT_IS_LIVE);
+  self->follow_clock = g_object_new (GST_TYPE_SYSTEM_CLOCK, "name",
+      "GstIvshmemProducerClock", "clock-type", GST_CLOCK_TYPE_MONOTONIC, NULL);
+  gst_object_ref_sink (self->follow_clock);
+  gst_ivshmem_follow_init (&self->follow);
 }
 
 static void
@@ -454,6 +485,7 @@ gst_ivshmem_src_finalize (GObject * object)
   g_free (self->stream_id);
   gst_caps_replace (&self->pending_caps, NULL);
   gst_object_unref (self->allocator);
+  gst_object_unref (self->follow_clock);
   g_mutex_clear (&self->unlock_lock);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
@@ -499,6 +531,13 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
     case PROP_ON_PRODUCER_RESTART:
       self->on_restart = g_value_get_enum (value);
       break;
+    case PROP_PROVIDE_CLOCK:
+      self->provide_clock = g_value_get_boolean (value);
+      if (self->provide_clock)
+        GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_PROVIDE_CLOCK);
+      else
+        GST_OBJECT_FLAG_UNSET (self, GST_ELEMENT_FLAG_PROVIDE_CLOCK);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -540,6 +579,9 @@ gst_ivshmem_src_get_property (GObject * object, guint prop_id,
       break;
     case PROP_ON_PRODUCER_RESTART:
       g_value_set_enum (value, self->on_restart);
+      break;
+    case PROP_PROVIDE_CLOCK:
+      g_value_set_boolean (value, self->provide_clock);
       break;
     case PROP_STATS:
       GST_OBJECT_UNLOCK (self);

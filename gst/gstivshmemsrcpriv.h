@@ -11,9 +11,7 @@
 #include "gstivshmemconsumer.h"
 #include "gstivshmemtime.h"
 
-G_BEGIN_DECLS
-
-GST_DEBUG_CATEGORY_EXTERN (gst_ivshmem_src_debug);
+G_BEGIN_DECLS GST_DEBUG_CATEGORY_EXTERN (gst_ivshmem_src_debug);
 
 typedef enum
 {
@@ -44,6 +42,7 @@ struct _GstIvshmemSrc
   IvshmBarMapping bar_mapping;
   GstIvshmemSrcZeroCopy zero_copy_mode;
   GstIvshmemSrcRestart on_restart;
+  gboolean provide_clock;
 
   /* set in start(), swapped on reattach, cleared in stop(), under the
    * object lock; region and reader are borrowed from consumer */
@@ -92,6 +91,10 @@ struct _GstIvshmemSrc
   GstIvshmemTimeMode time_mode;
   IvshmClockSync time_sync;
   GstClockTime producer_base;
+  /* provide-clock: the clock offered, and the loop that steers it (the
+   * streaming thread's) */
+  GstClock *follow_clock;
+  GstIvshmemFollow follow;
 };
 
 /* gstivshmemsrcread.c */
@@ -114,5 +117,4 @@ GstIvshmemConsumer *gst_ivshmem_src_new_consumer (GstIvshmemSrc * self,
     IvshmRegion * region);
 
 G_END_DECLS
-
 #endif /* __GST_IVSHMEM_SRC_PRIV_H__ */

@@ -89,6 +89,26 @@ gst_ivshmem_src_wait_data (GstIvshmemSrc * self, GstIvshmemSrcWait * w)
 
 /* ---- the producer's clock ---------------------------------------------- */
 
+/* provide-clock: our clock follows the producer's */
+static void
+gst_ivshmem_src_steer_clock (GstIvshmemSrc * self)
+{
+  GstClock *clock = self->follow_clock;
+  GstClockTime internal, now, cp;
+  guint64 num, denom;
+
+  internal = gst_clock_get_internal_time (clock);
+  now = gst_clock_get_time (clock);
+  if (!gst_ivshmem_time_producer_clock_at (&self->time, internal, &cp))
+    return;
+  if (gst_ivshmem_follow_update (&self->follow, internal, cp, now, &num,
+          &denom)) {
+    GST_LOG_OBJECT (self, "following the producer's clock: rate %.9f",
+        self->follow.rate);
+    gst_clock_set_calibration (clock, internal, now, num, denom);
+  }
+}
+
 /* One look at the producer's clock area: the newest sample for the time
  * mapping and, across a VM boundary, an observation for the estimate. */
 static void
@@ -111,6 +131,8 @@ gst_ivshmem_src_look_clock (GstIvshmemSrc * self)
         self->time.sync.pending_seq, &pub);
   gst_ivshmem_time_observe (&self->time, &s, s.kernel_id != 0 &&
       s.kernel_id == ivshm_kernel_id (), t0, t1, pub_ok, pub);
+  if (self->provide_clock)
+    gst_ivshmem_src_steer_clock (self);
 }
 
 /* Copies the mapping's state for the stats. */

@@ -24,6 +24,8 @@ gst_ivshmem_src_reset_stream (GstIvshmemSrc * self)
   ivshm_clock_sync_init (&self->time_sync);
   self->producer_base = GST_CLOCK_TIME_NONE;
   GST_OBJECT_UNLOCK (self);
+  /* a new producer's clock is followed from where ours is */
+  gst_ivshmem_follow_init (&self->follow);
   self->segment_sent = FALSE;
   self->eos = FALSE;
   self->waiting_logged = FALSE;

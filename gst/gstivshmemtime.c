@@ -3,6 +3,8 @@
  */
 #include "gstivshmemtime.h"
 
+#include <string.h>
+
 void
 gst_ivshmem_time_init (GstIvshmemTime * t, GstIvshmemNowFunc now,
     GstIvshmemLocalFunc local, gpointer now_data)
@@ -163,6 +165,57 @@ gst_ivshmem_time_loss (GstIvshmemTime * t, gboolean live, guint64 next_pts,
     return FALSE;
   *start = s;
   *duration = next_pts - t->last_end;
+  return TRUE;
+}
+
+void
+gst_ivshmem_follow_init (GstIvshmemFollow * f)
+{
+  memset (f, 0, sizeof *f);
+  f->rate = 1.0;
+}
+
+#define FOLLOW_PERIOD (500 * GST_MSECOND)
+#define FOLLOW_HORIZON 2e9      /* ns over which a phase error is undone */
+#define FOLLOW_DENOM (G_GUINT64_CONSTANT (1) << 30)
+
+gboolean
+gst_ivshmem_follow_update (GstIvshmemFollow * f, guint64 m_now,
+    GstClockTime cp_now, GstClockTime clk_now, guint64 * num, guint64 * denom)
+{
+  gdouble rate, err;
+
+  if (!f->have_ref || m_now < f->m_ref || cp_now < f->cp_ref) {
+    f->have_ref = TRUE;
+    f->m_ref = f->last_m = m_now;
+    f->cp_ref = cp_now;
+    f->ext_ref = clk_now;
+    return FALSE;
+  }
+  if (m_now - f->last_m < FOLLOW_PERIOD)
+    return FALSE;
+  f->last_m = m_now;
+  rate = (gdouble) (cp_now - f->cp_ref) / (gdouble) (m_now - f->m_ref);
+  err = (gdouble) (gint64) (clk_now - f->ext_ref) -
+      (gdouble) (gint64) (cp_now - f->cp_ref);
+  rate -= err / FOLLOW_HORIZON;
+  rate = CLAMP (rate, 0.9, 1.1);
+  f->rate = rate;
+  *num = (guint64) (rate * FOLLOW_DENOM + 0.5);
+  *denom = FOLLOW_DENOM;
+  return TRUE;
+}
+
+gboolean
+gst_ivshmem_time_producer_clock_at (GstIvshmemTime * t, guint64 m_now,
+    GstClockTime * cp)
+{
+  guint64 p_mono;
+
+  if (!t->have_sample || !t->sync.valid ||
+      !ivshm_clock_sync_to_producer (&t->sync, m_now, &p_mono))
+    return FALSE;
+  *cp = t->sample.clock_ns + (p_mono - t->sample.mono_ns);
   return TRUE;
 }
 

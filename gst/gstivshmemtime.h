@@ -35,7 +35,6 @@
 #include "ivshmem-clock.h"
 
 G_BEGIN_DECLS
-
 /* The running time of this pipeline now (GST_CLOCK_TIME_NONE: no clock) */
 typedef GstClockTime (*GstIvshmemNowFunc) (gpointer data);
 /* This pipeline's clock now, CLOCK_MONOTONIC (ivshm_now_ns()) read at the
@@ -81,6 +80,35 @@ void gst_ivshmem_time_reset (GstIvshmemTime * t);
 void gst_ivshmem_time_set_segment (GstIvshmemTime * t,
     const GstSegment * segment);
 
+/* ---- a clock that follows the producer's (provide-clock) ----------------
+ *
+ * The element's clock is a GstSystemClock (CLOCK_MONOTONIC) whose
+ * calibration this steers, every half second, so that it runs at the
+ * producer's clock's rate and keeps its phase: a loop that sets the rate to
+ * the producer's rate measured since the first update, corrected by the
+ * phase error spread over 2 s. The clock does not jump: each new
+ * calibration starts from the clock's time now. */
+typedef struct
+{
+  gboolean have_ref;
+  guint64 m_ref;                /* reader CLOCK_MONOTONIC at the first update */
+  GstClockTime cp_ref;          /* the producer's clock then */
+  GstClockTime ext_ref;         /* our clock then */
+  guint64 last_m;
+  gdouble rate;                 /* the last rate set */
+} GstIvshmemFollow;
+
+void gst_ivshmem_follow_init (GstIvshmemFollow * f);
+/* At our CLOCK_MONOTONIC m_now (the clock's internal time), the producer's
+ * clock says cp_now and ours clk_now. TRUE: calibrate the clock with
+ * (m_now, clk_now, *num, *denom). */
+gboolean gst_ivshmem_follow_update (GstIvshmemFollow * f, guint64 m_now,
+    GstClockTime cp_now, GstClockTime clk_now, guint64 * num, guint64 * denom);
+/* The producer's clock at our CLOCK_MONOTONIC m_now, by the mapping; FALSE
+ * without one. */
+gboolean gst_ivshmem_time_producer_clock_at (GstIvshmemTime * t,
+    guint64 m_now, GstClockTime * cp);
+
 /* A TIME record: the producer's base time, latency and clock epoch.
  * Returns TRUE if the latency changed (the element then posts a latency
  * message). */
@@ -119,5 +147,4 @@ gboolean gst_ivshmem_time_loss (GstIvshmemTime * t, gboolean live,
 guint64 gst_ivshmem_lost_bytes (guint64 dropped_at, guint64 joined_at);
 
 G_END_DECLS
-
 #endif /* __GST_IVSHMEM_TIME_H__ */
