@@ -38,7 +38,13 @@
  * threads that wait in the pool.
  *
  * By default the sink does not synchronise on the clock (sync=false): the
- * receiving #GstIvshmemSrc timestamps and paces the stream.
+ * receiving #GstIvshmemSrc timestamps and paces the stream. The sink
+ * carries its time for it: before a buffer, a TIME record whenever its
+ * base time, clock or upstream latency changed, and at every buffer and
+ * heartbeat a sample of its pipeline clock against CLOCK_MONOTONIC in the
+ * region's header (PROTOCOL.md, section 6a). A live reader that comes
+ * more than 2 s into a live stream starts at its live edge rather than
+ * with what the sink kept for a first reader.
  *
  * ## Example launch lines
  * |[

@@ -48,13 +48,24 @@
  *
  * The producer's clock (a guest's, or another pipeline's) is not this
  * pipeline's clock. By default (#GstIvshmemSrc:is-live = true) the source
- * is a live source: it turns each buffer's timestamp into the producer's
- * running time, and maps the producer's running time onto this pipeline's
- * running time so that the first buffer is stamped with the moment it
- * arrived. Later buffers keep the producer's spacing. It reports
- * #GstIvshmemSrc:latency as its latency, to absorb the jitter of the
- * transport. The producer's segments are used for that conversion and not
- * forwarded; the output has one TIME segment.
+ * is a live source: it stamps each buffer with the moment the producer's
+ * pipeline meant it to be presented (its base time plus the buffer's
+ * running time, on its clock, which ivshmemsink carries through the
+ * region), mapped onto this pipeline's clock: exactly when both run on one
+ * kernel, through an estimate of the two kernels' clocks across a VM
+ * boundary (#GstIvshmemSrc:stats has it, with its error). A flushing seek,
+ * a pause or a new base time of the producer carries over; late buffers
+ * are late. It reports #GstIvshmemSrc:latency plus the producer's upstream
+ * latency as its latency. The producer's segments are used for that
+ * conversion and not forwarded; the output has one TIME segment. A
+ * producer of protocol 2.0 (or without a clock) is anchored on the first
+ * buffer instead: the first buffer is stamped with the moment it arrived,
+ * later ones keep the producer's spacing.
+ *
+ * A live source that joins a running live stream starts at its live edge
+ * (the stream's sticky events, then the next buffer), unless it comes
+ * within 2 s of the stream's start or waited for the producer.
+ * #GstIvshmemSrc:provide-clock offers a clock that follows the producer's.
  *
  * With is-live=false the source forwards the producer's TIME segments and
  * timestamps unchanged, as a file source would: use this to process a
@@ -241,17 +252,19 @@ gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
    */
   g_object_class_install_property (gobject_class, PROP_IS_LIVE,
       g_param_spec_boolean ("is-live", "Is live",
-          "Act as a live source, restamping buffers in this pipeline's "
-          "running time (true), or forward the producer's segments and "
-          "timestamps (false)", DEFAULT_IS_LIVE,
+          "Act as a live source, stamping buffers with the producer's "
+          "presentation moments on this pipeline's clock (true), or forward "
+          "the producer's segments and timestamps (false)", DEFAULT_IS_LIVE,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
   /**
    * GstIvshmemSrc:latency:
    *
-   * The latency reported in live mode, in nanoseconds: how late a buffer
-   * may arrive, compared with the first one, and still be on time.
+   * The latency reported in live mode, in nanoseconds, on top of the
+   * producer's upstream latency: how much later than the producer's
+   * pipeline this one presents a buffer, for the transport and this
+   * pipeline's scheduling.
    */
   /**
    * GstIvshmemSrc:provide-clock:
