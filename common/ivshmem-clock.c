@@ -131,6 +131,15 @@ ivshm_reader_session_is_old (IvshmReader * r, uint64_t grace_ns)
   return s.mono_ns > since && s.mono_ns - since >= grace_ns;
 }
 
+void
+ivshm_writer_forget_first_reader (IvshmWriter * w)
+{
+  if (!w->had_reader && ivshm_writer_owns (w)) {
+    w->had_reader = true;
+    ivshm_writer_set_flag (w, IVSHM_PRODUCER_FLAG_HAD_READER);
+  }
+}
+
 bool
 ivshm_writer_note_readers (IvshmWriter * w)
 {

@@ -55,6 +55,12 @@ bool ivshm_writer_note_readers (IvshmWriter * writer);
  * grace after it starts at the live edge (IvshmReaderConfig.live_edge). */
 void ivshm_writer_set_live_since (IvshmWriter * writer, uint64_t mono_ns);
 
+/* Stop keeping everything for a first reader that has not come: what a
+ * live stream's producer does once the live-edge grace has passed (a live
+ * reader would start at the live edge anyway), so that it never blocks a
+ * live source for a reader that does not exist. */
+void ivshm_writer_forget_first_reader (IvshmWriter * writer);
+
 /* ---- a reader ---------------------------------------------------------- */
 
 /* The producer's stream is live and started at least grace_ns ago, by the

@@ -157,6 +157,7 @@ struct _GstIvshmemSink
   GstClockTime time_latency;
   guint64 time_record_epoch;
   gboolean live_noted;          /* live_since_mono was set */
+  guint64 live_since;           /* to it */
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -1000,7 +1001,16 @@ gst_ivshmem_sink_publish_time (GstIvshmemSink * self)
   gboolean live;
 
   g_mutex_lock (&p->lock);
-  ivshm_writer_note_readers (p->writer);
+  if (!ivshm_writer_note_readers (p->writer) && self->live_noted &&
+      ivshm_now_ns () - self->live_since >= IVSHM_LIVE_EDGE_GRACE_NS) {
+    /* a live stream and no reader within the grace: one that comes now
+     * starts at the live edge, so keep nothing for it (a full ring would
+     * stall the live source upstream for a reader that may never come) */
+    GST_INFO_OBJECT (self, "no reader in the first %" GST_TIME_FORMAT
+        " of a live stream: not keeping it for a first reader",
+        GST_TIME_ARGS (IVSHM_LIVE_EDGE_GRACE_NS));
+    ivshm_writer_forget_first_reader (p->writer);
+  }
   g_mutex_unlock (&p->lock);
   if (!clock)
     return GST_FLOW_OK;         /* no clock: readers anchor on arrival */
@@ -1022,8 +1032,9 @@ gst_ivshmem_sink_publish_time (GstIvshmemSink * self)
   if (live && !self->live_noted) {
     /* a live reader that comes later than a grace starts at the live
      * edge, not with what we keep for a first reader */
+    self->live_since = ivshm_now_ns ();
     g_mutex_lock (&p->lock);
-    ivshm_writer_set_live_since (p->writer, ivshm_now_ns ());
+    ivshm_writer_set_live_since (p->writer, self->live_since);
     g_mutex_unlock (&p->lock);
     self->live_noted = TRUE;
   }

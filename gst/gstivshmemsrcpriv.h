@@ -91,6 +91,8 @@ struct _GstIvshmemSrc
   GstIvshmemTimeMode time_mode;
   IvshmClockSync time_sync;
   GstClockTime producer_base;
+  guint64 before_start;         /* buffers dropped: their moment came
+                                 * before this pipeline started */
   /* provide-clock: the clock offered, and the loop that steers it (the
    * streaming thread's) */
   GstClock *follow_clock;

@@ -482,6 +482,19 @@ gst_ivshmem_src_dispatch (GstIvshmemSrc * self, const IvshmRecord * rec,
     if (self->lapped)
       gst_ivshmem_src_report_loss (self, &rec->h);
     ret = gst_ivshmem_src_make_buffer (self, rec, out, err);
+    if (ret == GST_FLOW_OK && self->time.before_start) {
+      /* meant for a moment before this pipeline started: no running time
+       * can say when, and it is late whatever it would say */
+      GST_LOG_OBJECT (self, "dropping %" GST_PTR_FORMAT ": its moment on "
+          "the producer's clock is before this pipeline started", *out);
+      gst_buffer_unref (*out);
+      *out = NULL;
+      GST_OBJECT_LOCK (self);
+      self->before_start++;
+      GST_OBJECT_UNLOCK (self);
+      self->discont = TRUE;
+      return GST_FLOW_CUSTOM_SUCCESS;
+    }
     if (ret == GST_FLOW_OK) {
       GST_LOG_OBJECT (self, "buffer %" GST_PTR_FORMAT, *out);
       self->segment_sent = TRUE;        /* basesrc sends it with the buffer */

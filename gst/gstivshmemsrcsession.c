@@ -255,6 +255,7 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
   GstIvshmemTimeMode mode;
   IvshmClockSync sync;
   GstClockTime p_base, p_latency;
+  guint64 before_start;
   static const gchar *const mode_names[] = { "none", "anchored", "exact",
     "estimated"
   };
@@ -275,6 +276,7 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
   sync = self->time_sync;
   p_base = self->producer_base;
   p_latency = self->producer_latency;
+  before_start = self->before_start;
   GST_OBJECT_UNLOCK (self);
 
   if (consumer) {
@@ -306,6 +308,7 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
       GST_CLOCK_TIME_NONE,
       "clock-observations", G_TYPE_UINT64, sync.observations,
       "producer-base-time", G_TYPE_UINT64, p_base,
-      "producer-latency", G_TYPE_UINT64, p_latency, NULL);
+      "producer-latency", G_TYPE_UINT64, p_latency,
+      "dropped-before-start", G_TYPE_UINT64, before_start, NULL);
   return st;
 }

@@ -92,6 +92,7 @@ gst_ivshmem_time_map (GstIvshmemTime * t, GstClockTime rt, GstClockTime * out)
   c = (GstClockTimeDiff) c_now + (gint64) (r_mono - m_now)
       - (GstClockTimeDiff) base;
   *out = c > 0 ? (GstClockTime) c : 0;
+  t->before_start = c < 0;
   t->mode = t->sync.exact ? GST_IVSHMEM_TIME_EXACT : GST_IVSHMEM_TIME_ESTIMATED;
   return TRUE;
 }
@@ -108,6 +109,7 @@ gst_ivshmem_time_restamp (GstIvshmemTime * t, guint64 ts, gboolean anchor)
   GstClockTime rt, mapped;
   GstClockTimeDiff out;
 
+  t->before_start = FALSE;
   if (ts == IVSHM_TIME_NONE || t->in_segment.format != GST_FORMAT_TIME)
     return GST_CLOCK_TIME_NONE;
   rt = gst_segment_to_running_time (&t->in_segment, GST_FORMAT_TIME, ts);
@@ -139,10 +141,16 @@ gst_ivshmem_time_stamp_buffer (GstIvshmemTime * t, gboolean live,
     const IvshmRecordHeader * h, GstClockTime * pts, GstClockTime * dts)
 {
   if (live) {
+    gboolean early;
+
     *pts = gst_ivshmem_time_restamp (t, h->pts, TRUE);
+    early = t->before_start;
     /* a DTS anchors only a buffer that has no PTS */
     *dts = gst_ivshmem_time_restamp (t, h->dts, h->pts == IVSHM_TIME_NONE);
+    if (h->pts != IVSHM_TIME_NONE)
+      t->before_start = early;
   } else {
+    t->before_start = FALSE;
     *pts = h->pts;
     *dts = h->dts;
   }

@@ -71,6 +71,8 @@ typedef struct
   IvshmClockSample next;        /* a sample of another epoch */
   IvshmClockSync sync;
   GstIvshmemTimeMode mode;      /* how the last buffer was stamped */
+  gboolean before_start;        /* its moment was before this pipeline's
+                                 * start: clipped to 0 */
 } GstIvshmemTime;
 
 void gst_ivshmem_time_init (GstIvshmemTime * t, GstIvshmemNowFunc now,
