@@ -11,12 +11,14 @@
  *
  * ivtimecheck (in the reader) is a GstBaseSink with nothing of its own
  * between the clock wait and render(): with sync=true (the default) it
- * renders when fakesink sync=true would, and, like fakesink, renders late
- * buffers unless max-lateness says otherwise. In render() it reads
- * CLOCK_MONOTONIC and writes one line per buffer to `location`: the stamp,
- * the buffer's PTS and running time here, this pipeline's base time and
- * clock time, and the latency this sink was configured with. It also
- * writes a line per segment. The tests (timing.py) read the file.
+ * renders when fakesink sync=true would, and drops late buffers as
+ * GstBaseSink does with max-lateness (the tests set it, as a video sink
+ * has it). In render() it reads CLOCK_MONOTONIC and writes one line per
+ * buffer to `location`: the stamp, the buffer's PTS and running time here,
+ * this pipeline's base time and clock time, and the latency this sink was
+ * configured with. In prepare(), before the clock wait, it writes a line
+ * per buffer received (also those then dropped), and one per segment.
+ * The tests (timing.py) read the file.
  *
  * Both clocks are CLOCK_MONOTONIC of one kernel, so render moment minus
  * sent moment is the end-to-end delay, exactly.
@@ -369,6 +371,44 @@ iv_time_check_event (GstBaseSink * s, GstEvent * event)
   return GST_BASE_SINK_CLASS (iv_time_check_parent_class)->event (s, event);
 }
 
+/* the stamp of BUF into ST[7]; FALSE if it has none */
+static gboolean
+read_stamp (GstBuffer * buf, guint64 * st)
+{
+  gboolean stamped = FALSE;
+  GstMapInfo map;
+
+  if (gst_buffer_map (buf, &map, GST_MAP_READ)) {
+    if (map.size >= STAMP_SIZE && GST_READ_UINT64_LE (map.data) == STAMP_MAGIC) {
+      guint i;
+
+      for (i = 0; i < 7; i++)
+        st[i] = GST_READ_UINT64_LE (map.data + 8 * i);
+      stamped = TRUE;
+    }
+    gst_buffer_unmap (buf, &map);
+  }
+  return stamped;
+}
+
+/* every buffer, before the clock wait: what the source delivered, also
+ * the buffers the sink then drops as too late */
+static GstFlowReturn
+iv_time_check_prepare (GstBaseSink * s, GstBuffer * buf)
+{
+  IvTimeCheck *self = (IvTimeCheck *) s;
+  guint64 st[7] = { 0 };
+  guint64 at = monotonic_ns ();
+
+  if (self->log == NULL || !read_stamp (buf, st))
+    return GST_FLOW_OK;
+  /* P tag received seq sent */
+  fprintf (self->log, "P %s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %"
+      G_GUINT64_FORMAT "\n", self->tag, at, st[1], st[2]);
+  fflush (self->log);
+  return GST_FLOW_OK;
+}
+
 static GstFlowReturn
 iv_time_check_render (GstBaseSink * s, GstBuffer * buf)
 {
@@ -378,7 +418,6 @@ iv_time_check_render (GstBaseSink * s, GstBuffer * buf)
   guint64 st[7] = { 0 };
   gboolean stamped = FALSE;
   GstClock *clock;
-  GstMapInfo map;
 
   if (self->log == NULL)
     return GST_FLOW_OK;
@@ -389,17 +428,7 @@ iv_time_check_render (GstBaseSink * s, GstBuffer * buf)
     now = gst_clock_get_time (clock);
     gst_object_unref (clock);
   }
-  if (gst_buffer_map (buf, &map, GST_MAP_READ)) {
-    if (map.size >= STAMP_SIZE
-        && GST_READ_UINT64_LE (map.data) == STAMP_MAGIC) {
-      guint i;
-
-      for (i = 0; i < 7; i++)
-        st[i] = GST_READ_UINT64_LE (map.data + 8 * i);
-      stamped = TRUE;
-    }
-    gst_buffer_unmap (buf, &map);
-  }
+  stamped = read_stamp (buf, st);
   /* R tag render seq sent pts rt base clock | pts rt base clock latency */
   if (stamped)
     fprintf (self->log, "R %s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %"
@@ -430,11 +459,11 @@ iv_time_check_class_init (IvTimeCheckClass * klass)
   install_common_properties (oc);
   gst_element_class_add_static_pad_template (ec, &any_sink);
   gst_element_class_set_static_metadata (ec, "Timing check (test)",
-      "Sink", "Logs when each stamped buffer is rendered",
-      "gst-ivshmem tests");
+      "Sink", "Logs when each stamped buffer is rendered", "gst-ivshmem tests");
   bc->start = iv_time_check_start;
   bc->stop = iv_time_check_stop;
   bc->event = iv_time_check_event;
+  bc->prepare = iv_time_check_prepare;
   bc->render = iv_time_check_render;
 }
 
