@@ -46,8 +46,9 @@
 #                       reader renders >= 28 frames per second from 1 s
 #                       after the resume
 # late-joiner-live-edge a reader that starts after an earlier reader left
-#                       renders the producer's current frame (at most 5
-#                       frames behind), never the stream's start
+#                       gets the producer's current frame (at most 5
+#                       frames behind), never the stream's start, and
+#                       renders 60 frames on time in 3 s
 # av-two-regions        audio and video of one producer pipeline through
 #                       two regions into one reader pipeline: their offset
 #                       at the reader against the producer's timestamps
@@ -55,6 +56,14 @@
 #                       producer seek
 # not-live-unchanged    is-live=false: the reader gets the producer's
 #                       segments and timestamps unchanged
+#
+# How they fail: the first six are issue 16's reproduction and fail on the
+# code before its fix (main at cf5f2a3), e.g. a 20 s late viewer 20 s
+# behind (audio and video), 0 frames on time per second after a seek or a
+# pause, a late joiner at frame 0 when the producer is at 123, A/V 3 to 6
+# ms apart. not-live-unchanged guards what must not change: it passes
+# there, and fails when gst_ivshmem_time_stamp_buffer() adds 1 ns to a
+# PTS in is-live=false mode (mutation tried once, not committed).
 
 import os
 import signal
