@@ -476,10 +476,9 @@ def offsets(rs):
         x = [r for r in rs if r['tag'] == tag]
         if not x:
             return None
-        out[tag] = (statistics.median(r['base'] + r['rt'] - r['pbase'] - r['prt']
-                                      for r in x),
-                    statistics.median(r['render'] - r['pbase'] - r['prt']
-                                      for r in x))
+        out[tag] = (statistics.median(r['base'] + r['rt'] - r['pbase'] -
+                                      r['prt'] for r in x),
+                    statistics.median(delay(r) for r in x))
     return out
 
 
