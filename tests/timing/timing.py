@@ -353,9 +353,12 @@ def late_viewer(t, kind):
 
     def med(w, f):
         return ms(statistics.median(f(r) for r in w))
+    got = parse(t, 'reader')['P']
     t.log('%s: first render %s after the reader was launched; %d buffers '
-          'rendered over %s' % (kind, ms(first - launched), len(rs),
-                                ms(last - first)))
+          'rendered over %s; the sink received %d (the rest it dropped as '
+          'late), from frame %d' % (kind, ms(first - launched), len(rs),
+                                    ms(last - first), len(got),
+                                    got[0]['seq'] if got else -1))
     # "within 1 s of its start": the first second of renders; that they
     # begin soon after the launch is checked with room for a loaded
     # machine's process start (loading GStreamer and the registry)
