@@ -428,6 +428,10 @@ def pause_resume(t):
 def late_joiner_live_edge(t):
     region = t.region(64 * MIB)
     prod = producer(t, 'producer', region, VIDEO)
+    # the first reader joins a running stream (as in the issue), not a
+    # region the producer has not set up yet
+    t.wait_until(lambda: len(parse(t, 'producer')['S']) >= 30 or
+                 not prod.running(), 'the producer sending 30 frames', 30)
     first = reader(t, 'reader1', region)
     wait_renders(t, 'reader1', 60, [prod, first])
     stop(t, first)
