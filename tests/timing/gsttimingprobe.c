@@ -6,17 +6,21 @@
  * into the first 64 bytes of each buffer's payload: a magic, a sequence
  * number, the moment it sent the buffer (CLOCK_MONOTONIC), the buffer's
  * PTS, its running time and the pipeline's base time (so its presentation
- * moment on the producer's clock, base time plus running time), and the
- * producer clock's time at that moment.
+ * moment on the producer's clock, base time plus running time), the
+ * producer clock's time at that moment, and upstream's latency (a live
+ * source's: the producer's own synced sink renders that much after the
+ * presentation moment).
  *
  * ivtimecheck (in the reader) is a GstBaseSink with nothing of its own
  * between the clock wait and render(): with sync=true (the default) it
- * renders when fakesink sync=true would, and, like fakesink, renders late
- * buffers unless max-lateness says otherwise. In render() it reads
- * CLOCK_MONOTONIC and writes one line per buffer to `location`: the stamp,
- * the buffer's PTS and running time here, this pipeline's base time and
- * clock time, and the latency this sink was configured with. It also
- * writes a line per segment. The tests (timing.py) read the file.
+ * renders when fakesink sync=true would, and drops late buffers as
+ * GstBaseSink does with max-lateness (the tests set it, as a video sink
+ * has it). In render() it reads CLOCK_MONOTONIC and writes one line per
+ * buffer to `location`: the stamp, the buffer's PTS and running time here,
+ * this pipeline's base time and clock time, and the latency this sink was
+ * configured with. In prepare(), before the clock wait, it writes a line
+ * per buffer received (also those then dropped), and one per segment.
+ * The tests (timing.py) read the file.
  *
  * Both clocks are CLOCK_MONOTONIC of one kernel, so render moment minus
  * sent moment is the end-to-end delay, exactly.
@@ -46,7 +50,9 @@ enum
   STAMP_OFF_RT = 32,
   STAMP_OFF_BASE = 40,
   STAMP_OFF_CLOCK = 48,
+  STAMP_OFF_LATENCY = 56,
 };
+#define STAMP_FIELDS 8
 
 static guint64
 monotonic_ns (void)
@@ -106,6 +112,8 @@ typedef struct
   gchar *tag;
   FILE *log;
   guint64 seq;
+  gboolean query_latency;       /* at the next buffer */
+  GstClockTime latency;
 } IvTimeStamp;
 
 typedef struct
@@ -188,6 +196,8 @@ iv_time_stamp_start (GstBaseTransform * t)
   IvTimeStamp *self = (IvTimeStamp *) t;
 
   self->seq = 0;
+  self->query_latency = TRUE;
+  self->latency = GST_CLOCK_TIME_NONE;
   self->log = open_log (GST_ELEMENT (t), self->location);
   return self->log != NULL || self->location == NULL || !*self->location;
 }
@@ -213,6 +223,7 @@ iv_time_stamp_sink_event (GstBaseTransform * t, GstEvent * event)
 
     gst_event_parse_segment (event, &s);
     log_segment (self->log, self->tag, s);
+    self->query_latency = TRUE;
   }
   return GST_BASE_TRANSFORM_CLASS (iv_time_stamp_parent_class)->sink_event (t,
       event);
@@ -227,6 +238,17 @@ iv_time_stamp_transform_ip (GstBaseTransform * t, GstBuffer * buf)
   guint64 sent, seq = self->seq++;
   GstMapInfo map;
 
+  if (self->query_latency) {
+    GstQuery *q = gst_query_new_latency ();
+    GstClockTime min = GST_CLOCK_TIME_NONE, max;
+    gboolean live = FALSE;
+
+    if (gst_pad_peer_query (GST_BASE_TRANSFORM_SINK_PAD (t), q))
+      gst_query_parse_latency (q, &live, &min, &max);
+    gst_query_unref (q);
+    self->latency = live ? min : GST_CLOCK_TIME_NONE;
+    self->query_latency = FALSE;
+  }
   rt = gst_segment_to_running_time (&t->segment, GST_FORMAT_TIME, pts);
   base = gst_element_get_base_time (GST_ELEMENT (t));
   clock = gst_element_get_clock (GST_ELEMENT (t));
@@ -247,14 +269,15 @@ iv_time_stamp_transform_ip (GstBaseTransform * t, GstBuffer * buf)
     GST_WRITE_UINT64_LE (d + STAMP_OFF_RT, rt);
     GST_WRITE_UINT64_LE (d + STAMP_OFF_BASE, base);
     GST_WRITE_UINT64_LE (d + STAMP_OFF_CLOCK, now);
+    GST_WRITE_UINT64_LE (d + STAMP_OFF_LATENCY, self->latency);
     gst_buffer_unmap (buf, &map);
   }
   if (self->log) {
-    /* S tag seq sent pts rt base clock */
+    /* S tag seq sent pts rt base clock latency */
     fprintf (self->log, "S %s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %"
         G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %"
-        G_GINT64_FORMAT "\n", self->tag, seq, sent, num (pts), num (rt),
-        num (base), num (now));
+        G_GINT64_FORMAT " %" G_GINT64_FORMAT "\n", self->tag, seq, sent,
+        num (pts), num (rt), num (base), num (now), num (self->latency));
     fflush (self->log);
   }
   return GST_FLOW_OK;
@@ -369,16 +392,53 @@ iv_time_check_event (GstBaseSink * s, GstEvent * event)
   return GST_BASE_SINK_CLASS (iv_time_check_parent_class)->event (s, event);
 }
 
+/* the stamp of BUF into ST[STAMP_FIELDS]; FALSE if it has none */
+static gboolean
+read_stamp (GstBuffer * buf, guint64 * st)
+{
+  gboolean stamped = FALSE;
+  GstMapInfo map;
+
+  if (gst_buffer_map (buf, &map, GST_MAP_READ)) {
+    if (map.size >= STAMP_SIZE && GST_READ_UINT64_LE (map.data) == STAMP_MAGIC) {
+      guint i;
+
+      for (i = 0; i < STAMP_FIELDS; i++)
+        st[i] = GST_READ_UINT64_LE (map.data + 8 * i);
+      stamped = TRUE;
+    }
+    gst_buffer_unmap (buf, &map);
+  }
+  return stamped;
+}
+
+/* every buffer, before the clock wait: what the source delivered, also
+ * the buffers the sink then drops as too late */
+static GstFlowReturn
+iv_time_check_prepare (GstBaseSink * s, GstBuffer * buf)
+{
+  IvTimeCheck *self = (IvTimeCheck *) s;
+  guint64 st[STAMP_FIELDS] = { 0 };
+  guint64 at = monotonic_ns ();
+
+  if (self->log == NULL || !read_stamp (buf, st))
+    return GST_FLOW_OK;
+  /* P tag received seq sent */
+  fprintf (self->log, "P %s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %"
+      G_GUINT64_FORMAT "\n", self->tag, at, st[1], st[2]);
+  fflush (self->log);
+  return GST_FLOW_OK;
+}
+
 static GstFlowReturn
 iv_time_check_render (GstBaseSink * s, GstBuffer * buf)
 {
   IvTimeCheck *self = (IvTimeCheck *) s;
   guint64 render = monotonic_ns ();
   GstClockTime pts = GST_BUFFER_PTS (buf), rt, base, now = GST_CLOCK_TIME_NONE;
-  guint64 st[7] = { 0 };
+  guint64 st[STAMP_FIELDS] = { 0 };
   gboolean stamped = FALSE;
   GstClock *clock;
-  GstMapInfo map;
 
   if (self->log == NULL)
     return GST_FLOW_OK;
@@ -389,26 +449,18 @@ iv_time_check_render (GstBaseSink * s, GstBuffer * buf)
     now = gst_clock_get_time (clock);
     gst_object_unref (clock);
   }
-  if (gst_buffer_map (buf, &map, GST_MAP_READ)) {
-    if (map.size >= STAMP_SIZE
-        && GST_READ_UINT64_LE (map.data) == STAMP_MAGIC) {
-      guint i;
-
-      for (i = 0; i < 7; i++)
-        st[i] = GST_READ_UINT64_LE (map.data + 8 * i);
-      stamped = TRUE;
-    }
-    gst_buffer_unmap (buf, &map);
-  }
-  /* R tag render seq sent pts rt base clock | pts rt base clock latency */
+  stamped = read_stamp (buf, st);
+  /* R tag render | seq sent pts rt base clock latency (the producer's) |
+   * pts rt base clock latency (here) */
   if (stamped)
     fprintf (self->log, "R %s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %"
         G_GUINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %"
-        G_GINT64_FORMAT " %" G_GINT64_FORMAT, self->tag, render,
-        st[1], st[2], num (st[3]), num (st[4]), num (st[5]), num (st[6]));
+        G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT, self->tag,
+        render, st[1], st[2], num (st[3]), num (st[4]), num (st[5]),
+        num (st[6]), num (st[7]));
   else
-    fprintf (self->log, "R %s %" G_GUINT64_FORMAT " - - - - - -", self->tag,
-        render);
+    fprintf (self->log, "R %s %" G_GUINT64_FORMAT " - - - - - - -",
+        self->tag, render);
   fprintf (self->log, " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %"
       G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT "\n",
       num (pts), num (rt), num (base), num (now),
@@ -430,11 +482,11 @@ iv_time_check_class_init (IvTimeCheckClass * klass)
   install_common_properties (oc);
   gst_element_class_add_static_pad_template (ec, &any_sink);
   gst_element_class_set_static_metadata (ec, "Timing check (test)",
-      "Sink", "Logs when each stamped buffer is rendered",
-      "gst-ivshmem tests");
+      "Sink", "Logs when each stamped buffer is rendered", "gst-ivshmem tests");
   bc->start = iv_time_check_start;
   bc->stop = iv_time_check_stop;
   bc->event = iv_time_check_event;
+  bc->prepare = iv_time_check_prepare;
   bc->render = iv_time_check_render;
 }
 
