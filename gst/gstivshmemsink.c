@@ -1048,7 +1048,7 @@ gst_ivshmem_sink_publish_time (GstIvshmemSink * self)
   info.dts = IVSHM_TIME_NONE;
   info.duration = latency;
   info.offset = epoch;
-  info.offset_end = IVSHM_TIME_NONE;
+  info.offset_end = live ? 1 : 0;
   info.payload_len = strlen (payload) + 1;
   ret = gst_ivshmem_sink_write (self, &info, payload);
   if (ret == GST_FLOW_OK) {

@@ -154,7 +154,7 @@ gst_ivshmem_src_handle_time (GstIvshmemSrc * self, const IvshmRecordHeader * h)
   gboolean changed;
 
   changed = gst_ivshmem_time_set_producer_time (&self->time, h->pts,
-      h->duration, h->offset);
+      h->duration, h->offset, h->offset_end == 1);
   GST_OBJECT_LOCK (self);
   self->producer_latency = h->duration > 10 * GST_SECOND ?
       GST_CLOCK_TIME_NONE : h->duration;

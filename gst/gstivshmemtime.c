@@ -34,7 +34,7 @@ gst_ivshmem_time_reset (GstIvshmemTime * t)
 
 gboolean
 gst_ivshmem_time_set_producer_time (GstIvshmemTime * t, GstClockTime base,
-    GstClockTime latency, guint64 epoch)
+    GstClockTime latency, guint64 epoch, gboolean live)
 {
   gboolean changed = latency != t->p_latency;
 
@@ -44,6 +44,7 @@ gst_ivshmem_time_set_producer_time (GstIvshmemTime * t, GstClockTime base,
   t->have_ptime = GST_CLOCK_TIME_IS_VALID (base) && epoch != 0;
   t->p_base = base;
   t->p_latency = latency;
+  t->p_live = live;
   if (epoch != t->p_epoch) {
     t->p_epoch = epoch;
     t->have_sample = t->have_next && t->next.epoch == epoch;
@@ -92,7 +93,10 @@ gst_ivshmem_time_map (GstIvshmemTime * t, GstClockTime rt, GstClockTime * out)
   c = (GstClockTimeDiff) c_now + (gint64) (r_mono - m_now)
       - (GstClockTimeDiff) base;
   *out = c > 0 ? (GstClockTime) c : 0;
-  t->before_start = c < 0;
+  /* a live stream's buffer meant for before this pipeline started is
+   * late; a stream that is not live runs ahead of its clock at the
+   * producer, and its first buffers are clipped to 0 */
+  t->before_start = c < 0 && t->p_live;
   t->mode = t->sync.exact ? GST_IVSHMEM_TIME_EXACT : GST_IVSHMEM_TIME_ESTIMATED;
   return TRUE;
 }

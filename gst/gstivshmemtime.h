@@ -65,6 +65,7 @@ typedef struct
   GstClockTime p_base;          /* the producer's base time */
   GstClockTime p_latency;       /* its upstream latency */
   guint64 p_epoch;              /* the clock its base time is on */
+  gboolean p_live;              /* its upstream is live */
   gboolean have_sample;
   IvshmClockSample sample;      /* the newest sample of clock p_epoch */
   gboolean have_next;
@@ -115,7 +116,7 @@ gboolean gst_ivshmem_time_producer_clock_at (GstIvshmemTime * t,
  * Returns TRUE if the latency changed (the element then posts a latency
  * message). */
 gboolean gst_ivshmem_time_set_producer_time (GstIvshmemTime * t,
-    GstClockTime base, GstClockTime latency, guint64 epoch);
+    GstClockTime base, GstClockTime latency, guint64 epoch, gboolean live);
 /* A look at the producer's clock area (ivshmem-clock.h): the sample read
  * between t_before and t_after; same_kernel: the sample's kernel is ours.
  * pub_ok/pub_mono: ivshm_reader_clock_published() for

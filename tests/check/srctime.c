@@ -247,8 +247,10 @@ GST_START_TEST (test_producer_time_exact)
   reader_base = 300 * GST_SECOND;       /* on the reader's test clock */
   /* the producer's clock is its CLOCK_MONOTONIC + 500 s */
   fail_unless (gst_ivshmem_time_set_producer_time (&t, bp, 30 * GST_MSECOND,
-          1));
-  fail_if (gst_ivshmem_time_set_producer_time (&t, bp, 30 * GST_MSECOND, 1));   /* same latency: nothing to say */
+          1, TRUE));
+  /* same latency: nothing to say */
+  fail_if (gst_ivshmem_time_set_producer_time (&t, bp, 30 * GST_MSECOND, 1,
+          TRUE));
 
   /* running time 7 s: producer clock 1007 s = mono 507 s = reader clock
    * 707 s = reader running time 407 s, whenever it arrives */
@@ -266,7 +268,7 @@ GST_START_TEST (test_producer_time_exact)
   gst_segment_init (&seg, GST_FORMAT_TIME);
   gst_ivshmem_time_set_segment (&t, &seg);
   gst_ivshmem_time_set_producer_time (&t, 1010 * GST_SECOND,
-      30 * GST_MSECOND, 1);
+      30 * GST_MSECOND, 1, TRUE);
   set_reader_mono (510 * GST_SECOND);
   observe_producer (&t, 510 * GST_SECOND, 1.0, 500 * GST_SECOND);
   h = header (0, IVSHM_TIME_NONE, 40 * GST_MSECOND);
@@ -276,12 +278,30 @@ GST_START_TEST (test_producer_time_exact)
   /* paused 3 s at running time 1 s: base time 1013 s, running time goes
    * on from 1 s */
   gst_ivshmem_time_set_producer_time (&t, 1013 * GST_SECOND,
-      30 * GST_MSECOND, 1);
+      30 * GST_MSECOND, 1, TRUE);
   set_reader_mono (514 * GST_SECOND);
   observe_producer (&t, 514 * GST_SECOND, 1.0, 500 * GST_SECOND);
   h = header (GST_SECOND, IVSHM_TIME_NONE, 40 * GST_MSECOND);
   gst_ivshmem_time_stamp_buffer (&t, TRUE, &h, &pts, &dts);
   fail_unless_equals_uint64 (pts, 414 * GST_SECOND);
+
+  /* a buffer meant for before this pipeline started (reader running time
+   * below 0): late for a live stream (the source drops it), clipped to 0
+   * for one that is not live (its producer runs ahead of its clock, and a
+   * reader that starts after it must still get its first buffers) */
+  h = header (0, IVSHM_TIME_NONE, 0);
+  gst_ivshmem_time_set_producer_time (&t, 550 * GST_SECOND,
+      30 * GST_MSECOND, 1, TRUE);
+  gst_ivshmem_time_stamp_buffer (&t, TRUE, &h, &pts, &dts);
+  fail_unless_equals_uint64 (pts, 0);
+  fail_unless (t.before_start);
+  gst_ivshmem_time_set_producer_time (&t, 550 * GST_SECOND,
+      30 * GST_MSECOND, 1, FALSE);
+  gst_ivshmem_time_stamp_buffer (&t, TRUE, &h, &pts, &dts);
+  fail_unless_equals_uint64 (pts, 0);
+  fail_if (t.before_start);
+  gst_ivshmem_time_set_producer_time (&t, 1013 * GST_SECOND,
+      30 * GST_MSECOND, 1, TRUE);
 
   /* a new clock of the producer: its samples wait for its TIME record */
   {
@@ -292,7 +312,7 @@ GST_START_TEST (test_producer_time_exact)
     gst_ivshmem_time_stamp_buffer (&t, TRUE, &h, &pts, &dts);
     fail_unless_equals_uint64 (pts, 415 * GST_SECOND);
     gst_ivshmem_time_set_producer_time (&t, 100 * GST_SECOND,
-        30 * GST_MSECOND, 2);
+        30 * GST_MSECOND, 2, TRUE);
     /* clock 2 is 0 at mono 514 s: 100 s + 2 s on it is mono 616 s */
     gst_ivshmem_time_stamp_buffer (&t, TRUE, &h, &pts, &dts);
     fail_unless_equals_uint64 (pts, 516 * GST_SECOND);
@@ -323,7 +343,7 @@ hour_of_fast_producer (gboolean with_producer_time, GstClockTimeDiff * first)
   time_new_live (&t);
   reader_base = 100 * GST_SECOND;
   if (with_producer_time)
-    gst_ivshmem_time_set_producer_time (&t, bp, 0, 1);
+    gst_ivshmem_time_set_producer_time (&t, bp, 0, 1, TRUE);
   for (n = 0; n <= 360000; n += 10) {
     GstClockTime rt = n * 10 * GST_MSECOND, pts, dts;
     /* sent at producer clock bp + rt, that is at this mono: */
