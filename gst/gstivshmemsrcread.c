@@ -135,6 +135,32 @@ gst_ivshmem_src_look_clock (GstIvshmemSrc * self)
     gst_ivshmem_src_steer_clock (self);
 }
 
+/* Across a VM boundary the first estimate of the producer's clock needs a
+ * sample to appear while we look: look closely for a moment (a heartbeat
+ * at most) rather than stamp the first buffers by an anchor and jump
+ * when the estimate comes. */
+#define AWAIT_ESTIMATE_NS (500 * GST_MSECOND)
+
+static void
+gst_ivshmem_src_await_estimate (GstIvshmemSrc * self)
+{
+  guint64 until;
+
+  if (!GST_BASE_SRC (self)->is_live || !self->time.have_ptime ||
+      self->time.sync.valid)
+    return;
+  until = ivshm_now_ns () + AWAIT_ESTIMATE_NS;
+  while (!self->time.sync.valid && ivshm_now_ns () < until &&
+      !ivshm_waiter_is_flushing (&self->waiter)) {
+    ivshm_sleep_ns (50 * 1000);
+    gst_ivshmem_src_look_clock (self);
+  }
+  GST_INFO_OBJECT (self, "the producer's clock: %s, offset %" G_GINT64_FORMAT
+      " ns, error %" G_GUINT64_FORMAT " ns", self->time.sync.valid ?
+      (self->time.sync.exact ? "exact" : "estimated") : "no estimate yet",
+      self->time.sync.offset_ns, self->time.sync.error_ns);
+}
+
 /* Copies the mapping's state for the stats. */
 static void
 gst_ivshmem_src_note_time (GstIvshmemSrc * self)
@@ -427,6 +453,7 @@ gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
   GST_BUFFER_OFFSET_END (buf) = h->offset_end;
   GST_BUFFER_DURATION (buf) = h->duration;
   gst_ivshmem_src_look_clock (self);
+  gst_ivshmem_src_await_estimate (self);
   gst_ivshmem_time_stamp_buffer (&self->time, GST_BASE_SRC (self)->is_live,
       h, &GST_BUFFER_PTS (buf), &GST_BUFFER_DTS (buf));
   if (self->discont) {

@@ -222,8 +222,11 @@ simulate (double ppm, uint64_t seconds)
           " s: off by %" G_GUINT64_FORMAT " ns, stated error %"
           G_GUINT64_FORMAT " ns", (t - t_start) / (1000 * MS), err,
           cs.error_ns);
-      fail_unless (cs.error_ns <= 2 * MS, "error %" G_GUINT64_FORMAT,
-          cs.error_ns);
+      /* at the scale of the polling once the rate is known (before, an
+       * unknown rate of up to 0.2 % widens it with the bound's age) */
+      if (t - t_start > 5000 * MS)
+        fail_unless (cs.error_ns <= 2 * MS, "error %" G_GUINT64_FORMAT,
+            cs.error_ns);
       fail_unless (ivshm_clock_sync_to_reader (&cs, truth, &out));
       err = out > t ? out - t : t - out;
       fail_unless (err <= cs.error_ns + slack);
