@@ -91,6 +91,7 @@ struct _GstIvshmemSrc
   GstIvshmemTimeMode time_mode;
   IvshmClockSync time_sync;
   GstClockTime producer_base;
+  gboolean joined_mid_stream;   /* at the live edge, not as a first reader */
   guint64 before_start;         /* buffers dropped: their moment came
                                  * before this pipeline started */
   /* provide-clock: the clock offered, and the loop that steers it (the

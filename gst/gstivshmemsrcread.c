@@ -509,9 +509,11 @@ gst_ivshmem_src_dispatch (GstIvshmemSrc * self, const IvshmRecord * rec,
     if (self->lapped)
       gst_ivshmem_src_report_loss (self, &rec->h);
     ret = gst_ivshmem_src_make_buffer (self, rec, out, err);
-    if (ret == GST_FLOW_OK && self->time.before_start) {
+    if (ret == GST_FLOW_OK && self->time.before_start &&
+        self->joined_mid_stream) {
       /* meant for a moment before this pipeline started: no running time
-       * can say when, and it is late whatever it would say */
+       * can say when, and it is late whatever it would say. (A first
+       * reader gets what the producer kept for it, stamped 0, as in 2.0.) */
       GST_LOG_OBJECT (self, "dropping %" GST_PTR_FORMAT ": its moment on "
           "the producer's clock is before this pipeline started", *out);
       gst_buffer_unref (*out);

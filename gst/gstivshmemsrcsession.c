@@ -111,6 +111,7 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
     return GST_FLOW_ERROR;
   }
   ivshm_reader_get_stats (self->reader, &stats);
+  self->joined_mid_stream = stats.joined_mid_stream;
   if (ivshm_reader_waiting (self->reader))
     GST_INFO_OBJECT (self, "waiting for a producer in slot %u", stats.slot);
   else
