@@ -18,6 +18,7 @@
  * attaches as a later reader (ivshm_reader_attach_waiting).
  */
 #include "ivshmem-ring-private.h"
+#include "ivshmem-clock.h"
 
 #include "ivshmem-os.h"
 
@@ -26,7 +27,7 @@
 #include <string.h>
 
 static IvshmStatus
-reader_validate_header (IvshmHeader * hdr, uint64_t size, uint64_t *ring_size,
+reader_validate_header (IvshmHeader * hdr, uint64_t size, uint64_t * ring_size,
     IvshmError * err)
 {
   uint64_t magic, rsize, roff, ringsz;
@@ -162,7 +163,7 @@ reader_claim (IvshmReader * r, uint32_t to, IvshmError * err)
  * ivshm_writer_reclaim). From then on the producer keeps everything from
  * *t. *moved: the tail moved while we registered. */
 static IvshmStatus
-reader_register (IvshmReader * r, uint32_t from, uint64_t *t, bool *moved,
+reader_register (IvshmReader * r, uint32_t from, uint64_t * t, bool *moved,
     IvshmError * err)
 {
   uint64_t tail;
@@ -282,7 +283,10 @@ reader_attach_session (IvshmReader * r, IvshmError * err)
   ivshm_reader_lock (r);
   ivshm_reader_set_pos (r, t);
   ivshm_reader_unlock (r);
-  if ((flags & IVSHM_PRODUCER_FLAG_HAD_READER) || company || moved) {
+  if ((flags & IVSHM_PRODUCER_FLAG_HAD_READER) || company || moved ||
+      (r->cfg.live_edge && ivshm_reader_session_is_old (r,
+              r->cfg.live_edge_grace_ns ? r->cfg.live_edge_grace_ns :
+              IVSHM_LIVE_EDGE_GRACE_NS))) {
     st = reader_start_mid_stream (r, t, err);
     if (st != IVSHM_OK)
       return st;

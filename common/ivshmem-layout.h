@@ -9,7 +9,8 @@
  *
  * Region map (version 2):
  *
- *   0x00000  IvshmHeader        4 KiB   identity, session, hot counters
+ *   0x00000  IvshmHeader        4 KiB   identity, session, hot counters,
+ *                                        the producer's clock (2.1)
  *   0x01000  IvshmReaderSlot[32]  4 KiB   one 128-byte slot per reader
  *   0x02000  IvshmSticky        56 KiB  seqlocked copy of sticky records
  *   0x10000  ring               region_size - 64 KiB, records of 64-byte
@@ -34,7 +35,7 @@ _Static_assert (ATOMIC_INT_LOCK_FREE == 2,
 /* "IVSHMGST" read as a little-endian u64 */
 #define IVSHM_MAGIC             UINT64_C(0x5453474d48535649)
 #define IVSHM_VERSION_MAJOR     2u
-#define IVSHM_VERSION_MINOR     0u
+#define IVSHM_VERSION_MINOR     1u
 
 #define IVSHM_CACHE_LINE        64u
 #define IVSHM_RECORD_ALIGN      64u
@@ -142,7 +143,31 @@ typedef struct
   _Atomic uint32_t writer_sleeping;     /* 0x0cc the producer is about to sleep */
   uint8_t _pad3[IVSHM_CACHE_LINE - 0x10];
 
-  uint8_t reserved[IVSHM_HEADER_SIZE - 4 * IVSHM_CACHE_LINE];
+  /* line 4 (0x100, version 2.1): the producer's clock, sampled. A pair of
+   * readings of the producer's pipeline clock and of CLOCK_MONOTONIC of
+   * its kernel, taken together, under a sequence lock; refreshed at every
+   * buffer and every heartbeat (PROTOCOL.md, section 6a). 0 in a 2.0
+   * region: no clock published. */
+  _Atomic uint64_t clock_seq;           /* 0x100 odd while being written */
+  _Atomic uint64_t clock_epoch;         /* 0x108 which clock of the producer
+                                         * (0: none); TIME records name it */
+  _Atomic uint64_t clock_kernel_id;     /* 0x110 the kernel whose
+                                         * CLOCK_MONOTONIC `clock_mono` is */
+  _Atomic uint64_t clock_time;          /* 0x118 the pipeline clock, ns */
+  _Atomic uint64_t clock_mono;          /* 0x120 CLOCK_MONOTONIC, ns */
+  _Atomic uint64_t clock_window;        /* 0x128 clock_time was read within
+                                         * clock_mono +- this, ns */
+  _Atomic uint64_t clock_pub_seq;       /* 0x130 the clock_seq that ... */
+  _Atomic uint64_t clock_pub_mono;      /* 0x138 ... was visible to all by
+                                         * this CLOCK_MONOTONIC (or later) */
+  /* line 5 (0x140, version 2.1) */
+  _Atomic uint64_t live_since_mono;     /* 0x140 the producer's
+                                         * CLOCK_MONOTONIC when it wrote the
+                                         * first buffer of a live stream in
+                                         * this session; 0: not live (yet) */
+  uint8_t _pad5[IVSHM_CACHE_LINE - 0x08];
+
+  uint8_t reserved[IVSHM_HEADER_SIZE - 6 * IVSHM_CACHE_LINE];
 } IvshmHeader;
 
 /* IvshmReaderSlot.state_gen: a slot's state and claim generation as the
@@ -217,7 +242,8 @@ enum
   IVSHM_EVENT_CUSTOM = 6,       /* custom downstream serialized event */
   IVSHM_EVENT_CUSTOM_STICKY = 7,
   IVSHM_EVENT_STREAM_GROUP_DONE = 8,
-  IVSHM_EVENT_MAX = 8,
+  IVSHM_EVENT_TIME = 9,         /* 2.1: the producer's base time, in pts */
+  IVSHM_EVENT_MAX = 9,
 };
 
 /* Every record starts with this 64-byte header; the payload follows it at
@@ -294,6 +320,15 @@ IVSHM_ASSERT_OFFSET (IvshmHeader, reserve_end, 0x090);
 IVSHM_ASSERT_OFFSET (IvshmHeader, tail, 0x0c0);
 IVSHM_ASSERT_OFFSET (IvshmHeader, space_futex, 0x0c8);
 IVSHM_ASSERT_OFFSET (IvshmHeader, writer_sleeping, 0x0cc);
+IVSHM_ASSERT_OFFSET (IvshmHeader, clock_seq, 0x100);
+IVSHM_ASSERT_OFFSET (IvshmHeader, clock_epoch, 0x108);
+IVSHM_ASSERT_OFFSET (IvshmHeader, clock_kernel_id, 0x110);
+IVSHM_ASSERT_OFFSET (IvshmHeader, clock_time, 0x118);
+IVSHM_ASSERT_OFFSET (IvshmHeader, clock_mono, 0x120);
+IVSHM_ASSERT_OFFSET (IvshmHeader, clock_window, 0x128);
+IVSHM_ASSERT_OFFSET (IvshmHeader, clock_pub_seq, 0x130);
+IVSHM_ASSERT_OFFSET (IvshmHeader, clock_pub_mono, 0x138);
+IVSHM_ASSERT_OFFSET (IvshmHeader, live_since_mono, 0x140);
 _Static_assert (sizeof (IvshmHeader) == IVSHM_HEADER_SIZE, "header size");
 
 IVSHM_ASSERT_OFFSET (IvshmReaderSlot, read_pos, 0x00);

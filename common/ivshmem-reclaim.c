@@ -151,8 +151,8 @@ ivshm_writer_count_readers (IvshmWriter * w)
 /* Has any reader attached to this session, even one gone again? A reader
  * leaves the session id in the slot it frees. A lying slot can only make
  * us stop keeping the stream for a first reader. */
-static bool
-writer_reader_came (IvshmWriter * w)
+bool
+ivshm_writer_reader_came (IvshmWriter * w)
 {
   unsigned i;
 
@@ -177,7 +177,7 @@ ivshm_writer_had_reader (IvshmWriter * w)
    * its element wait for a reader */
   if (atomic_load_explicit (&w->stopped, RLX))
     return true;
-  return w->had_reader || writer_reader_came (w);
+  return w->had_reader || ivshm_writer_reader_came (w);
 }
 
 uint64_t
@@ -213,7 +213,7 @@ ivshm_writer_reclaim (IvshmWriter * w, bool check_leases)
   if (!ivshm_writer_owns (w))
     return ivshm_writer_free_space (w);
   m1 = writer_scan_slots (w, check_leases, &active);
-  if (!w->had_reader && (active > 0 || writer_reader_came (w))) {
+  if (!w->had_reader && (active > 0 || ivshm_writer_reader_came (w))) {
     /* the first reader is here (or came and left between two looks):
      * from now on space is reclaimed */
     w->had_reader = true;

@@ -63,6 +63,7 @@ enum
   STICKY_STREAM_START,
   STICKY_CAPS,
   STICKY_SEGMENT,
+  STICKY_TIME,                  /* 2.1: the producer's base time */
   STICKY_TAG,
   STICKY_EOS,
   STICKY_N
@@ -253,6 +254,11 @@ struct IvshmWriter
   uint64_t sticky_len[STICKY_N];
   uint32_t producer_flags;
 
+  /* the clock area's sequence lock (ivshmem-clock.c): taken by the thread
+   * that publishes a sample; clock_seq is its last even value */
+  atomic_flag clock_busy;
+  uint64_t clock_seq;
+
   IvshmWriterStats stats;
 };
 
@@ -270,6 +276,7 @@ uint64_t ivshm_writer_reclaim (IvshmWriter * w, bool check_leases);
 uint64_t ivshm_writer_make_room (IvshmWriter * w, uint64_t need);
 uint64_t ivshm_writer_free_space (IvshmWriter * w);
 unsigned ivshm_writer_reap_expired (IvshmWriter * w, uint64_t now);
+bool ivshm_writer_reader_came (IvshmWriter * w);
 
 /* ivshmem-spans.c */
 Span *ivshm_span_at (IvshmWriter * w, uint64_t id);

@@ -243,7 +243,20 @@ typedef struct
   /* How long a reader that finds every slot taken watches their
    * heartbeats before it reaps the ones that did not move. 0: 3 s. */
   uint64_t lease_timeout_ns;
+  /* Protocol 2.1: a reader that attaches to a session whose stream is live
+   * (the producer says so) and started more than live_edge_grace_ns ago
+   * starts at its live edge (the sticky records, then the next record),
+   * even when it is the session's first reader: what a live reader wants.
+   * A reader that waited in a WAITING slot before the session started, or
+   * that comes within the grace, still reads it from its first record.
+   * false: the first reader of a session reads everything the producer
+   * kept for it. */
+  bool live_edge;
+  /* 0: 2 s */
+  uint64_t live_edge_grace_ns;
 } IvshmReaderConfig;
+
+#define IVSHM_LIVE_EDGE_GRACE_NS (2000ull * 1000 * 1000)
 
 typedef struct
 {

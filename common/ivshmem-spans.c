@@ -303,6 +303,8 @@ sticky_kind (const IvshmRecordHeader * h)
       return STICKY_STREAM_START;
     case IVSHM_EVENT_SEGMENT:
       return STICKY_SEGMENT;
+    case IVSHM_EVENT_TIME:
+      return STICKY_TIME;
     case IVSHM_EVENT_TAG:
       return STICKY_TAG;
     case IVSHM_EVENT_EOS:

@@ -100,6 +100,7 @@ ivshm_sticky_event_subtype_known (uint16_t subtype)
   switch (subtype) {
     case IVSHM_EVENT_STREAM_START:
     case IVSHM_EVENT_SEGMENT:
+    case IVSHM_EVENT_TIME:
     case IVSHM_EVENT_TAG:
     case IVSHM_EVENT_EOS:
     case IVSHM_EVENT_CUSTOM_STICKY:

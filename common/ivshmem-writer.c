@@ -193,6 +193,12 @@ writer_write_identity (IvshmWriter * w, uint64_t size, uint64_t hb_ns)
   atomic_store_explicit (&hdr->producer_pid, ivshm_process_id (), RLX);
   atomic_store_explicit (&hdr->heartbeat_period_us, hb_ns / 1000, RLX);
   atomic_store_explicit (&hdr->producer_kernel_id, w->kernel_id, RLX);
+  /* 2.1: no clock published yet in this session; the sequence goes on
+   * from where the last producer left it (even: not being written) */
+  w->clock_seq = (atomic_load_explicit (&hdr->clock_seq, RLX) | 1) + 1;
+  atomic_store_explicit (&hdr->clock_epoch, 0, RLX);
+  atomic_store_explicit (&hdr->live_since_mono, 0, RLX);
+  atomic_store_explicit (&hdr->clock_seq, w->clock_seq, RLX);
 }
 
 /* Session format step 2: WAITING slots are adopted (their session_id
@@ -372,6 +378,7 @@ ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
   w->ring = (uint8_t *) base + IVSHM_RING_OFFSET;
   w->ring_size = ivshm_ring_size_for_region (size);
   atomic_flag_clear (&w->lock);
+  atomic_flag_clear (&w->clock_busy);
   w->lease_timeout_ns = cfg && cfg->lease_timeout_ns ?
       cfg->lease_timeout_ns : DEFAULT_LEASE_TIMEOUT_NS;
   hb_ns = cfg && cfg->heartbeat_period_ns ?

@@ -48,7 +48,13 @@
  * threads that wait in the pool.
  *
  * By default the sink does not synchronise on the clock (sync=false): the
- * receiving #GstIvshmemSrc timestamps and paces the stream.
+ * receiving #GstIvshmemSrc timestamps and paces the stream. The sink
+ * carries its time for it: before a buffer, a TIME record whenever its
+ * base time, clock or upstream latency changed, and at every buffer and
+ * heartbeat a sample of its pipeline clock against CLOCK_MONOTONIC in the
+ * region's header (PROTOCOL.md, section 6a). A live reader that comes
+ * more than 2 s into a live stream starts at its live edge rather than
+ * with what the sink kept for a first reader.
  *
  * ## Example launch lines
  * |[
@@ -70,6 +76,7 @@
 #include "gstivshmemelements.h"
 #include "gstivshmempool.h"
 #include "gstivshmemutils.h"
+#include "ivshmem-clock.h"
 
 #include "ivshmem-inspect.h"
 #include "ivshmem-os.h"
@@ -160,6 +167,19 @@ struct _GstIvshmemSink
   _Atomic guint64 zero_copy;    /* buffers published in place */
   _Atomic guint64 copied;       /* buffers copied into the ring */
   _Atomic guint64 moved;        /* pool buffers moved out of the ring */
+
+  /* The time the sink publishes (PROTOCOL.md, section 6a), under
+   * time_lock: the clock it samples (the heartbeat thread samples it too)
+   * and its epoch in this session; what the last TIME record said (the
+   * streaming thread's). */
+  GMutex time_lock;
+  GstClock *time_clock;
+  guint64 time_epoch;
+  GstClockTime time_base;       /* NONE: no TIME record yet */
+  GstClockTime time_latency;
+  guint64 time_record_epoch;
+  gboolean live_noted;          /* live_since_mono was set */
+  guint64 live_since;           /* to it */
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
@@ -187,8 +207,7 @@ static gboolean gst_ivshmem_sink_start (GstBaseSink * bsink);
 static gboolean gst_ivshmem_sink_stop (GstBaseSink * bsink);
 static gboolean gst_ivshmem_sink_unlock (GstBaseSink * bsink);
 static gboolean gst_ivshmem_sink_unlock_stop (GstBaseSink * bsink);
-static gboolean gst_ivshmem_sink_set_caps (GstBaseSink * bsink,
-    GstCaps * caps);
+static gboolean gst_ivshmem_sink_set_caps (GstBaseSink * bsink, GstCaps * caps);
 static gboolean gst_ivshmem_sink_event (GstBaseSink * bsink, GstEvent * event);
 static GstFlowReturn gst_ivshmem_sink_render (GstBaseSink * bsink,
     GstBuffer * buffer);
@@ -319,8 +338,7 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
   gst_element_class_set_static_metadata (element_class,
       "IVSHMEM sink", "Sink",
       "Writes media into IVSHMEM shared memory, for a QEMU guest, the host "
-      "or another VM to read with ivshmemsrc",
-      "gst-ivshmem developers");
+      "or another VM to read with ivshmemsrc", "gst-ivshmem developers");
 
   bsink_class->start = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_start);
   bsink_class->stop = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_stop);
@@ -341,6 +359,7 @@ gst_ivshmem_sink_init (GstIvshmemSink * self)
   self->max_poll_interval = DEFAULT_MAX_POLL_INTERVAL;
   self->policy = DEFAULT_POLICY;
   ivshm_waiter_init (&self->waiter);
+  g_mutex_init (&self->time_lock);
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
 }
 
@@ -352,6 +371,8 @@ gst_ivshmem_sink_finalize (GObject * object)
   g_free (self->device);
   g_free (self->region_name);
   gst_clear_object (&self->pool);
+  gst_clear_object (&self->time_clock);
+  g_mutex_clear (&self->time_lock);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -596,12 +617,46 @@ gst_ivshmem_sink_watch_hold (GstIvshmemSink * self)
           self->region_name));
 }
 
+/* One sample of the clock `epoch` into the clock area: the pipeline clock
+ * read between two readings of CLOCK_MONOTONIC. Thread-safe. */
+static void
+gst_ivshmem_sink_sample_clock (IvshmWriter * writer, GstClock * clock,
+    guint64 epoch)
+{
+  guint64 m1, m2;
+  GstClockTime c;
+
+  m1 = ivshm_now_ns ();
+  c = gst_clock_get_time (clock);
+  m2 = ivshm_now_ns ();
+  if (!GST_CLOCK_TIME_IS_VALID (c) || m2 < m1)
+    return;
+  ivshm_writer_publish_clock (writer, epoch, c, m1 + (m2 - m1) / 2,
+      (m2 - m1 + 1) / 2);
+}
+
+/* The clock the sink samples now, or NULL; its epoch in *epoch. */
+static GstClock *
+gst_ivshmem_sink_ref_time_clock (GstIvshmemSink * self, guint64 * epoch)
+{
+  GstClock *clock = NULL;
+
+  g_mutex_lock (&self->time_lock);
+  if (self->time_clock)
+    clock = gst_object_ref (self->time_clock);
+  *epoch = self->time_epoch;
+  g_mutex_unlock (&self->time_lock);
+  return clock;
+}
+
 static void
 heartbeat_tick (void *data)
 {
   GstIvshmemSink *self = data;
   /* set before the ticker starts, cleared after it stops */
   IvshmWriter *writer = self->producer->writer;
+  GstClock *clock;
+  guint64 epoch;
 
   /* a region that shrank under us reads as zeros: no more ticks (and a
    * sink that waits may touch nothing past the new end: look at the
@@ -611,6 +666,12 @@ heartbeat_tick (void *data)
     return;
   /* heartbeat and lease reaping; thread-safe, needs no lock */
   ivshm_writer_tick (writer);
+  /* the clock goes on while no buffer flows (a paused producer) */
+  clock = gst_ivshmem_sink_ref_time_clock (self, &epoch);
+  if (clock) {
+    gst_ivshmem_sink_sample_clock (writer, clock, epoch);
+    gst_object_unref (clock);
+  }
   if (ivshm_writer_taken_over (writer))
     gst_ivshmem_sink_post_taken_over (self);
   else
@@ -690,6 +751,14 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
   self->hold_pos = 0;
   self->hold_since_ns = 0;
   self->hold_slot = -1;
+  g_mutex_lock (&self->time_lock);
+  gst_clear_object (&self->time_clock);
+  self->time_epoch = 0;
+  g_mutex_unlock (&self->time_lock);
+  self->time_base = GST_CLOCK_TIME_NONE;
+  self->time_latency = GST_CLOCK_TIME_NONE;
+  self->time_record_epoch = 0;
+  self->live_noted = FALSE;
   GST_OBJECT_LOCK (self);
   g_free (self->region_name);
   self->region_name = g_strdup (ivshm_region_path (region));
@@ -739,6 +808,9 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
 
   ivshm_ticker_stop (self->heartbeat);
   self->heartbeat = NULL;
+  g_mutex_lock (&self->time_lock);
+  gst_clear_object (&self->time_clock);
+  g_mutex_unlock (&self->time_lock);
 
   GST_OBJECT_LOCK (self);
   producer = self->producer;
@@ -749,8 +821,8 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
   if (producer) {
     GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " buffers published in "
         "place, %" G_GUINT64_FORMAT " copied",
-      atomic_load_explicit (&self->zero_copy, memory_order_relaxed),
-      atomic_load_explicit (&self->copied, memory_order_relaxed));
+        atomic_load_explicit (&self->zero_copy, memory_order_relaxed),
+        atomic_load_explicit (&self->copied, memory_order_relaxed));
     /* pool buffers may outlive us; they keep the mapping, not the session */
     gst_ivshmem_producer_close (producer);
     gst_ivshmem_producer_unref (producer);
@@ -1052,6 +1124,108 @@ gst_ivshmem_sink_buffer_info (GstBuffer * buffer, IvshmRecordHeader * info)
   info->offset_end = GST_BUFFER_OFFSET_END (buffer);
 }
 
+/* How late, after its running time, a buffer reaches this sink at the
+ * earliest: upstream's latency (a live source's capture time is the start
+ * of what it captured), or the pipeline's when the sink syncs. */
+static GstClockTime
+gst_ivshmem_sink_upstream_latency (GstIvshmemSink * self, gboolean * is_live)
+{
+  GstBaseSink *bsink = GST_BASE_SINK (self);
+  GstQuery *q = gst_query_new_latency ();
+  GstClockTime min = 0, max, lat = 0;
+  gboolean live = FALSE;
+
+  if (gst_pad_peer_query (GST_BASE_SINK_PAD (bsink), q)) {
+    gst_query_parse_latency (q, &live, &min, &max);
+    if (live && GST_CLOCK_TIME_IS_VALID (min))
+      lat = min;
+  }
+  *is_live = live;
+  gst_query_unref (q);
+  if (gst_base_sink_get_sync (bsink)) {
+    GstClockTime pl = gst_base_sink_get_latency (bsink);
+
+    if (GST_CLOCK_TIME_IS_VALID (pl) && pl > lat)
+      lat = pl;
+  }
+  return lat;
+}
+
+/* Before a buffer: the clock area gets a fresh sample, and a TIME record
+ * goes into the ring when the base time, the clock or the latency under
+ * which this buffer is rendered differ from what the last one said. */
+static GstFlowReturn
+gst_ivshmem_sink_publish_time (GstIvshmemSink * self)
+{
+  GstElement *element = GST_ELEMENT (self);
+  GstIvshmemProducer *p = self->producer;
+  GstClock *clock = gst_element_get_clock (element);
+  GstClockTime base, latency;
+  IvshmRecordHeader info;
+  guint64 epoch;
+  const gchar *payload = "time;";
+  GstFlowReturn ret;
+  gboolean live;
+
+  g_mutex_lock (&p->lock);
+  if (!ivshm_writer_note_readers (p->writer) && self->live_noted &&
+      ivshm_now_ns () - self->live_since >= IVSHM_LIVE_EDGE_GRACE_NS) {
+    /* a live stream and no reader within the grace: one that comes now
+     * starts at the live edge, so keep nothing for it (a full ring would
+     * stall the live source upstream for a reader that may never come) */
+    GST_INFO_OBJECT (self, "no reader in the first %" GST_TIME_FORMAT
+        " of a live stream: not keeping it for a first reader",
+        GST_TIME_ARGS (IVSHM_LIVE_EDGE_GRACE_NS));
+    ivshm_writer_forget_first_reader (p->writer);
+  }
+  g_mutex_unlock (&p->lock);
+  if (!clock)
+    return GST_FLOW_OK;         /* no clock: readers anchor on arrival */
+
+  g_mutex_lock (&self->time_lock);
+  if (clock != self->time_clock) {
+    gst_object_replace ((GstObject **) & self->time_clock, GST_OBJECT (clock));
+    self->time_epoch++;
+  }
+  epoch = self->time_epoch;
+  g_mutex_unlock (&self->time_lock);
+  gst_ivshmem_sink_sample_clock (p->writer, clock, epoch);
+  gst_object_unref (clock);
+
+  base = gst_element_get_base_time (element);
+  if (base == self->time_base && epoch == self->time_record_epoch)
+    return GST_FLOW_OK;
+  latency = gst_ivshmem_sink_upstream_latency (self, &live);
+  if (live && !self->live_noted) {
+    /* a live reader that comes later than a grace starts at the live
+     * edge, not with what we keep for a first reader */
+    self->live_since = ivshm_now_ns ();
+    g_mutex_lock (&p->lock);
+    ivshm_writer_set_live_since (p->writer, self->live_since);
+    g_mutex_unlock (&p->lock);
+    self->live_noted = TRUE;
+  }
+  GST_DEBUG_OBJECT (self, "base time %" GST_TIME_FORMAT ", clock epoch %"
+      G_GUINT64_FORMAT ", upstream latency %" GST_TIME_FORMAT,
+      GST_TIME_ARGS (base), epoch, GST_TIME_ARGS (latency));
+  memset (&info, 0, sizeof info);
+  info.type = IVSHM_RECORD_EVENT;
+  info.subtype = IVSHM_EVENT_TIME;
+  info.pts = base;
+  info.dts = IVSHM_TIME_NONE;
+  info.duration = latency;
+  info.offset = epoch;
+  info.offset_end = live ? 1 : 0;
+  info.payload_len = strlen (payload) + 1;
+  ret = gst_ivshmem_sink_write (self, &info, payload);
+  if (ret == GST_FLOW_OK) {
+    self->time_base = base;
+    self->time_latency = latency;
+    self->time_record_epoch = epoch;
+  }
+  return ret;
+}
+
 static GstFlowReturn
 gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
 {
@@ -1062,6 +1236,9 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
   GstMapInfo map;
   GstFlowReturn ret;
 
+  ret = gst_ivshmem_sink_publish_time (self);
+  if (ret != GST_FLOW_OK)
+    return ret;
   gst_ivshmem_sink_buffer_info (buffer, &info);
 
   /* A buffer from our pool is already in the ring: publish it in place.
@@ -1153,8 +1330,7 @@ gst_ivshmem_sink_propose_allocation (GstBaseSink * bsink, GstQuery * query)
   gst_ivshmem_producer_unref (producer);
   config = gst_buffer_pool_get_config (pool);
   gst_buffer_pool_config_set_params (config, caps, size, 0, capacity);
-  gst_buffer_pool_config_add_option (config,
-      GST_BUFFER_POOL_OPTION_VIDEO_META);
+  gst_buffer_pool_config_add_option (config, GST_BUFFER_POOL_OPTION_VIDEO_META);
   if (!gst_buffer_pool_set_config (pool, config)) {
     gst_object_unref (pool);
     return TRUE;

@@ -58,13 +58,24 @@
  *
  * The producer's clock (a guest's, or another pipeline's) is not this
  * pipeline's clock. By default (#GstIvshmemSrc:is-live = true) the source
- * is a live source: it turns each buffer's timestamp into the producer's
- * running time, and maps the producer's running time onto this pipeline's
- * running time so that the first buffer is stamped with the moment it
- * arrived. Later buffers keep the producer's spacing. It reports
- * #GstIvshmemSrc:latency as its latency, to absorb the jitter of the
- * transport. The producer's segments are used for that conversion and not
- * forwarded; the output has one TIME segment.
+ * is a live source: it stamps each buffer with the moment the producer's
+ * pipeline meant it to be presented (its base time plus the buffer's
+ * running time, on its clock, which ivshmemsink carries through the
+ * region), mapped onto this pipeline's clock: exactly when both run on one
+ * kernel, through an estimate of the two kernels' clocks across a VM
+ * boundary (#GstIvshmemSrc:stats has it, with its error). A flushing seek,
+ * a pause or a new base time of the producer carries over; late buffers
+ * are late. It reports #GstIvshmemSrc:latency plus the producer's upstream
+ * latency as its latency. The producer's segments are used for that
+ * conversion and not forwarded; the output has one TIME segment. A
+ * producer of protocol 2.0 (or without a clock) is anchored on the first
+ * buffer instead: the first buffer is stamped with the moment it arrived,
+ * later ones keep the producer's spacing.
+ *
+ * A live source that joins a running live stream starts at its live edge
+ * (the stream's sticky events, then the next buffer), unless it comes
+ * within 2 s of the stream's start or waited for the producer.
+ * #GstIvshmemSrc:provide-clock offers a clock that follows the producer's.
  *
  * With is-live=false the source forwards the producer's TIME segments and
  * timestamps unchanged, as a file source would: use this to process a
@@ -181,6 +192,7 @@ enum
   PROP_ON_PRODUCER_RESTART,
   PROP_ON_EVICTED,
   PROP_STATS,
+  PROP_PROVIDE_CLOCK,
 };
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
@@ -204,6 +216,27 @@ static gboolean gst_ivshmem_src_unlock (GstBaseSrc * bsrc);
 static gboolean gst_ivshmem_src_unlock_stop (GstBaseSrc * bsrc);
 static gboolean gst_ivshmem_src_negotiate (GstBaseSrc * bsrc);
 static gboolean gst_ivshmem_src_query (GstBaseSrc * bsrc, GstQuery * query);
+
+/* this pipeline's clock, CLOCK_MONOTONIC and base time, for the time
+ * mapping */
+static gboolean
+gst_ivshmem_src_local (gpointer data, GstClockTime * clock_now,
+    guint64 * mono_now, GstClockTime * base)
+{
+  GstElement *element = data;
+  GstClock *clock = gst_element_get_clock (element);
+  guint64 m1, m2;
+
+  if (!clock)
+    return FALSE;
+  *base = gst_element_get_base_time (element);
+  m1 = ivshm_now_ns ();
+  *clock_now = gst_clock_get_time (clock);
+  m2 = ivshm_now_ns ();
+  gst_object_unref (clock);
+  *mono_now = m1 + (m2 - m1) / 2;
+  return GST_CLOCK_TIME_IS_VALID (*clock_now);
+}
 
 /* this pipeline's running time, for the time mapping */
 static GstClockTime
@@ -250,18 +283,36 @@ gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
    */
   g_object_class_install_property (gobject_class, PROP_IS_LIVE,
       g_param_spec_boolean ("is-live", "Is live",
-          "Act as a live source, restamping buffers in this pipeline's "
-          "running time (true), or forward the producer's segments and "
-          "timestamps (false)", DEFAULT_IS_LIVE,
+          "Act as a live source, stamping buffers with the producer's "
+          "presentation moments on this pipeline's clock (true), or forward "
+          "the producer's segments and timestamps (false)", DEFAULT_IS_LIVE,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_READY));
 
   /**
    * GstIvshmemSrc:latency:
    *
-   * The latency reported in live mode, in nanoseconds: how late a buffer
-   * may arrive, compared with the first one, and still be on time.
+   * The latency reported in live mode, in nanoseconds, on top of the
+   * producer's upstream latency: how much later than the producer's
+   * pipeline this one presents a buffer, for the transport and this
+   * pipeline's scheduling.
    */
+  /**
+   * GstIvshmemSrc:provide-clock:
+   *
+   * Offer the pipeline a clock that follows the producer's clock (live
+   * mode): it runs at the producer's rate, steered every half second. A
+   * pipeline picks a source's clock over its sinks', so an audio sink then
+   * follows the producer (it resamples or skews to it) instead of its own
+   * device: for hours of a guest's audio without the delay creeping. Set
+   * it on one source of a pipeline.
+   */
+  g_object_class_install_property (gobject_class, PROP_PROVIDE_CLOCK,
+      g_param_spec_boolean ("provide-clock", "Provide clock",
+          "Offer a clock that follows the producer's clock (live mode)",
+          FALSE, G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+
   g_object_class_install_property (gobject_class, PROP_LATENCY,
       g_param_spec_uint64 ("latency", "Latency",
           "Latency reported in live mode (ns), to absorb transport jitter",
@@ -436,6 +487,14 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
           G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
 }
 
+static GstClock *
+gst_ivshmem_src_provide_clock (GstElement * element)
+{
+  GstIvshmemSrc *self = GST_IVSHMEM_SRC (element);
+
+  return gst_object_ref (self->follow_clock);
+}
+
 static void
 gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
 {
@@ -455,9 +514,10 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
   gst_element_class_set_static_metadata (element_class,
       "IVSHMEM source", "Source",
       "Reads media from IVSHMEM shared memory, written by ivshmemsink on "
-      "the host, in a QEMU guest or in another VM",
-      "gst-ivshmem developers");
+      "the host, in a QEMU guest or in another VM", "gst-ivshmem developers");
 
+  element_class->provide_clock =
+      GST_DEBUG_FUNCPTR (gst_ivshmem_src_provide_clock);
   bsrc_class->start = GST_DEBUG_FUNCPTR (gst_ivshmem_src_start);
   bsrc_class->stop = GST_DEBUG_FUNCPTR (gst_ivshmem_src_stop);
   bsrc_class->unlock = GST_DEBUG_FUNCPTR (gst_ivshmem_src_unlock);
@@ -481,9 +541,14 @@ gst_ivshmem_src_init (GstIvshmemSrc * self)
   ivshm_waiter_init (&self->waiter);
   g_mutex_init (&self->unlock_lock);
   self->allocator = gst_ivshmem_read_allocator_new ();
-  gst_ivshmem_time_init (&self->time, gst_ivshmem_src_now, self);
+  gst_ivshmem_time_init (&self->time, gst_ivshmem_src_now,
+      gst_ivshmem_src_local, self);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
   gst_base_src_set_live (GST_BASE_SRC (self), DEFAULT_IS_LIVE);
+  self->follow_clock = g_object_new (GST_TYPE_SYSTEM_CLOCK, "name",
+      "GstIvshmemProducerClock", "clock-type", GST_CLOCK_TYPE_MONOTONIC, NULL);
+  gst_object_ref_sink (self->follow_clock);
+  gst_ivshmem_follow_init (&self->follow);
 }
 
 static void
@@ -496,6 +561,7 @@ gst_ivshmem_src_finalize (GObject * object)
   g_free (self->stream_id);
   gst_caps_replace (&self->pending_caps, NULL);
   gst_object_unref (self->allocator);
+  gst_object_unref (self->follow_clock);
   g_mutex_clear (&self->unlock_lock);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
@@ -545,6 +611,13 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
     case PROP_ON_EVICTED:
       self->on_evicted = g_value_get_enum (value);
       break;
+    case PROP_PROVIDE_CLOCK:
+      self->provide_clock = g_value_get_boolean (value);
+      if (self->provide_clock)
+        GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_PROVIDE_CLOCK);
+      else
+        GST_OBJECT_FLAG_UNSET (self, GST_ELEMENT_FLAG_PROVIDE_CLOCK);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -589,6 +662,9 @@ gst_ivshmem_src_get_property (GObject * object, guint prop_id,
       break;
     case PROP_ON_EVICTED:
       g_value_set_enum (value, self->on_evicted);
+      break;
+    case PROP_PROVIDE_CLOCK:
+      g_value_set_boolean (value, self->provide_clock);
       break;
     case PROP_STATS:
       GST_OBJECT_UNLOCK (self);
@@ -723,6 +799,10 @@ gst_ivshmem_src_query (GstBaseSrc * bsrc, GstQuery * query)
     GST_OBJECT_LOCK (self);
     live = self->is_live;
     latency = self->latency;
+    /* buffers are stamped with the moment the producer's upstream meant
+     * (a capture time): they reach us that much later */
+    if (GST_CLOCK_TIME_IS_VALID (self->producer_latency))
+      latency += self->producer_latency;
     GST_OBJECT_UNLOCK (self);
 
     if (live) {

@@ -11,9 +11,7 @@
 #include "gstivshmemconsumer.h"
 #include "gstivshmemtime.h"
 
-G_BEGIN_DECLS
-
-GST_DEBUG_CATEGORY_EXTERN (gst_ivshmem_src_debug);
+G_BEGIN_DECLS GST_DEBUG_CATEGORY_EXTERN (gst_ivshmem_src_debug);
 
 typedef enum
 {
@@ -53,6 +51,7 @@ struct _GstIvshmemSrc
   GstIvshmemSrcZeroCopy zero_copy_mode;
   GstIvshmemSrcRestart on_restart;
   GstIvshmemSrcEvicted on_evicted;
+  gboolean provide_clock;
 
   /* set in start(), swapped on reattach, cleared in stop(), under the
    * object lock; region and reader are borrowed from consumer */
@@ -101,6 +100,19 @@ struct _GstIvshmemSrc
   /* buffers handed out in place that were still in the ring when this
    * reader lost its slot: maybe overwritten (any thread) */
   guint64 held_lost;
+  /* the producer's upstream latency (its TIME records), added to ours */
+  GstClockTime producer_latency;
+  /* a copy of self->time's mapping, for the stats */
+  GstIvshmemTimeMode time_mode;
+  IvshmClockSync time_sync;
+  GstClockTime producer_base;
+  gboolean joined_mid_stream;   /* at the live edge, not as a first reader */
+  guint64 before_start;         /* buffers dropped: their moment came
+                                 * before this pipeline started */
+  /* provide-clock: the clock offered, and the loop that steers it (the
+   * streaming thread's) */
+  GstClock *follow_clock;
+  GstIvshmemFollow follow;
 };
 
 /* gstivshmemsrcread.c */
@@ -123,5 +135,4 @@ GstIvshmemConsumer *gst_ivshmem_src_new_consumer (GstIvshmemSrc * self,
     IvshmRegion * region);
 
 G_END_DECLS
-
 #endif /* __GST_IVSHMEM_SRC_PRIV_H__ */

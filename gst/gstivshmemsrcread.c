@@ -114,6 +114,115 @@ gst_ivshmem_src_wait_data (GstIvshmemSrc * self, GstIvshmemSrcWait * w)
   return ivshm_reader_wait (self->reader, &self->waiter, timeout);
 }
 
+/* ---- the producer's clock ---------------------------------------------- */
+
+/* provide-clock: our clock follows the producer's */
+static void
+gst_ivshmem_src_steer_clock (GstIvshmemSrc * self)
+{
+  GstClock *clock = self->follow_clock;
+  GstClockTime internal, now, cp;
+  guint64 num, denom;
+
+  internal = gst_clock_get_internal_time (clock);
+  now = gst_clock_get_time (clock);
+  if (!gst_ivshmem_time_producer_clock_at (&self->time, internal, &cp))
+    return;
+  if (gst_ivshmem_follow_update (&self->follow, internal, cp, now, &num,
+          &denom)) {
+    GST_LOG_OBJECT (self, "following the producer's clock: rate %.9f",
+        self->follow.rate);
+    gst_clock_set_calibration (clock, internal, now, num, denom);
+  }
+}
+
+/* One look at the producer's clock area: the newest sample for the time
+ * mapping and, across a VM boundary, an observation for the estimate. */
+static void
+gst_ivshmem_src_look_clock (GstIvshmemSrc * self)
+{
+  IvshmClockSample s;
+  guint64 t0, t1, pub = 0;
+  gboolean pub_ok = FALSE;
+  IvshmStatus st;
+
+  if (!self->reader || !GST_BASE_SRC (self)->is_live)
+    return;
+  t0 = ivshm_now_ns ();
+  st = ivshm_reader_clock_sample (self->reader, &s);
+  t1 = ivshm_now_ns ();
+  if (st != IVSHM_OK)
+    return;
+  if (self->time.sync.pending_seq)
+    pub_ok = ivshm_reader_clock_published (self->reader,
+        self->time.sync.pending_seq, &pub);
+  gst_ivshmem_time_observe (&self->time, &s, s.kernel_id != 0 &&
+      s.kernel_id == ivshm_kernel_id (), t0, t1, pub_ok, pub);
+  if (self->provide_clock)
+    gst_ivshmem_src_steer_clock (self);
+}
+
+/* Across a VM boundary the first estimate of the producer's clock needs a
+ * sample to appear while we look: look closely for a moment (a heartbeat
+ * at most) rather than stamp the first buffers by an anchor and jump
+ * when the estimate comes. */
+#define AWAIT_ESTIMATE_NS (500 * GST_MSECOND)
+
+static void
+gst_ivshmem_src_await_estimate (GstIvshmemSrc * self)
+{
+  guint64 until;
+
+  if (!GST_BASE_SRC (self)->is_live || !self->time.have_ptime ||
+      self->time.sync.valid)
+    return;
+  until = ivshm_now_ns () + AWAIT_ESTIMATE_NS;
+  while (!self->time.sync.valid && ivshm_now_ns () < until &&
+      !ivshm_waiter_is_flushing (&self->waiter)) {
+    ivshm_sleep_ns (50 * 1000);
+    gst_ivshmem_src_look_clock (self);
+  }
+  GST_INFO_OBJECT (self, "the producer's clock: %s, offset %" G_GINT64_FORMAT
+      " ns, error %" G_GUINT64_FORMAT " ns", self->time.sync.valid ?
+      (self->time.sync.exact ? "exact" : "estimated") : "no estimate yet",
+      self->time.sync.offset_ns, self->time.sync.error_ns);
+}
+
+/* Copies the mapping's state for the stats. */
+static void
+gst_ivshmem_src_note_time (GstIvshmemSrc * self)
+{
+  GST_OBJECT_LOCK (self);
+  self->time_mode = self->time.mode;
+  self->time_sync = self->time.sync;
+  self->producer_base = self->time.p_base;
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* A TIME record: the base time, latency and clock under which the
+ * producer rendered the buffers that follow. */
+static void
+gst_ivshmem_src_handle_time (GstIvshmemSrc * self, const IvshmRecordHeader * h)
+{
+  gboolean changed;
+
+  changed = gst_ivshmem_time_set_producer_time (&self->time, h->pts,
+      h->duration, h->offset, h->offset_end == 1);
+  GST_OBJECT_LOCK (self);
+  self->producer_latency = h->duration > 10 * GST_SECOND ?
+      GST_CLOCK_TIME_NONE : h->duration;
+  GST_OBJECT_UNLOCK (self);
+  gst_ivshmem_src_look_clock (self);
+  gst_ivshmem_src_note_time (self);
+  if (changed && GST_BASE_SRC (self)->is_live) {
+    GST_INFO_OBJECT (self, "the producer's latency is %" GST_TIME_FORMAT
+        ", base time %" GST_TIME_FORMAT, GST_TIME_ARGS (h->duration),
+        GST_TIME_ARGS (h->pts));
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_latency (GST_OBJECT (self)));
+  }
+}
+
 /* ---- records ------------------------------------------------------------ */
 
 /* Pushes the output segment if it has not gone out yet, so that events
@@ -370,12 +479,15 @@ gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
   GST_BUFFER_OFFSET (buf) = h->offset;
   GST_BUFFER_OFFSET_END (buf) = h->offset_end;
   GST_BUFFER_DURATION (buf) = h->duration;
+  gst_ivshmem_src_look_clock (self);
+  gst_ivshmem_src_await_estimate (self);
   gst_ivshmem_time_stamp_buffer (&self->time, GST_BASE_SRC (self)->is_live,
       h, &GST_BUFFER_PTS (buf), &GST_BUFFER_DTS (buf));
   if (self->discont) {
     GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
     self->discont = FALSE;
   }
+  gst_ivshmem_src_note_time (self);
   *out = buf;
   return GST_FLOW_OK;
 }
@@ -385,8 +497,7 @@ gst_ivshmem_src_make_buffer (GstIvshmemSrc * self, const IvshmRecord * rec,
  * the application what was dropped (a QoS message, in bytes: the producer
  * does not count its records for us). */
 static void
-gst_ivshmem_src_report_loss (GstIvshmemSrc * self,
-    const IvshmRecordHeader * h)
+gst_ivshmem_src_report_loss (GstIvshmemSrc * self, const IvshmRecordHeader * h)
 {
   GstBaseSrc *bsrc = GST_BASE_SRC (self);
   GstClockTime start = GST_CLOCK_TIME_NONE, dur = GST_CLOCK_TIME_NONE;
@@ -394,8 +505,7 @@ gst_ivshmem_src_report_loss (GstIvshmemSrc * self,
   guint64 lost;
 
   self->lapped = FALSE;
-  if (gst_ivshmem_time_loss (&self->time, bsrc->is_live, h->pts, &start,
-          &dur)) {
+  if (gst_ivshmem_time_loss (&self->time, bsrc->is_live, h->pts, &start, &dur)) {
     gst_ivshmem_src_ensure_segment (self);
     gst_pad_push_event (GST_BASE_SRC_PAD (bsrc), gst_event_new_gap (start,
             dur));
@@ -426,6 +536,21 @@ gst_ivshmem_src_dispatch (GstIvshmemSrc * self, const IvshmRecord * rec,
     if (self->lapped)
       gst_ivshmem_src_report_loss (self, &rec->h);
     ret = gst_ivshmem_src_make_buffer (self, rec, out, err);
+    if (ret == GST_FLOW_OK && self->time.before_start &&
+        self->joined_mid_stream) {
+      /* meant for a moment before this pipeline started: no running time
+       * can say when, and it is late whatever it would say. (A first
+       * reader gets what the producer kept for it, stamped 0, as in 2.0.) */
+      GST_LOG_OBJECT (self, "dropping %" GST_PTR_FORMAT ": its moment on "
+          "the producer's clock is before this pipeline started", *out);
+      gst_buffer_unref (*out);
+      *out = NULL;
+      GST_OBJECT_LOCK (self);
+      self->before_start++;
+      GST_OBJECT_UNLOCK (self);
+      self->discont = TRUE;
+      return GST_FLOW_CUSTOM_SUCCESS;
+    }
     if (ret == GST_FLOW_OK) {
       GST_LOG_OBJECT (self, "buffer %" GST_PTR_FORMAT, *out);
       self->segment_sent = TRUE;        /* basesrc sends it with the buffer */
@@ -442,7 +567,10 @@ gst_ivshmem_src_dispatch (GstIvshmemSrc * self, const IvshmRecord * rec,
   }
   if (rec->h.type == IVSHM_RECORD_CAPS)
     ret = gst_ivshmem_src_handle_caps (self, str);
-  else
+  else if (rec->h.subtype == IVSHM_EVENT_TIME) {
+    gst_ivshmem_src_handle_time (self, &rec->h);
+    ret = GST_FLOW_OK;
+  } else
     ret = gst_ivshmem_src_handle_event (self, &rec->h, str, rec->replayed);
   g_free (str);
   return ret == GST_FLOW_OK ? GST_FLOW_CUSTOM_SUCCESS : ret;
@@ -479,8 +607,7 @@ gst_ivshmem_src_post_read_error (GstIvshmemSrc * self, const IvshmError * err)
 /* A read failed: follow the producer, end, or fail, by the policy.
  * GST_FLOW_CUSTOM_SUCCESS: attached again (or about to), read on. */
 static GstFlowReturn
-gst_ivshmem_src_handle_read_error (GstIvshmemSrc * self,
-    const IvshmError * err)
+gst_ivshmem_src_handle_read_error (GstIvshmemSrc * self, const IvshmError * err)
 {
   GstIvshmemSrcRestart mode;
   GstFlowReturn ret;
@@ -607,6 +734,10 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
     if (st == IVSHM_AGAIN) {
       if (gst_ivshmem_src_check_region (self))
         return GST_FLOW_ERROR;
+      /* across a VM boundary every poll is an observation of the
+       * producer's clock */
+      if (!ivshm_reader_producer_local (self->reader))
+        gst_ivshmem_src_look_clock (self);
       if (gst_ivshmem_src_wait_data (self, &wait))
         continue;
       GST_DEBUG_OBJECT (self, "unlocked while waiting for data");
@@ -622,8 +753,7 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
         gst_ivshmem_src_producer_resumed (self);
       self->last_record_ns = ivshm_now_ns ();
       ret = gst_ivshmem_src_dispatch (self, &rec, out, &err);
-    }
-    else
+    } else
       ret = GST_FLOW_ERROR;
     /* what was read may be zeros of a region that shrank; whatever the
      * reader made of them, say what happened to the file */

@@ -18,6 +18,14 @@ void
 gst_ivshmem_src_reset_stream (GstIvshmemSrc * self)
 {
   gst_ivshmem_time_reset (&self->time);
+  GST_OBJECT_LOCK (self);
+  self->producer_latency = GST_CLOCK_TIME_NONE;
+  self->time_mode = GST_IVSHMEM_TIME_NONE;
+  ivshm_clock_sync_init (&self->time_sync);
+  self->producer_base = GST_CLOCK_TIME_NONE;
+  GST_OBJECT_UNLOCK (self);
+  /* a new producer's clock is followed from where ours is */
+  gst_ivshmem_follow_init (&self->follow);
   self->segment_sent = FALSE;
   self->eos = FALSE;
   self->waiting_logged = FALSE;
@@ -29,8 +37,7 @@ gst_ivshmem_src_reset_stream (GstIvshmemSrc * self)
 /* ---- attaching ---------------------------------------------------------- */
 
 static void
-gst_ivshmem_src_post_attach_error (GstIvshmemSrc * self,
-    const IvshmError * err)
+gst_ivshmem_src_post_attach_error (GstIvshmemSrc * self, const IvshmError * err)
 {
   if (err->status == IVSHM_ERR_NO_SLOT)
     GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
@@ -107,6 +114,9 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
   /* a producer that stops moving is waited for, not given up on */
   cfg.follow_stall = self->on_restart == GST_IVSHMEM_SRC_RESTART_FOLLOW;
   GST_OBJECT_UNLOCK (self);
+  /* a live reader joins a running stream at its live edge, even as its
+   * first reader; one that waits for the producer still gets it all */
+  cfg.live_edge = GST_BASE_SRC (self)->is_live;
   st = ivshm_reader_new (ivshm_region_data (self->region),
       ivshm_region_size (self->region), &cfg, &self->reader, &err);
   if (st == IVSHM_ERR_NO_PRODUCER || st == IVSHM_AGAIN) {
@@ -144,6 +154,7 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
     return GST_FLOW_ERROR;
   }
   ivshm_reader_get_stats (self->reader, &stats);
+  self->joined_mid_stream = stats.joined_mid_stream;
   if (ivshm_reader_waiting (self->reader))
     GST_INFO_OBJECT (self, "waiting for a producer in slot %u", stats.slot);
   else
@@ -234,8 +245,7 @@ gst_ivshmem_src_reattach (GstIvshmemSrc * self, const IvshmError * why)
 /* The consumer found that the reader lost its slot while downstream held
  * `n` buffers in place: say so at once (any thread). */
 static void
-gst_ivshmem_src_held_lost (GstElement * element, guint n,
-    gboolean taken_over)
+gst_ivshmem_src_held_lost (GstElement * element, guint n, gboolean taken_over)
 {
   GstIvshmemSrc *self = GST_IVSHMEM_SRC (element);
   guint64 total;
@@ -286,6 +296,14 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
   guint64 lag = 0, session = 0, reconnects, zero_copy, copied, invalid;
   guint64 drops, lost_bytes, held_lost;
   gint slot = -1;
+  GstIvshmemTimeMode mode;
+  IvshmClockSync sync;
+  GstClockTime p_base, p_latency;
+  guint64 before_start;
+  static const gchar *const mode_names[] = { "none", "anchored", "exact",
+    "estimated"
+  };
+  GstStructure *st;
 
   /* the consumer keeps the mapping alive while we look at it */
   GST_OBJECT_LOCK (self);
@@ -298,15 +316,19 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
   zero_copy = self->zero_copy;
   copied = self->copied;
   invalid = self->invalid_records;
+  mode = self->time_mode;
+  sync = self->time_sync;
+  p_base = self->producer_base;
+  p_latency = self->producer_latency;
+  before_start = self->before_start;
   GST_OBJECT_UNLOCK (self);
 
   if (consumer) {
-    if (gst_ivshmem_consumer_get_stats (consumer, &rs, &held, &lag,
-            &session))
+    if (gst_ivshmem_consumer_get_stats (consumer, &rs, &held, &lag, &session))
       slot = (gint) rs.slot;
     gst_ivshmem_consumer_unref (consumer);
   }
-  return gst_structure_new ("GstIvshmemSrcStats",
+  st = gst_structure_new ("GstIvshmemSrcStats",
       "buffers", G_TYPE_UINT64, rs.buffers,
       "bytes", G_TYPE_UINT64, rs.bytes,
       "zero-copy-buffers", G_TYPE_UINT64, zero_copy,
@@ -318,6 +340,19 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
       "lag-bytes", G_TYPE_UINT64, lag,
       "held-buffers", G_TYPE_UINT, held,
       "held-buffers-lost", G_TYPE_UINT64, held_lost,
-      "slot", G_TYPE_INT, slot,
-      "session", G_TYPE_UINT64, session, NULL);
+      "slot", G_TYPE_INT, slot, "session", G_TYPE_UINT64, session, NULL);
+  /* the producer's clock (PROTOCOL.md, section 6a): how buffers are
+   * stamped, and across a VM boundary the estimate of the producer's
+   * CLOCK_MONOTONIC against ours (reader - producer), with its error */
+  gst_structure_set (st,
+      "clock-mapping", G_TYPE_STRING, mode_names[mode],
+      "clock-offset", G_TYPE_INT64, (gint64) sync.offset_ns,
+      "clock-rate-ppm", G_TYPE_DOUBLE, sync.drift * 1e6,
+      "clock-error", G_TYPE_UINT64, sync.valid ? sync.error_ns :
+      GST_CLOCK_TIME_NONE,
+      "clock-observations", G_TYPE_UINT64, sync.observations,
+      "producer-base-time", G_TYPE_UINT64, p_base,
+      "producer-latency", G_TYPE_UINT64, p_latency,
+      "dropped-before-start", G_TYPE_UINT64, before_start, NULL);
+  return st;
 }

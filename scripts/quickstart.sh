@@ -36,7 +36,8 @@ if [ "$mode" = test ]; then
   packages+=(spin)
   # the libFuzzer targets (tests/fuzz) are built with clang
   packages+=(clang libclang-rt-14-dev)
-  # the Debian package test (suite package) and the Python example
+  # the Debian package test (suite package), the Python example and the
+  # timing suite's producer application (tests/timing/tapp.py)
   packages+=(debhelper dpkg-dev lintian git python3-gi gir1.2-gstreamer-1.0)
   # tests/check/decoder.c: x264enc encodes a clip, avdec_h264 decodes it
   # into the sink's zero-copy pool

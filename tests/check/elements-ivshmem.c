@@ -692,6 +692,17 @@ GST_START_TEST (test_sink_writes_records)
   g_free (str);
   fail_unless_equals_int (ivshm_reader_release (reader), IVSHM_OK);
 
+  /* 2.1: the base time under which the sink renders, before the first
+   * buffer (the harness runs on the system clock, base time 0, and has
+   * no live upstream) */
+  fail_unless_equals_int (next_record (reader, &rec), IVSHM_OK);
+  fail_unless_equals_int (rec.h.type, IVSHM_RECORD_EVENT);
+  fail_unless_equals_int (rec.h.subtype, IVSHM_EVENT_TIME);
+  fail_unless_equals_uint64 (rec.h.pts, gst_element_get_base_time (h->element));
+  fail_unless_equals_uint64 (rec.h.duration, 0);
+  fail_unless_equals_uint64 (rec.h.offset, 1);
+  fail_unless_equals_int (ivshm_reader_release (reader), IVSHM_OK);
+
   for (i = 0; i < N_SINK_BUFS; i++) {
     guint8 expect[128];
 
@@ -804,8 +815,8 @@ GST_START_TEST (test_sink_eos_after_reader_left)
     fail_unless_equals_int (ivshm_reader_release (reader), IVSHM_OK);
     n++;
   }
-  /* stream-start, caps, segment, the buffer */
-  fail_unless_equals_int (n, 4);
+  /* stream-start, caps, segment, TIME (2.1), the buffer */
+  fail_unless_equals_int (n, 5);
   ivshm_reader_free (reader);
 
   thread = g_thread_new ("eos", eos_pusher_main, &ep);

@@ -18,6 +18,10 @@
              stream on them
   user       an ordinary user in the udev rule's group streams both ways
              with the default bar-mapping, and falls back to resource2
+  timing     live video host -> guest and guest -> host into a synced sink
+             at the receiver for 30 s: at least 95 % rendered on time, no
+             "buffers are being dropped" warning, and the receiver's
+             estimate of the producer's clock in its stats (issue 16)
 
 See README.md.
 """
@@ -905,6 +909,82 @@ def user(run):
         "bar-mapping=auto fell back to %s" % path)
 
 
+# -- timing: live streams into synced sinks, across the VM boundary ----------
+
+TIMING_S = 30
+TIMING_VIDEO = ("videotestsrc is-live=true pattern=ball ! video/x-raw,"
+                "format=I420,width=160,height=120,framerate=30/1")
+TIMING_RE = re.compile(r"^TIMING received=(\d+) rendered=(\d+) "
+                       r"dropped-warnings=(\d+) mapping=(\S+) "
+                       r"offset=(-?\d+) rate-ppm=(\S+) error=(\d+) "
+                       r"observations=(\d+)")
+
+
+def _timing_check(what, lines):
+    line = next((m for m in map(TIMING_RE.match, lines) if m), None)
+    if not line:
+        raise Failure("%s: the reader printed no result:\n%s"
+                      % (what, "\n".join(lines[-30:])))
+    recv, rend, warns = (int(line.group(i)) for i in (1, 2, 3))
+    mapping, offset, ppm, err, obs = (line.group(4), int(line.group(5)),
+                                      float(line.group(6)),
+                                      int(line.group(7)), int(line.group(8)))
+    want = int(TIMING_S * 30 * 0.95)
+    log("%s: %d frames received, %d rendered on time in %d s (at least %d "
+        "wanted), %d 'dropped' warnings; clock mapping %s, offset %.3f s, "
+        "rate %+.1f ppm, error %.3f ms, %d observations %s"
+        % (what, recv, rend, TIMING_S, want, warns, mapping, offset / 1e9,
+           ppm, err / 1e6, obs, vm.TCG_NOTE))
+    if mapping != "estimated" or obs == 0:
+        raise Failure("%s: the reader did not estimate the producer's clock "
+                      "(clock-mapping=%s, %d observations)"
+                      % (what, mapping, obs))
+    if rend < want:
+        raise Failure("%s: %d frames rendered on time in %d s, fewer than %d"
+                      % (what, rend, TIMING_S, want))
+    if warns:
+        raise Failure("%s: %d 'buffers are being dropped' warnings"
+                      % (what, warns))
+
+
+def timing(run):
+    require_plugin(run)
+    size = 16 * MiB
+    reader = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "timing-reader.py")
+
+    # host -> guest: the guest's reader waits, the host produces
+    path = run.shm("timing-h2g", size)
+    script = ("/usr/bin/python3 %s '' %d > /tmp/rx.out 2>&1 &\n"
+              "sleep 3\necho READER-STARTED\nwait\ncat /tmp/rx.out\n"
+              % (reader, TIMING_S))
+    g = run.guest("g", script, devices=[(path, size)],
+                  timeout=TIMING_S + 120).start()
+    if not g.wait_for_line("^READER-STARTED", g.timeout):
+        raise Failure("the guest never started its reader; console log: %s"
+                      % g.log_path)
+    prod = run.popen(["gst-launch-1.0", "-q"] + shlex.split(
+        TIMING_VIDEO + " ! ivshmemsink device=%s" % path),
+        timeout=TIMING_S + 100)
+    res = g.wait()
+    prod.terminate()
+    run.finish(prod, 5)
+    res.check()
+    _timing_check("host -> guest", res.lines)
+
+    # guest -> host: the guest produces, the host's reader reads
+    path = run.shm("timing-g2h", size)
+    script = ("timeout %d gst-launch-1.0 -q %s ! ivshmemsink\nexit 0\n"
+              % (TIMING_S + 40, TIMING_VIDEO))
+    g = run.guest("g2", script, devices=[(path, size)],
+                  timeout=TIMING_S + 120).start()
+    cons = run.popen(["/usr/bin/python3", reader, path, str(TIMING_S)],
+                     timeout=TIMING_S + 100)
+    crc, cout = run.finish(cons, TIMING_S + 100)
+    res = g.wait()
+    _timing_check("guest -> host", (cout or "").splitlines())
+
+
 SCENARIOS = {
     "discovery": discovery,
     "raw": raw,
@@ -914,6 +994,7 @@ SCENARIOS = {
     "lockdown": lockdown,
     "provider": provider,
     "user": user,
+    "timing": timing,
 }
 
 
