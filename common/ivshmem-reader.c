@@ -281,6 +281,7 @@ ivshm_reader_wait (IvshmReader * r, IvshmWaiter * waiter, uint64_t timeout_ns)
 
   if (r->replaying || !r->slot)
     return !ivshm_waiter_is_flushing (waiter);
+  IVSHM_TEST_POINT ("reader-sleep", r);
   ivshm_reader_lock (r);
   sleep = ivshm_reader_owns_locked (r);
   if (sleep)

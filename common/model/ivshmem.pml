@@ -178,8 +178,17 @@ bit f_live_keeps_slot = 1;
 #define STALLG(fz, ghost) skip
 #endif
 #define STALL(fz) STALLG (fz, skip)
-/* a reader's stall: its token's lease may expire (ghost rexp) */
+/* a reader's stall: its token's lease may expire (ghost rexp). With
+ * -DNO_GHOST_EF the ghosts of (e) on every path and of (f) are left out,
+ * and so are those checks (reap-full-ring: its size; the other
+ * configurations check them) */
+#ifdef NO_GHOST_EF
+#define GHOST_EF(x) skip
+#define RSTALL STALL (rfrozen[r])
+#else
+#define GHOST_EF(x) x
 #define RSTALL STALLG (rfrozen[r], rexp = rexp | (1 << rtok[r]))
+#endif
 
 /* whom a reaper may reap: an owner whose lease expired; -DBROKEN_REAP_LIVE
  * reaps any owner (f_live_keeps_slot must fail) */

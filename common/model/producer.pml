@@ -68,8 +68,10 @@ inline reap (k, T, fz)
       :: slot[k].state == rs && slot[k].gen == rg ->
 #endif
         assert (c_no_stale_store && slot[k].owner == T);
+#ifndef NO_GHOST_EF
         /* (f) only a reader whose lease expired loses its slot */
         assert (f_live_keeps_slot && (((rexp | rdead) >> T) & 1));
+#endif
         slot[k].state = FREE;
         if
         :: rsleep & (1 << k) -> rsleep = rsleep & ~(1 << k); WAKE_DATA
@@ -178,6 +180,7 @@ proctype producer (byte me)
     pstate = NONE;
     nsess++;
     s = nsess;
+#ifndef NO_GHOST_EF
     /* ghost: the readers waiting now must get this session's first
      * record (e) */
     if
@@ -190,6 +193,7 @@ proctype producer (byte me)
         slot[rslot[1]].state == WAITING -> waited[1] = s
     :: else -> skip
     fi;
+#endif
     base = BASE (s);
     w = base;
     tl = base;

@@ -30,8 +30,7 @@
   rslot[r] = k; \
   rsess[r] = 0; \
   need[r] = 0; \
-  waited[r] = 0; \
-  rfirst[r] = 1; \
+  GHOST_EF (waited[r] = 0; rfirst[r] = 1); \
   if \
   :: magic && pstate == PACTIVE -> s = session \
   :: else -> s = 0 \
@@ -184,12 +183,12 @@ read:
       assert (b_no_overwrite && cell[p % NCELL] == p);
       /* (e) on every path: a reader that waited when this session was
        * formatted reads its first record first */
-      if
+      GHOST_EF (if
       :: rfirst[r] ->
         assert (e_waiters_get_first && (waited[r] != s || p == BASE (s)));
         rfirst[r] = 0
       :: else -> skip
-      fi
+      fi)
     fi
   };
   RSTALL;               /* a long copy */

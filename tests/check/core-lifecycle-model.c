@@ -557,6 +557,45 @@ GST_START_TEST (test_publish_wakes_sleeper)
 
 GST_END_TEST;
 
+/* The reader loaded data_futex and is about to set its sleeping bit; here
+ * the producer publishes (it sees no bit: no wake). The reader must look
+ * at write_pos again after its bit and not sleep. Checked by mutation:
+ * without that look (ivshm_reader_wait) it slept to its deadline and this
+ * test failed. */
+static void
+publish_before_bit_hook (const char *point, void *obj)
+{
+  (void) obj;
+  if (!hook_take (point))
+    return;
+  assert_status (write_buffer (hook_writer, 0, 1000), IVSHM_OK);
+}
+
+GST_START_TEST (test_publish_before_sleep_bit)
+{
+  void *base = region_shared ();
+  Sleeper s = { 0 };
+  pthread_t t;
+
+  s.w = writer_new_ok (base, 0, 0);
+  s.r = reader_new_ok (base, false);
+  ivshm_waiter_init (&s.waiter);
+  hook_arm ("reader-sleep", base);
+  hook_writer = s.w;
+  ivshm_test_hook = publish_before_bit_hook;
+  fail_unless (pthread_create (&t, NULL, reader_sleeps, &s) == 0);
+  fail_unless (woken (&s.done), "the reader slept through a record "
+      "published before it set its bit");
+  pthread_join (t, NULL);
+  ivshm_test_hook = NULL;
+  fail_unless (hook_fired);
+  ivshm_reader_free (s.r);
+  ivshm_writer_free (s.w);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
 /* ---- the tail / reclaim Dekker pair (invariant 6) --------------------- */
 
 /* Reader R2 attaches in a thread of its own, which stops at named test
@@ -769,6 +808,7 @@ core_lifecycle_model_suite (void)
   tcase_add_test (tc, test_stale_let_go);
   tcase_add_test (tc, test_stale_reaper_free);
   tcase_add_test (tc, test_publish_wakes_sleeper);
+  tcase_add_test (tc, test_publish_before_sleep_bit);
   tcase_add_test (tc, test_dekker_reader_side);
   tcase_add_test (tc, test_dekker_producer_side);
   return s;

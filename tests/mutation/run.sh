@@ -58,10 +58,10 @@ trap cleanup EXIT INT TERM
 
 echo "== copy of the tree in $work"
 mkdir -p "$work/src" || exit 1
+# the files git knows, as they are in the work tree (changes not yet
+# committed included)
 (cd "$src" && git ls-files -z | xargs -0 tar cf - 2>/dev/null) |
   (cd "$work/src" && tar xf -) || exit 1
-# the changes not yet committed are part of the tree under test
-(cd "$work/src" && git -C "$src" diff | patch -p1 -s 2>/dev/null) || true
 cd "$work/src" || exit 1
 meson setup "$work/build" > "$work/setup.log" 2>&1 || {
   cat "$work/setup.log"
