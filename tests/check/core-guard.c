@@ -199,6 +199,7 @@ case_kill (const char *dir, const char *previous)
   region = open_guarded (guarded);
   kill (getpid (), SIGBUS);
   /* reached only where SIGBUS is ignored (or swallowed) */
+  g_free (guarded);
   if (ivshm_region_lost (region))
     return 2;
   ivshm_region_close (region);
