@@ -77,6 +77,19 @@ write_rec (IvshmWriter * w, uint16_t type, uint16_t subtype, uint64_t pts,
   assert_status (ivshm_writer_write (w, &h, payload), IVSHM_OK);
 }
 
+/* A new session with caps, a TIME record and one buffer ("old") in its
+ * ring: the backlog a first reader may or may not get. */
+static IvshmWriter *
+writer_with_backlog (void *base)
+{
+  IvshmWriter *w = writer_new_ok (base);
+
+  write_rec (w, IVSHM_RECORD_CAPS, 0, IVSHM_TIME_NONE, "audio/x-raw");
+  write_rec (w, IVSHM_RECORD_EVENT, IVSHM_EVENT_TIME, 5 * MS, "time;");
+  write_rec (w, IVSHM_RECORD_BUFFER, 0, 0, "old");
+  return w;
+}
+
 /* next + release; the record's header in *h */
 static IvshmStatus
 read_one (IvshmReader * r, IvshmRecord * rec)
@@ -344,10 +357,7 @@ GST_START_TEST (test_live_edge)
   bool saw_time = false;
   IvshmStatus st;
 
-  w = writer_new_ok (base);
-  write_rec (w, IVSHM_RECORD_CAPS, 0, IVSHM_TIME_NONE, "audio/x-raw");
-  write_rec (w, IVSHM_RECORD_EVENT, IVSHM_EVENT_TIME, 5 * MS, "time;");
-  write_rec (w, IVSHM_RECORD_BUFFER, 0, 0, "old");
+  w = writer_with_backlog (base);
 
   /* not live: a first reader, live or not, gets everything */
   r = reader_new_ok (base, TRUE, FALSE);
@@ -356,10 +366,7 @@ GST_START_TEST (test_live_edge)
   ivshm_reader_free (r);
   ivshm_writer_free (w);
 
-  w = writer_new_ok (base);
-  write_rec (w, IVSHM_RECORD_CAPS, 0, IVSHM_TIME_NONE, "audio/x-raw");
-  write_rec (w, IVSHM_RECORD_EVENT, IVSHM_EVENT_TIME, 5 * MS, "time;");
-  write_rec (w, IVSHM_RECORD_BUFFER, 0, 0, "old");
+  w = writer_with_backlog (base);
   /* live since 1 s on the producer's clock, which says 2.5 s now: within
    * the 2 s grace */
   ivshm_writer_set_live_since (w, 1000 * MS);
@@ -371,10 +378,7 @@ GST_START_TEST (test_live_edge)
   ivshm_writer_free (w);
 
   /* 3.5 s: past it */
-  w = writer_new_ok (base);
-  write_rec (w, IVSHM_RECORD_CAPS, 0, IVSHM_TIME_NONE, "audio/x-raw");
-  write_rec (w, IVSHM_RECORD_EVENT, IVSHM_EVENT_TIME, 5 * MS, "time;");
-  write_rec (w, IVSHM_RECORD_BUFFER, 0, 0, "old");
+  w = writer_with_backlog (base);
   ivshm_writer_set_live_since (w, 1000 * MS);
   ivshm_writer_publish_clock (w, 1, 0, 3500 * MS, 0);
   r = reader_new_ok (base, TRUE, FALSE);
