@@ -200,6 +200,9 @@ def tmpfs_cases(t, where):
     # in it while the tmpfs is full
     region = os.path.join(where, 'region')
     prod = live_producer(t, 'producer-hole', region, 'size=%d' % (4 * MIB))
+    # the sink creates the file in start(): a reader started before that
+    # is refused for a missing region (seen once in CI)
+    t.wait_playing(prod)
     reader = t.reader('reader-hole', region)
     t.wait_frames(reader, 15)
     fill(os.path.join(where, 'filler1'))
