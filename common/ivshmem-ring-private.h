@@ -48,12 +48,12 @@
 #define REL memory_order_release
 #define SEQ memory_order_seq_cst
 
-#define DEFAULT_LEASE_TIMEOUT_NS   (3ull * 1000 * 1000 * 1000)
+#define DEFAULT_LEASE_TIMEOUT_NS   IVSHM_DEFAULT_LEASE_NS
 #define DEFAULT_HEARTBEAT_NS       IVSHM_DEFAULT_HEARTBEAT_NS
 #define MIN_TAKEOVER_WAIT_NS       (250ull * 1000 * 1000)
 #define MAX_TAKEOVER_WAIT_NS       (1000ull * 1000 * 1000)
-#define MIN_PRODUCER_TIMEOUT_NS    (2ull * 1000 * 1000 * 1000)
-#define MAX_PRODUCER_TIMEOUT_NS    (60ull * 1000 * 1000 * 1000)
+#define MIN_PRODUCER_TIMEOUT_NS    IVSHM_MIN_PRODUCER_TIMEOUT_NS
+#define MAX_PRODUCER_TIMEOUT_NS    IVSHM_MAX_PRODUCER_TIMEOUT_NS
 /* SKIP and PAD records one ivshm_reader_next() call walks at most */
 #define MAX_SKIPS_PER_CALL         64u
 

@@ -49,6 +49,20 @@ typedef struct
   bool replayed;
 } IvshmRecord;
 
+/* ---- the lease --------------------------------------------------------- */
+
+/* The one place of the lease policy's figures (PROTOCOL.md section 11).
+ * A reader whose heartbeat has not moved for the lease, while the writer
+ * waits for space, loses its slot: IVSHM_DEFAULT_LEASE_NS unless
+ * IvshmWriterConfig.lease_timeout_ns says otherwise. A reader takes the
+ * producer for gone when its heartbeat has not moved for ten of its
+ * advertised periods, but never sooner than IVSHM_MIN_PRODUCER_TIMEOUT_NS
+ * nor later than IVSHM_MAX_PRODUCER_TIMEOUT_NS. The elements print these
+ * in their messages; do not write the figures anywhere else. */
+#define IVSHM_DEFAULT_LEASE_NS        (3ull * 1000 * 1000 * 1000)
+#define IVSHM_MIN_PRODUCER_TIMEOUT_NS (2ull * 1000 * 1000 * 1000)
+#define IVSHM_MAX_PRODUCER_TIMEOUT_NS (60ull * 1000 * 1000 * 1000)
+
 /* ---- the producer ---------------------------------------------------- */
 
 typedef struct IvshmWriter IvshmWriter;
@@ -56,7 +70,7 @@ typedef struct IvshmWriter IvshmWriter;
 typedef struct
 {
   /* A reader whose heartbeat has not moved for this long, while the
-   * writer waits for space, loses its slot. 0: 3 s. */
+   * writer waits for space, loses its slot. 0: IVSHM_DEFAULT_LEASE_NS. */
   uint64_t lease_timeout_ns;
   /* How often the element calls ivshm_writer_heartbeat(); advertised in
    * the header so readers can tell a dead producer. 0: 100 ms. */
@@ -215,7 +229,8 @@ typedef struct IvshmReader IvshmReader;
 typedef struct
 {
   /* The producer counts as gone when its heartbeat has not moved for this
-   * long. 0: ten times its advertised period, at least 2 s. */
+   * long. 0: ten times its advertised period, at least
+   * IVSHM_MIN_PRODUCER_TIMEOUT_NS. */
   uint64_t producer_timeout_ns;
   /* Attach to a session whose producer has closed it (a reader that fell
    * behind a leaky producer and joins again, to read the end of the

@@ -791,9 +791,10 @@ ticker_failed:
     GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
         ("Could not start the heartbeat thread of the sink."),
         ("Without a heartbeat, readers would take this producer for dead "
-            "after 2 s and a second producer could take the region over. "
+            "after %u s and a second producer could take the region over. "
             "The process may have reached its thread limit or run out of "
-            "memory: check ulimit -u and free memory."));
+            "memory: check ulimit -u and free memory.",
+            GST_IVSHMEM_PRODUCER_TIMEOUT_MIN_S));
     gst_ivshmem_sink_stop (bsink);
     g_free (device);
     return FALSE;

@@ -595,11 +595,11 @@ gst_ivshmem_src_post_read_error (GstIvshmemSrc * self, const IvshmError * err)
     GST_ELEMENT_ERROR (self, RESOURCE, READ,
         ("The producer dropped this reader: it stopped renewing its lease."),
         ("%s. The sink's policy is lossless: it waits for its readers, but "
-            "not for one whose lease (3 s) expired because this process "
+            "not for one whose lease (%u s) expired because this process "
             "stalled (a paused VM, a debugger, a stopped process, an "
             "overloaded machine). Restart this pipeline to read again, or "
             "set on-evicted=rejoin to join the stream again at the live "
-            "edge.", err->detail));
+            "edge.", err->detail, GST_IVSHMEM_LEASE_S));
   else
     GST_IVSHMEM_POST_ERROR (self, err, "read the IVSHMEM ring");
 }

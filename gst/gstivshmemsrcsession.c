@@ -43,9 +43,10 @@ gst_ivshmem_src_post_attach_error (GstIvshmemSrc * self, const IvshmError * err)
     GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
         ("Every reader slot of the IVSHMEM region is taken."),
         ("%s. Run `ivshmem-info %s` to see who holds them; the slot of a "
-            "reader that died is given back once its lease (3 s) expires.",
+            "reader that died is given back once its lease (%u s) expires.",
             err->detail[0] ? err->detail : "no free slot",
-            self->opened_device ? self->opened_device : "DEVICE"));
+            self->opened_device ? self->opened_device : "DEVICE",
+            GST_IVSHMEM_LEASE_S));
   else
     GST_IVSHMEM_POST_ERROR (self, err, "attach to the IVSHMEM ring");
 }
@@ -76,11 +77,11 @@ gst_ivshmem_src_warn_lapped (GstIvshmemSrc * self)
         ("This process (or its VM) stood still: SIGSTOP, a paused or "
             "snapshotted VM, a debugger. A producer cannot tell a frozen "
             "reader from a dead one, so it gave the slot up after the "
-            "lease (3 s). Dropped at ring position %" G_GUINT64_FORMAT
+            "lease (%u s). Dropped at ring position %" G_GUINT64_FORMAT
             ", joined again at %" G_GUINT64_FORMAT "; %" G_GUINT64_FORMAT
             " times so far (stats: drops, lost-bytes). The next buffer is "
             "marked DISCONT. on-evicted=error ends the pipeline instead.",
-            self->lapped_from, at, drops));
+            GST_IVSHMEM_LEASE_S, self->lapped_from, at, drops));
     return;
   }
   GST_ELEMENT_WARNING (self, STREAM, FAILED,
@@ -165,9 +166,9 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
   if (!gst_ivshmem_consumer_attach (self->consumer, self->reader)) {
     GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
         ("Could not start the thread that renews this reader's lease."),
-        ("Without it the producer would drop this reader after 3 s. The "
+        ("Without it the producer would drop this reader after %u s. The "
             "system is out of threads or memory: look at `ulimit -u` and "
-            "the memory of this process."));
+            "the memory of this process.", GST_IVSHMEM_LEASE_S));
     return GST_FLOW_ERROR;
   }
   if (self->lapped)
@@ -271,13 +272,14 @@ gst_ivshmem_src_held_lost (GstElement * element, guint n, gboolean taken_over)
         ("Downstream held %u buffers that point into the IVSHMEM ring when "
             "this reader lost its slot: the producer may have overwritten "
             "them.", n),
-        ("This process was stopped for longer than the reader lease (3 s: "
+        ("This process was stopped for longer than the reader lease (%u s: "
             "a paused VM, SIGSTOP, a debugger) while downstream held %u "
             "buffers that point into the ring; the producer cannot tell a "
             "frozen reader from a dead one and dropped it. They were moved "
             "out as they are (%" G_GUINT64_FORMAT " such buffers so far). "
             "Set zero-copy=off where a reader can be frozen (a paused VM): "
-            "copies are checked and never change.", n, total));
+            "copies are checked and never change.", GST_IVSHMEM_LEASE_S, n,
+            total));
 }
 
 GstIvshmemConsumer *

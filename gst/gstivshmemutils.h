@@ -62,6 +62,12 @@ GType gst_ivshmem_bar_mapping_get_type (void);
  * depend on it. */
 #define GST_IVSHMEM_LOCAL_WAIT_NS (100 * GST_MSECOND)
 
+/* The lease figures of ivshmem-ring.h in whole seconds, for the messages
+ * that name them ("%u s"): the elements never write the figures out. */
+#define GST_IVSHMEM_LEASE_S ((guint) (IVSHM_DEFAULT_LEASE_NS / GST_SECOND))
+#define GST_IVSHMEM_PRODUCER_TIMEOUT_MIN_S \
+    ((guint) (IVSHM_MIN_PRODUCER_TIMEOUT_NS / GST_SECOND))
+
 /* The default bound of the adaptive poll across a VM boundary. */
 #define GST_IVSHMEM_DEFAULT_MAX_POLL_INTERVAL (1 * GST_MSECOND)
 
