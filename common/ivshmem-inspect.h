@@ -11,7 +11,7 @@
  * header claims. Nothing here ever stores into shared memory: the region
  * may be mapped read-only (IvshmRegionOptions.read_only).
  *
- * Protocol versions: version 2 (DESIGN-v2 / PROTOCOL.md 2.0: the producer
+ * Protocol versions: version 2 (PROTOCOL.md 2.0: the producer
  * owner token at 0x070, the WAITING slot state, readers_sleeping as a
  * bitmask of slots) is read. Version 1 is read too while this build's
  * layout is still version 1 (IVSHM_VERSION_MAJOR == 1); once the layout is

@@ -71,6 +71,8 @@
  * gst-device-monitor-1.0 Video/Source
  * ]| Lists each region that carries video, with a `gst-launch-1.0` line
  * for it (inside a guest: as root or with the udev rule).
+ *
+ * Since: 0.1
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"

@@ -8,8 +8,6 @@
 
 G_BEGIN_DECLS
 
-void ivshmem_element_init (GstPlugin * plugin);
-
 GST_ELEMENT_REGISTER_DECLARE (ivshmemsink);
 GST_ELEMENT_REGISTER_DECLARE (ivshmemsrc);
 GST_DEVICE_PROVIDER_REGISTER_DECLARE (ivshmemdeviceprovider);

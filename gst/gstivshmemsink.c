@@ -67,6 +67,8 @@
  * |[
  * gst-launch-1.0 audiotestsrc is-live=true ! ivshmemsink
  * ]| Inside a guest: streams audio into the first IVSHMEM device.
+ *
+ * Since: 0.1
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -100,6 +102,13 @@ typedef enum
   GST_IVSHMEM_SINK_POLICY_LEAKY,
 } GstIvshmemSinkPolicy;
 
+/**
+ * GstIvshmemSinkPolicy:
+ *
+ * What #GstIvshmemSink:policy does when the ring is full.
+ *
+ * Since: 0.1
+ */
 #define GST_TYPE_IVSHMEM_SINK_POLICY (gst_ivshmem_sink_policy_get_type ())
 static GType
 gst_ivshmem_sink_policy_get_type (void)
@@ -225,6 +234,10 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
   gobject_class->get_property = gst_ivshmem_sink_get_property;
   gobject_class->finalize = gst_ivshmem_sink_finalize;
 
+  /* the enum types of the properties belong to the documented API */
+  gst_type_mark_as_plugin_api (GST_TYPE_IVSHMEM_SINK_POLICY, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_IVSHMEM_BAR_MAPPING, 0);
+
   /**
    * GstIvshmemSink:device:
    *
@@ -232,6 +245,8 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    * file, usually the `/dev/shm/NAME` that QEMU's memory-backend-file
    * shares. A PCI address such as `0000:00:03.0` is an IVSHMEM device of
    * this guest. Empty: the first IVSHMEM device of this guest.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_DEVICE,
       g_param_spec_string ("device", "Device",
@@ -247,6 +262,8 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    * it with this many bytes. It must be a power of two, since QEMU refuses
    * any other ivshmem size. 0: the file must exist. An existing file keeps
    * its size.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_SIZE,
       g_param_spec_uint64 ("size", "Size",
@@ -262,6 +279,8 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    * is full and a reader runs in another VM, which cannot wake it. Readers
    * on the same kernel wake it at once with a futex. Smaller: lower
    * latency, more CPU.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_MAX_POLL_INTERVAL,
       g_param_spec_uint64 ("max-poll-interval", "Max poll interval",
@@ -284,6 +303,8 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    * buffer (it copies: no zero-copy reads from a leaky producer). In both
    * policies a reader whose lease expires (its process died or froze for
    * 3 s) is dropped.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_POLICY,
       g_param_spec_enum ("policy", "Policy",
@@ -305,6 +326,8 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    * (leases that expired), `readers-dropped` (readers a leaky sink dropped
    * because they fell behind), `invalid-slots` (reader slots holding invalid
    * values, evicted), `sticky-overflows`, `write-position` and `session`.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
@@ -325,6 +348,8 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    * guest it picks the IVSHMEM driver's cache mode: `auto` maps cached
    * (fast to read and to write on every host), `resource` uncached,
    * `resource-wc` write-combined.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_BAR_MAPPING,
       g_param_spec_enum ("bar-mapping", "BAR mapping",
@@ -834,8 +859,12 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
 /* Wakes the sink's own waits, and on a flush (pool_too) the upstream
  * threads waiting in the acquire of the pool it proposed as well. A pause
  * (PLAYING -> PAUSED also unlocks the sink) must not reach the pool: an
- * upstream streaming thread that gets FLUSHING stops for good. A state
- * change to READY closes the producer, which wakes the pool anyway. */
+ * upstream streaming thread that gets FLUSHING stops for good. At PAUSED
+ * -> READY the sink pad is deactivated: GstPad marks it flushing before
+ * basesink calls unlock(), so the pool is woken as on a flush. basesink
+ * calls stop(), which closes the producer, only at READY -> NULL (and
+ * start() at NULL -> READY), not at READY: GStreamer 1.22's
+ * gst_base_sink_change_state(). */
 static void
 gst_ivshmem_sink_set_flushing (GstIvshmemSink * self, gboolean flushing,
     gboolean pool_too)

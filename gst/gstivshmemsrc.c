@@ -92,6 +92,8 @@
  * |[
  * gst-launch-1.0 ivshmemsrc device=0000:00:04.0 ! audioconvert ! autoaudiosink
  * ]| Inside a guest with several IVSHMEM devices: picks one by PCI address.
+ *
+ * Since: 0.1
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -111,6 +113,14 @@ GST_DEBUG_CATEGORY (gst_ivshmem_src_debug);
 #define DEFAULT_ON_PRODUCER_RESTART GST_IVSHMEM_SRC_RESTART_FOLLOW
 #define DEFAULT_ON_EVICTED GST_IVSHMEM_SRC_EVICTED_REJOIN
 
+/**
+ * GstIvshmemSrcEvicted:
+ *
+ * What #GstIvshmemSrc does when the producer dropped it
+ * (#GstIvshmemSrc:on-evicted).
+ *
+ * Since: 0.1
+ */
 #define GST_TYPE_IVSHMEM_SRC_EVICTED (gst_ivshmem_src_evicted_get_type ())
 static GType
 gst_ivshmem_src_evicted_get_type (void)
@@ -130,6 +140,14 @@ gst_ivshmem_src_evicted_get_type (void)
   return type;
 }
 
+/**
+ * GstIvshmemSrcRestart:
+ *
+ * What #GstIvshmemSrc does when the producer restarts
+ * (#GstIvshmemSrc:on-producer-restart).
+ *
+ * Since: 0.1
+ */
 #define GST_TYPE_IVSHMEM_SRC_RESTART (gst_ivshmem_src_restart_get_type ())
 static GType
 gst_ivshmem_src_restart_get_type (void)
@@ -150,6 +168,14 @@ gst_ivshmem_src_restart_get_type (void)
   return type;
 }
 
+/**
+ * GstIvshmemSrcZeroCopy:
+ *
+ * Which buffers #GstIvshmemSrc outputs in place
+ * (#GstIvshmemSrc:zero-copy).
+ *
+ * Since: 0.1
+ */
 #define GST_TYPE_IVSHMEM_SRC_ZERO_COPY (gst_ivshmem_src_zero_copy_get_type ())
 static GType
 gst_ivshmem_src_zero_copy_get_type (void)
@@ -266,6 +292,8 @@ gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
    * shares; it must exist. A PCI address such as `0000:00:03.0` is an
    * IVSHMEM device of this guest. Empty: the first IVSHMEM device of this
    * guest.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_DEVICE,
       g_param_spec_string ("device", "Device",
@@ -280,6 +308,8 @@ gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
    * Act as a live source that maps the producer's running time onto this
    * pipeline's (true), or forward the producer's segments and timestamps
    * unchanged (false).
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_IS_LIVE,
       g_param_spec_boolean ("is-live", "Is live",
@@ -296,6 +326,8 @@ gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
    * producer's upstream latency: how much later than the producer's
    * pipeline this one presents a buffer, for the transport and this
    * pipeline's scheduling.
+   *
+   * Since: 0.1
    */
   /**
    * GstIvshmemSrc:provide-clock:
@@ -306,6 +338,8 @@ gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
    * follows the producer (it resamples or skews to it) instead of its own
    * device: for hours of a guest's audio without the delay creeping. Set
    * it on one source of a pipeline.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_PROVIDE_CLOCK,
       g_param_spec_boolean ("provide-clock", "Provide clock",
@@ -327,6 +361,8 @@ gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
    * waits for data from a producer in another VM, which cannot wake it. A
    * producer on the same kernel wakes it at once with a futex. Smaller:
    * lower latency, more CPU.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_MAX_POLL_INTERVAL,
       g_param_spec_uint64 ("max-poll-interval", "Max poll interval",
@@ -347,6 +383,8 @@ gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
    * (2000000 for 1000 buffers/s), or leave it 0 (a short spin, then sleep).
    * The polling thread needs a core of its own: where it has to share one
    * with the producer, the producer waits for it and latency gets worse.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_BUSY_POLL,
       g_param_spec_uint64 ("busy-poll", "Busy poll",
@@ -371,6 +409,8 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
    * follow, a producer whose heartbeat stops is waited for (a warning says
    * so) and followed again when it moves; with eos or error, its silence
    * ends the stream.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_ON_PRODUCER_RESTART,
       g_param_spec_enum ("on-producer-restart", "On producer restart",
@@ -396,6 +436,8 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
    * lossless stream. A reader of a leaky producer always joins again.
    * Buffers handed out in place that were still in the ring are reported
    * as before (`held-buffers-lost`).
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_ON_EVICTED,
       g_param_spec_enum ("on-evicted", "On evicted",
@@ -419,6 +461,8 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
    * `held-buffers-lost` (zero-copy buffers that were still in the ring
    * when this reader lost its slot, so that the producer may have
    * overwritten them: see the zero-copy property), `slot` and `session`.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
@@ -456,6 +500,8 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
    *
    * In 0.1 this property was a boolean: `true` and `false` are still
    * accepted and mean `on` and `off`.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_ZERO_COPY,
       g_param_spec_enum ("zero-copy", "Zero copy",
@@ -477,6 +523,8 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
    * guest it picks the IVSHMEM driver's cache mode: `auto` maps cached
    * (fast to read and to write on every host), `resource` uncached,
    * `resource-wc` write-combined.
+   *
+   * Since: 0.1
    */
   g_object_class_install_property (gobject_class, PROP_BAR_MAPPING,
       g_param_spec_enum ("bar-mapping", "BAR mapping",
@@ -506,6 +554,12 @@ gst_ivshmem_src_class_init (GstIvshmemSrcClass * klass)
   gobject_class->set_property = gst_ivshmem_src_set_property;
   gobject_class->get_property = gst_ivshmem_src_get_property;
   gobject_class->finalize = gst_ivshmem_src_finalize;
+
+  /* the enum types of the properties belong to the documented API */
+  gst_type_mark_as_plugin_api (GST_TYPE_IVSHMEM_SRC_RESTART, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_IVSHMEM_SRC_EVICTED, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_IVSHMEM_SRC_ZERO_COPY, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_IVSHMEM_BAR_MAPPING, 0);
 
   gst_ivshmem_src_install_reading_properties (gobject_class);
   gst_ivshmem_src_install_stream_properties (gobject_class);

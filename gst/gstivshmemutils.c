@@ -394,6 +394,14 @@ gst_ivshmem_event_from_record (const IvshmRecordHeader * info,
 
 /* ---- properties --------------------------------------------------------- */
 
+/**
+ * GstIvshmemBarMapping:
+ *
+ * How a guest maps the BAR of its IVSHMEM device (the bar-mapping property
+ * of #GstIvshmemSink and #GstIvshmemSrc).
+ *
+ * Since: 0.1
+ */
 GType
 gst_ivshmem_bar_mapping_get_type (void)
 {

@@ -232,7 +232,7 @@ else
   grep -q 'version 1.0, not supported' "$tmp/err" && ok "version 1 message" || fail "version 1 message"
 fi
 
-# A version 2 region written by hand (DESIGN-v2): the producer's owner
+# A version 2 region written by hand (PROTOCOL.md 2.0): the producer's owner
 # token at 0x070, a WAITING slot (session 0), an evicted one, the sleeping
 # readers as a bitmask of slots, and every kind of sticky record the
 # producer keeps, EOS last.

@@ -37,7 +37,8 @@
  *   -DBROKEN_REAP_LIVE  a reaper reaps an owner whose lease did not
  *                    expire                                       -> (f)
  *   -DBROKEN_NO_ADOPT  the format does not adopt WAITING slots    -> (e)
- * Variants that show where DESIGN-v2.md, as written, fails:
+ * Variants that show where the 2.0 draft (README.md, "Findings"), as
+ * written, fails:
  *   -DNO_TAG         read_pos holds the bare position (no claim tag): a
  *                    stalled reader's CAS succeeds on the slot's next
  *                    owner when that owner registered the same position

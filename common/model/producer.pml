@@ -207,7 +207,7 @@ proctype producer (byte me)
   do
   :: k < NSLOT ->
 #ifdef DESIGN_ADOPT
-    /* DESIGN-v2 section 2: read_pos = base, session_id = s, then
+    /* the 2.0 draft's adoption: read_pos = base, session_id = s, then
      * CAS(state, WAITING, ACTIVE), each store after the owner check */
     atomic {
       OWNED_OR_TAKEN;

@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: MIT
  *
  * Regions are written by hand here, in the version 2 layout of
- * DESIGN-v2.md (the producer's owner at 0x070, WAITING slots, a bitmask of
+ * PROTOCOL.md 2.0 (the producer's owner at 0x070, WAITING slots, a bitmask of
  * sleeping readers), and mapped read-only while they are inspected: a
  * store into shared memory would crash the test.
  */

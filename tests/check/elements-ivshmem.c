@@ -371,6 +371,49 @@ GST_START_TEST (test_registered_with_defaults)
 
 GST_END_TEST;
 
+/* Every enum (or flags) type of the elements' own properties is marked as
+ * plugin API (gst_type_mark_as_plugin_api, flags 0), so that the plugin's
+ * documentation and gst-inspect-1.0 list it with the plugin. Counts the
+ * properties too, so the test cannot pass on an element without any.
+ * Mutation: without the mark of GST_TYPE_IVSHMEM_SRC_ZERO_COPY in
+ * gst_ivshmem_src_class_init(), this fails ("zero-copy" of ivshmemsrc). */
+static void
+check_enums_are_plugin_api (const gchar * factory, guint expected)
+{
+  GstElement *el = gst_element_factory_make (factory, NULL);
+  GParamSpec **specs;
+  guint i, n_specs, found = 0;
+
+  fail_unless (el != NULL);
+  specs = g_object_class_list_properties (G_OBJECT_GET_CLASS (el), &n_specs);
+  for (i = 0; i < n_specs; i++) {
+    GstPluginAPIFlags flags = -1;
+
+    if (specs[i]->owner_type != G_OBJECT_TYPE (el))
+      continue;
+    if (!G_IS_PARAM_SPEC_ENUM (specs[i]) && !G_IS_PARAM_SPEC_FLAGS (specs[i]))
+      continue;
+    found++;
+    fail_unless (gst_type_is_plugin_api (specs[i]->value_type, &flags),
+        "%s of %s: %s is not marked as plugin API", specs[i]->name, factory,
+        g_type_name (specs[i]->value_type));
+    fail_unless_equals_int (flags, 0);
+  }
+  g_free (specs);
+  fail_unless_equals_int (found, expected);
+  gst_object_unref (el);
+}
+
+GST_START_TEST (test_enum_types_plugin_api)
+{
+  /* policy, bar-mapping */
+  check_enums_are_plugin_api ("ivshmemsink", 2);
+  /* on-producer-restart, on-evicted, zero-copy, bar-mapping */
+  check_enums_are_plugin_api ("ivshmemsrc", 4);
+}
+
+GST_END_TEST;
+
 /* ---- 2. state changes ------------------------------------------------- */
 
 static void
@@ -1538,6 +1581,7 @@ ivshmem_suite (void)
   remove_stale_regions ();
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_registered_with_defaults);
+  tcase_add_test (tc, test_enum_types_plugin_api);
   tcase_add_test (tc, test_sink_state_changes);
   tcase_add_test (tc, test_src_state_changes);
   tcase_add_test (tc, test_missing_device);
