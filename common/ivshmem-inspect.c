@@ -29,12 +29,14 @@ ivshm_inspect_version_supported (uint32_t major)
   return major == IVSHM_INSPECT_V2 || major == IVSHM_VERSION_MAJOR;
 }
 
+/* *INDENT-OFF* */
 static void
 add_problem (IvshmInspection * insp, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format (printf, 2, 3)))
 #endif
     ;
+/* *INDENT-ON* */
 
 static void
 add_problem (IvshmInspection * insp, const char *fmt, ...)

@@ -19,12 +19,14 @@
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
 
+/* *INDENT-OFF* */
 static void
 set_reason (char *buf, size_t size, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format (printf, 3, 4)))
 #endif
     ;
+/* *INDENT-ON* */
 
 static void
 set_reason (char *buf, size_t size, const char *fmt, ...)
@@ -134,12 +136,14 @@ ivshm_sticky_iter_init (IvshmStickyIter * it, const IvshmStickySnapshot * snap)
   it->reason[0] = '\0';
 }
 
+/* *INDENT-OFF* */
 static bool
 iter_fail (IvshmStickyIter * it, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format (printf, 2, 3)))
 #endif
     ;
+/* *INDENT-ON* */
 
 static bool
 iter_fail (IvshmStickyIter * it, const char *fmt, ...)

@@ -76,8 +76,7 @@ gst_ivshmem_producer_wait (GstIvshmemProducer * p, IvshmWaiter * waiter,
 
   timeout = gst_ivshmem_next_wait (backoff, reset,
       ivshm_writer_readers_local (p->writer), waiter, max_poll_interval);
-  atomic_store_explicit (&p->waited_ns, ivshm_now_ns (),
-      memory_order_relaxed);
+  p->waited_ns = ivshm_now_ns ();
   if (timeout == 0 || !ivshm_writer_wait_prepare (p->writer, &token)) {
     ivshm_cpu_relax ();
     return !ivshm_waiter_is_flushing (waiter);
@@ -349,7 +348,8 @@ struct _GstIvshmemBufferPool
   GstAllocator *allocator;
   IvshmWaiter waiter;           /* set flushing by flush_start() */
   guint64 max_poll_interval;
-  _Atomic guint64 system_buffers;       /* handed out in ordinary memory */
+  gsize system_buffers;         /* atomic (g_atomic_pointer_*): handed out
+                                 * in ordinary memory */
   gint flush_epoch;             /* atomic: bumped by each flush_start() */
   gint in_system;               /* atomic: the last one was; log changes */
 
@@ -361,6 +361,7 @@ struct _GstIvshmemBufferPool
   GstVideoInfo vinfo;
 };
 
+#define gst_ivshmem_buffer_pool_parent_class parent_class
 G_DEFINE_TYPE_WITH_CODE (GstIvshmemBufferPool, gst_ivshmem_buffer_pool,
     GST_TYPE_BUFFER_POOL,
     GST_DEBUG_CATEGORY_INIT (gst_ivshmem_pool_debug, "ivshmempool", 0,
@@ -381,8 +382,7 @@ gst_ivshmem_buffer_pool_get_options (GstBufferPool * pool)
  * that upstream takes a pool of its own (and the sink copies). The pool
  * then keeps at most `max_in_ring` buffers in the ring at once. */
 static gboolean
-gst_ivshmem_buffer_pool_set_config (GstBufferPool * pool,
-    GstStructure * config)
+gst_ivshmem_buffer_pool_set_config (GstBufferPool * pool, GstStructure * config)
 {
   GstIvshmemBufferPool *self = GST_IVSHMEM_BUFFER_POOL (pool);
   GstCaps *caps = NULL;
@@ -392,8 +392,7 @@ gst_ivshmem_buffer_pool_set_config (GstBufferPool * pool,
   if (!gst_buffer_pool_config_get_params (config, &caps, &size, &min, &max))
     return FALSE;
 
-  self->have_video_info = caps && gst_video_info_from_caps (&self->vinfo,
-      caps);
+  self->have_video_info = caps && gst_video_info_from_caps (&self->vinfo, caps);
   self->add_video_meta = self->have_video_info &&
       gst_buffer_pool_config_has_option (config,
       GST_BUFFER_POOL_OPTION_VIDEO_META);
@@ -413,8 +412,7 @@ gst_ivshmem_buffer_pool_set_config (GstBufferPool * pool,
   GST_DEBUG_OBJECT (self, "%u-byte buffers in the ring, at most %u at "
       "once, video meta %d", size, self->max_in_ring, self->add_video_meta);
 
-  return GST_BUFFER_POOL_CLASS (gst_ivshmem_buffer_pool_parent_class)->
-      set_config (pool, config) && ok;
+  return GST_BUFFER_POOL_CLASS (parent_class)->set_config (pool, config) && ok;
 }
 
 static gboolean
@@ -490,7 +488,7 @@ gst_ivshmem_buffer_pool_system (GstIvshmemBufferPool * self)
         GST_VIDEO_INFO_HEIGHT (vi), GST_VIDEO_INFO_N_PLANES (vi),
         vi->offset, vi->stride);
   }
-  atomic_fetch_add_explicit (&self->system_buffers, 1, memory_order_relaxed);
+  g_atomic_pointer_add (&self->system_buffers, 1);
   return buf;
 }
 
@@ -519,8 +517,7 @@ gst_ivshmem_buffer_pool_ring_ok (GstIvshmemBufferPool * self)
  * references, or the pool's bound is reached: hand out ordinary memory. */
 static gboolean
 gst_ivshmem_buffer_pool_reserve (GstIvshmemBufferPool * self,
-    GstBufferPoolAcquireParams * params, IvshmSpan * span,
-    GstFlowReturn * ret)
+    GstBufferPoolAcquireParams * params, IvshmSpan * span, GstFlowReturn * ret)
 {
   GstIvshmemProducer *p = self->producer;
   IvshmBackoff backoff;
@@ -610,7 +607,7 @@ gst_ivshmem_buffer_pool_finalize (GObject * object)
 
   gst_ivshmem_producer_unref (self->producer);
   gst_object_unref (self->allocator);
-  G_OBJECT_CLASS (gst_ivshmem_buffer_pool_parent_class)->finalize (object);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
 static void
@@ -654,6 +651,6 @@ gst_ivshmem_buffer_pool_new (GstIvshmemProducer * producer,
 guint64
 gst_ivshmem_buffer_pool_system_buffers (GstBufferPool * pool)
 {
-  return atomic_load_explicit (&GST_IVSHMEM_BUFFER_POOL (pool)->system_buffers,
-      memory_order_relaxed);
+  return (gsize)
+      g_atomic_pointer_get (&GST_IVSHMEM_BUFFER_POOL (pool)->system_buffers);
 }

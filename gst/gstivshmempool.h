@@ -32,8 +32,9 @@ typedef struct
 
   /* When a wait for room (or for a first reader) last went to sleep
    * (ivshm_now_ns(); 0: never), for the sink's watch of a reader that
-   * holds it back. Any thread. */
-  _Atomic guint64 waited_ns;
+   * holds it back. Under `lock` (the wait stores it before it lets the
+   * lock go to sleep). */
+  guint64 waited_ns;
 } GstIvshmemProducer;
 
 typedef struct

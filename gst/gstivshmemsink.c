@@ -172,10 +172,12 @@ struct _GstIvshmemSink
   gchar hold_who[96];           /* its pid, for the message when it moves */
 
   /* the streaming thread's */
-  /* counted without a lock: render is the hot path */
-  _Atomic guint64 zero_copy;    /* buffers published in place */
-  _Atomic guint64 copied;       /* buffers copied into the ring */
-  _Atomic guint64 moved;        /* pool buffers moved out of the ring */
+  /* counted without a lock (render is the hot path), with GLib's
+   * pointer-sized atomics (g_atomic_pointer_add): 64 bits wide on the
+   * 64-bit targets, 32 (wrapping) on a 32-bit one */
+  gsize zero_copy;              /* buffers published in place */
+  gsize copied;                 /* buffers copied into the ring */
+  gsize moved;                  /* pool buffers moved out of the ring */
 
   /* The time the sink publishes (PROTOCOL.md, section 6a), under
    * time_lock: the clock it samples (the heartbeat thread samples it too)
@@ -460,9 +462,9 @@ gst_ivshmem_sink_get_stats (GstIvshmemSink * self)
     p = gst_ivshmem_producer_ref (self->producer);
   if (self->pool)
     system = gst_ivshmem_buffer_pool_system_buffers (self->pool);
-  zero_copy = atomic_load_explicit (&self->zero_copy, memory_order_relaxed);
-  copied = atomic_load_explicit (&self->copied, memory_order_relaxed);
-  moved = atomic_load_explicit (&self->moved, memory_order_relaxed);
+  zero_copy = (gsize) g_atomic_pointer_get (&self->zero_copy);
+  copied = (gsize) g_atomic_pointer_get (&self->copied);
+  moved = (gsize) g_atomic_pointer_get (&self->moved);
   GST_OBJECT_UNLOCK (self);
 
   if (p) {
@@ -594,9 +596,9 @@ gst_ivshmem_sink_watch_hold (GstIvshmemSink * self)
   gboolean blocked, local = FALSE;
   gchar *who = self->hold_who;
 
-  waited = atomic_load_explicit (&p->waited_ns, memory_order_relaxed);
   if (!g_mutex_trylock (&p->lock))
     return;                     /* busy writing: not held back */
+  waited = p->waited_ns;
   pos = ivshm_writer_position (p->writer);
   session = ivshm_writer_session (p->writer);
   g_mutex_unlock (&p->lock);
@@ -768,9 +770,9 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
       ivshm_region_size (region), ivshm_writer_max_payload (writer),
       ivshm_writer_session (writer));
 
-  atomic_store_explicit (&self->zero_copy, 0, memory_order_relaxed);
-  atomic_store_explicit (&self->copied, 0, memory_order_relaxed);
-  atomic_store_explicit (&self->moved, 0, memory_order_relaxed);
+  g_atomic_pointer_set (&self->zero_copy, 0);
+  g_atomic_pointer_set (&self->copied, 0);
+  g_atomic_pointer_set (&self->moved, 0);
   g_atomic_int_set (&self->taken_over, 0);
   g_atomic_int_set (&self->region_lost, 0);
   self->hold_pos = 0;
@@ -847,8 +849,8 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
   if (producer) {
     GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " buffers published in "
         "place, %" G_GUINT64_FORMAT " copied",
-        atomic_load_explicit (&self->zero_copy, memory_order_relaxed),
-        atomic_load_explicit (&self->copied, memory_order_relaxed));
+        (guint64) (gsize) g_atomic_pointer_get (&self->zero_copy),
+        (guint64) (gsize) g_atomic_pointer_get (&self->copied));
     /* pool buffers may outlive us; they keep the mapping, not the session */
     gst_ivshmem_producer_close (producer);
     gst_ivshmem_producer_unref (producer);
@@ -930,7 +932,7 @@ gst_ivshmem_sink_free_local (GstIvshmemSink * self, gint64 * held_since)
   n = gst_ivshmem_producer_migrate (p);
   if (n > 0) {
     GST_DEBUG_OBJECT (self, "moved %u pool buffers out of the ring", n);
-    atomic_fetch_add_explicit (&self->moved, n, memory_order_relaxed);
+    g_atomic_pointer_add (&self->moved, n);
     return TRUE;
   }
   if (*held_since == 0) {
@@ -1288,7 +1290,7 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
     }
     if (st == IVSHM_OK) {
       gst_ivshmem_buffer_mark_committed (buffer);
-      atomic_fetch_add_explicit (&self->zero_copy, 1, memory_order_relaxed);
+      g_atomic_pointer_add (&self->zero_copy, 1);
       GST_LOG_OBJECT (self, "published in place %" GST_PTR_FORMAT, buffer);
       return GST_FLOW_OK;
     }
@@ -1302,7 +1304,7 @@ gst_ivshmem_sink_render (GstBaseSink * bsink, GstBuffer * buffer)
   ret = gst_ivshmem_sink_write (self, &info, map.data);
   gst_buffer_unmap (buffer, &map);
   if (ret == GST_FLOW_OK)
-    atomic_fetch_add_explicit (&self->copied, 1, memory_order_relaxed);
+    g_atomic_pointer_add (&self->copied, 1);
   return ret;
 
   /* ERRORS */

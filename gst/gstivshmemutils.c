@@ -212,8 +212,7 @@ gst_ivshmem_event_to_record (GstEvent * event, IvshmRecordHeader * info,
       record_info_init (info, IVSHM_EVENT_GAP);
       info->pts = ts;
       info->duration = dur;
-      s = gst_structure_new ("gap", "flags", G_TYPE_UINT, (guint) gflags,
-          NULL);
+      s = gst_structure_new ("gap", "flags", G_TYPE_UINT, (guint) gflags, NULL);
       break;
     }
     case GST_EVENT_EOS:

@@ -47,6 +47,8 @@ if [ "$mode" = test ]; then
   packages+=(wine64 mingw-w64 g++-mingw-w64-x86-64 flex bison dpkg-dev bzip2 make)
   # the windows-zip test lists the zip it builds
   packages+=(unzip)
+  # the gst-indent test (suite docs): GNU indent with GStreamer's flags
+  packages+=(indent)
 fi
 
 if [ "$mode" = bench ]; then

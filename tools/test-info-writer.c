@@ -133,7 +133,7 @@ main (int argc, char **argv)
     memset (&h, 0, sizeof h);
     h.type = IVSHM_RECORD_BUFFER;
     h.payload_len = sizeof frame;
-    h.pts = h.dts = (uint64_t) i * 33333333u;
+    h.pts = h.dts = 33333333u * (uint64_t) i;
     h.duration = 33333333u;
     h.offset = h.offset_end = IVSHM_TIME_NONE;
     if ((st = ivshm_writer_write (writer, &h, frame)) != IVSHM_OK)

@@ -22,7 +22,9 @@ static uint8_t *base;
 static atomic_int scribbling = 1;
 static atomic_int streaming = 1;
 static _Atomic uint64_t n_scribbles;
+/* *INDENT-OFF* */
 static _Atomic (IvshmWriter *) writer;
+/* *INDENT-ON* */
 
 /* reader counts, by status */
 static _Atomic uint64_t reader_errors[IVSHM_STATUS_COUNT];
@@ -164,8 +166,7 @@ recover (void)
   while (expect < n) {
     IvshmRecord rec;
     if (seq < n) {
-      st = stress_write_buffer (w, &waiter, seq, stress_rand (&rng) % 20000,
-          0);
+      st = stress_write_buffer (w, &waiter, seq, stress_rand (&rng) % 20000, 0);
       if (st == IVSHM_OK)
         seq++;
       else
@@ -211,8 +212,7 @@ main (int argc, char **argv)
       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   CHECK (map != MAP_FAILED, "mmap");
   base = map + page;
-  CHECK (mprotect (base, REGION_SIZE, PROT_READ | PROT_WRITE) == 0,
-      "mprotect");
+  CHECK (mprotect (base, REGION_SIZE, PROT_READ | PROT_WRITE) == 0, "mprotect");
 
   wcfg.lease_timeout_ns = 500 * MS_NS;
   CHECK_STATUS (ivshm_writer_new (base, REGION_SIZE, &wcfg, &w, &err),
