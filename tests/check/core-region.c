@@ -224,6 +224,30 @@ run_in_child (int (*fn) (const char *), const char *arg)
   return answer;
 }
 
+/* The set-up every test shares (a checked fixture, so it runs in the
+ * test's own process, forked or not): an empty directory, tmp_dir; the
+ * path of a host file in it that does not exist yet, shm_file; and the
+ * fake sysfs tree of fake_sysfs(), sysfs_root. Each test used to make
+ * the ones it needs itself (22 copies of the same lines). */
+static char *tmp_dir, *shm_file, *sysfs_root;
+
+static void
+fixture_setup (void)
+{
+  tmp_dir = make_tmpdir ();
+  shm_file = g_build_filename (tmp_dir, "shm", NULL);
+  sysfs_root = fake_sysfs ();
+}
+
+static void
+fixture_teardown (void)
+{
+  g_clear_pointer (&shm_file, g_free);
+  rm_tree (tmp_dir);
+  rm_tree (sysfs_root);
+  tmp_dir = sysfs_root = NULL;
+}
+
 #define assert_status(got, want, err) \
   fail_unless ((got) == (want), "status %s (%s), expected %s", \
       ivshm_status_name (got), (err)->detail, ivshm_status_name (want))
@@ -260,10 +284,7 @@ child_env_sysfs_root (const char *root)
  * suite, and no test before them opens a PCI region without a root. */
 GST_START_TEST (test_env_sysfs_root)
 {
-  char *root = fake_sysfs ();
-
-  fail_unless_equals_int (run_in_child (child_env_sysfs_root, root), 0);
-  rm_tree (root);
+  fail_unless_equals_int (run_in_child (child_env_sysfs_root, sysfs_root), 0);
 }
 
 GST_END_TEST;
@@ -287,71 +308,60 @@ GST_END_TEST;
 
 GST_START_TEST (test_host_create_pow2)
 {
-  char *dir = make_tmpdir ();
-  char *path = g_build_filename (dir, "shm", NULL);
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
   struct stat st;
 
-  assert_status (open_host (path, 1 * MiB, &region, &err), IVSHM_OK, &err);
+  assert_status (open_host (shm_file, 1 * MiB, &region, &err), IVSHM_OK, &err);
   fail_unless (region != NULL);
   fail_unless_equals_uint64 (ivshm_region_size (region), 1 * MiB);
   fail_unless (ivshm_region_created (region));
   fail_unless_equals_int (ivshm_region_kind (region), IVSHM_REGION_HOST_FILE);
-  fail_unless_equals_string (ivshm_region_path (region), path);
+  fail_unless_equals_string (ivshm_region_path (region), shm_file);
   fail_unless_equals_string (ivshm_region_location (region), "");
   fail_unless (ivshm_region_data (region) != NULL);
   ((volatile char *) ivshm_region_data (region))[1 * MiB - 1] = 1;
   ivshm_region_close (region);
 
-  fail_unless (stat (path, &st) == 0);
+  fail_unless (stat (shm_file, &st) == 0);
   fail_unless_equals_int (st.st_mode & 0777, 0660);
   fail_unless_equals_uint64 ((uint64_t) st.st_size, 1 * MiB);
 
   /* Opening again with a size finds it: not created this time. */
-  assert_status (open_host (path, 1 * MiB, &region, &err), IVSHM_OK, &err);
+  assert_status (open_host (shm_file, 1 * MiB, &region, &err), IVSHM_OK, &err);
   fail_unless (!ivshm_region_created (region));
   ivshm_region_close (region);
-
-  g_free (path);
-  rm_tree (dir);
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_host_create_not_pow2)
 {
-  char *dir = make_tmpdir ();
-  char *path = g_build_filename (dir, "shm", NULL);
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
 
-  assert_status (open_host (path, 3 * MiB, &region, &err), IVSHM_ERR_NOT_POW2,
-      &err);
+  assert_status (open_host (shm_file, 3 * MiB, &region, &err),
+      IVSHM_ERR_NOT_POW2, &err);
   fail_unless (region == NULL);
   fail_unless_equals_int (err.status, IVSHM_ERR_NOT_POW2);
   fail_unless (strstr (err.detail, "power of two") != NULL, "%s", err.detail);
   fail_unless (strstr (err.detail, "4194304") != NULL, "%s", err.detail);
-  fail_unless (access (path, F_OK) != 0, "nothing may be created");
-
-  g_free (path);
-  rm_tree (dir);
+  fail_unless (access (shm_file, F_OK) != 0, "nothing may be created");
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_host_missing)
 {
-  char *dir = make_tmpdir ();
-  char *path = g_build_filename (dir, "shm", NULL);
-  char *nodir = g_build_filename (dir, "no", "shm", NULL);
+  char *nodir = g_build_filename (tmp_dir, "no", "shm", NULL);
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
 
-  assert_status (open_host (path, 0, &region, &err), IVSHM_ERR_NOT_FOUND, &err);
+  assert_status (open_host (shm_file, 0, &region, &err), IVSHM_ERR_NOT_FOUND,
+      &err);
   fail_unless (region == NULL);
   fail_unless_equals_int (err.sys_errno, ENOENT);
-  fail_unless (strstr (err.detail, path) != NULL, "%s", err.detail);
+  fail_unless (strstr (err.detail, shm_file) != NULL, "%s", err.detail);
   fail_unless (strstr (err.detail, "memory-backend-file") != NULL, "%s",
       err.detail);
   fail_unless (strstr (err.detail, "size=") != NULL, "%s", err.detail);
@@ -361,66 +371,59 @@ GST_START_TEST (test_host_missing)
       IVSHM_ERR_NOT_FOUND, &err);
 
   /* NULL options: a host file must exist. */
-  assert_status (ivshm_region_open (path, NULL, &region, &err),
+  assert_status (ivshm_region_open (shm_file, NULL, &region, &err),
       IVSHM_ERR_NOT_FOUND, &err);
 
   g_free (nodir);
-  g_free (path);
-  rm_tree (dir);
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_host_too_small)
 {
-  char *dir = make_tmpdir ();
-  char *path = g_build_filename (dir, "shm", NULL);
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
 
-  make_sized_file (path, 0);
-  assert_status (open_host (path, 0, &region, &err), IVSHM_ERR_TOO_SMALL, &err);
+  make_sized_file (shm_file, 0);
+  assert_status (open_host (shm_file, 0, &region, &err), IVSHM_ERR_TOO_SMALL,
+      &err);
   fail_unless (strstr (err.detail, "empty") != NULL, "%s", err.detail);
 
-  make_sized_file (path, 64 * KiB);
-  assert_status (open_host (path, 0, &region, &err), IVSHM_ERR_TOO_SMALL, &err);
+  make_sized_file (shm_file, 64 * KiB);
+  assert_status (open_host (shm_file, 0, &region, &err), IVSHM_ERR_TOO_SMALL,
+      &err);
   fail_unless (region == NULL);
   fail_unless (strstr (err.detail, "64 KiB") != NULL, "%s", err.detail);
 
   /* Asking to create one that small: refused before creating. */
-  unlink (path);
-  assert_status (open_host (path, 64 * KiB, &region, &err),
+  unlink (shm_file);
+  assert_status (open_host (shm_file, 64 * KiB, &region, &err),
       IVSHM_ERR_TOO_SMALL, &err);
-  fail_unless (access (path, F_OK) != 0);
+  fail_unless (access (shm_file, F_OK) != 0);
 
   /* The minimum itself is fine. */
-  assert_status (open_host (path, IVSHM_REGION_MIN_SIZE, &region, &err),
+  assert_status (open_host (shm_file, IVSHM_REGION_MIN_SIZE, &region, &err),
       IVSHM_OK, &err);
   ivshm_region_close (region);
-
-  g_free (path);
-  rm_tree (dir);
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_host_existing_shared)
 {
-  char *dir = make_tmpdir ();
-  char *path = g_build_filename (dir, "shm", NULL);
   IvshmRegion *a = NULL, *b = NULL;
   IvshmError err = { 0 };
   static const char msg[] = "Hello world!";
   char buf[sizeof msg];
   int fd;
 
-  make_sized_file (path, 512 * KiB);
+  make_sized_file (shm_file, 512 * KiB);
 
   /* Bigger than asked for: the existing size wins. */
-  assert_status (open_host (path, 128 * KiB, &a, &err), IVSHM_OK, &err);
+  assert_status (open_host (shm_file, 128 * KiB, &a, &err), IVSHM_OK, &err);
   fail_unless_equals_uint64 (ivshm_region_size (a), 512 * KiB);
   fail_unless (!ivshm_region_created (a));
-  assert_status (open_host (path, 0, &b, &err), IVSHM_OK, &err);
+  assert_status (open_host (shm_file, 0, &b, &err), IVSHM_OK, &err);
   fail_unless (ivshm_region_data (a) != ivshm_region_data (b));
 
   memcpy ((char *) ivshm_region_data (a) + 4096, msg, sizeof msg);
@@ -429,7 +432,7 @@ GST_START_TEST (test_host_existing_shared)
       "a write through one mapping must show in the other");
 
   /* And in the file, as QEMU would see it. */
-  fd = open (path, O_RDONLY | O_CLOEXEC);
+  fd = open (shm_file, O_RDONLY | O_CLOEXEC);
   fail_unless (fd >= 0);
   fail_unless_equals_int ((int) pread (fd, buf, sizeof buf, 4096),
       (int) sizeof buf);
@@ -439,61 +442,50 @@ GST_START_TEST (test_host_existing_shared)
   ivshm_region_close (a);
   ivshm_region_close (b);
   ivshm_region_close (NULL);
-  g_free (path);
-  rm_tree (dir);
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_host_existing_not_pow2)
 {
-  char *dir = make_tmpdir ();
-  char *path = g_build_filename (dir, "shm", NULL);
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
 
   /* QEMU is the one to refuse such a file; mapping it is fine. */
-  make_sized_file (path, 192 * KiB);
-  assert_status (open_host (path, 0, &region, &err), IVSHM_OK, &err);
+  make_sized_file (shm_file, 192 * KiB);
+  assert_status (open_host (shm_file, 0, &region, &err), IVSHM_OK, &err);
   fail_unless_equals_uint64 (ivshm_region_size (region), 192 * KiB);
   ivshm_region_close (region);
-
-  g_free (path);
-  rm_tree (dir);
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_host_not_regular)
 {
-  char *dir = make_tmpdir ();
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
 
-  assert_status (open_host (dir, 0, &region, &err), IVSHM_ERR_INVALID_ARG,
+  assert_status (open_host (tmp_dir, 0, &region, &err), IVSHM_ERR_INVALID_ARG,
       &err);
   assert_status (open_host ("/dev/null", 0, &region, &err),
       IVSHM_ERR_INVALID_ARG, &err);
   fail_unless (region == NULL);
-  rm_tree (dir);
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_host_permission)
 {
-  char *dir = make_tmpdir ();
-  char *path = g_build_filename (dir, "shm", NULL);
   char *sealed = NULL;
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
   int memfd;
 
   /* A file mode only denies non-root users. */
-  make_sized_file (path, 256 * KiB);
-  fail_unless (chmod (path, 0) == 0);
+  make_sized_file (shm_file, 256 * KiB);
+  fail_unless (chmod (shm_file, 0) == 0);
   if (geteuid () != 0) {
-    assert_status (open_host (path, 0, &region, &err), IVSHM_ERR_PERMISSION,
+    assert_status (open_host (shm_file, 0, &region, &err), IVSHM_ERR_PERMISSION,
         &err);
     fail_unless_equals_int (err.sys_errno, EACCES);
   } else {
@@ -506,7 +498,7 @@ GST_START_TEST (test_host_permission)
     int status, fds[2];
     char answer = 0;
 
-    fail_unless (chmod (dir, 0755) == 0);
+    fail_unless (chmod (tmp_dir, 0755) == 0);
     fail_unless (pipe (fds) == 0);
     pid = fork ();
     fail_unless (pid >= 0);
@@ -516,7 +508,7 @@ GST_START_TEST (test_host_permission)
 
       if (setgroups (0, NULL) == 0 && setgid (65534) == 0
           && setuid (65534) == 0) {
-        st = open_host (path, 0, &region, &err);
+        st = open_host (shm_file, 0, &region, &err);
         c = st == IVSHM_ERR_PERMISSION && err.sys_errno == EACCES ? 'y' : 'n';
       }
       if (write (fds[1], &c, 1) != 1)
@@ -550,8 +542,6 @@ GST_START_TEST (test_host_permission)
   }
 
   g_free (sealed);
-  g_free (path);
-  rm_tree (dir);
 }
 
 GST_END_TEST;
@@ -583,8 +573,6 @@ mapping_perms (const void *addr, char perms[5])
  * the mapping is read-only. */
 GST_START_TEST (test_host_read_only)
 {
-  char *dir = make_tmpdir ();
-  char *path = g_build_filename (dir, "shm", NULL);
   char *sealed = NULL;
   IvshmRegionOptions opts = { 0 };
   IvshmRegion *region = NULL;
@@ -595,16 +583,16 @@ GST_START_TEST (test_host_read_only)
   opts.read_only = true;
   /* a read-only open never creates a file */
   opts.create_size = 256 * KiB;
-  assert_status (ivshm_region_open (path, &opts, &region, &err),
+  assert_status (ivshm_region_open (shm_file, &opts, &region, &err),
       IVSHM_ERR_NOT_FOUND, &err);
-  fail_unless (access (path, F_OK) != 0);
+  fail_unless (access (shm_file, F_OK) != 0);
 
-  make_sized_file (path, 256 * KiB);
-  fd = open (path, O_WRONLY | O_CLOEXEC);
+  make_sized_file (shm_file, 256 * KiB);
+  fd = open (shm_file, O_WRONLY | O_CLOEXEC);
   fail_unless (fd >= 0);
   fail_unless_equals_int ((int) pwrite (fd, "host", 5, 0), 5);
   close (fd);
-  assert_status (ivshm_region_open (path, &opts, &region, &err), IVSHM_OK,
+  assert_status (ivshm_region_open (shm_file, &opts, &region, &err), IVSHM_OK,
       &err);
   fail_unless_equals_uint64 (ivshm_region_size (region), 256 * KiB);
   fail_unless_equals_string ((const char *) ivshm_region_data (region), "host");
@@ -624,8 +612,6 @@ GST_START_TEST (test_host_read_only)
   }
 
   g_free (sealed);
-  g_free (path);
-  rm_tree (dir);
 }
 
 GST_END_TEST;
@@ -633,23 +619,22 @@ GST_END_TEST;
 /* A guest's BAR, read-only: resource2 opened O_RDONLY. */
 GST_START_TEST (test_pci_read_only)
 {
-  char *root = fake_sysfs ();
   IvshmRegionOptions opts = { 0 };
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
   char *r2;
 
-  opts.sysfs_root = root;
+  opts.sysfs_root = sysfs_root;
   opts.read_only = true;
   opts.bar_mapping = IVSHM_BAR_MAPPING_RESOURCE;
-  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2", root);
+  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2",
+      sysfs_root);
   fail_unless (chmod (r2, 0444) == 0);
   assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
       IVSHM_OK, &err);
   fail_unless_equals_string (ivshm_region_path (region), r2);
   ivshm_region_close (region);
   g_free (r2);
-  rm_tree (root);
 }
 
 GST_END_TEST;
@@ -707,13 +692,12 @@ GST_END_TEST;
 
 GST_START_TEST (test_pci_list)
 {
-  char *root = fake_sysfs ();
   IvshmPciDevice *devs = NULL;
   size_t n = 0;
   IvshmError err = { 0 };
   char *want;
 
-  assert_status (ivshm_pci_list (root, &devs, &n, &err), IVSHM_OK, &err);
+  assert_status (ivshm_pci_list (sysfs_root, &devs, &n, &err), IVSHM_OK, &err);
   fail_unless_equals_int ((int) n, 2);
   fail_unless_equals_string (devs[0].location, "0000:00:05.0");
   fail_unless_equals_uint64 (devs[0].size, 256 * KiB);
@@ -721,15 +705,15 @@ GST_START_TEST (test_pci_list)
   fail_unless_equals_string (devs[1].location, "0000:00:07.0");
   fail_unless_equals_uint64 (devs[1].size, 1 * MiB);
 
-  want = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0", root);
+  want = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0", sysfs_root);
   fail_unless_equals_string (devs[0].sysfs_path, want);
   g_free (want);
-  want = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2", root);
+  want =
+      g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2", sysfs_root);
   fail_unless_equals_string (devs[0].resource_path, want);
   g_free (want);
 
   free (devs);
-  rm_tree (root);
 }
 
 GST_END_TEST;
@@ -742,40 +726,39 @@ GST_START_TEST (test_pci_list_sorted)
   static const char *names[] = { "0001:00:01.0", "0000:02:00.0",
     "0000:00:1f.3", "0000:00:03.1", "0000:00:03.0", "0000:00:02.0"
   };
-  char *root = make_tmpdir ();
   IvshmPciDevice *devs = NULL;
   size_t n = 0, i;
   IvshmError err = { 0 };
 
   for (i = 0; i < G_N_ELEMENTS (names); i++)
-    g_free (fake_device (root, names[i], 0x1af4, 0x1110, 0x050000, 128 * KiB));
-  assert_status (ivshm_pci_list (root, &devs, &n, &err), IVSHM_OK, &err);
+    g_free (fake_device (tmp_dir, names[i], 0x1af4, 0x1110, 0x050000,
+            128 * KiB));
+  assert_status (ivshm_pci_list (tmp_dir, &devs, &n, &err), IVSHM_OK, &err);
   fail_unless_equals_int ((int) n, (int) G_N_ELEMENTS (names));
   for (i = 0; i < n; i++)
     fail_unless_equals_string (devs[i].location,
         names[G_N_ELEMENTS (names) - 1 - i]);
   free (devs);
-  rm_tree (root);
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_pci_open)
 {
-  char *root = fake_sysfs ();
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
   char *r2;
   char buf[8] = { 0 };
   int fd;
 
-  assert_status (open_pci ("0000:00:05.0", root, &region, &err), IVSHM_OK,
+  assert_status (open_pci ("0000:00:05.0", sysfs_root, &region, &err), IVSHM_OK,
       &err);
   fail_unless_equals_int (ivshm_region_kind (region), IVSHM_REGION_PCI);
   fail_unless_equals_string (ivshm_region_location (region), "0000:00:05.0");
   fail_unless_equals_uint64 (ivshm_region_size (region), 256 * KiB);
   fail_unless (!ivshm_region_created (region));
-  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2", root);
+  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2",
+      sysfs_root);
   fail_unless_equals_string (ivshm_region_path (region), r2);
   memcpy (ivshm_region_data (region), "guest", 6);
   ivshm_region_close (region);
@@ -788,28 +771,27 @@ GST_START_TEST (test_pci_open)
   g_free (r2);
 
   /* Empty (and NULL): the first device in address order. */
-  assert_status (open_pci ("", root, &region, &err), IVSHM_OK, &err);
+  assert_status (open_pci ("", sysfs_root, &region, &err), IVSHM_OK, &err);
   fail_unless_equals_string (ivshm_region_location (region), "0000:00:05.0");
   ivshm_region_close (region);
-  assert_status (open_pci (NULL, root, &region, &err), IVSHM_OK, &err);
+  assert_status (open_pci (NULL, sysfs_root, &region, &err), IVSHM_OK, &err);
   fail_unless_equals_string (ivshm_region_location (region), "0000:00:05.0");
   ivshm_region_close (region);
 
   /* The short form. */
-  assert_status (open_pci ("00:07.0", root, &region, &err), IVSHM_OK, &err);
+  assert_status (open_pci ("00:07.0", sysfs_root, &region, &err), IVSHM_OK,
+      &err);
   fail_unless_equals_string (ivshm_region_location (region), "0000:00:07.0");
   fail_unless_equals_uint64 (ivshm_region_size (region), 1 * MiB);
   ivshm_region_close (region);
 
   /* Not an IVSHMEM device, and no device at all. */
-  assert_status (open_pci ("0000:00:00.0", root, &region, &err),
+  assert_status (open_pci ("0000:00:00.0", sysfs_root, &region, &err),
       IVSHM_ERR_INVALID_ARG, &err);
   fail_unless (strstr (err.detail, "8086:1237") != NULL, "%s", err.detail);
-  assert_status (open_pci ("0000:00:09.0", root, &region, &err),
+  assert_status (open_pci ("0000:00:09.0", sysfs_root, &region, &err),
       IVSHM_ERR_NOT_FOUND, &err);
   fail_unless (region == NULL);
-
-  rm_tree (root);
 }
 
 GST_END_TEST;
@@ -817,15 +799,15 @@ GST_END_TEST;
 /* BAR mapping modes: resource2_wc where it exists (auto), or as asked. */
 GST_START_TEST (test_pci_bar_mapping)
 {
-  char *root = fake_sysfs ();
   IvshmRegionOptions opts = { 0 };
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
   char *r2, *wc;
 
-  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2", root);
+  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2",
+      sysfs_root);
   wc = g_strdup_printf ("%s_wc", r2);
-  opts.sysfs_root = root;
+  opts.sysfs_root = sysfs_root;
 
   /* no resource2_wc: auto falls back to resource2, asking for it fails */
   opts.bar_mapping = IVSHM_BAR_MAPPING_AUTO;
@@ -859,43 +841,40 @@ GST_START_TEST (test_pci_bar_mapping)
 
   g_free (r2);
   g_free (wc);
-  rm_tree (root);
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_pci_too_small)
 {
-  char *root = make_tmpdir ();
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
 
-  g_free (fake_device (root, "0000:00:04.0", 0x1af4, 0x1110, 0x050000,
+  g_free (fake_device (tmp_dir, "0000:00:04.0", 0x1af4, 0x1110, 0x050000,
           64 * KiB));
-  assert_status (open_pci ("", root, &region, &err), IVSHM_ERR_TOO_SMALL, &err);
+  assert_status (open_pci ("", tmp_dir, &region, &err), IVSHM_ERR_TOO_SMALL,
+      &err);
   fail_unless (region == NULL);
-  rm_tree (root);
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_pci_no_bus)
 {
-  char *root = make_tmpdir ();
   IvshmPciDevice *devs = (IvshmPciDevice *) 1;
   size_t n = 99;
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
 
   /* No bus/pci/devices at all: an empty list, and the process lives on. */
-  assert_status (ivshm_pci_list (root, &devs, &n, &err), IVSHM_OK, &err);
+  assert_status (ivshm_pci_list (tmp_dir, &devs, &n, &err), IVSHM_OK, &err);
   fail_unless (devs == NULL);
   fail_unless_equals_int ((int) n, 0);
-  assert_status (open_pci ("", root, &region, &err), IVSHM_ERR_NOT_FOUND, &err);
+  assert_status (open_pci ("", tmp_dir, &region, &err), IVSHM_ERR_NOT_FOUND,
+      &err);
   fail_unless (strstr (err.detail, "ivshmem-plain") != NULL, "%s", err.detail);
-  assert_status (open_pci ("0000:00:05.0", root, &region, &err),
+  assert_status (open_pci ("0000:00:05.0", tmp_dir, &region, &err),
       IVSHM_ERR_NOT_FOUND, &err);
-  rm_tree (root);
 }
 
 GST_END_TEST;
@@ -903,16 +882,16 @@ GST_END_TEST;
 /* Trees libpci's sysfs back-end would call its (exiting) error handler on. */
 GST_START_TEST (test_pci_broken_tree)
 {
-  char *root = fake_sysfs ();
   char *path;
   IvshmPciDevice *devs = NULL;
   size_t n = 0;
   IvshmError err = { 0 };
 
   /* An entry that is not an address: the plain scan takes over. */
-  path = g_build_filename (root, "bus", "pci", "devices", "garbage", NULL);
+  path =
+      g_build_filename (sysfs_root, "bus", "pci", "devices", "garbage", NULL);
   fail_unless (g_mkdir_with_parents (path, 0755) == 0);
-  assert_status (ivshm_pci_list (root, &devs, &n, &err), IVSHM_OK, &err);
+  assert_status (ivshm_pci_list (sysfs_root, &devs, &n, &err), IVSHM_OK, &err);
   fail_unless_equals_int ((int) n, 2);
   free (devs);
   devs = NULL;
@@ -922,27 +901,31 @@ GST_START_TEST (test_pci_broken_tree)
   /* A device without a vendor file (as if unplugged mid-scan): libpci's
    * error handler runs; we get an error, not an exit(). The plain scan
    * skips such a device. */
-  g_free (fake_device (root, "0000:00:06.0", 0x1af4, 0x1110, 0x050000, 0));
-  path = g_build_filename (root, "bus", "pci", "devices", "0000:00:06.0",
+  g_free (fake_device (sysfs_root, "0000:00:06.0", 0x1af4, 0x1110, 0x050000,
+          0));
+  path =
+      g_build_filename (sysfs_root, "bus", "pci", "devices", "0000:00:06.0",
       "vendor", NULL);
   fail_unless (unlink (path) == 0);
   g_free (path);
 #if IVSHM_HAVE_LIBPCI
-  assert_status (ivshm_pci_list (root, &devs, &n, &err), IVSHM_ERR_IO, &err);
+  assert_status (ivshm_pci_list (sysfs_root, &devs, &n, &err), IVSHM_ERR_IO,
+      &err);
   fail_unless (devs == NULL);
   fail_unless (strstr (err.detail, "libpci") != NULL, "%s", err.detail);
   /* And libpci works again afterwards. */
-  path = g_build_filename (root, "bus", "pci", "devices", "0000:00:06.0", NULL);
+  path =
+      g_build_filename (sysfs_root, "bus", "pci", "devices", "0000:00:06.0",
+      NULL);
   write_text (path, "vendor", "0x1af4\n");
   g_free (path);
-  assert_status (ivshm_pci_list (root, &devs, &n, &err), IVSHM_OK, &err);
+  assert_status (ivshm_pci_list (sysfs_root, &devs, &n, &err), IVSHM_OK, &err);
   fail_unless_equals_int ((int) n, 3);
 #else
-  assert_status (ivshm_pci_list (root, &devs, &n, &err), IVSHM_OK, &err);
+  assert_status (ivshm_pci_list (sysfs_root, &devs, &n, &err), IVSHM_OK, &err);
   fail_unless_equals_int ((int) n, 2);
 #endif
   free (devs);
-  rm_tree (root);
 }
 
 GST_END_TEST;
@@ -961,27 +944,27 @@ fake_lockdown (const char *root, const char *text)
 
 GST_START_TEST (test_lockdown_helper)
 {
-  char *root = make_tmpdir ();
   char mode[32];
 
   /* No file: no lockdown LSM, nothing locked down. */
-  fail_unless_equals_int (ivshm_lockdown_active (root, mode, sizeof mode), 0);
+  fail_unless_equals_int (ivshm_lockdown_active (tmp_dir, mode, sizeof mode),
+      0);
   fail_unless_equals_string (mode, "");
 
-  g_free (fake_lockdown (root, "[none] integrity confidentiality\n"));
-  fail_unless_equals_int (ivshm_lockdown_active (root, mode, sizeof mode), 0);
+  g_free (fake_lockdown (tmp_dir, "[none] integrity confidentiality\n"));
+  fail_unless_equals_int (ivshm_lockdown_active (tmp_dir, mode, sizeof mode),
+      0);
   fail_unless_equals_string (mode, "none");
 
-  g_free (fake_lockdown (root, "none [integrity] confidentiality\n"));
-  fail_unless_equals_int (ivshm_lockdown_active (root, mode, sizeof mode), 1);
+  g_free (fake_lockdown (tmp_dir, "none [integrity] confidentiality\n"));
+  fail_unless_equals_int (ivshm_lockdown_active (tmp_dir, mode, sizeof mode),
+      1);
   fail_unless_equals_string (mode, "integrity");
 
-  g_free (fake_lockdown (root, "none integrity [confidentiality]\n"));
-  fail_unless_equals_int (ivshm_lockdown_active (root, NULL, 0), 1);
-  fail_unless_equals_int (ivshm_lockdown_active (root, mode, 4), 1);
+  g_free (fake_lockdown (tmp_dir, "none integrity [confidentiality]\n"));
+  fail_unless_equals_int (ivshm_lockdown_active (tmp_dir, NULL, 0), 1);
+  fail_unless_equals_int (ivshm_lockdown_active (tmp_dir, mode, 4), 1);
   fail_unless_equals_string (mode, "con");
-
-  rm_tree (root);
 }
 
 GST_END_TEST;
@@ -990,7 +973,6 @@ GST_END_TEST;
  * and without a lockdown mode selected. */
 GST_START_TEST (test_pci_lockdown)
 {
-  char *root = make_tmpdir ();
   char *dev, *r2, *sealed = NULL;
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
@@ -998,24 +980,26 @@ GST_START_TEST (test_pci_lockdown)
 
   memfd = make_sealed_memfd (256 * KiB, &sealed);
   fail_unless (memfd >= 0, "no sealable memfd: %s", g_strerror (errno));
-  dev = fake_device (root, "0000:00:05.0", 0x1af4, 0x1110, 0x050000, 256 * KiB);
+  dev =
+      fake_device (tmp_dir, "0000:00:05.0", 0x1af4, 0x1110, 0x050000,
+      256 * KiB);
   r2 = g_build_filename (dev, "resource2", NULL);
   fail_unless (unlink (r2) == 0);
   fail_unless (symlink (sealed, r2) == 0);
 
   /* No lockdown file: a plain permission problem, with the udev rule. */
-  assert_status (open_pci ("0000:00:05.0", root, &region, &err),
+  assert_status (open_pci ("0000:00:05.0", tmp_dir, &region, &err),
       IVSHM_ERR_PERMISSION, &err);
   fail_unless_equals_int (err.sys_errno, EPERM);
   fail_unless (strstr (err.detail, "ATTR{device}==\"0x1110\"") != NULL, "%s",
       err.detail);
 
-  g_free (fake_lockdown (root, "[none] integrity confidentiality\n"));
-  assert_status (open_pci ("0000:00:05.0", root, &region, &err),
+  g_free (fake_lockdown (tmp_dir, "[none] integrity confidentiality\n"));
+  assert_status (open_pci ("0000:00:05.0", tmp_dir, &region, &err),
       IVSHM_ERR_PERMISSION, &err);
 
-  g_free (fake_lockdown (root, "none [integrity] confidentiality\n"));
-  assert_status (open_pci ("0000:00:05.0", root, &region, &err),
+  g_free (fake_lockdown (tmp_dir, "none [integrity] confidentiality\n"));
+  assert_status (open_pci ("0000:00:05.0", tmp_dir, &region, &err),
       IVSHM_ERR_LOCKDOWN, &err);
   fail_unless (strstr (err.detail, "integrity") != NULL, "%s", err.detail);
   fail_unless (region == NULL);
@@ -1024,7 +1008,6 @@ GST_START_TEST (test_pci_lockdown)
   g_free (sealed);
   g_free (r2);
   g_free (dev);
-  rm_tree (root);
 }
 
 GST_END_TEST;
@@ -1034,7 +1017,6 @@ GST_END_TEST;
  * it tried. A sealed memfd gives a real EPERM, also as root. */
 GST_START_TEST (test_pci_wc_fallback)
 {
-  char *root = fake_sysfs ();
   char *r2, *wc, *sealed = NULL;
   IvshmRegionOptions opts = { 0 };
   IvshmRegion *region = NULL;
@@ -1043,10 +1025,11 @@ GST_START_TEST (test_pci_wc_fallback)
 
   memfd = make_sealed_memfd (256 * KiB, &sealed);
   fail_unless (memfd >= 0, "no sealable memfd: %s", g_strerror (errno));
-  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2", root);
+  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2",
+      sysfs_root);
   wc = g_strdup_printf ("%s_wc", r2);
   fail_unless (symlink (sealed, wc) == 0);
-  opts.sysfs_root = root;
+  opts.sysfs_root = sysfs_root;
 
   opts.bar_mapping = IVSHM_BAR_MAPPING_AUTO;
   assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
@@ -1082,7 +1065,6 @@ GST_START_TEST (test_pci_wc_fallback)
   g_free (sealed);
   g_free (r2);
   g_free (wc);
-  rm_tree (root);
 }
 
 GST_END_TEST;
@@ -1113,24 +1095,23 @@ child_open_auto (const char *root)
  * EACCES and auto maps resource2. As root the open runs as nobody. */
 GST_START_TEST (test_pci_wc_eacces_fallback)
 {
-  char *root = fake_sysfs ();
   char *r2, *wc;
 
-  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2", root);
+  r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2",
+      sysfs_root);
   wc = g_strdup_printf ("%s_wc", r2);
   make_sized_file (wc, 256 * KiB);
-  fail_unless (chmod (root, 0755) == 0);
+  fail_unless (chmod (sysfs_root, 0755) == 0);
   fail_unless (chmod (r2, 0666) == 0);
   fail_unless (chmod (wc, geteuid () == 0 ? 0600 : 0) == 0);
-  fail_unless_equals_int (run_in_child (child_open_auto, root), 0);
+  fail_unless_equals_int (run_in_child (child_open_auto, sysfs_root), 0);
 
   /* with access to both, auto takes resource2_wc */
   fail_unless (chmod (wc, 0666) == 0);
-  fail_unless_equals_int (run_in_child (child_open_auto, root), 1);
+  fail_unless_equals_int (run_in_child (child_open_auto, sysfs_root), 1);
 
   g_free (r2);
   g_free (wc);
-  rm_tree (root);
 }
 
 GST_END_TEST;
@@ -1172,6 +1153,7 @@ core_region_suite (void)
   TCase *tc = tcase_create ("general");
 
   suite_add_tcase (s, tc);
+  tcase_add_checked_fixture (tc, fixture_setup, fixture_teardown);
   /* First: see test_env_sysfs_root. */
   tcase_add_test (tc, test_env_sysfs_root);
   tcase_add_test (tc, test_env_sysfs_root_unset);

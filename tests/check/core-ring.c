@@ -856,6 +856,24 @@ expect_attach_fails (void *base, uint64_t size, IvshmStatus expected)
   fail_unless (err.detail[0] != '\0');
 }
 
+/* The corruption cases share these (they were written out twice): each
+ * stores one bad value, expects the reader to fail, and puts back the copy
+ * the test saved first (`saved`).
+ * TRY_ATTACH: into field of the shared struct at ptr; attaching a reader
+ * to (base, size) must fail with expected.
+ * TRY_NEXT: into field of the record header rh; the next() of reader r
+ * must fail with IVSHM_ERR_CORRUPT. */
+#define TRY_ATTACH(ptr, field, value, expected) G_STMT_START {          \
+    atomic_store (&(ptr)->field, value);                               \
+    expect_attach_fails (base, size, expected);                        \
+    memcpy ((ptr), &saved, sizeof saved);                              \
+  } G_STMT_END
+#define TRY_NEXT(field, value) G_STMT_START {                          \
+    rh->field = value;                                                 \
+    expect_next_fails (r, IVSHM_ERR_CORRUPT);                          \
+    memcpy (rh, &saved, sizeof saved);                                 \
+  } G_STMT_END
+
 GST_START_TEST (test_corrupt_header)
 {
   const uint64_t size = 256 * 1024;
@@ -879,45 +897,38 @@ GST_START_TEST (test_corrupt_header)
   /* the producer mapped more than we see */
   expect_attach_fails (base, size - 4096, IVSHM_ERR_TOO_SMALL);
 
-#define TRY(field, value, expected) G_STMT_START {                     \
-    atomic_store (&h->field, value);                                   \
-    expect_attach_fails (base, size, expected);                        \
-    memcpy (h, &saved, sizeof saved);                                  \
-  } G_STMT_END
-
-  TRY (magic, 0, IVSHM_ERR_NO_PRODUCER);
-  TRY (magic, 0x1234, IVSHM_ERR_BAD_MAGIC);
-  TRY (magic, ~IVSHM_MAGIC, IVSHM_ERR_BAD_MAGIC);
-  TRY (version_major, 0, IVSHM_ERR_VERSION);
-  TRY (version_major, 1, IVSHM_ERR_VERSION);
-  TRY (version_major, 3, IVSHM_ERR_VERSION);
-  TRY (version_major, UINT32_MAX, IVSHM_ERR_VERSION);
-  TRY (region_size, size * 2, IVSHM_ERR_TOO_SMALL);
-  TRY (region_size, UINT64_MAX, IVSHM_ERR_TOO_SMALL);
-  TRY (region_size, 0, IVSHM_ERR_CORRUPT);
-  TRY (region_size, IVSHM_REGION_MIN - 64, IVSHM_ERR_CORRUPT);
-  TRY (region_size, size - 64 * 1024, IVSHM_ERR_CORRUPT);
-  TRY (ring_size, 0, IVSHM_ERR_CORRUPT);
-  TRY (ring_size, size, IVSHM_ERR_CORRUPT);
-  TRY (ring_size, size - IVSHM_RING_OFFSET + 64, IVSHM_ERR_CORRUPT);
-  TRY (ring_size, size - IVSHM_RING_OFFSET - 64, IVSHM_ERR_CORRUPT);
-  TRY (ring_size, UINT64_MAX, IVSHM_ERR_CORRUPT);
-  TRY (ring_offset, 0, IVSHM_ERR_CORRUPT);
-  TRY (ring_offset, 4096, IVSHM_ERR_CORRUPT);
-  TRY (ring_offset, UINT64_MAX, IVSHM_ERR_CORRUPT);
-  TRY (slot_offset, 0, IVSHM_ERR_CORRUPT);
-  TRY (slot_count, IVSHM_MAX_READERS + 1, IVSHM_ERR_CORRUPT);
-  TRY (slot_size, 64, IVSHM_ERR_CORRUPT);
-  TRY (sticky_offset, 0, IVSHM_ERR_CORRUPT);
-  TRY (sticky_size, UINT32_MAX, IVSHM_ERR_CORRUPT);
-  TRY (record_align, 32, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, magic, 0, IVSHM_ERR_NO_PRODUCER);
+  TRY_ATTACH (h, magic, 0x1234, IVSHM_ERR_BAD_MAGIC);
+  TRY_ATTACH (h, magic, ~IVSHM_MAGIC, IVSHM_ERR_BAD_MAGIC);
+  TRY_ATTACH (h, version_major, 0, IVSHM_ERR_VERSION);
+  TRY_ATTACH (h, version_major, 1, IVSHM_ERR_VERSION);
+  TRY_ATTACH (h, version_major, 3, IVSHM_ERR_VERSION);
+  TRY_ATTACH (h, version_major, UINT32_MAX, IVSHM_ERR_VERSION);
+  TRY_ATTACH (h, region_size, size * 2, IVSHM_ERR_TOO_SMALL);
+  TRY_ATTACH (h, region_size, UINT64_MAX, IVSHM_ERR_TOO_SMALL);
+  TRY_ATTACH (h, region_size, 0, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, region_size, IVSHM_REGION_MIN - 64, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, region_size, size - 64 * 1024, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, ring_size, 0, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, ring_size, size, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, ring_size, size - IVSHM_RING_OFFSET + 64, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, ring_size, size - IVSHM_RING_OFFSET - 64, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, ring_size, UINT64_MAX, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, ring_offset, 0, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, ring_offset, 4096, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, ring_offset, UINT64_MAX, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, slot_offset, 0, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, slot_count, IVSHM_MAX_READERS + 1, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, slot_size, 64, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, sticky_offset, 0, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, sticky_size, UINT32_MAX, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, record_align, 32, IVSHM_ERR_CORRUPT);
   /* a tail that is not a record boundary: a first reader would start
    * reading there (the fuzzer found 65535 reading past the ring) */
-  TRY (tail, 32, IVSHM_ERR_CORRUPT);
-  TRY (tail, 65535, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, tail, 32, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (h, tail, 65535, IVSHM_ERR_CORRUPT);
   /* a closed session */
-  TRY (producer_state, IVSHM_PRODUCER_CLOSED, IVSHM_ERR_NO_PRODUCER);
-#undef TRY
+  TRY_ATTACH (h, producer_state, IVSHM_PRODUCER_CLOSED, IVSHM_ERR_NO_PRODUCER);
 
   /* the untouched header still works */
   r = reader_new_ok (base, size);
@@ -988,35 +999,29 @@ GST_START_TEST (test_corrupt_ring)
 
   rh = ring_rec_at (base, ring, p);
   memcpy (&saved, rh, sizeof saved);
-#define TRY(field, value) G_STMT_START {                               \
-    rh->field = value;                                                 \
-    expect_next_fails (r, IVSHM_ERR_CORRUPT);                          \
-    memcpy (rh, &saved, sizeof saved);                                 \
-  } G_STMT_END
   /* a record's own position */
-  TRY (pos, p + 64);
-  TRY (pos, p + ring);
-  TRY (pos, 0);
-  TRY (pos, UINT64_MAX);
+  TRY_NEXT (pos, p + 64);
+  TRY_NEXT (pos, p + ring);
+  TRY_NEXT (pos, 0);
+  TRY_NEXT (pos, UINT64_MAX);
   /* payload lengths: huge, past the ring's end, overflowing, past write_pos */
-  TRY (payload_len, UINT64_MAX);
-  TRY (payload_len, UINT64_MAX - 63);
-  TRY (payload_len, UINT64_MAX - 64 - off);
-  TRY (payload_len, ring);
-  TRY (payload_len, ring - 64);
-  TRY (payload_len, ring - off - 64 + 1);
-  TRY (payload_len, ring - off);
-  TRY (payload_len, wp - p - 64 + 1);
-  TRY (payload_len, (UINT64_MAX - (p % ring)) / 2);
+  TRY_NEXT (payload_len, UINT64_MAX);
+  TRY_NEXT (payload_len, UINT64_MAX - 63);
+  TRY_NEXT (payload_len, UINT64_MAX - 64 - off);
+  TRY_NEXT (payload_len, ring);
+  TRY_NEXT (payload_len, ring - 64);
+  TRY_NEXT (payload_len, ring - off - 64 + 1);
+  TRY_NEXT (payload_len, ring - off);
+  TRY_NEXT (payload_len, wp - p - 64 + 1);
+  TRY_NEXT (payload_len, (UINT64_MAX - (p % ring)) / 2);
   /* unknown types */
-  TRY (type, 0);
-  TRY (type, IVSHM_RECORD_SKIP + 1);
-  TRY (type, 0xffff);
+  TRY_NEXT (type, 0);
+  TRY_NEXT (type, IVSHM_RECORD_SKIP + 1);
+  TRY_NEXT (type, 0xffff);
   /* a pad in the middle of the ring, short or long */
-  TRY (type, IVSHM_RECORD_PAD);
+  TRY_NEXT (type, IVSHM_RECORD_PAD);
   rh->payload_len = ring - off - 64;
-  TRY (type, IVSHM_RECORD_PAD);
-#undef TRY
+  TRY_NEXT (type, IVSHM_RECORD_PAD);
 
   {
     IvshmReaderStats rs;
@@ -1095,17 +1100,11 @@ GST_START_TEST (test_corrupt_ring_end)
 
   rh = ring_rec_at (base, ring, p);
   memcpy (&saved, rh, sizeof saved);
-#define TRY(field, value) G_STMT_START {                               \
-    rh->field = value;                                                 \
-    expect_next_fails (r, IVSHM_ERR_CORRUPT);                          \
-    memcpy (rh, &saved, sizeof saved);                                 \
-  } G_STMT_END
   /* one byte, one line, two records past the ring's end: all within the
    * 3 KiB published and far below the ring's size */
-  TRY (payload_len, plen + 1);
-  TRY (payload_len, plen + 64);
-  TRY (payload_len, 3 * 1024 - 64);
-#undef TRY
+  TRY_NEXT (payload_len, plen + 1);
+  TRY_NEXT (payload_len, plen + 64);
+  TRY_NEXT (payload_len, 3 * 1024 - 64);
   read_buffers_ok (r, n - 1, n + 2);
   read_none (r);
   ivshm_reader_free (r);
@@ -1132,19 +1131,13 @@ GST_START_TEST (test_corrupt_sticky)
   cycle_ring (w, a, 0);
   memcpy (&saved, sh, sizeof saved);
 
-#define TRY(field, value, expected) G_STMT_START {                     \
-    atomic_store (&sh->field, value);                                  \
-    expect_attach_fails (base, size, expected);                        \
-    memcpy (sh, &saved, sizeof saved);                                 \
-  } G_STMT_END
-  TRY (len, (uint32_t) cap + 64, IVSHM_ERR_CORRUPT);
-  TRY (len, UINT32_MAX, IVSHM_ERR_CORRUPT);
-  TRY (len, UINT32_MAX & ~63u, IVSHM_ERR_CORRUPT);
-  TRY (len, 65, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (sh, len, (uint32_t) cap + 64, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (sh, len, UINT32_MAX, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (sh, len, UINT32_MAX & ~63u, IVSHM_ERR_CORRUPT);
+  TRY_ATTACH (sh, len, 65, IVSHM_ERR_CORRUPT);
   /* a seqlock that never settles, or records not yet published */
-  TRY (seq, 1, IVSHM_AGAIN);
-  TRY (applies_from, UINT64_MAX, IVSHM_AGAIN);
-#undef TRY
+  TRY_ATTACH (sh, seq, 1, IVSHM_AGAIN);
+  TRY_ATTACH (sh, applies_from, UINT64_MAX, IVSHM_AGAIN);
 
   /* bad records inside a sane length: found when replayed */
   first = (IvshmRecordHeader *) ((uint8_t *) sh + sizeof *sh);

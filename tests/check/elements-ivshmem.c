@@ -18,6 +18,7 @@
 
 #include "ivshmem-layout.h"
 #include "ivshmem-region.h"
+#include "fixture.h"
 #include "ivshmem-ring.h"
 
 #include <errno.h>
@@ -28,20 +29,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* the regions of this test: /dev/shm/gst-ivshmem-check-PID-NAME */
+#define shm_path(name) fixture_shm_path ("check", name)
+
 #define KiB (G_GUINT64_CONSTANT (1024))
 #define MiB (KiB * 1024)
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static gchar *
-shm_path (const gchar * name)
-{
-  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-check-%d-%s",
-      (int) getpid (), name);
-
-  unlink (path);
-  return path;
-}
 
 static void
 remove_region (gchar * path)
@@ -1548,37 +1542,13 @@ GST_START_TEST (test_src_garbage_while_reading)
 
 GST_END_TEST;
 
-/* Removes the regions that earlier runs of this binary left behind when a
- * test failed before its clean-up (their pid is gone). */
-static void
-remove_stale_regions (void)
-{
-  GDir *dir = g_dir_open ("/dev/shm", 0, NULL);
-  const gchar *name;
-
-  if (!dir)
-    return;
-  while ((name = g_dir_read_name (dir))) {
-    gint pid;
-
-    if (sscanf (name, "gst-ivshmem-check-%d-", &pid) == 1 && pid > 0 &&
-        kill (pid, 0) != 0 && errno == ESRCH) {
-      gchar *path = g_build_filename ("/dev/shm", name, NULL);
-
-      unlink (path);
-      g_free (path);
-    }
-  }
-  g_dir_close (dir);
-}
-
 static Suite *
 ivshmem_suite (void)
 {
   Suite *s = suite_create ("ivshmem-elements");
   TCase *tc = tcase_create ("general");
 
-  remove_stale_regions ();
+  fixture_remove_stale_regions ("check");
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_registered_with_defaults);
   tcase_add_test (tc, test_enum_types_plugin_api);

@@ -16,6 +16,7 @@
 
 #include "ivshmem-layout.h"
 #include "ivshmem-region.h"
+#include "fixture.h"
 #include "rt-dump.h"
 
 #include <errno.h>
@@ -26,6 +27,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* the regions of this test: /dev/shm/gst-ivshmem-rt-PID-NAME */
+#define shm_path(name) fixture_shm_path ("rt", name)
 
 #define MiB (G_GUINT64_CONSTANT (1024) * 1024)
 
@@ -189,16 +193,6 @@ child_free (Child * c)
 }
 
 /* ---- regions ---------------------------------------------------------- */
-
-static gchar *
-shm_path (const gchar * name)
-{
-  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-rt-%d-%s",
-      (int) getpid (), name);
-
-  unlink (path);
-  return path;
-}
 
 /* Waits until a producer has created the file at its full size. */
 static void
@@ -722,30 +716,6 @@ GST_START_TEST (test_second_reader_starts_at_live_edge)
 
 GST_END_TEST;
 
-/* Removes the regions that earlier runs left behind when a test failed
- * before its clean-up (their pid is gone). */
-static void
-remove_stale_regions (void)
-{
-  GDir *dir = g_dir_open ("/dev/shm", 0, NULL);
-  const gchar *name;
-
-  if (!dir)
-    return;
-  while ((name = g_dir_read_name (dir))) {
-    gint pid;
-
-    if (sscanf (name, "gst-ivshmem-rt-%d-", &pid) == 1 && pid > 0 &&
-        kill (pid, 0) != 0 && errno == ESRCH) {
-      gchar *path = g_build_filename ("/dev/shm", name, NULL);
-
-      unlink (path);
-      g_free (path);
-    }
-  }
-  g_dir_close (dir);
-}
-
 static Suite *
 roundtrip_suite (void)
 {
@@ -773,7 +743,7 @@ main (int argc, char **argv)
     return rt_dump_main (argc, argv);
 
   gst_check_init (&argc, &argv);
-  remove_stale_regions ();
+  fixture_remove_stale_regions ("rt");
   s = roundtrip_suite ();
   return gst_check_run_suite (s, "roundtrip", __FILE__);
 }

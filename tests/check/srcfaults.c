@@ -28,7 +28,11 @@
 
 #include "ivshmem-layout.h"
 #include "ivshmem-region.h"
+#include "fixture.h"
 #include "ivshmem-ring.h"
+/* the regions of this test: /dev/shm/gst-ivshmem-srcfaults-PID-NAME */
+#define shm_path(name) fixture_shm_path ("srcfaults", name)
+
 /* the source's private state: the address of its unlock_lock */
 #include "gstivshmemsrcpriv.h"
 
@@ -201,16 +205,6 @@ munmap (void *addr, size_t len)
 }
 
 /* ---- a producer --------------------------------------------------------- */
-
-static gchar *
-shm_path (const gchar * name)
-{
-  gchar *path = g_strdup_printf ("/dev/shm/gst-ivshmem-srcfaults-%d-%s",
-      (int) getpid (), name);
-
-  unlink (path);
-  return path;
-}
 
 static IvshmRegion *
 region_create (const gchar * path)
