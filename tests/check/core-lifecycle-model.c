@@ -204,28 +204,50 @@ woken (atomic_int * done)
   return atomic_load (done);
 }
 
+/* The set-up of the sleeper cases: a producer (lease_ns, 0: the
+ * default), a reader that has not read, and the waiter it sleeps on. */
+static void
+sleeper_setup (Sleeper * s, void *base, uint64_t lease_ns)
+{
+  s->w = writer_new_ok (base, lease_ns, 0);
+  s->r = reader_new_ok (base, false);
+  ivshm_waiter_init (&s->waiter);
+}
+
+/* Until the reader has set its sleeping bit (10000 looks, 1 ms apart). */
+static void
+wait_for_sleeping_bit (void *base)
+{
+  unsigned i;
+
+  for (i = 0; i < 10000 &&
+      atomic_load (&hdr_of (base)->readers_sleeping) == 0; i++)
+    sleep_ms (1);
+}
+
+static void
+sleeper_finish (Sleeper * s, void *base)
+{
+  ivshm_reader_free (s->r);
+  ivshm_writer_free (s->w);
+  munmap (base, REGION);
+}
+
 GST_START_TEST (test_reap_wakes_sleeper)
 {
   void *base = region_shared ();
   Sleeper s = { 0 };
   pthread_t t;
-  unsigned i;
 
-  s.w = writer_new_ok (base, scaled (30 * MS), 0);
-  s.r = reader_new_ok (base, false);
-  ivshm_waiter_init (&s.waiter);
+  sleeper_setup (&s, base, scaled (30 * MS));
   fail_unless (pthread_create (&t, NULL, reader_sleeps, &s) == 0);
-  for (i = 0; i < 10000 &&
-      atomic_load (&hdr_of (base)->readers_sleeping) == 0; i++)
-    sleep_ms (1);
+  wait_for_sleeping_bit (base);
   /* it sleeps without heartbeats: the tick reaps its slot */
   tick_until_reaped (s.w, slot_at (base, slot_of_reader (s.r)));
   fail_unless (woken (&s.done), "the reaped reader was not woken");
   pthread_join (t, NULL);
   fail_unless_equals_int (atomic_load (&hdr_of (base)->readers_sleeping), 0);
-  ivshm_reader_free (s.r);
-  ivshm_writer_free (s.w);
-  munmap (base, REGION);
+  sleeper_finish (&s, base);
 }
 
 GST_END_TEST;
@@ -534,15 +556,10 @@ GST_START_TEST (test_publish_wakes_sleeper)
   void *base = region_shared ();
   Sleeper s = { 0 };
   pthread_t t;
-  unsigned i;
 
-  s.w = writer_new_ok (base, 0, 0);
-  s.r = reader_new_ok (base, false);
-  ivshm_waiter_init (&s.waiter);
+  sleeper_setup (&s, base, 0);
   fail_unless (pthread_create (&t, NULL, reader_sleeps, &s) == 0);
-  for (i = 0; i < 10000 &&
-      atomic_load (&hdr_of (base)->readers_sleeping) == 0; i++)
-    sleep_ms (1);
+  wait_for_sleeping_bit (base);
   fail_unless (atomic_load (&hdr_of (base)->readers_sleeping) != 0);
   /* past its last look at write_pos (a publish before that look would
    * keep it awake whether or not the producer wakes it) */
@@ -550,9 +567,7 @@ GST_START_TEST (test_publish_wakes_sleeper)
   assert_status (write_buffer (s.w, 0, 1000), IVSHM_OK);
   fail_unless (woken (&s.done), "the publish did not wake the reader");
   pthread_join (t, NULL);
-  ivshm_reader_free (s.r);
-  ivshm_writer_free (s.w);
-  munmap (base, REGION);
+  sleeper_finish (&s, base);
 }
 
 GST_END_TEST;
@@ -577,9 +592,7 @@ GST_START_TEST (test_publish_before_sleep_bit)
   Sleeper s = { 0 };
   pthread_t t;
 
-  s.w = writer_new_ok (base, 0, 0);
-  s.r = reader_new_ok (base, false);
-  ivshm_waiter_init (&s.waiter);
+  sleeper_setup (&s, base, 0);
   hook_arm ("reader-sleep", base);
   hook_writer = s.w;
   ivshm_test_hook = publish_before_bit_hook;
@@ -589,9 +602,7 @@ GST_START_TEST (test_publish_before_sleep_bit)
   pthread_join (t, NULL);
   ivshm_test_hook = NULL;
   fail_unless (hook_fired);
-  ivshm_reader_free (s.r);
-  ivshm_writer_free (s.w);
-  munmap (base, REGION);
+  sleeper_finish (&s, base);
 }
 
 GST_END_TEST;
