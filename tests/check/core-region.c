@@ -16,6 +16,7 @@
 #include "ivshmem-config.h"
 #include "ivshmem-private.h"
 #include "ivshmem-region.h"
+#include "fixture.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,40 +46,6 @@ make_tmpdir (void)
   return dir;
 }
 
-static int
-rm_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-  return remove (path);
-}
-
-static void
-rm_tree (char *dir)
-{
-  nftw (dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-  g_free (dir);
-}
-
-static void
-write_text (const char *dir, const char *name, const char *text)
-{
-  char *path = g_build_filename (dir, name, NULL);
-  GError *error = NULL;
-
-  fail_unless (g_file_set_contents (path, text, -1, &error), "%s: %s", path,
-      error ? error->message : "?");
-  g_free (path);
-}
-
-static void
-make_sized_file (const char *path, uint64_t size)
-{
-  int fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-  fail_unless (fd >= 0, "open %s: %s", path, g_strerror (errno));
-  fail_unless (ftruncate (fd, (off_t) size) == 0);
-  close (fd);
-}
-
 /* A memfd of `size` bytes sealed against writes; *path gets a /proc path
  * that reaches it. Returns the fd (keep it open) or -1 if memfds or seals
  * are not available. */
@@ -99,67 +66,14 @@ make_sealed_memfd (uint64_t size, char **path)
   return fd;
 }
 
-/* One device directory of a fake sysfs tree, the way the kernel writes
- * it: `resource` has 13 lines (6 BARs, the ROM, 6 IOV BARs). BAR0 is
- * ivshmem's 256-byte register block, BAR2 the 64-bit prefetchable shared
- * memory. */
+/* A device of the fake sysfs tree (fixture_fake_device()); here a device
+ * has resource2 whenever it has a BAR2. */
 static char *
 fake_device (const char *root, const char *name, unsigned vendor,
     unsigned device, unsigned class_code, uint64_t bar2_size)
 {
-  char *dir = g_build_filename (root, "bus", "pci", "devices", name, NULL);
-  GString *res = g_string_new (NULL);
-  char text[64];
-  guint8 config[64] = { 0 };
-  char *config_path;
-  int i;
-
-  fail_unless (g_mkdir_with_parents (dir, 0755) == 0);
-  snprintf (text, sizeof text, "0x%04x\n", vendor);
-  write_text (dir, "vendor", text);
-  snprintf (text, sizeof text, "0x%04x\n", device);
-  write_text (dir, "device", text);
-  snprintf (text, sizeof text, "0x%06x\n", class_code);
-  write_text (dir, "class", text);
-  write_text (dir, "irq", "11\n");
-  write_text (dir, "subsystem_vendor", "0x1af4\n");
-  write_text (dir, "subsystem_device", "0x1100\n");
-
-  for (i = 0; i < 13; i++) {
-    uint64_t start = 0, end = 0, flags = 0;
-    if (i == 0) {
-      start = 0xfea00000;
-      end = start + 0xff;
-      flags = 0x40200;
-    } else if (i == 2 && bar2_size > 0) {
-      start = UINT64_C (0x800000000);
-      end = start + bar2_size - 1;
-      flags = 0x14220c;
-    }
-    g_string_append_printf (res, "0x%016" PRIx64 " 0x%016" PRIx64 " 0x%016"
-        PRIx64 "\n", start, end, flags);
-  }
-  write_text (dir, "resource", res->str);
-  g_string_free (res, TRUE);
-
-  config[0] = vendor & 0xff;
-  config[1] = vendor >> 8;
-  config[2] = device & 0xff;
-  config[3] = device >> 8;
-  config[9] = class_code & 0xff;
-  config[10] = (class_code >> 8) & 0xff;
-  config[11] = (class_code >> 16) & 0xff;
-  config_path = g_build_filename (dir, "config", NULL);
-  fail_unless (g_file_set_contents (config_path, (const char *) config,
-          sizeof config, NULL));
-  g_free (config_path);
-
-  if (bar2_size > 0) {
-    char *r2 = g_build_filename (dir, "resource2", NULL);
-    make_sized_file (r2, bar2_size);
-    g_free (r2);
-  }
-  return dir;
+  return fixture_fake_device (root, name, vendor, device, class_code,
+      bar2_size, bar2_size > 0);
 }
 
 /* The tree the PCI tests share: two IVSHMEM devices and a host bridge,
@@ -243,8 +157,8 @@ static void
 fixture_teardown (void)
 {
   g_clear_pointer (&shm_file, g_free);
-  rm_tree (tmp_dir);
-  rm_tree (sysfs_root);
+  fixture_rm_tree (tmp_dir);
+  fixture_rm_tree (sysfs_root);
   tmp_dir = sysfs_root = NULL;
 }
 
@@ -384,12 +298,12 @@ GST_START_TEST (test_host_too_small)
   IvshmRegion *region = NULL;
   IvshmError err = { 0 };
 
-  make_sized_file (shm_file, 0);
+  fixture_make_sized_file (shm_file, 0);
   assert_status (open_host (shm_file, 0, &region, &err), IVSHM_ERR_TOO_SMALL,
       &err);
   fail_unless (strstr (err.detail, "empty") != NULL, "%s", err.detail);
 
-  make_sized_file (shm_file, 64 * KiB);
+  fixture_make_sized_file (shm_file, 64 * KiB);
   assert_status (open_host (shm_file, 0, &region, &err), IVSHM_ERR_TOO_SMALL,
       &err);
   fail_unless (region == NULL);
@@ -417,7 +331,7 @@ GST_START_TEST (test_host_existing_shared)
   char buf[sizeof msg];
   int fd;
 
-  make_sized_file (shm_file, 512 * KiB);
+  fixture_make_sized_file (shm_file, 512 * KiB);
 
   /* Bigger than asked for: the existing size wins. */
   assert_status (open_host (shm_file, 128 * KiB, &a, &err), IVSHM_OK, &err);
@@ -452,7 +366,7 @@ GST_START_TEST (test_host_existing_not_pow2)
   IvshmError err = { 0 };
 
   /* QEMU is the one to refuse such a file; mapping it is fine. */
-  make_sized_file (shm_file, 192 * KiB);
+  fixture_make_sized_file (shm_file, 192 * KiB);
   assert_status (open_host (shm_file, 0, &region, &err), IVSHM_OK, &err);
   fail_unless_equals_uint64 (ivshm_region_size (region), 192 * KiB);
   ivshm_region_close (region);
@@ -482,7 +396,7 @@ GST_START_TEST (test_host_permission)
   int memfd;
 
   /* A file mode only denies non-root users. */
-  make_sized_file (shm_file, 256 * KiB);
+  fixture_make_sized_file (shm_file, 256 * KiB);
   fail_unless (chmod (shm_file, 0) == 0);
   if (geteuid () != 0) {
     assert_status (open_host (shm_file, 0, &region, &err), IVSHM_ERR_PERMISSION,
@@ -587,7 +501,7 @@ GST_START_TEST (test_host_read_only)
       IVSHM_ERR_NOT_FOUND, &err);
   fail_unless (access (shm_file, F_OK) != 0);
 
-  make_sized_file (shm_file, 256 * KiB);
+  fixture_make_sized_file (shm_file, 256 * KiB);
   fd = open (shm_file, O_WRONLY | O_CLOEXEC);
   fail_unless (fd >= 0);
   fail_unless_equals_int ((int) pwrite (fd, "host", 5, 0), 5);
@@ -822,7 +736,7 @@ GST_START_TEST (test_pci_bar_mapping)
       err.detail);
 
   /* with resource2_wc: auto and wc take it, resource takes resource2 */
-  make_sized_file (wc, 256 * KiB);
+  fixture_make_sized_file (wc, 256 * KiB);
   opts.bar_mapping = IVSHM_BAR_MAPPING_AUTO;
   assert_status (ivshm_region_open ("0000:00:05.0", &opts, &region, &err),
       IVSHM_OK, &err);
@@ -917,7 +831,7 @@ GST_START_TEST (test_pci_broken_tree)
   path =
       g_build_filename (sysfs_root, "bus", "pci", "devices", "0000:00:06.0",
       NULL);
-  write_text (path, "vendor", "0x1af4\n");
+  fixture_write_text (path, "vendor", "0x1af4\n");
   g_free (path);
   assert_status (ivshm_pci_list (sysfs_root, &devs, &n, &err), IVSHM_OK, &err);
   fail_unless_equals_int ((int) n, 3);
@@ -938,7 +852,7 @@ fake_lockdown (const char *root, const char *text)
   char *dir = g_build_filename (root, "kernel", "security", NULL);
 
   fail_unless (g_mkdir_with_parents (dir, 0755) == 0);
-  write_text (dir, "lockdown", text);
+  fixture_write_text (dir, "lockdown", text);
   return dir;
 }
 
@@ -1100,7 +1014,7 @@ GST_START_TEST (test_pci_wc_eacces_fallback)
   r2 = g_strdup_printf ("%s/bus/pci/devices/0000:00:05.0/resource2",
       sysfs_root);
   wc = g_strdup_printf ("%s_wc", r2);
-  make_sized_file (wc, 256 * KiB);
+  fixture_make_sized_file (wc, 256 * KiB);
   fail_unless (chmod (sysfs_root, 0755) == 0);
   fail_unless (chmod (r2, 0666) == 0);
   fail_unless (chmod (wc, geteuid () == 0 ? 0600 : 0) == 0);

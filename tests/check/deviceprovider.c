@@ -19,6 +19,7 @@
 #include "ivshmem-layout.h"
 #include "ivshmem-os.h"
 #include "ivshmem-region.h"
+#include "fixture.h"
 #include "ivshmem-ring.h"
 
 #include <errno.h>
@@ -43,87 +44,16 @@ static IvshmRegion *live_region;
 static IvshmWriter *live_writer;
 static IvshmTicker *live_ticker;
 
-/* ---- helpers: a fake sysfs tree (as in core-region.c) ---- */
+/* ---- helpers: a fake sysfs tree (fixture.c, as core-region's) ---- */
 
-static void
-write_text (const char *dir, const char *name, const char *text)
-{
-  char *path = g_build_filename (dir, name, NULL);
-
-  g_assert_true (g_file_set_contents (path, text, -1, NULL));
-  g_free (path);
-}
-
-static void
-make_sized_file (const char *path, uint64_t size)
-{
-  int fd = open (path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-  g_assert_cmpint (fd, >=, 0);
-  g_assert_cmpint (ftruncate (fd, (off_t) size), ==, 0);
-  close (fd);
-}
-
-/* One device directory as the kernel writes it: `resource` has 13 lines
- * (6 BARs, the ROM, 6 IOV BARs); BAR2 is the shared memory. resource2 is
- * a regular file of the BAR's size when with_resource2 is set. */
+/* An IVSHMEM device of the fake tree (fixture_fake_device()); resource2
+ * is a regular file of the BAR's size when with_resource2 is set. */
 static char *
 fake_device (const char *root, const char *name, uint64_t bar2_size,
     gboolean with_resource2)
 {
-  char *dir = g_build_filename (root, "bus", "pci", "devices", name, NULL);
-  GString *res = g_string_new (NULL);
-  guint8 config[64] = { 0 };
-  char *config_path;
-  int i;
-
-  g_assert_cmpint (g_mkdir_with_parents (dir, 0755), ==, 0);
-  write_text (dir, "vendor", "0x1af4\n");
-  write_text (dir, "device", "0x1110\n");
-  write_text (dir, "class", "0x050000\n");
-  write_text (dir, "irq", "11\n");
-  write_text (dir, "subsystem_vendor", "0x1af4\n");
-  write_text (dir, "subsystem_device", "0x1100\n");
-
-  for (i = 0; i < 13; i++) {
-    uint64_t start = 0, end = 0, flags = 0;
-    if (i == 0) {
-      start = 0xfea00000;
-      end = start + 0xff;
-      flags = 0x40200;
-    } else if (i == 2) {
-      start = UINT64_C (0x800000000);
-      end = start + bar2_size - 1;
-      flags = 0x14220c;
-    }
-    g_string_append_printf (res, "0x%016" PRIx64 " 0x%016" PRIx64 " 0x%016"
-        PRIx64 "\n", start, end, flags);
-  }
-  write_text (dir, "resource", res->str);
-  g_string_free (res, TRUE);
-
-  config[0] = 0xf4;
-  config[1] = 0x1a;
-  config[2] = 0x10;
-  config[3] = 0x11;
-  config[11] = 0x05;
-  config_path = g_build_filename (dir, "config", NULL);
-  g_assert_true (g_file_set_contents (config_path, (const char *) config,
-          sizeof config, NULL));
-  g_free (config_path);
-
-  if (with_resource2) {
-    char *r2 = g_build_filename (dir, "resource2", NULL);
-    make_sized_file (r2, bar2_size);
-    g_free (r2);
-  }
-  return dir;
-}
-
-static int
-rm_entry (const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-  return remove (path);
+  return fixture_fake_device (root, name, 0x1af4, 0x1110, 0x050000,
+      bar2_size, with_resource2);
 }
 
 /* Formats a mapped region and writes a CAPS record into it. */
@@ -195,8 +125,7 @@ teardown_fake_sysfs (void)
   ivshm_ticker_stop (live_ticker);
   ivshm_writer_free (live_writer);
   ivshm_region_close (live_region);
-  nftw (sysfs_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-  g_free (sysfs_root);
+  fixture_rm_tree (sysfs_root);
 }
 
 /* ---- helpers: probing ---- */
@@ -798,7 +727,7 @@ GST_START_TEST (test_truncated_under_probe)
   GThread *thread;
   guint i;
 
-  make_sized_file (path, 256 * KiB);
+  fixture_make_sized_file (path, 256 * KiB);
   thread = g_thread_new ("flipper", flipper_thread, &f);
   for (i = 0; i < 4; i++)
     g_list_free_full (probe (), gst_object_unref);
