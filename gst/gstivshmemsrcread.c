@@ -693,7 +693,7 @@ gst_ivshmem_src_producer_resumed (GstIvshmemSrc * self)
 
 /* ---- the streaming thread ---------------------------------------------- */
 
-/* Where the latency tail went (README, "Benchmarks"): the producer's futex
+/* Where the latency tail went (docs/latency.md): the producer's futex
  * wake-up queues this thread behind the producer's on the producer's CPU,
  * and it ran only once that thread blocked (its next buffer and clock
  * wait) or another task there gave way. With a short slice it preempts. */

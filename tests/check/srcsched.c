@@ -1,7 +1,7 @@
 /* gst-ivshmem: ivshmemsrc's streaming thread and the Linux scheduler
  * SPDX-License-Identifier: MIT
  *
- * scheduler-slice (README, "Benchmarks": where the latency tail went):
+ * scheduler-slice (docs/latency.md: where the latency tail went):
  * while it streams, the source's streaming thread has the slice it asked
  * for; once the source stops, the thread (back in GStreamer's pool) has
  * the slice it had before; with scheduler-slice=0 it is left alone. The
