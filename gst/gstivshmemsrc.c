@@ -368,7 +368,8 @@ gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
    * the task on its CPU, often the producer that woke it, instead of
    * waiting for that task to block: the wake-up's latency, not polling.
    * The thread gets no more CPU time, only shorter turns when it competes
-   * for a CPU. The thread gets its slice back when the source stops. 0:
+   * for a CPU. The thread gets its slice back when the source stops;
+   * threads started from it meanwhile (a decoder's workers) inherit it. 0:
    * leave the thread as it is (also where there is no such slice: older
    * kernels, real-time threads, Windows).
    */
