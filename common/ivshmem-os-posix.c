@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
@@ -279,5 +280,102 @@ ivshm_cpu_relax (void)
   __builtin_ia32_pause ();
 #elif defined(__aarch64__)
   __asm__ __volatile__ ("yield");
+#endif
+}
+
+/* ---- scheduling ---------------------------------------------------------- */
+
+#ifdef __linux__
+/* struct sched_attr of sched_setattr(2) and its constants (linux/sched.h
+ * clashes with glibc's sched.h), which glibc does not declare: the first
+ * 48 bytes, as the kernel accepts any size from 48 on */
+#define IVSHM_SCHED_NORMAL 0
+#define IVSHM_SCHED_BATCH 3
+#define IVSHM_SCHED_FLAG_RESET_ON_FORK 0x01
+struct ivshm_sched_attr
+{
+  uint32_t size;
+  uint32_t sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime;       /* SCHED_OTHER/BATCH: the slice (6.12+) */
+  uint64_t sched_deadline;
+  uint64_t sched_period;
+};
+
+static bool
+sched_attr_get (int64_t tid, struct ivshm_sched_attr *a)
+{
+  memset (a, 0, sizeof *a);
+  return syscall (SYS_sched_getattr, (pid_t) tid, a, (unsigned) sizeof *a,
+      0) == 0;
+}
+
+/* A new slice for tid, all else as it is: policy, nice, reset-on-fork
+ * (sched_setattr() sets the nice value too, so it must be read first). */
+static bool
+sched_slice_set (int64_t tid, uint64_t slice_ns, uint64_t * old)
+{
+  struct ivshm_sched_attr a;
+
+  if (!sched_attr_get (tid, &a) ||
+      (a.sched_policy != IVSHM_SCHED_NORMAL &&
+          a.sched_policy != IVSHM_SCHED_BATCH))
+    return false;
+  if (old)
+    *old = a.sched_runtime;
+  a.size = sizeof a;
+  a.sched_flags &= IVSHM_SCHED_FLAG_RESET_ON_FORK;
+  a.sched_runtime = slice_ns;
+  a.sched_deadline = a.sched_period = 0;
+  return syscall (SYS_sched_setattr, (pid_t) tid, &a, 0) == 0;
+}
+#endif
+
+bool
+ivshm_thread_slice_set (IvshmThreadSlice * s, uint64_t slice_ns)
+{
+#ifdef __linux__
+  int64_t tid = (int64_t) syscall (SYS_gettid);
+  uint64_t old = 0;
+
+  s->tid = 0;
+  if (!sched_slice_set (tid, slice_ns, &old))
+    return false;
+  s->tid = tid;
+  s->old_slice_ns = old;
+  return true;
+#else
+  (void) slice_ns;
+  s->tid = 0;
+  return false;
+#endif
+}
+
+void
+ivshm_thread_slice_restore (IvshmThreadSlice * s)
+{
+#ifdef __linux__
+  if (s->tid)
+    sched_slice_set (s->tid, s->old_slice_ns, NULL);
+#endif
+  s->tid = 0;
+}
+
+bool
+ivshm_thread_slice_get (int64_t tid, uint64_t * slice_ns)
+{
+#ifdef __linux__
+  struct ivshm_sched_attr a;
+
+  if (!sched_attr_get (tid, &a))
+    return false;
+  *slice_ns = a.sched_runtime;
+  return true;
+#else
+  (void) tid;
+  (void) slice_ns;
+  return false;
 #endif
 }

@@ -253,3 +253,27 @@ ivshm_cpu_relax (void)
 {
   YieldProcessor ();
 }
+
+/* ---- scheduling: Windows has no per-thread slice to ask for ------------ */
+
+bool
+ivshm_thread_slice_set (IvshmThreadSlice * s, uint64_t slice_ns)
+{
+  (void) slice_ns;
+  s->tid = 0;
+  return false;
+}
+
+void
+ivshm_thread_slice_restore (IvshmThreadSlice * s)
+{
+  s->tid = 0;
+}
+
+bool
+ivshm_thread_slice_get (int64_t tid, uint64_t * slice_ns)
+{
+  (void) tid;
+  (void) slice_ns;
+  return false;
+}

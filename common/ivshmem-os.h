@@ -82,6 +82,30 @@ void ivshm_backoff_reset (IvshmBackoff * b, uint64_t max_ns);
 uint64_t ivshm_backoff_next (IvshmBackoff * b);
 void ivshm_cpu_relax (void);
 
+/* How soon a thread runs once a wake-up makes it runnable. Under Linux's
+ * EEVDF scheduler (6.12 and later) a thread may ask for a shorter time
+ * slice (sched_setattr()'s sched_runtime, for SCHED_OTHER and SCHED_BATCH):
+ * when it wakes, it then preempts the task running on its CPU, often the
+ * producer that just woke it, instead of waiting until that task blocks or
+ * its slice ends. It gets no more CPU time than before, only shorter turns.
+ * Older kernels ignore the request; real-time policies are left alone;
+ * other systems do nothing. */
+typedef struct
+{
+  int64_t tid;                  /* the thread changed, 0: none */
+  uint64_t old_slice_ns;        /* its slice before (0: the default) */
+} IvshmThreadSlice;
+
+/* Asks for a slice of slice_ns (the kernel clamps it to 0.1 to 100 ms)
+ * for the calling thread and remembers in *s what it had. true: set. */
+bool ivshm_thread_slice_set (IvshmThreadSlice * s, uint64_t slice_ns);
+/* Gives the thread of *s the slice it had, from any thread of this
+ * process, and clears *s. Nothing if nothing was set. */
+void ivshm_thread_slice_restore (IvshmThreadSlice * s);
+/* The slice the kernel reports for a thread (tid 0: the calling one).
+ * false: unknown (not Linux, or no such thread). */
+bool ivshm_thread_slice_get (int64_t tid, uint64_t *slice_ns);
+
 /* A thread that calls fn(data) every period_ns (0: the heartbeat period)
  * until stopped. NULL if the thread could not be started. */
 typedef struct IvshmTicker IvshmTicker;

@@ -204,6 +204,8 @@ gst_ivshmem_src_zero_copy_get_type (void)
 
 #define DEFAULT_MAX_POLL_INTERVAL GST_IVSHMEM_DEFAULT_MAX_POLL_INTERVAL
 #define DEFAULT_BUSY_POLL 0
+/* the shortest slice Linux grants (0.1 ms) */
+#define DEFAULT_SCHEDULER_SLICE (100 * GST_USECOND)
 
 enum
 {
@@ -213,6 +215,7 @@ enum
   PROP_LATENCY,
   PROP_MAX_POLL_INTERVAL,
   PROP_BUSY_POLL,
+  PROP_SCHEDULER_SLICE,
   PROP_BAR_MAPPING,
   PROP_ZERO_COPY,
   PROP_ON_PRODUCER_RESTART,
@@ -393,6 +396,29 @@ gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class)
           "a short spin)", 0, G_MAXUINT64, DEFAULT_BUSY_POLL,
           G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
           GST_PARAM_MUTABLE_PLAYING));
+
+  /**
+   * GstIvshmemSrc:scheduler-slice:
+   *
+   * The time slice (ns) the streaming thread asks the Linux scheduler for
+   * (sched_setattr(), Linux 6.12 and later; the kernel grants 100000 to
+   * 100000000). A thread with a short slice that a record wakes preempts
+   * the task on its CPU, often the producer that woke it, instead of
+   * waiting for that task to block: the wake-up's latency, not polling.
+   * The thread gets no more CPU time, only shorter turns when it competes
+   * for a CPU. The thread gets its slice back when the source stops;
+   * threads started from it meanwhile (a decoder's workers) inherit it. 0:
+   * leave the thread as it is (also where there is no such slice: older
+   * kernels, real-time threads, Windows).
+   */
+  g_object_class_install_property (gobject_class, PROP_SCHEDULER_SLICE,
+      g_param_spec_uint64 ("scheduler-slice", "Scheduler slice",
+          "Time slice (ns) the streaming thread asks the Linux scheduler for: "
+          "short lets it run as soon as a record wakes it (0: leave the "
+          "thread's scheduling alone)", 0, 100 * GST_MSECOND,
+          DEFAULT_SCHEDULER_SLICE,
+          G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
 }
 
 /* what it does with the stream, and what it reports */
@@ -589,6 +615,7 @@ gst_ivshmem_src_init (GstIvshmemSrc * self)
   self->latency = DEFAULT_LATENCY;
   self->max_poll_interval = DEFAULT_MAX_POLL_INTERVAL;
   self->busy_poll = DEFAULT_BUSY_POLL;
+  self->scheduler_slice = DEFAULT_SCHEDULER_SLICE;
   self->zero_copy_mode = DEFAULT_ZERO_COPY;
   self->on_restart = DEFAULT_ON_PRODUCER_RESTART;
   self->on_evicted = DEFAULT_ON_EVICTED;
@@ -653,6 +680,9 @@ gst_ivshmem_src_set_property (GObject * object, guint prop_id,
     case PROP_BUSY_POLL:
       self->busy_poll = g_value_get_uint64 (value);
       break;
+    case PROP_SCHEDULER_SLICE:
+      self->scheduler_slice = g_value_get_uint64 (value);
+      break;
     case PROP_BAR_MAPPING:
       self->bar_mapping = g_value_get_enum (value);
       break;
@@ -704,6 +734,9 @@ gst_ivshmem_src_get_property (GObject * object, guint prop_id,
       break;
     case PROP_BUSY_POLL:
       g_value_set_uint64 (value, self->busy_poll);
+      break;
+    case PROP_SCHEDULER_SLICE:
+      g_value_set_uint64 (value, self->scheduler_slice);
       break;
     case PROP_BAR_MAPPING:
       g_value_set_enum (value, self->bar_mapping);
@@ -761,6 +794,7 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
   gst_ivshmem_src_reset_stream (self);
   GST_OBJECT_LOCK (self);
   self->zc_mode = self->zero_copy_mode;
+  self->slice_ns = self->scheduler_slice;
   self->invalid_records = 0;
   self->zero_copy = self->copied = self->reconnects = 0;
   self->drops = self->lost_bytes = 0;
@@ -799,6 +833,10 @@ gst_ivshmem_src_stop (GstBaseSrc * bsrc)
   self->region = NULL;
   self->reader = NULL;
   GST_OBJECT_UNLOCK (self);
+
+  /* the task's thread is back in its pool: as it was */
+  ivshm_thread_slice_restore (&self->slice);
+  self->slice_thread = NULL;
 
   if (consumer) {
     GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " buffers handed out in "

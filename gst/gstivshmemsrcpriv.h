@@ -47,6 +47,7 @@ struct _GstIvshmemSrc
   GstClockTime latency;
   guint64 max_poll_interval;
   guint64 busy_poll;
+  guint64 scheduler_slice;
   IvshmBarMapping bar_mapping;
   GstIvshmemSrcZeroCopy zero_copy_mode;
   GstIvshmemSrcRestart on_restart;
@@ -71,6 +72,11 @@ struct _GstIvshmemSrc
   /* the streaming thread's, reset in start() */
   IvshmReader *reader;
   GstIvshmemSrcZeroCopy zc_mode;        /* zero_copy_mode, as of start() */
+  guint64 slice_ns;             /* scheduler_slice, as of start() */
+  /* the streaming thread whose slice create() set (restored in stop()
+   * or when another thread calls create()) */
+  GThread *slice_thread;
+  IvshmThreadSlice slice;
   gboolean caps_raw;            /* the caps are raw audio or video */
   GstCaps *pending_caps;        /* could not be set while flushing */
   guint64 reconnects;           /* producer restarts followed */

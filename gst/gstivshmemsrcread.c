@@ -691,6 +691,31 @@ gst_ivshmem_src_producer_resumed (GstIvshmemSrc * self)
       ("nothing was lost: this reader kept its slot"));
 }
 
+/* ---- the streaming thread ---------------------------------------------- */
+
+/* Where the latency tail went (docs/latency.md): the producer's futex
+ * wake-up queues this thread behind the producer's on the producer's CPU,
+ * and it ran only once that thread blocked (its next buffer and clock
+ * wait) or another task there gave way. With a short slice it preempts. */
+static void
+gst_ivshmem_src_tune_thread (GstIvshmemSrc * self)
+{
+  GThread *thread = g_thread_self ();
+
+  if (G_LIKELY (self->slice_thread == thread))
+    return;
+  ivshm_thread_slice_restore (&self->slice);
+  self->slice_thread = thread;
+  if (self->slice_ns == 0)
+    return;
+  if (ivshm_thread_slice_set (&self->slice, self->slice_ns))
+    GST_DEBUG_OBJECT (self, "streaming thread's time slice: %" G_GUINT64_FORMAT
+        " ns", self->slice_ns);
+  else
+    GST_DEBUG_OBJECT (self, "could not shorten the streaming thread's time "
+        "slice (not Linux, or a real-time thread)");
+}
+
 /* ---- create ------------------------------------------------------------- */
 
 GstFlowReturn
@@ -700,6 +725,7 @@ gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** out)
   GstIvshmemSrcWait wait = { 0 };
   GstFlowReturn ret;
 
+  gst_ivshmem_src_tune_thread (self);
   if (self->eos)
     return GST_FLOW_EOS;
   if (self->pending_caps) {

@@ -11,6 +11,9 @@
  *           ivshm_reader_next() with ivshmemsrc's short spin, then
  *           ivshm_reader_wait() (a futex wake-up, since both processes
  *           share this kernel)
+ *   ring-slice the same as ring, the receiver with a 100 us time slice
+ *           (ivshmemsrc's scheduler-slice default, docs/latency.md): it
+ *           preempts the sender when woken
  *   ring-spin  the same, but the receiver polls without ever sleeping
  *   pipe    one byte through a pipe into a blocking read(): the wake-up
  *           path of a socket, as shmsrc uses
@@ -20,7 +23,7 @@
  * an idle vCPU), `ring-spin` the cost of the ring itself. It prints one
  * JSON object: {"mode", "n", "p50_ns", "p99_ns", "max_ns"}.
  *
- *   bench-wake [--count N] ring|ring-spin|pipe
+ *   bench-wake [--count N] ring|ring-slice|ring-spin|pipe
  */
 
 #include "ivshmem-os.h"
@@ -163,8 +166,9 @@ main (int argc, char **argv)
       mode = argv[i];
   }
   if (!mode || n <= 0 || (strcmp (mode, "ring") && strcmp (mode, "ring-spin")
-          && strcmp (mode, "pipe"))) {
-    fprintf (stderr, "usage: %s [--count N] ring|ring-spin|pipe\n", argv[0]);
+          && strcmp (mode, "ring-slice") && strcmp (mode, "pipe"))) {
+    fprintf (stderr, "usage: %s [--count N] ring|ring-slice|ring-spin|pipe\n",
+        argv[0]);
     return 2;
   }
   base = mmap (NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
@@ -191,6 +195,13 @@ main (int argc, char **argv)
         lat[i] = now_ns () - stamp;
       }
       _exit (0);
+    }
+    if (!strcmp (mode, "ring-slice")) {
+      IvshmThreadSlice slice;
+
+      if (!ivshm_thread_slice_set (&slice, 100000))
+        fprintf (stderr, "bench-wake: no time slice for the receiver on "
+            "this kernel\n");
     }
     _exit (receive_ring (base, n, lat, !strcmp (mode, "ring-spin")));
   }
