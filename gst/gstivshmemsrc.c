@@ -678,6 +678,25 @@ gst_ivshmem_src_get_property (GObject * object, guint prop_id,
   GST_OBJECT_UNLOCK (self);
 }
 
+/* What the mapping probe found, in the debug log; at INFO level when the
+ * mapping is slow, which changes what zero-copy=auto does. */
+static void
+gst_ivshmem_src_log_probe (GstIvshmemSrc * self, const IvshmMapProbe * p)
+{
+  if (p->slow)
+    GST_INFO_OBJECT (self, "the mapping reads slowly (%u bytes: %"
+        G_GUINT64_FORMAT " ns, ordinary memory %" G_GUINT64_FORMAT " ns%s): "
+        "uncached or write-combined, as a guest's BAR2 can be. Buffers are "
+        "copied out with %s, not handed out in place (zero-copy=auto)",
+        p->bytes, p->map_ns, p->ram_ns, p->forced ?
+        ", IVSHMEM_FORCE_SLOW_MAPPING=1" : "",
+        ivshm_copy_has_stream_loads ()? "streaming loads" : "memcpy");
+  else
+    GST_DEBUG_OBJECT (self, "the mapping reads at memory speed (%u bytes: %"
+        G_GUINT64_FORMAT " ns, ordinary memory %" G_GUINT64_FORMAT " ns)",
+        p->bytes, p->map_ns, p->ram_ns);
+}
+
 static gboolean
 gst_ivshmem_src_start (GstBaseSrc * bsrc)
 {
@@ -685,6 +704,7 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
   IvshmRegionOptions opts = { 0 };
   IvshmError err = { 0 };
   IvshmRegion *region = NULL;
+  IvshmMapProbe probe;
   gchar *device;
 
   GST_OBJECT_LOCK (self);
@@ -698,10 +718,14 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
   GST_INFO_OBJECT (self, "reading from %s %s(%" G_GUINT64_FORMAT " bytes)",
       ivshm_region_path (region), ivshm_region_location (region),
       ivshm_region_size (region));
+  ivshm_mapprobe_run (ivshm_region_data (region), ivshm_region_size (region),
+      &probe);
+  gst_ivshmem_src_log_probe (self, &probe);
 
   GST_OBJECT_LOCK (self);
   self->consumer = gst_ivshmem_src_new_consumer (self, region);
   self->region = region;
+  self->map_probe = probe;
   GST_OBJECT_UNLOCK (self);
 
   gst_ivshmem_src_reset_stream (self);

@@ -10,6 +10,7 @@
 #include "gstivshmemsrc.h"
 #include "gstivshmemconsumer.h"
 #include "gstivshmemtime.h"
+#include "ivshmem-copy.h"
 
 G_BEGIN_DECLS GST_DEBUG_CATEGORY_EXTERN (gst_ivshmem_src_debug);
 
@@ -72,6 +73,9 @@ struct _GstIvshmemSrc
   IvshmReader *reader;
   GstIvshmemSrcZeroCopy zc_mode;        /* zero_copy_mode, as of start() */
   gboolean caps_raw;            /* the caps are raw audio or video */
+  /* how fast the mapping reads (start(); the stats read it under the
+   * object lock): a slow one is copied out with streaming loads */
+  IvshmMapProbe map_probe;
   GstCaps *pending_caps;        /* could not be set while flushing */
   guint64 reconnects;           /* producer restarts followed */
   guint64 abandoned_session;    /* a dead session not to attach to again */

@@ -411,7 +411,10 @@ gst_ivshmem_src_release_failed (GstIvshmemSrc * self, IvshmStatus st,
 }
 
 /* zero-copy=auto hands out in place only what a rewrite cannot turn into
- * an attack on downstream: raw samples and pixels. */
+ * an attack on downstream: raw samples and pixels; and nothing from a
+ * mapping that reads far slower than memory (a guest's uncached BAR),
+ * where one copy with streaming loads costs less than every element
+ * downstream reading it in place. */
 static gboolean
 gst_ivshmem_src_in_place (GstIvshmemSrc * self, const IvshmRecord * rec)
 {
@@ -421,7 +424,7 @@ gst_ivshmem_src_in_place (GstIvshmemSrc * self, const IvshmRecord * rec)
     case GST_IVSHMEM_SRC_ZERO_COPY_ON:
       return TRUE;
     case GST_IVSHMEM_SRC_ZERO_COPY_AUTO:
-      return self->caps_raw;
+      return self->caps_raw && !self->map_probe.slow;
     default:
       return FALSE;
   }
@@ -434,15 +437,24 @@ gst_ivshmem_src_copy_record (GstIvshmemSrc * self, const IvshmRecord * rec,
 {
   guint64 len = rec->h.payload_len;
   GstBuffer *buf = gst_buffer_new_allocate (NULL, len, NULL);
+  GstMapInfo map;
   IvshmStatus st;
 
-  if (!buf) {
+  if (!buf || !gst_buffer_map (buf, &map, GST_MAP_WRITE)) {
     GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
         ("Could not allocate a buffer of %" G_GUINT64_FORMAT " bytes.", len),
         (NULL));
+    if (buf)
+      gst_buffer_unref (buf);
     return NULL;
   }
-  gst_buffer_fill (buf, 0, rec->payload, len);
+  /* at memory speed: streaming loads from a slow mapping, non-temporal
+   * stores for a copy larger than the cache would keep */
+  if (self->map_probe.slow)
+    ivshm_copy_from_uncached (map.data, rec->payload, len);
+  else
+    ivshm_copy (map.data, rec->payload, len);
+  gst_buffer_unmap (buf, &map);
   st = ivshm_reader_release (self->reader);
   if (st != IVSHM_OK) {
     gst_buffer_unref (buf);
