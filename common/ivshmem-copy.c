@@ -78,7 +78,10 @@ copy_nt (unsigned char *d, const unsigned char *s, size_t n)
   _mm_sfence ();
 }
 
-__attribute__((target ("sse4.1")))
+/* built for SSE4.1 alone, called only where the CPU has it */
+static void copy_stream_load (unsigned char *d, const unsigned char *s,
+    size_t n) __attribute__((target ("sse4.1")));
+
 static void
 copy_stream_load (unsigned char *d, const unsigned char *s, size_t n)
 {
