@@ -52,7 +52,27 @@
  * (#GstIvshmemSrc:zero-copy = auto). The producer can rewrite the ring at
  * any time: for raw media that changes samples or pixels only, for a
  * compressed or structured stream it could change bytes between a
- * parser's check and their use, so that is copied unless zero-copy=on.
+ * parser's check and their use, so that is copied unless zero-copy=on,
+ * however large it is. (shmsrc hands everything out in place: it trusts
+ * its producer, which this element does not.) A copy costs one pass over
+ * memory: from 1 MiB on it is written with non-temporal stores, which do
+ * not read the destination into the cache first.
+ *
+ * ## Slow mappings (guests)
+ *
+ * In a guest, BAR2 may be mapped uncached or write-combined (the sysfs
+ * resource2 files are; on AMD hosts KVM honours the guest's memory
+ * types), and then every read goes to memory: reading a frame in place,
+ * element after element, would be far slower than copying it out once.
+ * At start the source times a read of the first page of the mapping
+ * against the same read of ordinary memory; a mapping that reads more than
+ * 8 times slower (and 5 us slower) is slow, and zero-copy=auto then copies
+ * raw media out too, with streaming loads (MOVNTDQA, where the CPU has
+ * SSE4.1), which read whole cache lines from such memory. zero-copy=on
+ * still hands buffers out in place. #GstIvshmemSrc:stats says what the
+ * probe found (`mapping-slow`, `mapping-read-ns`, `memory-read-ns`), as
+ * does the debug log; the environment variable
+ * IVSHMEM_FORCE_SLOW_MAPPING=1 makes the source treat any mapping as slow.
  *
  * ## Timestamps
  *
@@ -418,7 +438,10 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
    * this reader is), `held-buffers` (zero-copy buffers still downstream),
    * `held-buffers-lost` (zero-copy buffers that were still in the ring
    * when this reader lost its slot, so that the producer may have
-   * overwritten them: see the zero-copy property), `slot` and `session`.
+   * overwritten them: see the zero-copy property), `slot` and `session`;
+   * what the mapping probe found at start: `mapping-slow`,
+   * `mapping-read-ns` and `memory-read-ns` (a read of the mapping's first
+   * page, and of as much ordinary memory, the best of 5).
    */
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
@@ -436,7 +459,9 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
    * reads it, which only changes samples or pixels of raw media, but can
    * turn a compressed or structured stream into an attack on the parser
    * or decoder that checked it a moment before. `on` hands out everything
-   * in place (for a producer you trust), `off` copies everything.
+   * in place (for a producer you trust), `off` copies everything. On a
+   * mapping that reads much slower than memory (see "Slow mappings"),
+   * `auto` copies raw media too.
    *
    * A buffer in place is read-only; its space stays reserved until the
    * last reference to it is dropped. At most 64 such buffers, and half the
