@@ -804,6 +804,12 @@ gst_ivshmem_src_stop (GstBaseSrc * bsrc)
     g_mutex_unlock (&self->unlock_lock);
     gst_ivshmem_consumer_unref (consumer);
   }
+  /* buffers of it still downstream keep it until they are freed */
+  if (self->copy_pool) {
+    gst_buffer_pool_set_active (self->copy_pool, FALSE);
+    gst_clear_object (&self->copy_pool);
+    self->copy_pool_size = 0;
+  }
   return TRUE;
 }
 
