@@ -12,6 +12,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <unistd.h>
+#endif
 
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
 #define IVSHM_COPY_X86 1
@@ -24,6 +27,20 @@
 /* SIZE_MAX until read */
 static size_t stream_min = SIZE_MAX;
 
+/* The L2 cache of this core where the system says (glibc reads it from
+ * CPUID), within reason; IVSHM_COPY_STREAM_MIN_DEFAULT otherwise. */
+static size_t
+default_stream_min (void)
+{
+#if defined(__linux__) && defined(_SC_LEVEL2_CACHE_SIZE)
+  long l2 = sysconf (_SC_LEVEL2_CACHE_SIZE);
+
+  if (l2 >= 256 * 1024 && l2 <= 8 * 1024 * 1024)
+    return (size_t) l2;
+#endif
+  return IVSHM_COPY_STREAM_MIN_DEFAULT;
+}
+
 size_t
 ivshm_copy_stream_min (void)
 {
@@ -34,7 +51,7 @@ ivshm_copy_stream_min (void)
     char *end = NULL;
     unsigned long long n;
 
-    v = IVSHM_COPY_STREAM_MIN_DEFAULT;
+    v = default_stream_min ();
     if (env && *env) {
       n = strtoull (env, &end, 0);
       if (end && *end == '\0' && n < SIZE_MAX)

@@ -55,8 +55,9 @@
  * parser's check and their use, so that is copied unless zero-copy=on,
  * however large it is. (shmsrc hands everything out in place: it trusts
  * its producer, which this element does not.) A copy costs one pass over
- * memory: from 1 MiB on it is written with non-temporal stores, which do
- * not read the destination into the cache first.
+ * memory: from the size of the L2 cache on it is written with
+ * non-temporal stores, which do not read the destination into the cache
+ * first, into buffers of a pool that the source keeps.
  *
  * ## Slow mappings (guests)
  *
