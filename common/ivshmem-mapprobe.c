@@ -9,7 +9,12 @@
  * first page of the mapping against the same read of a page of this
  * process's own memory, each the best of a few passes, so that a first
  * touch (a page fault, a cache miss, a line the writer just wrote) or a
- * preemption does not count.
+ * preemption does not count. On a 2-vCPU AMD EPYC VM, 2000 probes of a
+ * /dev/shm mapping found its page in 190 to 210 ns, and at most about
+ * 1 us with another thread writing every line of that page meanwhile
+ * (the producer's counters): well below the 5 us gap that makes a
+ * mapping slow, so a cached mapping is not taken for an uncached one. How
+ * an uncached BAR reads has not been measured here.
  */
 #include "ivshmem-copy.h"
 #include "ivshmem-os.h"
