@@ -436,14 +436,22 @@ gst_ivshmem_src_in_place (GstIvshmemSrc * self, const IvshmRecord * rec)
  * and zero its pages (a second pass over memory); here 8 MB copies did,
  * 141 munmap() calls for 200 buffers. */
 #define COPY_POOL_MIN (256 * 1024)
+/* at most this many buffers in the pool: beyond, while downstream holds
+ * that many, copies come from malloc() again, so that a burst held
+ * downstream does not stay allocated after it */
+#define COPY_POOL_MAX 8
 
 /* A buffer of `len` bytes to copy a record into: from the copy pool for a
  * large one, whose size is `len` rounded up to a power of two (a new pool
- * when `len` needs a larger one or would fit in a quarter of it); from
- * malloc() otherwise. NULL: out of memory. */
+ * when `len` needs a larger one or would fit in a quarter of it), unless
+ * all its buffers are downstream; from malloc() otherwise. NULL: out of
+ * memory. */
 static GstBuffer *
 gst_ivshmem_src_copy_buffer (GstIvshmemSrc * self, gsize len)
 {
+  GstBufferPoolAcquireParams params = {
+    .flags = GST_BUFFER_POOL_ACQUIRE_FLAG_DONTWAIT
+  };
   GstBuffer *buf = NULL;
   GstStructure *config;
   gsize size;
@@ -464,16 +472,17 @@ gst_ivshmem_src_copy_buffer (GstIvshmemSrc * self, gsize len)
     self->copy_pool = gst_buffer_pool_new ();
     self->copy_pool_size = size;
     config = gst_buffer_pool_get_config (self->copy_pool);
-    gst_buffer_pool_config_set_params (config, NULL, (guint) size, 0, 0);
+    gst_buffer_pool_config_set_params (config, NULL, (guint) size, 0,
+        COPY_POOL_MAX);
     if (!gst_buffer_pool_set_config (self->copy_pool, config) ||
         !gst_buffer_pool_set_active (self->copy_pool, TRUE)) {
       gst_clear_object (&self->copy_pool);
       return gst_buffer_new_allocate (NULL, len, NULL);
     }
   }
-  if (gst_buffer_pool_acquire_buffer (self->copy_pool, &buf, NULL) !=
+  if (gst_buffer_pool_acquire_buffer (self->copy_pool, &buf, &params) !=
       GST_FLOW_OK)
-    return NULL;
+    return gst_buffer_new_allocate (NULL, len, NULL);
   gst_buffer_set_size (buf, len);
   return buf;
 }

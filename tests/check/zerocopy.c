@@ -1493,9 +1493,13 @@ GST_START_TEST (test_src_large_data_copied)
 GST_END_TEST;
 
 /* Copies of large records come from a pool of power-of-two buffers,
- * replaced when the size moves far: records of changing sizes, some
- * below the pool's threshold, each arrive whole with their own size,
- * and buffers still held when their pool is replaced keep their bytes.
+ * replaced when the size moves far, and from malloc() while downstream
+ * holds all 8 of the pool's: records of changing sizes, some below the
+ * pool's threshold, each arrive whole with their own size, and buffers
+ * still held when their pool is replaced keep their bytes; then 12 of one
+ * size, all held (more than the pool has), and 4 more after they went
+ * back. Checked to fail: with a blocking acquire from the pool (no
+ * DONTWAIT), the ninth held buffer never comes.
  * Checked to fail: without the gst_buffer_set_size() after the pool
  * hands out a buffer, the first record arrives with the pool's size. */
 GST_START_TEST (test_src_copy_pool_sizes)
@@ -1505,7 +1509,7 @@ GST_START_TEST (test_src_copy_pool_sizes)
   };
   const guint n = G_N_ELEMENTS (sizes);
   gchar *path = zc_path ("copypool");
-  GstBuffer *held[G_N_ELEMENTS (sizes)];
+  GstBuffer *held[G_N_ELEMENTS (sizes)], *many[12];
   GstElement *prod, *rd;
   GstAppSrc *src;
   guint i;
@@ -1517,17 +1521,37 @@ GST_START_TEST (test_src_copy_pool_sizes)
   for (i = 0; i < n; i++)
     fail_unless_equals_int (gst_app_src_push_buffer (src, payload_new (i,
                 sizes[i])), GST_FLOW_OK);
-  fail_unless_equals_int (gst_app_src_end_of_stream (src), GST_FLOW_OK);
   for (i = 0; i < n; i++) {
     held[i] = pull_ok (rd);
     fail_unless_equals_int (payload_check (held[i], sizes[i]), i);
   }
-  expect_eos (rd, PULL_TIMEOUT);
   for (i = 0; i < n; i++) {
     fail_unless_equals_int (payload_check (held[i], sizes[i]), i);
     gst_buffer_unref (held[i]);
   }
-  fail_unless_equals_uint64 (stats_u64 (rd, "copied-buffers"), n);
+  for (i = 0; i < 12; i++)
+    fail_unless_equals_int (gst_app_src_push_buffer (src, payload_new (100 +
+                i, 300 * KiB)), GST_FLOW_OK);
+  for (i = 0; i < 12; i++) {
+    many[i] = pull_ok (rd);
+    fail_unless_equals_int (payload_check (many[i], 300 * KiB), 100 + i);
+  }
+  for (i = 0; i < 12; i++) {
+    fail_unless_equals_int (payload_check (many[i], 300 * KiB), 100 + i);
+    gst_buffer_unref (many[i]);
+  }
+  for (i = 0; i < 4; i++)
+    fail_unless_equals_int (gst_app_src_push_buffer (src, payload_new (200 +
+                i, 300 * KiB)), GST_FLOW_OK);
+  fail_unless_equals_int (gst_app_src_end_of_stream (src), GST_FLOW_OK);
+  for (i = 0; i < 4; i++) {
+    GstBuffer *buf = pull_ok (rd);
+
+    fail_unless_equals_int (payload_check (buf, 300 * KiB), 200 + i);
+    gst_buffer_unref (buf);
+  }
+  expect_eos (rd, PULL_TIMEOUT);
+  fail_unless_equals_uint64 (stats_u64 (rd, "copied-buffers"), n + 16);
   stop (rd);
   stop (prod);
   g_free (path);
