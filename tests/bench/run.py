@@ -212,6 +212,8 @@ class Runner:
                 os.waitpid(p.pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+            # a shmsink killed here (Ctrl-C) leaves its area behind
+            self.cleanup_files(p.pid)
         self.cleanup_files()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
