@@ -11,6 +11,7 @@
 #include "ivshmem-ring-private.h"
 
 #include "ivshmem-os.h"
+#include "ivshmem-copy.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -471,7 +472,7 @@ ivshm_writer_write (IvshmWriter * w, const IvshmRecordHeader * info,
   if (st != IVSHM_OK)
     return st;
   if (info->payload_len)
-    memcpy (dst, payload, info->payload_len);
+    ivshm_copy (dst, payload, info->payload_len);
   return ivshm_writer_commit (w, info);
 }
 

@@ -79,6 +79,7 @@
 #include "gstivshmempool.h"
 #include "gstivshmemutils.h"
 #include "ivshmem-clock.h"
+#include "ivshmem-copy.h"
 
 #include "ivshmem-inspect.h"
 #include "ivshmem-os.h"
@@ -1048,8 +1049,10 @@ gst_ivshmem_sink_write (GstIvshmemSink * self, const IvshmRecordHeader * info,
   ret = gst_ivshmem_sink_reserve (self, info->payload_len, &dst);
   if (ret != GST_FLOW_OK)
     return ret;
+  /* (non-temporal stores for a large payload: the reader is another
+   * process, this one does not read it again) */
   if (info->payload_len)
-    memcpy (dst, payload, info->payload_len);
+    ivshm_copy (dst, payload, info->payload_len);
   ivshm_writer_commit (self->producer->writer, info);
   g_mutex_unlock (&self->producer->lock);
   if (gst_ivshmem_sink_lost (self))

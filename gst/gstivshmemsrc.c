@@ -52,7 +52,28 @@
  * (#GstIvshmemSrc:zero-copy = auto). The producer can rewrite the ring at
  * any time: for raw media that changes samples or pixels only, for a
  * compressed or structured stream it could change bytes between a
- * parser's check and their use, so that is copied unless zero-copy=on.
+ * parser's check and their use, so that is copied unless zero-copy=on,
+ * however large it is. (shmsrc hands everything out in place: it trusts
+ * its producer, which this element does not.) A copy costs one pass over
+ * memory: from the size of the L2 cache on it is written with
+ * non-temporal stores, which do not read the destination into the cache
+ * first, into buffers of a pool that the source keeps.
+ *
+ * ## Slow mappings (guests)
+ *
+ * In a guest, BAR2 may be mapped uncached or write-combined (the sysfs
+ * resource2 files are; on AMD hosts KVM honours the guest's memory
+ * types), and then every read goes to memory: reading a frame in place,
+ * element after element, would be far slower than copying it out once.
+ * At start the source times a read of the first page of the mapping
+ * against the same read of ordinary memory; a mapping that reads more than
+ * 8 times slower (and 5 us slower) is slow, and zero-copy=auto then copies
+ * raw media out too, with streaming loads (MOVNTDQA, where the CPU has
+ * SSE4.1), which read whole cache lines from such memory. zero-copy=on
+ * still hands buffers out in place. #GstIvshmemSrc:stats says what the
+ * probe found (`mapping-slow`, `mapping-read-ns`, `memory-read-ns`), as
+ * does the debug log; the environment variable
+ * IVSHMEM_FORCE_SLOW_MAPPING=1 makes the source treat any mapping as slow.
  *
  * ## Timestamps
  *
@@ -486,7 +507,10 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
    * this reader is), `held-buffers` (zero-copy buffers still downstream),
    * `held-buffers-lost` (zero-copy buffers that were still in the ring
    * when this reader lost its slot, so that the producer may have
-   * overwritten them: see the zero-copy property), `slot` and `session`.
+   * overwritten them: see the zero-copy property), `slot` and `session`;
+   * what the mapping probe found at start: `mapping-slow`,
+   * `mapping-read-ns` and `memory-read-ns` (a read of the mapping's first
+   * page, and of as much ordinary memory, the best of 5).
    *
    * Since: 0.1
    */
@@ -506,7 +530,9 @@ gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class)
    * reads it, which only changes samples or pixels of raw media, but can
    * turn a compressed or structured stream into an attack on the parser
    * or decoder that checked it a moment before. `on` hands out everything
-   * in place (for a producer you trust), `off` copies everything.
+   * in place (for a producer you trust), `off` copies everything. On a
+   * mapping that reads much slower than memory (see "Slow mappings"),
+   * `auto` copies raw media too.
    *
    * A buffer in place is read-only; its space stays reserved until the
    * last reference to it is dropped. At most 64 such buffers, and half the
@@ -765,6 +791,25 @@ gst_ivshmem_src_get_property (GObject * object, guint prop_id,
   GST_OBJECT_UNLOCK (self);
 }
 
+/* What the mapping probe found, in the debug log; at INFO level when the
+ * mapping is slow, which changes what zero-copy=auto does. */
+static void
+gst_ivshmem_src_log_probe (GstIvshmemSrc * self, const IvshmMapProbe * p)
+{
+  if (p->slow)
+    GST_INFO_OBJECT (self, "the mapping reads slowly (%u bytes: %"
+        G_GUINT64_FORMAT " ns, ordinary memory %" G_GUINT64_FORMAT " ns%s): "
+        "uncached or write-combined, as a guest's BAR2 can be. Buffers are "
+        "copied out with %s, not handed out in place (zero-copy=auto)",
+        p->bytes, p->map_ns, p->ram_ns, p->forced ?
+        ", IVSHMEM_FORCE_SLOW_MAPPING=1" : "",
+        ivshm_copy_has_stream_loads ()? "streaming loads" : "memcpy");
+  else
+    GST_DEBUG_OBJECT (self, "the mapping reads at memory speed (%u bytes: %"
+        G_GUINT64_FORMAT " ns, ordinary memory %" G_GUINT64_FORMAT " ns)",
+        p->bytes, p->map_ns, p->ram_ns);
+}
+
 static gboolean
 gst_ivshmem_src_start (GstBaseSrc * bsrc)
 {
@@ -772,6 +817,7 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
   IvshmRegionOptions opts = { 0 };
   IvshmError err = { 0 };
   IvshmRegion *region = NULL;
+  IvshmMapProbe probe;
   gchar *device;
 
   GST_OBJECT_LOCK (self);
@@ -785,10 +831,14 @@ gst_ivshmem_src_start (GstBaseSrc * bsrc)
   GST_INFO_OBJECT (self, "reading from %s %s(%" G_GUINT64_FORMAT " bytes)",
       ivshm_region_path (region), ivshm_region_location (region),
       ivshm_region_size (region));
+  ivshm_mapprobe_run (ivshm_region_data (region), ivshm_region_size (region),
+      &probe);
+  gst_ivshmem_src_log_probe (self, &probe);
 
   GST_OBJECT_LOCK (self);
   self->consumer = gst_ivshmem_src_new_consumer (self, region);
   self->region = region;
+  self->map_probe = probe;
   GST_OBJECT_UNLOCK (self);
 
   gst_ivshmem_src_reset_stream (self);
@@ -846,6 +896,12 @@ gst_ivshmem_src_stop (GstBaseSrc * bsrc)
     g_mutex_lock (&self->unlock_lock);
     g_mutex_unlock (&self->unlock_lock);
     gst_ivshmem_consumer_unref (consumer);
+  }
+  /* buffers of it still downstream keep it until they are freed */
+  if (self->copy_pool) {
+    gst_buffer_pool_set_active (self->copy_pool, FALSE);
+    gst_clear_object (&self->copy_pool);
+    self->copy_pool_size = 0;
   }
   return TRUE;
 }

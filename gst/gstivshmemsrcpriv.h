@@ -10,6 +10,7 @@
 #include "gstivshmemsrc.h"
 #include "gstivshmemconsumer.h"
 #include "gstivshmemtime.h"
+#include "ivshmem-copy.h"
 
 G_BEGIN_DECLS GST_DEBUG_CATEGORY_EXTERN (gst_ivshmem_src_debug);
 
@@ -78,6 +79,13 @@ struct _GstIvshmemSrc
   GThread *slice_thread;
   IvshmThreadSlice slice;
   gboolean caps_raw;            /* the caps are raw audio or video */
+  /* how fast the mapping reads (start(); the stats read it under the
+   * object lock): a slow one is copied out with streaming loads */
+  IvshmMapProbe map_probe;
+  /* copies of large records come from here (sizes rounded up to a power
+   * of two), not from malloc, which maps and unmaps them one by one */
+  GstBufferPool *copy_pool;
+  gsize copy_pool_size;
   GstCaps *pending_caps;        /* could not be set while flushing */
   guint64 reconnects;           /* producer restarts followed */
   guint64 abandoned_session;    /* a dead session not to attach to again */

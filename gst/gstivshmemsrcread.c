@@ -411,7 +411,10 @@ gst_ivshmem_src_release_failed (GstIvshmemSrc * self, IvshmStatus st,
 }
 
 /* zero-copy=auto hands out in place only what a rewrite cannot turn into
- * an attack on downstream: raw samples and pixels. */
+ * an attack on downstream: raw samples and pixels; and nothing from a
+ * mapping that reads far slower than memory (a guest's uncached BAR),
+ * where one copy with streaming loads costs less than every element
+ * downstream reading it in place. */
 static gboolean
 gst_ivshmem_src_in_place (GstIvshmemSrc * self, const IvshmRecord * rec)
 {
@@ -421,10 +424,67 @@ gst_ivshmem_src_in_place (GstIvshmemSrc * self, const IvshmRecord * rec)
     case GST_IVSHMEM_SRC_ZERO_COPY_ON:
       return TRUE;
     case GST_IVSHMEM_SRC_ZERO_COPY_AUTO:
-      return self->caps_raw;
+      return self->caps_raw && !self->map_probe.slow;
     default:
       return FALSE;
   }
+}
+
+/* From this size on, copies come from a pool: glibc's malloc() serves
+ * blocks this large (from 128 KiB, up to a limit it moves) with mmap() and
+ * gives them back with munmap(), so that each copy would first fault in
+ * and zero its pages (a second pass over memory); here 8 MB copies did,
+ * 141 munmap() calls for 200 buffers. */
+#define COPY_POOL_MIN (256 * 1024)
+/* at most this many buffers in the pool: beyond, while downstream holds
+ * that many, copies come from malloc() again, so that a burst held
+ * downstream does not stay allocated after it */
+#define COPY_POOL_MAX 8
+
+/* A buffer of `len` bytes to copy a record into: from the copy pool for a
+ * large one, whose size is `len` rounded up to a power of two (a new pool
+ * when `len` needs a larger one or would fit in a quarter of it), unless
+ * all its buffers are downstream; from malloc() otherwise. NULL: out of
+ * memory. */
+static GstBuffer *
+gst_ivshmem_src_copy_buffer (GstIvshmemSrc * self, gsize len)
+{
+  GstBufferPoolAcquireParams params = {
+    .flags = GST_BUFFER_POOL_ACQUIRE_FLAG_DONTWAIT
+  };
+  GstBuffer *buf = NULL;
+  GstStructure *config;
+  gsize size;
+
+  if (len < COPY_POOL_MIN || len > G_MAXUINT / 2)
+    return gst_buffer_new_allocate (NULL, len, NULL);
+  size = COPY_POOL_MIN;
+  while (size < len)
+    size *= 2;
+  if (self->copy_pool && (len > self->copy_pool_size ||
+          len <= self->copy_pool_size / 4)) {
+    gst_buffer_pool_set_active (self->copy_pool, FALSE);
+    gst_clear_object (&self->copy_pool);
+  }
+  if (!self->copy_pool) {
+    GST_DEBUG_OBJECT (self, "a pool of %" G_GSIZE_FORMAT "-byte buffers for "
+        "copies", size);
+    self->copy_pool = gst_buffer_pool_new ();
+    self->copy_pool_size = size;
+    config = gst_buffer_pool_get_config (self->copy_pool);
+    gst_buffer_pool_config_set_params (config, NULL, (guint) size, 0,
+        COPY_POOL_MAX);
+    if (!gst_buffer_pool_set_config (self->copy_pool, config) ||
+        !gst_buffer_pool_set_active (self->copy_pool, TRUE)) {
+      gst_clear_object (&self->copy_pool);
+      return gst_buffer_new_allocate (NULL, len, NULL);
+    }
+  }
+  if (gst_buffer_pool_acquire_buffer (self->copy_pool, &buf, &params) !=
+      GST_FLOW_OK)
+    return gst_buffer_new_allocate (NULL, len, NULL);
+  gst_buffer_set_size (buf, len);
+  return buf;
 }
 
 /* A private copy of a BUFFER record, confirmed not overwritten meanwhile. */
@@ -433,16 +493,25 @@ gst_ivshmem_src_copy_record (GstIvshmemSrc * self, const IvshmRecord * rec,
     IvshmError * err)
 {
   guint64 len = rec->h.payload_len;
-  GstBuffer *buf = gst_buffer_new_allocate (NULL, len, NULL);
+  GstBuffer *buf = gst_ivshmem_src_copy_buffer (self, len);
+  GstMapInfo map;
   IvshmStatus st;
 
-  if (!buf) {
+  if (!buf || !gst_buffer_map (buf, &map, GST_MAP_WRITE)) {
     GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
         ("Could not allocate a buffer of %" G_GUINT64_FORMAT " bytes.", len),
         (NULL));
+    if (buf)
+      gst_buffer_unref (buf);
     return NULL;
   }
-  gst_buffer_fill (buf, 0, rec->payload, len);
+  /* at memory speed: streaming loads from a slow mapping, non-temporal
+   * stores for a copy larger than the cache would keep */
+  if (self->map_probe.slow)
+    ivshm_copy_from_uncached (map.data, rec->payload, len);
+  else
+    ivshm_copy (map.data, rec->payload, len);
+  gst_buffer_unmap (buf, &map);
   st = ivshm_reader_release (self->reader);
   if (st != IVSHM_OK) {
     gst_buffer_unref (buf);

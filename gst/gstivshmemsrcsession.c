@@ -302,6 +302,7 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
   IvshmClockSync sync;
   GstClockTime p_base, p_latency;
   guint64 before_start;
+  IvshmMapProbe probe;
   static const gchar *const mode_names[] = { "none", "anchored", "exact",
     "estimated"
   };
@@ -323,6 +324,7 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
   p_base = self->producer_base;
   p_latency = self->producer_latency;
   before_start = self->before_start;
+  probe = self->map_probe;
   GST_OBJECT_UNLOCK (self);
 
   if (consumer) {
@@ -356,5 +358,11 @@ gst_ivshmem_src_get_stats (GstIvshmemSrc * self)
       "producer-base-time", G_TYPE_UINT64, p_base,
       "producer-latency", G_TYPE_UINT64, p_latency,
       "dropped-before-start", G_TYPE_UINT64, before_start, NULL);
+  /* the mapping probe at start(): how long a read of the mapping took
+   * against ordinary memory, and whether that made it slow */
+  gst_structure_set (st,
+      "mapping-slow", G_TYPE_BOOLEAN, (gboolean) probe.slow,
+      "mapping-read-ns", G_TYPE_UINT64, probe.map_ns,
+      "memory-read-ns", G_TYPE_UINT64, probe.ram_ns, NULL);
   return st;
 }

@@ -50,8 +50,18 @@ LAT_RATE = 1000             # buffers/s, paced by fakesrc datarate + sync
 LAT_BUSY_POLL = 2 * 1000000000 // LAT_RATE
 WAKE_MODES = ("pipe", "ring", "ring-slice", "ring-spin")
 RING_MODES = ("alone", "reader")
-VIDEO_CAPS = "video/x-raw,format=BGRx,width=1920,height=1080"
-VIDEO_FRAMES = 1500
+# raw video into ivshmemsink's pool: (frame bytes, caps, label, frames per
+# round in full mode)
+VIDEOS = [
+    (8294400, "video/x-raw,format=BGRx,width=1920,height=1080", "1080p", 1500),
+    (33177600, "video/x-raw,format=BGRx,width=3840,height=2160", "4K", 400),
+]
+VIDEO_CAPS = {size: caps for size, caps, _, _ in VIDEOS}
+VIDEO_LABEL = {size: label for size, _, label, _ in VIDEOS}
+# bench-copy: memcpy() and the streaming copy (ivshm_copy) of each size, in
+# ms per timed run (the best of 3 runs counts)
+COPY_MS = 300
+COPY_MODES = ("memcpy", "stream")
 
 TRANSPORTS = ("ivshmem", "shm")
 # ivshmem-noslice: ivshmemsrc scheduler-slice=0, the streaming thread left
@@ -97,6 +107,7 @@ class Runner:
         self.writer = os.path.join(self.builddir, "tests", "bench", "bench-writer")
         self.wake = os.path.join(self.builddir, "tests", "bench", "bench-wake")
         self.ring = os.path.join(self.builddir, "tests", "bench", "bench-ring")
+        self.copy = os.path.join(self.builddir, "tests", "bench", "bench-copy")
         self.out = os.path.abspath(args.out)
         self.logs = os.path.join(self.out, "logs")
         self.tmp = tempfile.mkdtemp(prefix="ivshmem-bench-")
@@ -203,6 +214,8 @@ class Runner:
                 os.waitpid(p.pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+            # a shmsink killed here (Ctrl-C) leaves its area behind
+            self.cleanup_files(p.pid)
         self.cleanup_files()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -280,9 +293,9 @@ def fakesrc(size, count, extra=""):
             "num-buffers=%d %s" % (size, count, extra)).strip()
 
 
-def videosrc(count):
+def videosrc(count, size):
     return "videotestsrc name=src pattern=black num-buffers=%d ! %s" % (
-        count, VIDEO_CAPS)
+        count, VIDEO_CAPS[size])
 
 
 def median(xs):
@@ -317,15 +330,23 @@ def main():
                     help="seconds before a process is killed (default 120)")
     ap.add_argument("--only", default="throughput,latency,video",
                     help="comma-separated subset of throughput,latency,video")
+    ap.add_argument("--sizes", default=None,
+                    help="comma-separated subset of the fakesrc sizes in "
+                    "bytes (default: all)")
     ap.add_argument("--chart", default=None,
                     help="also copy the chart to this path (e.g. docs/bench.png)")
     args = ap.parse_args()
     rounds = args.rounds or (2 if args.quick else 5)
     div = QUICK_DIVISOR if args.quick else 1
     only = set(args.only.split(","))
+    if args.sizes:
+        keep = {int(x) for x in args.sizes.split(",")}
+        SIZES[:] = [(s, c) for s, c in SIZES if s in keep]
+        if not SIZES:
+            sys.exit("--sizes: none of %s is a fakesrc size" % args.sizes)
 
     r = Runner(args)
-    for exe in (r.reader, r.writer, r.wake, r.ring):
+    for exe in (r.reader, r.writer, r.wake, r.ring, r.copy):
         if not os.access(exe, os.X_OK):
             sys.exit("%s is missing: build first (meson setup %s && ninja -C %s)"
                      % (exe, args.builddir, args.builddir))
@@ -350,17 +371,22 @@ def main():
     if "throughput" in only:
         for size, count in SIZES:
                 cases.append(("throughput", size, max(count // div, 20)))
-        cases.append(("throughput-inprocess", SIZES[0][0],
-                      max(SIZES[0][1] * 2 // div, 20)))
-        cases.append(("throughput-writeronly", SIZES[0][0],
-                      max(SIZES[0][1] * 2 // div, 20)))
-        cases.append(("ring", SIZES[0][0], max(SIZES[0][1] * 10 // div, 20)))
+        if SIZES[0][0] == 4096:     # the references are for 4 KiB
+            cases.append(("throughput-inprocess", SIZES[0][0],
+                          max(SIZES[0][1] * 2 // div, 20)))
+            cases.append(("throughput-writeronly", SIZES[0][0],
+                          max(SIZES[0][1] * 2 // div, 20)))
+            cases.append(("ring", SIZES[0][0],
+                          max(SIZES[0][1] * 10 // div, 20)))
+        cases.append(("copy", 0, 0))
     if "latency" in only:
         cases.append(("latency", LAT_SIZE, max(3 * LAT_RATE // div, 500)))
         cases.append(("wake", LAT_SIZE, max(3 * LAT_RATE // div, 500)))
     if "video" in only:
-        cases.append(("video", 8294400, max(VIDEO_FRAMES // div, 100)))
-        cases.append(("video-inprocess", 8294400, max(VIDEO_FRAMES // div, 100)))
+        for size, _, _, frames in VIDEOS:
+            n = max(frames // div, 60)
+            cases.append(("video", size, n))
+            cases.append(("video-inprocess", size, n))
 
     rows = []
     failures = []
@@ -377,6 +403,9 @@ def main():
                 if kind == "throughput-writeronly":
                     rows.append(run_writer_only(r, rnd, size, count, pid,
                                                 failures))
+                    continue
+                if kind == "copy":
+                    rows.extend(run_copy(r, rnd, failures))
                     continue
                 if kind == "ring":
                     for mode in RING_MODES:
@@ -423,7 +452,7 @@ def run_case(r, rnd, kind, tr, size, count, pid, failures):
     sock = os.path.join(r.tmp, "shm-%d" % (r.seq + 1))
     latency = kind == "latency"
     if kind == "video":
-        src = videosrc(count)
+        src = videosrc(count, size)
     elif latency:
         src = fakesrc(size, count, "datarate=%d sync=true" % (size * LAT_RATE))
     else:
@@ -485,7 +514,7 @@ def run_inprocess(r, rnd, kind, size, count, failures):
     tag = "%04d-inprocess" % r.seq
     warm = int(count * WARMUP_FRACTION)
     case = kind[:-len("-inprocess")]
-    src = videosrc(count) if case == "video" else fakesrc(size, count)
+    src = videosrc(count, size) if case == "video" else fakesrc(size, count)
     p, rj, err = r.run_one([r.reader, "--count", str(count), "--warmup",
                             str(warm), "--timeout",
                             str(max(r.args.timeout - 5, 5)),
@@ -534,6 +563,51 @@ def run_writer_only(r, rnd, size, count, pid, failures):
         failures.append("round %d, writer only: %s" % (rnd, row["error"]))
     print_row(row)
     return row
+
+
+def run_copy(r, rnd, failures):
+    """bench-copy: memcpy() of each size against the streaming copy, into
+    a ring of about eight buffers as ivshmemsink copies: the memory speed
+    each throughput row can be held against."""
+    r.seq += 1
+    tag = "%04d-copy" % r.seq
+    sizes = [str(size) for size, _ in SIZES]
+    ms = COPY_MS // (QUICK_DIVISOR if r.args.quick else 1)
+    p = r.spawn([r.copy, "--ms", str(ms)] + sizes, tag)
+    ok = r.reap([p], time.monotonic() + r.args.timeout)
+    got = {}
+    try:
+        with open(p.tag + ".out") as f:
+            for line in f:
+                if line.startswith("{"):
+                    j = json.loads(line)
+                    got[j["size"]] = j
+    except (OSError, ValueError):
+        pass
+    rows = []
+    for size, _ in SIZES:
+        j = got.get(size)
+        err = None if j else ("killed after %d s" % r.args.timeout if not ok
+                              else "no result: " + r.stderr_tail(p))
+        for mode in COPY_MODES:
+            row = {"round": rnd, "case": "copy", "size": size,
+                   "transport": mode, "buffers": 0,
+                   "status": "ok" if err is None else "failed",
+                   "error": err or ""}
+            if err is None:
+                row["gb_per_s"] = j["in_%s_gbps" % mode]
+                row["buffers_per_s"] = row["gb_per_s"] * 1e9 / size
+            rows.append(row)
+        if err is None:
+            print("  round %d %-10s %-12s memcpy %7.2f GB/s, streaming "
+                  "stores %7.2f GB/s" % (rnd, "copy", size_label(size),
+                                         j["in_memcpy_gbps"],
+                                         j["in_stream_gbps"]), flush=True)
+        else:
+            failures.append("round %d, copy %s: %s" % (rnd, size_label(size),
+                                                       err))
+            print_row(rows[-1])
+    return rows
 
 
 def run_ring(r, rnd, mode, size, count, failures):
@@ -664,11 +738,13 @@ def write_chart(out, summary):
         lines.append('"%s" %s %s' % (size_label(size),
                                      iv["buffers_per_s"] or "NaN",
                                      sh["buffers_per_s"] or "NaN"))
-    iv = lookup(summary, "video", 8294400, "ivshmem")
-    sh = lookup(summary, "video", 8294400, "shm")
-    if iv and sh:
-        lines.append('"videotestsrc 1080p" %s %s' % (
-            iv["buffers_per_s"] or "NaN", sh["buffers_per_s"] or "NaN"))
+    for size, _, label, _ in VIDEOS:
+        iv = lookup(summary, "video", size, "ivshmem")
+        sh = lookup(summary, "video", size, "shm")
+        if iv and sh:
+            lines.append('"videotestsrc %s" %s %s' % (
+                label, iv["buffers_per_s"] or "NaN",
+                sh["buffers_per_s"] or "NaN"))
     if not lines:
         return None
     with open(data, "w") as f:
@@ -705,31 +781,54 @@ def markdown(summary, rounds, machine, failures):
         rounds, machine["summary"], machine["date"]))
     head = len(out)
     out.append("")
-    out.append("| case | ivshmem buffers/s | shm buffers/s | ratio | ivshmem GB/s "
-               "| shm GB/s | ivshmem CPU s/GB | shm CPU s/GB | target |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    targets = {4096: ">= 10x", 8294400: ">= 1.0x"}
+    # in-process: the same source into fakesink in one process (no
+    # transport); memcpy: bench-copy's copy of one buffer of that size into
+    # a ring, plain and with streaming stores (one copy, what shm pays)
+    out.append("| case | ivshmem buffers/s | shm buffers/s | ratio | "
+               "in-process buffers/s | ivshmem / in-process | ivshmem GB/s "
+               "| shm GB/s | memcpy GB/s (streaming) | ivshmem CPU s/GB "
+               "| shm CPU s/GB | target |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    targets = {4096: ">= 10x, >= 70 %", 1048576: ">= 1.0x",
+               8294400: ">= 1.0x"}
+
+    def table_row(label, iv, sh, ip, mc, target):
+        mcs = ""
+        if mc[0] and mc[0]["gb_per_s"]:
+            mcs = "%s (%s)" % (fmt(mc[0]["gb_per_s"], 2),
+                               fmt(mc[1] and mc[1]["gb_per_s"], 2))
+        ipr = ip and ip["buffers_per_s"]
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
+                   "| %s |" % (
+                       label, fmt(iv["buffers_per_s"]),
+                       fmt(sh["buffers_per_s"]),
+                       fmt_ratio(ratio(iv["buffers_per_s"],
+                                       sh["buffers_per_s"])),
+                       fmt(ipr) if ipr else "",
+                       fmt_pct(ratio(iv["buffers_per_s"], ipr)) if ipr else "",
+                       fmt(iv["gb_per_s"], 2), fmt(sh["gb_per_s"], 2), mcs,
+                       fmt(iv["cpu_s_per_gb"], 2), fmt(sh["cpu_s_per_gb"], 2),
+                       target))
+
+    def memcpy_of(size):
+        return tuple(lookup(summary, "copy", size, m) for m in COPY_MODES)
+
     for size, _ in SIZES:
         iv = lookup(summary, "throughput", size, "ivshmem")
         sh = lookup(summary, "throughput", size, "shm")
         if not iv or not sh:
             continue
-        out.append("| fakesrc %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            size_label(size) if size != 8294400 else "8,294,400 B",
-            fmt(iv["buffers_per_s"]), fmt(sh["buffers_per_s"]),
-            fmt_ratio(ratio(iv["buffers_per_s"], sh["buffers_per_s"])),
-            fmt(iv["gb_per_s"], 2), fmt(sh["gb_per_s"], 2),
-            fmt(iv["cpu_s_per_gb"], 2), fmt(sh["cpu_s_per_gb"], 2),
-            targets.get(size, "")))
-    iv = lookup(summary, "video", 8294400, "ivshmem")
-    sh = lookup(summary, "video", 8294400, "shm")
-    ip = lookup(summary, "video", 8294400, "in-process")
-    if iv and sh:
-        out.append("| videotestsrc black 1080p BGRx | %s | %s | %s | %s | %s | %s | %s | >= 1.25x |" % (
-            fmt(iv["buffers_per_s"]), fmt(sh["buffers_per_s"]),
-            fmt_ratio(ratio(iv["buffers_per_s"], sh["buffers_per_s"])),
-            fmt(iv["gb_per_s"], 2), fmt(sh["gb_per_s"], 2),
-            fmt(iv["cpu_s_per_gb"], 2), fmt(sh["cpu_s_per_gb"], 2)))
+        table_row("fakesrc %s" % (size_label(size) if size != 8294400
+                                  else "8,294,400 B"), iv, sh,
+                  lookup(summary, "throughput", size, "in-process"),
+                  memcpy_of(size), targets.get(size, ""))
+    for size, _, label, _ in VIDEOS:
+        iv = lookup(summary, "video", size, "ivshmem")
+        sh = lookup(summary, "video", size, "shm")
+        if iv and sh:
+            table_row("videotestsrc black %s BGRx into the pool" % label, iv,
+                      sh, lookup(summary, "video", size, "in-process"),
+                      memcpy_of(size), ">= 1.1x, >= 85 %")
     if len(out) == head + 3:    # no throughput rows: drop the header
         del out[head:]
     ref = []
@@ -773,11 +872,13 @@ def markdown(summary, rounds, machine, failures):
                            "the transport does; the ring by itself takes %s ns "
                            "of it." % (size_label(SIZES[0][0]), fmt(budget),
                                        fmt(rr["ns_per_record"])))
-    if ip:
-        ref.append("- the same videotestsrc into fakesink in one process: "
-                   "%s frames/s (%s GB/s, %s CPU s/GB)." % (
-                       fmt(ip["buffers_per_s"]), fmt(ip["gb_per_s"], 2),
-                       fmt(ip["cpu_s_per_gb"], 2)))
+    for size, _, label, _ in VIDEOS:
+        ip = lookup(summary, "video", size, "in-process")
+        if ip:
+            ref.append("- videotestsrc %s into fakesink in one process: "
+                       "%s frames/s (%s GB/s, %s CPU s/GB)." % (
+                           label, fmt(ip["buffers_per_s"]),
+                           fmt(ip["gb_per_s"], 2), fmt(ip["cpu_s_per_gb"], 2)))
     if ref:
         out.append("")
         out.append("References, in the same rounds:")
