@@ -26,8 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ivshmem-layout.h"
 #include "ivshmem-os.h"
+#include "ivshmem-protocol.h"
 #include "ivshmem-status.h"
 
 #ifdef __cplusplus
