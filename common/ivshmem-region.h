@@ -57,6 +57,14 @@ typedef struct
   char resource_path[512];                      /* sysfs_path + "/resource2" */
 } IvshmPciDevice;
 
+/* Reads SYSFS_ROOT/kernel/security/lockdown ("none [integrity]
+ * confidentiality": the selected mode is the one in brackets). Returns 1 if
+ * a mode other than "none" is selected, 0 if "none" is or the file is
+ * missing or unreadable (no lockdown LSM: nothing is locked down). When mode
+ * is not NULL it receives the selected mode's name ("" if unknown). */
+int ivshm_lockdown_active (const char *sysfs_root, char *mode,
+    size_t mode_size);
+
 /* The sysfs root to use: $IVSHMEM_SYSFS_ROOT if set and not empty, else
  * "/sys". Read once per process. */
 const char *ivshm_sysfs_root (void);
