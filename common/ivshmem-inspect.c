@@ -545,7 +545,6 @@ ivshm_inspect_read_file (int fd, void *buf)
 bool
 ivshm_inspect_reread_file (int fd, void *buf)
 {
-  return pread (fd, buf, IVSHM_INSPECT_LIVE_SIZE, 0) ==
-      IVSHM_INSPECT_LIVE_SIZE;
+  return pread (fd, buf, IVSHM_INSPECT_LIVE_SIZE, 0) == IVSHM_INSPECT_LIVE_SIZE;
 }
 #endif
