@@ -10,8 +10,9 @@
  * waiting), or the reverse. The tail it uses now is the writer's private
  * copy (ivshm_writer_tail()).
  *
- * Checked by mutation: with the header read back (the code before this
- * test), test_scribbled_tail fails on its first assertion.
+ * Checked by mutation: against the code before this test (the tail read
+ * back from the header), test_scribbled_tail failed with "a tail
+ * scribbled into the region steered held_locally".
  */
 #include <gst/check/gstcheck.h>
 
