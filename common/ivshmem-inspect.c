@@ -523,6 +523,17 @@ ivshm_inspect_sticky_eos (const IvshmInspection * insp)
       IVSHM_EVENT_EOS, &rec);
 }
 
+void
+ivshm_inspect_magic_bytes (const void *base,
+    uint8_t bytes[IVSHM_INSPECT_MAGIC_LEN])
+{
+  const IvshmHeader *h = base;
+  uint64_t magic = atomic_load_explicit (&h->magic, ACQ);
+
+  /* little-endian, as the layout is */
+  memcpy (bytes, &magic, IVSHM_INSPECT_MAGIC_LEN);
+}
+
 #ifndef _WIN32
 bool
 ivshm_inspect_read_file (int fd, void *buf)

@@ -176,6 +176,13 @@ bool ivshm_inspect_read_file (int fd, void *buf);
 bool ivshm_inspect_reread_file (int fd, void *buf);
 #endif
 
+/* The bytes where the magic should be (the first 8 of the region), read
+ * once: what to show a user when a region is IVSHM_ERR_BAD_MAGIC. Never
+ * writes shared memory. */
+#define IVSHM_INSPECT_MAGIC_LEN 8
+void ivshm_inspect_magic_bytes (const void *base,
+    uint8_t bytes[IVSHM_INSPECT_MAGIC_LEN]);
+
 /* Names, for text and JSON output. */
 const char *ivshm_inspect_producer_state_name (uint32_t state);
 const char *ivshm_inspect_slot_state_name (uint32_t state);
