@@ -7,6 +7,7 @@
  * non-const pointers (C11), but nothing here stores.
  */
 #include "ivshmem-inspect.h"
+#include "ivshmem-layout.h"
 #include "ivshmem-os.h"
 
 #include <inttypes.h>
@@ -14,6 +15,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <unistd.h>
+#endif
+
+_Static_assert (IVSHM_INSPECT_SIZE == IVSHM_RING_OFFSET,
+    "ivshm_inspect() reads everything before the ring");
+_Static_assert (IVSHM_INSPECT_LIVE_SIZE == IVSHM_STICKY_OFFSET,
+    "the header and the slots end where the sticky area starts");
 
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire
@@ -515,3 +524,40 @@ ivshm_inspect_sticky_eos (const IvshmInspection * insp)
   return ivshm_inspect_sticky_find (insp, IVSHM_RECORD_EVENT,
       IVSHM_EVENT_EOS, &rec);
 }
+
+void
+ivshm_inspect_magic_bytes (const void *base,
+    uint8_t bytes[IVSHM_INSPECT_MAGIC_LEN])
+{
+  const IvshmHeader *h = base;
+  uint64_t magic = atomic_load_explicit (&h->magic, ACQ);
+
+  /* little-endian, as the layout is */
+  memcpy (bytes, &magic, IVSHM_INSPECT_MAGIC_LEN);
+}
+
+#ifndef _WIN32
+bool
+ivshm_inspect_read_file (int fd, void *buf)
+{
+  uint8_t *b = buf;
+  uint64_t seq;
+  int tries;
+
+  for (tries = 0; tries < 16; tries++) {
+    if (pread (fd, b, IVSHM_INSPECT_SIZE, 0) != IVSHM_INSPECT_SIZE)
+      return false;
+    if (pread (fd, &seq, sizeof seq, IVSHM_STICKY_OFFSET) != sizeof seq)
+      return false;
+    if (memcmp (&seq, b + IVSHM_STICKY_OFFSET, sizeof seq) == 0 && !(seq & 1))
+      break;
+  }
+  return true;
+}
+
+bool
+ivshm_inspect_reread_file (int fd, void *buf)
+{
+  return pread (fd, buf, IVSHM_INSPECT_LIVE_SIZE, 0) == IVSHM_INSPECT_LIVE_SIZE;
+}
+#endif

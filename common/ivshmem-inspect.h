@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ivshmem-layout.h"
+#include "ivshmem-protocol.h"
 #include "ivshmem-status.h"
 #include "ivshmem-sticky.h"
 
@@ -40,6 +40,12 @@ extern "C" {
 #define IVSHM_INSPECT_V2                    2u
 #define IVSHM_INSPECT_PRODUCER_OWNER_OFFSET 0x070u
 #define IVSHM_INSPECT_SLOT_WAITING          4u
+
+/* What ivshm_inspect() reads: the first 64 KiB of a region (the header,
+ * the reader slots and the sticky area), and the part of it that changes
+ * while a region is watched (the header and the slots). */
+#define IVSHM_INSPECT_SIZE (64u * 1024u)
+#define IVSHM_INSPECT_LIVE_SIZE (8u * 1024u)
 
 /* The header, each field copied once. */
 typedef struct
@@ -155,6 +161,27 @@ void ivshm_inspect_watch_finish (IvshmInspection * insp,
  * DEAD if it is the same in the same session. Sets now->watched_ns. */
 void ivshm_inspect_compare (IvshmInspection * now,
     const IvshmInspection * before, uint64_t elapsed_ns);
+
+#ifndef _WIN32
+/* Copies the first IVSHM_INSPECT_SIZE bytes of a host file into buf, for
+ * ivshm_inspect(). read(), not mmap(): another process may truncate a file
+ * in /dev/shm at any time, and a mapping past the new end raises SIGBUS in
+ * the process that looks. The sticky area's sequence number is read again
+ * after the copy: the copy is kept once it did not change and is even
+ * (16 tries; the snapshot then finds a busy lock in the copy). False: the
+ * file is shorter, or a read failed (errno). */
+bool ivshm_inspect_read_file (int fd, void *buf);
+/* Reads the header and slots again (the first IVSHM_INSPECT_LIVE_SIZE
+ * bytes), for watching a copy made by ivshm_inspect_read_file(). */
+bool ivshm_inspect_reread_file (int fd, void *buf);
+#endif
+
+/* The bytes where the magic should be (the first 8 of the region), read
+ * once: what to show a user when a region is IVSHM_ERR_BAD_MAGIC. Never
+ * writes shared memory. */
+#define IVSHM_INSPECT_MAGIC_LEN 8
+void ivshm_inspect_magic_bytes (const void *base,
+    uint8_t bytes[IVSHM_INSPECT_MAGIC_LEN]);
 
 /* Names, for text and JSON output. */
 const char *ivshm_inspect_producer_state_name (uint32_t state);

@@ -1,8 +1,12 @@
 /* gst-ivshmem: the shared layout (ABI) of a region
  * SPDX-License-Identifier: MIT
  *
- * This header IS the protocol's ABI; common/PROTOCOL.md describes it in
- * prose. Every field is fixed-width little-endian, every offset is pinned by
+ * This header and ivshmem-protocol.h are the protocol's ABI;
+ * common/PROTOCOL.md describes it in prose. This one is where things are in
+ * the region: private to common/ (the elements and the tools ask the
+ * reader, the writer or ivshmem-inspect.h; tests/ci/check-layers.sh checks
+ * that gst/ and tools/ never include it). ivshmem-protocol.h holds the
+ * values the API shows: records, states, flags, limits. Every field is fixed-width little-endian, every offset is pinned by
  * a _Static_assert below, and every value read from it is untrusted: the
  * peer may be a buggy or hostile VM. Code reads each shared value once into
  * a local and validates the local (see ivshmem-ring.c).
@@ -23,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ivshmem-protocol.h"
+
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "gst-ivshmem's shared layout is little-endian; this build is not"
 #endif
@@ -38,11 +44,9 @@ _Static_assert (ATOMIC_INT_LOCK_FREE == 2,
 #define IVSHM_VERSION_MINOR     1u
 
 #define IVSHM_CACHE_LINE        64u
-#define IVSHM_RECORD_ALIGN      64u
 #define IVSHM_HEADER_SIZE       4096u
 #define IVSHM_SLOT_OFFSET       4096u
 #define IVSHM_SLOT_SIZE         128u
-#define IVSHM_MAX_READERS       32u
 #define IVSHM_STICKY_OFFSET     8192u
 #define IVSHM_STICKY_SIZE       (56u * 1024u)
 #define IVSHM_RING_OFFSET       (64u * 1024u)
@@ -65,30 +69,6 @@ _Static_assert (ATOMIC_INT_LOCK_FREE == 2,
  * multiple of the ring size that is at least this (PROTOCOL.md, "Session
  * format"). */
 #define IVSHM_SESSION_BASE_STEP (UINT64_C (1) << 40)
-
-/* IvshmHeader.producer_state */
-enum
-{
-  IVSHM_PRODUCER_NONE = 0,      /* never initialised, or initialising */
-  IVSHM_PRODUCER_ACTIVE = 1,    /* streaming */
-  IVSHM_PRODUCER_CLOSED = 2,    /* the producer stopped cleanly */
-};
-
-/* IvshmHeader.producer_flags */
-enum
-{
-  /* The producer has seen a reader in this session. Until then it keeps
-   * everything it wrote, so the first reader gets the stream from its
-   * start. */
-  IVSHM_PRODUCER_FLAG_HAD_READER = 1u << 0,
-  /* The sticky records did not fit the sticky area: a reader attaching
-   * mid-stream cannot learn the caps and must wait for the next ones. */
-  IVSHM_PRODUCER_FLAG_STICKY_OVERFLOW = 1u << 1,
-  /* The producer never waits for readers: it drops the slowest ones when
-   * it needs space (they attach again, at the live edge). Readers must not
-   * hand out records in place then. */
-  IVSHM_PRODUCER_FLAG_LEAKY = 1u << 2,
-};
 
 typedef struct
 {
@@ -177,22 +157,6 @@ typedef struct
 #define IVSHM_SLOT_WORD_STATE(word) ((uint32_t) (word))
 #define IVSHM_SLOT_WORD_GEN(word) ((uint32_t) ((word) >> 32))
 
-/* IvshmReaderSlot.state */
-enum
-{
-  IVSHM_SLOT_FREE = 0,
-  IVSHM_SLOT_CLAIMED = 1,       /* owner set, not yet reading */
-  IVSHM_SLOT_ACTIVE = 2,        /* read_pos is live and holds back the producer */
-  IVSHM_SLOT_EVICTED = 3,       /* the producer dropped the reader; the slot
-                                 * stays taken until the reader lets go or a
-                                 * lease passes, so that a late store of the
-                                 * old reader cannot hit a new owner */
-  IVSHM_SLOT_WAITING = 4,       /* owner set, session_id 0: waits for the
-                                 * next session; the producer that formats
-                                 * it adopts the slot (ACTIVE at the
-                                 * session's first position) */
-};
-
 typedef struct
 {
   /* line 0: written by the reader that owns the slot */
@@ -221,50 +185,6 @@ typedef struct
   uint8_t reserved1[IVSHM_CACHE_LINE];
 } IvshmReaderSlot;
 
-/* Record types */
-enum
-{
-  IVSHM_RECORD_PAD = 1,         /* skip to the end of the ring */
-  IVSHM_RECORD_BUFFER = 2,      /* media payload */
-  IVSHM_RECORD_CAPS = 3,        /* payload: caps as a NUL-terminated string */
-  IVSHM_RECORD_EVENT = 4,       /* subtype: IVSHM_EVENT_*, payload: string */
-  IVSHM_RECORD_SKIP = 5,        /* nothing: space the producer gave up */
-};
-
-/* IvshmRecord.subtype of an IVSHM_RECORD_EVENT */
-enum
-{
-  IVSHM_EVENT_STREAM_START = 1,
-  IVSHM_EVENT_SEGMENT = 2,
-  IVSHM_EVENT_TAG = 3,
-  IVSHM_EVENT_GAP = 4,
-  IVSHM_EVENT_EOS = 5,
-  IVSHM_EVENT_CUSTOM = 6,       /* custom downstream serialized event */
-  IVSHM_EVENT_CUSTOM_STICKY = 7,
-  IVSHM_EVENT_STREAM_GROUP_DONE = 8,
-  IVSHM_EVENT_TIME = 9,         /* 2.1: the producer's base time, in pts */
-  IVSHM_EVENT_MAX = 9,
-};
-
-/* Every record starts with this 64-byte header; the payload follows it at
- * once, so payloads are 64-byte aligned and contiguous. A record's length
- * is derived, never stored: ivshm_record_len(payload_len). */
-typedef struct
-{
-  uint16_t type;                /* 0x00 IVSHM_RECORD_* */
-  uint16_t subtype;             /* 0x02 IVSHM_EVENT_* for an EVENT, else 0 */
-  uint32_t flags;               /* 0x04 GstBufferFlags for a BUFFER, else 0 */
-  uint64_t pos;                 /* 0x08 the record's own ring position */
-  uint64_t payload_len;         /* 0x10 bytes of payload after this header */
-  uint64_t pts;                 /* 0x18 ns; UINT64_MAX: none */
-  uint64_t dts;                 /* 0x20 ns; UINT64_MAX: none */
-  uint64_t duration;            /* 0x28 ns; UINT64_MAX: none */
-  uint64_t offset;              /* 0x30 UINT64_MAX: none */
-  uint64_t offset_end;          /* 0x38 UINT64_MAX: none */
-} IvshmRecordHeader;
-
-#define IVSHM_TIME_NONE UINT64_MAX
-
 /* The sticky area: a copy of the latest stream-start, caps, segment and tag
  * records, so that a reader attaching mid-stream knows the stream. Written
  * by the producer under a sequence lock. */
@@ -279,14 +199,6 @@ typedef struct
   uint8_t reserved[IVSHM_CACHE_LINE - 0x18];
   /* records follow, each IvshmRecordHeader + payload, 64-byte aligned */
 } IvshmStickyHeader;
-
-static inline uint64_t
-ivshm_record_len (uint64_t payload_len)
-{
-  /* callers bound payload_len by the ring size first, so this can't wrap */
-  return (sizeof (IvshmRecordHeader) + payload_len + IVSHM_RECORD_ALIGN - 1)
-      & ~(uint64_t) (IVSHM_RECORD_ALIGN - 1);
-}
 
 /* The ABI, pinned. */
 #define IVSHM_ASSERT_OFFSET(type, field, off) \
@@ -346,19 +258,6 @@ IVSHM_ASSERT_OFFSET (IvshmReaderSlot, kernel_id, 0x38);
 _Static_assert (sizeof (IvshmReaderSlot) == IVSHM_SLOT_SIZE, "slot size");
 _Static_assert (IVSHM_SLOT_OFFSET + IVSHM_MAX_READERS * IVSHM_SLOT_SIZE
     <= IVSHM_STICKY_OFFSET, "slots overlap the sticky area");
-
-IVSHM_ASSERT_OFFSET (IvshmRecordHeader, type, 0x00);
-IVSHM_ASSERT_OFFSET (IvshmRecordHeader, subtype, 0x02);
-IVSHM_ASSERT_OFFSET (IvshmRecordHeader, flags, 0x04);
-IVSHM_ASSERT_OFFSET (IvshmRecordHeader, pos, 0x08);
-IVSHM_ASSERT_OFFSET (IvshmRecordHeader, payload_len, 0x10);
-IVSHM_ASSERT_OFFSET (IvshmRecordHeader, pts, 0x18);
-IVSHM_ASSERT_OFFSET (IvshmRecordHeader, dts, 0x20);
-IVSHM_ASSERT_OFFSET (IvshmRecordHeader, duration, 0x28);
-IVSHM_ASSERT_OFFSET (IvshmRecordHeader, offset, 0x30);
-IVSHM_ASSERT_OFFSET (IvshmRecordHeader, offset_end, 0x38);
-_Static_assert (sizeof (IvshmRecordHeader) == IVSHM_RECORD_ALIGN,
-    "a record header is one cache line");
 
 IVSHM_ASSERT_OFFSET (IvshmStickyHeader, seq, 0x00);
 IVSHM_ASSERT_OFFSET (IvshmStickyHeader, applies_from, 0x08);

@@ -13,14 +13,6 @@
 
 #include "ivshmem-region.h"
 
-/* Reads SYSFS_ROOT/kernel/security/lockdown ("none [integrity]
- * confidentiality": the selected mode is the one in brackets). Returns 1 if
- * a mode other than "none" is selected, 0 if "none" is or the file is
- * missing or unreadable (no lockdown LSM: nothing is locked down). When mode
- * is not NULL it receives the selected mode's name ("" if unknown). */
-int ivshm_lockdown_active (const char *sysfs_root, char *mode,
-    size_t mode_size);
-
 /* Reads a sysfs attribute holding one integer ("0x1af4\n") from
  * DIR/NAME. Returns 0 and sets *value, or -1 with errno set (EINVAL for
  * text that is not a number). */

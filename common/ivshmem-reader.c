@@ -341,6 +341,21 @@ ivshm_reader_session (const IvshmReader * r)
   return r->session;
 }
 
+bool
+ivshm_reader_session_replaced (IvshmReader * r)
+{
+  return atomic_load_explicit (&r->hdr->magic, ACQ) != IVSHM_MAGIC ||
+      atomic_load_explicit (&r->hdr->session_id, ACQ) != r->session;
+}
+
+void
+ivshm_reader_producer_beat (IvshmReader * r, uint64_t * heartbeat,
+    uint64_t * period_us)
+{
+  *heartbeat = atomic_load_explicit (&r->hdr->producer_heartbeat, ACQ);
+  *period_us = atomic_load_explicit (&r->hdr->heartbeat_period_us, RLX);
+}
+
 uint64_t
 ivshm_reader_ring_size (const IvshmReader * r)
 {

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ivshmem-pci-addr.h"
 #include "ivshmem-status.h"
 
 #ifdef __cplusplus
@@ -49,17 +50,6 @@ extern "C" {
 
 typedef struct
 {
-  uint16_t domain;
-  uint8_t bus;
-  uint8_t device;
-  uint8_t function;
-} IvshmPciAddr;
-
-/* "0000:00:03.0" plus NUL */
-#define IVSHM_PCI_ADDR_STRLEN 13
-
-typedef struct
-{
   IvshmPciAddr addr;
   char location[IVSHM_PCI_ADDR_STRLEN];         /* "0000:00:03.0" */
   uint64_t size;                                /* BAR2 size in bytes */
@@ -67,33 +57,17 @@ typedef struct
   char resource_path[512];                      /* sysfs_path + "/resource2" */
 } IvshmPciDevice;
 
-/* Details of a failure, filled by the functions below that take one.
- * `detail` is a complete sentence fragment for a user: what failed, on
- * which path, and (where one exists) what to do about it. */
-typedef struct
-{
-  IvshmStatus status;
-  int sys_errno;                /* errno of the failing call, or 0 */
-  char detail[1024];
-} IvshmError;
-
-/* Sets err (may be NULL) and returns status. printf-style detail. */
-IvshmStatus ivshm_error_set (IvshmError * err, IvshmStatus status,
-    int sys_errno, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format (printf, 4, 5)))
-#endif
-    ;
+/* Reads SYSFS_ROOT/kernel/security/lockdown ("none [integrity]
+ * confidentiality": the selected mode is the one in brackets). Returns 1 if
+ * a mode other than "none" is selected, 0 if "none" is or the file is
+ * missing or unreadable (no lockdown LSM: nothing is locked down). When mode
+ * is not NULL it receives the selected mode's name ("" if unknown). */
+int ivshm_lockdown_active (const char *sysfs_root, char *mode,
+    size_t mode_size);
 
 /* The sysfs root to use: $IVSHMEM_SYSFS_ROOT if set and not empty, else
  * "/sys". Read once per process. */
 const char *ivshm_sysfs_root (void);
-
-/* Parses "DDDD:BB:DD.F" or "BB:DD.F" (domain 0). Returns 0 on success,
- * -1 if the text is not a PCI address. */
-int ivshm_pci_addr_parse (const char *text, IvshmPciAddr * out);
-void ivshm_pci_addr_format (const IvshmPciAddr * addr,
-    char out[IVSHM_PCI_ADDR_STRLEN]);
 
 /* Lists the IVSHMEM devices (1af4:1110) under sysfs_root (NULL: the
  * default, ivshm_sysfs_root()), sorted by domain, bus, device, function.

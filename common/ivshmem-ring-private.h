@@ -36,6 +36,7 @@
 #ifndef IVSHMEM_RING_PRIVATE_H
 #define IVSHMEM_RING_PRIVATE_H
 
+#include "ivshmem-layout.h"
 #include "ivshmem-ring.h"
 #include "ivshmem-sticky.h"
 

@@ -5,6 +5,7 @@
  * files. What is left here concerns the ring as a whole.
  */
 #include "ivshmem-ring-private.h"
+#include "ivshmem-region.h"
 
 _Static_assert (IVSHM_REGION_MIN == IVSHM_REGION_MIN_SIZE,
     "the region's minimum size and the ring layout's disagree");

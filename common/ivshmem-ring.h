@@ -26,9 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ivshmem-layout.h"
 #include "ivshmem-os.h"
-#include "ivshmem-region.h"
+#include "ivshmem-protocol.h"
 #include "ivshmem-status.h"
 
 #ifdef __cplusplus
@@ -205,6 +204,11 @@ bool ivshm_writer_taken_over (IvshmWriter * writer);
 uint64_t ivshm_writer_max_payload (const IvshmWriter * writer);
 uint64_t ivshm_writer_session (const IvshmWriter * writer);
 uint64_t ivshm_writer_position (const IvshmWriter * writer);
+/* How far the writer has reclaimed the ring: no reader needs a record
+ * before this position. The writer's private copy, never read back from
+ * the region (a peer may scribble over the published one). Call it from
+ * the thread (or under the lock) that makes the writer's other calls. */
+uint64_t ivshm_writer_tail (const IvshmWriter * writer);
 /* Whether a reader has attached to this session yet. Until one has, the
  * producer keeps everything it wrote. Also true once the writer closed or
  * was taken over (it keeps nothing for anybody then). Reads shared memory,
@@ -373,6 +377,17 @@ uint64_t ivshm_reader_lag (IvshmReader * reader);
 void ivshm_reader_heartbeat (IvshmReader * reader);
 
 uint64_t ivshm_reader_session (const IvshmReader * reader);
+/* The region no longer carries this reader's session: its magic is gone
+ * (or another) or another session started. How a reader that lost its
+ * slot tells a restarted producer from an eviction. Reads shared memory,
+ * never writes it. Thread-safe. */
+bool ivshm_reader_session_replaced (IvshmReader * reader);
+/* The producer's heartbeat counter and the period it advertises (in
+ * microseconds), each read once from the region. Untrusted values: bound
+ * the period before using it. Reads shared memory, never writes it.
+ * Thread-safe. */
+void ivshm_reader_producer_beat (IvshmReader * reader, uint64_t * heartbeat,
+    uint64_t * period_us);
 /* Thread-safe; never writes shared memory. */
 void ivshm_reader_get_stats (IvshmReader * reader, IvshmReaderStats * stats);
 

@@ -3,7 +3,9 @@
  */
 #include "ivshmem-status.h"
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 static const struct
 {
@@ -64,4 +66,23 @@ ivshm_status_name (IvshmStatus status)
   if ((unsigned) status >= IVSHM_STATUS_COUNT || !status_table[status].name)
     return "unknown";
   return status_table[status].name;
+}
+
+IvshmStatus
+ivshm_error_set (IvshmError * err, IvshmStatus status, int sys_errno,
+    const char *fmt, ...)
+{
+  va_list ap;
+
+  if (err == NULL)
+    return status;
+  err->status = status;
+  err->sys_errno = sys_errno;
+  err->detail[0] = '\0';
+  if (fmt != NULL) {
+    va_start (ap, fmt);
+    vsnprintf (err->detail, sizeof err->detail, fmt, ap);
+    va_end (ap);
+  }
+  return status;
 }

@@ -2,7 +2,9 @@
  * SPDX-License-Identifier: MIT
  *
  * The core never includes a GStreamer header. Every function that can fail
- * returns an IvshmStatus; the GStreamer layer turns it into an element error.
+ * returns an IvshmStatus, and those that can say more fill an IvshmError
+ * (the status, the errno and a sentence for a user); the GStreamer layer
+ * turns them into an element error.
  */
 #ifndef IVSHMEM_STATUS_H
 #define IVSHMEM_STATUS_H
@@ -90,6 +92,24 @@ const char *ivshm_status_string (IvshmStatus status);
 
 /* A short machine name ("not-found"), for logs and JSON. */
 const char *ivshm_status_name (IvshmStatus status);
+
+/* Details of a failure, filled by the functions below that take one.
+ * `detail` is a complete sentence fragment for a user: what failed, on
+ * which path, and (where one exists) what to do about it. */
+typedef struct
+{
+  IvshmStatus status;
+  int sys_errno;                /* errno of the failing call, or 0 */
+  char detail[1024];
+} IvshmError;
+
+/* Sets err (may be NULL) and returns status. printf-style detail. */
+IvshmStatus ivshm_error_set (IvshmError * err, IvshmStatus status,
+    int sys_errno, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format (printf, 4, 5)))
+#endif
+    ;
 
 #ifdef __cplusplus
 }

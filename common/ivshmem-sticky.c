@@ -9,12 +9,17 @@
  * from the private copy.
  */
 #include "ivshmem-sticky.h"
+#include "ivshmem-layout.h"
 #include "ivshmem-os.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+_Static_assert (IVSHM_STICKY_DATA_MAX ==
+    IVSHM_STICKY_SIZE - sizeof (IvshmStickyHeader),
+    "ivshmem-sticky.h's IVSHM_STICKY_DATA_MAX disagrees with the layout");
 
 #define RLX memory_order_relaxed
 #define ACQ memory_order_acquire

@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ivshmem-layout.h"
+#include "ivshmem-protocol.h"
 #include "ivshmem-status.h"
 
 #ifdef __cplusplus
@@ -40,8 +40,7 @@ extern "C" {
 #endif
 
 /* Bytes of records the sticky area can hold after its 64-byte header. */
-#define IVSHM_STICKY_DATA_MAX \
-  (IVSHM_STICKY_SIZE - (uint32_t) sizeof (IvshmStickyHeader))
+#define IVSHM_STICKY_DATA_MAX (56u * 1024u - 64u)
 
 /* How many times ivshm_sticky_snapshot() tries by default (the reader's
  * bound, PROTOCOL.md section 8 rule 6). */

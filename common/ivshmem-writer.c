@@ -475,6 +475,12 @@ ivshm_writer_position (const IvshmWriter * w)
   return w->write_pos;
 }
 
+uint64_t
+ivshm_writer_tail (const IvshmWriter * w)
+{
+  return w->tail;
+}
+
 void
 ivshm_writer_get_stats (IvshmWriter * w, IvshmWriterStats * stats)
 {

@@ -88,12 +88,7 @@ move_unmapped_locked (GstIvshmemConsumer * c)
 static gboolean
 lost_to_new_session (GstIvshmemConsumer * c)
 {
-  const IvshmHeader *hdr = ivshm_region_data (c->region);
-
-  return atomic_load_explicit (&hdr->magic, memory_order_acquire) !=
-      IVSHM_MAGIC ||
-      atomic_load_explicit (&hdr->session_id, memory_order_acquire) !=
-      ivshm_reader_session (c->reader);
+  return ivshm_reader_session_replaced (c->reader);
 }
 
 /* Call with the lock held, after any copy out of the ring (`copied`
@@ -310,12 +305,9 @@ gst_ivshmem_consumer_unref (GstIvshmemConsumer * c)
 static gboolean
 producer_silent (GstIvshmemConsumer * c)
 {
-  const IvshmHeader *hdr = ivshm_region_data (c->region);
-  guint64 hb = atomic_load_explicit (&hdr->producer_heartbeat,
-      memory_order_acquire);
-  guint64 period_us = atomic_load_explicit (&hdr->heartbeat_period_us,
-      memory_order_relaxed);
-  guint64 now = ivshm_now_ns ();
+  guint64 hb, period_us, now = ivshm_now_ns ();
+
+  ivshm_reader_producer_beat (c->reader, &hb, &period_us);
 
   if (hb != c->producer_hb || c->producer_hb_ns == 0) {
     c->producer_hb = hb;

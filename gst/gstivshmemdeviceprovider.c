@@ -450,7 +450,7 @@ probe_shm (GArray * looks)
     Look look;
 
     if (lstat (path, &sb) != 0 || !S_ISREG (sb.st_mode)
-        || (guint64) sb.st_size < IVSHM_REGION_MIN)
+        || (guint64) sb.st_size < IVSHM_REGION_MIN_SIZE)
       continue;
     look_open (&look, path, (guint64) sb.st_size, FALSE);
     if (!look_is_region (&look)) {

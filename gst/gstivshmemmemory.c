@@ -3,7 +3,7 @@
  */
 #include "gstivshmemmemory.h"
 
-#include "ivshmem-layout.h"
+#include "ivshmem-protocol.h"
 
 #include <string.h>
 

@@ -187,17 +187,16 @@ gst_ivshmem_producer_pins (GstIvshmemProducer * p, guint64 * oldest,
 gboolean
 gst_ivshmem_producer_held_locally (GstIvshmemProducer * p)
 {
-  const IvshmHeader *hdr = ivshm_region_data (p->region);
-  guint64 oldest = 0, end = 0, tail;
+  guint64 oldest = 0, end = 0;
   guint n = gst_ivshmem_producer_pins (p, &oldest, &end);
 
   if (n == 0)
     return FALSE;
   if (n >= GST_IVSHMEM_MAX_PINS)
     return TRUE;
-  /* the writer published the tail it reclaimed to before saying AGAIN */
-  tail = atomic_load_explicit (&hdr->tail, memory_order_acquire);
-  return tail >= oldest;
+  /* how far the writer reclaimed before saying AGAIN: its own copy, never
+   * the one in the region, which a peer can write (tests/check/producerpool.c) */
+  return ivshm_writer_tail (p->writer) >= oldest;
 }
 
 static guint64

@@ -49,29 +49,6 @@ look_release (Look * look)
 {
 }
 #else
-/* Copies the first IVSHM_RING_OFFSET bytes of a host file. read(), not
- * mmap(): another process may truncate a file in /dev/shm at any time, and
- * a mapping past the new end raises SIGBUS in the application that lists
- * devices. The sticky area's sequence number is read again after the copy:
- * the copy is kept once it did not change and is even (bounded tries; the
- * snapshot then finds a busy lock in the copy). */
-static gboolean
-copy_head (int fd, guint8 * buf)
-{
-  guint64 seq;
-  gint tries;
-
-  for (tries = 0; tries < 16; tries++) {
-    if (pread (fd, buf, IVSHM_RING_OFFSET, 0) != IVSHM_RING_OFFSET)
-      return FALSE;
-    if (pread (fd, &seq, sizeof seq, IVSHM_STICKY_OFFSET) != sizeof seq)
-      return FALSE;
-    if (memcmp (&seq, buf + IVSHM_STICKY_OFFSET, sizeof seq) == 0 && !(seq & 1))
-      break;
-  }
-  return TRUE;
-}
-
 /* Reads the header, slots and sticky area of a region (read-only: a
  * private copy of a host file, a PROT_READ mapping of a PCI BAR, whose
  * sysfs file can only be mapped) and inspects them. Never writes, never
@@ -95,21 +72,21 @@ look_open (Look * look, const gchar * path, guint64 size, gboolean map)
   }
   /* a file too small for the header would SIGBUS when touched */
   if (fstat (fd, &sb) != 0 || !S_ISREG (sb.st_mode)
-      || (guint64) sb.st_size < IVSHM_RING_OFFSET) {
+      || (guint64) sb.st_size < IVSHM_INSPECT_SIZE) {
     GST_DEBUG ("%s is not a region", path);
     close (fd);
     return;
   }
   if (map) {
-    base = mmap (NULL, IVSHM_RING_OFFSET, PROT_READ, MAP_SHARED, fd, 0);
+    base = mmap (NULL, IVSHM_INSPECT_SIZE, PROT_READ, MAP_SHARED, fd, 0);
     close (fd);
     if (base == MAP_FAILED) {
       GST_DEBUG ("cannot map %s: %s", path, g_strerror (errno));
       return;
     }
   } else {
-    base = g_malloc (IVSHM_RING_OFFSET);
-    if (!copy_head (fd, base)) {
+    base = g_malloc (IVSHM_INSPECT_SIZE);
+    if (!ivshm_inspect_read_file (fd, base)) {
       GST_DEBUG ("cannot read %s: %s", path, g_strerror (errno));
       g_free (base);
       close (fd);
@@ -127,8 +104,7 @@ look_open (Look * look, const gchar * path, guint64 size, gboolean map)
 void
 look_refresh (Look * look)
 {
-  if (look->fd >= 0 && pread (look->fd, look->base, IVSHM_STICKY_OFFSET,
-          0) != IVSHM_STICKY_OFFSET)
+  if (look->fd >= 0 && !ivshm_inspect_reread_file (look->fd, look->base))
     GST_DEBUG ("cannot read %s again", look->path);
 }
 
@@ -140,7 +116,7 @@ look_release (Look * look)
     g_free (look->base);
     close (look->fd);
   } else if (look->base) {
-    munmap (look->base, IVSHM_RING_OFFSET);
+    munmap (look->base, IVSHM_INSPECT_SIZE);
   }
 }
 #endif /* G_OS_WIN32 */

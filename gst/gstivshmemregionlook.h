@@ -22,7 +22,7 @@ typedef struct
 {
   gchar *path;                  /* the file read */
   guint64 size;
-  guint8 *base;                 /* the first IVSHM_RING_OFFSET bytes: a
+  guint8 *base;                 /* the first IVSHM_INSPECT_SIZE bytes: a
                                  * PROT_READ mapping (a PCI BAR) or a
                                  * private copy (a host file); NULL if it
                                  * cannot be read */

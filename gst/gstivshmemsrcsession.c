@@ -11,6 +11,7 @@
 
 #include "gstivshmemsrcpriv.h"
 #include "gstivshmemutils.h"
+#include "ivshmem-inspect.h"
 
 #define GST_CAT_DEFAULT gst_ivshmem_src_debug
 
@@ -134,7 +135,9 @@ gst_ivshmem_src_attach (GstIvshmemSrc * self)
      * too. The first reader after the format gets the stream from its
      * start all the same (PROTOCOL.md section 10, step 5). */
     if (!self->waiting_logged) {
-      const guint8 *b = ivshm_region_data (self->region);
+      guint8 b[IVSHM_INSPECT_MAGIC_LEN];
+
+      ivshm_inspect_magic_bytes (ivshm_region_data (self->region), b);
 
       GST_ELEMENT_WARNING (self, RESOURCE, READ,
           ("The region %s is not a gst-ivshmem ring yet: waiting for a "

@@ -31,7 +31,7 @@
 
 #include <gst/gst.h>
 
-#include "ivshmem-layout.h"
+#include "ivshmem-protocol.h"
 #include "ivshmem-clock.h"
 
 G_BEGIN_DECLS

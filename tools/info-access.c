@@ -4,7 +4,6 @@
 #include "info-access.h"
 
 #ifndef _WIN32
-#include "ivshmem-private.h"
 #include "ivshmem-region.h"
 
 #include <grp.h>

@@ -17,7 +17,7 @@
 #include "info-ring.h"
 #include "info-text.h"
 #include "ivshmem-inspect.h"
-#include "ivshmem-layout.h"
+#include "ivshmem-protocol.h"
 #include "ivshmem-os.h"
 #include "ivshmem-region.h"
 #include "ivshmem-sticky.h"

@@ -1,39 +1,9 @@
-/* gst-ivshmem: the parts of the core that are the same on every system
+/* gst-ivshmem: PCI addresses ("0000:00:03.0")
  * SPDX-License-Identifier: MIT
- *
- * Errors, PCI addresses and the waiting back-off; the system-specific
- * parts live in ivshmem-{region,pci,os-posix}.c (Linux and other POSIX
- * systems) and ivshmem-{region,os}-win32.c (Windows guests).
  */
-#include "ivshmem-os.h"
-#include "ivshmem-region.h"
+#include "ivshmem-pci-addr.h"
 
-#include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
-
-/* ---- errors ---- */
-
-IvshmStatus
-ivshm_error_set (IvshmError * err, IvshmStatus status, int sys_errno,
-    const char *fmt, ...)
-{
-  va_list ap;
-
-  if (err == NULL)
-    return status;
-  err->status = status;
-  err->sys_errno = sys_errno;
-  err->detail[0] = '\0';
-  if (fmt != NULL) {
-    va_start (ap, fmt);
-    vsnprintf (err->detail, sizeof err->detail, fmt, ap);
-    va_end (ap);
-  }
-  return status;
-}
-
-/* ---- PCI addresses ---- */
 
 static int
 hex_value (char c)
@@ -120,27 +90,4 @@ ivshm_pci_addr_format (const IvshmPciAddr * addr,
   snprintf (out, IVSHM_PCI_ADDR_STRLEN, "%04x:%02x:%02x.%u",
       (unsigned) addr->domain, (unsigned) addr->bus,
       (unsigned) (addr->device & 0x1f), (unsigned) (addr->function & 0x7));
-}
-
-/* ---- waiting ---- */
-
-void
-ivshm_backoff_reset (IvshmBackoff * b, uint64_t max_ns)
-{
-  b->spins = 0;
-  b->cur_ns = 0;
-  b->max_ns = max_ns < IVSHM_BACKOFF_MIN_NS ? IVSHM_BACKOFF_MIN_NS : max_ns;
-}
-
-uint64_t
-ivshm_backoff_next (IvshmBackoff * b)
-{
-  if (b->spins < IVSHM_BACKOFF_SPINS) {
-    b->spins++;
-    return 0;
-  }
-  b->cur_ns = b->cur_ns ? b->cur_ns * 2 : IVSHM_BACKOFF_MIN_NS;
-  if (b->cur_ns > b->max_ns)
-    b->cur_ns = b->max_ns;
-  return b->cur_ns;
 }
