@@ -328,7 +328,9 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    * overruns of the readers), `readers` (active now), `readers-evicted`
    * (leases that expired), `readers-dropped` (readers a leaky sink dropped
    * because they fell behind), `invalid-slots` (reader slots holding invalid
-   * values, evicted), `sticky-overflows`, `write-position` and `session`.
+   * values, evicted), `sticky-overflows`, `early-wraps` (records written
+   * at the ring's start because the ring was empty: the cache-hot ring,
+   * PROTOCOL.md section 11), `write-position` and `session`.
    */
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
@@ -488,6 +490,7 @@ gst_ivshmem_sink_get_stats (GstIvshmemSink * self)
       "readers-dropped", G_TYPE_UINT64, ws.readers_lapped,
       "invalid-slots", G_TYPE_UINT64, ws.invalid_slots,
       "sticky-overflows", G_TYPE_UINT64, ws.sticky_overflows,
+      "early-wraps", G_TYPE_UINT64, ws.early_wraps,
       "write-position", G_TYPE_UINT64, pos,
       "session", G_TYPE_UINT64, session, NULL);
 }
@@ -864,10 +867,16 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
   GST_OBJECT_UNLOCK (self);
 
   if (producer) {
+    IvshmWriterStats ws;
+
+    g_mutex_lock (&producer->lock);
+    ivshm_writer_get_stats (producer->writer, &ws);
+    g_mutex_unlock (&producer->lock);
     GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " buffers published in "
-        "place, %" G_GUINT64_FORMAT " copied",
-        atomic_load_explicit (&self->zero_copy, memory_order_relaxed),
-        atomic_load_explicit (&self->copied, memory_order_relaxed));
+        "place, %" G_GUINT64_FORMAT " copied, %" G_GUINT64_FORMAT " early "
+        "wraps", atomic_load_explicit (&self->zero_copy, memory_order_relaxed),
+        atomic_load_explicit (&self->copied, memory_order_relaxed),
+        ws.early_wraps);
     /* pool buffers may outlive us; they keep the mapping, not the session */
     gst_ivshmem_producer_close (producer);
     gst_ivshmem_producer_unref (producer);
