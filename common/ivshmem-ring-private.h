@@ -220,6 +220,11 @@ struct IvshmWriter
   uint64_t reserve_pos;         /* end of the newest span */
   uint64_t announced;           /* last value CAS'd into hdr->reserve_end */
   uint64_t reserve_off;         /* reserve_pos % ring_size */
+  /* the cache-hot ring (writer_early_wrap): wrap early from this offset
+   * on; after a look that found the ring not empty, look again only from
+   * hot_next_look on (a position) */
+  uint64_t hot_window;
+  uint64_t hot_next_look;
 
   /* the one reservation of ivshm_writer_reserve/commit */
   IvshmSpan current;

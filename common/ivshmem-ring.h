@@ -89,7 +89,17 @@ typedef struct
    * long the wait lasts at most. NULL: say nothing. */
   void (*takeover_wait_cb) (void *data, uint64_t pid, uint64_t wait_ns);
   void *takeover_wait_data;
+  /* The cache-hot ring (PROTOCOL.md, "Early wrap"): once the next record
+   * would start this many bytes or more into the ring and nothing is held
+   * (every reader caught up, no reservation out), the writer pads to the
+   * ring's end and starts again at its start, in memory that is still in
+   * the cache. 0: IVSHM_DEFAULT_HOT_WINDOW; UINT64_MAX: never wrap early.
+   * A ring no larger than the window never wraps early. */
+  uint64_t hot_window;
 } IvshmWriterConfig;
+
+/* 256 KiB: within a core's L2 cache on current x86 and ARM servers. */
+#define IVSHM_DEFAULT_HOT_WINDOW (256ull * 1024)
 
 typedef struct
 {
@@ -102,6 +112,7 @@ typedef struct
   uint64_t sticky_overflows;    /* sticky records that did not fit */
   uint64_t cancelled;           /* reservations turned into skips */
   uint64_t readers_lapped;      /* readers a leaky producer dropped */
+  uint64_t early_wraps;         /* pads written early: the ring was empty */
 } IvshmWriterStats;
 
 /* Claims the region (compare-and-swap of producer_owner), formats the ring

@@ -163,11 +163,46 @@ writer_advance (IvshmWriter * w)
     writer_publish (w);
 }
 
+/* The cache-hot ring (PROTOCOL.md, "Early wrap"): should the record of
+ * rec_len bytes that would start at ring offset off start at offset 0
+ * instead, behind a pad to the ring's end? Only when it would start at
+ * least hot_window bytes into the ring, fits before off, and nothing at
+ * all is held: after a reclaim the free space is the whole ring, which
+ * means every live reader of the session stands at write_pos (none is
+ * behind, none holds a record in place, none is registering below the
+ * tail: the reclaim's second scan, PROTOCOL.md section 9), no
+ * reservation of ours is pending or referenced (pool buffers), a first
+ * reader has come (before it the tail does not move), and no holder of
+ * the previous session nor a stale producer's reservation bounds the
+ * space. The pad and the record then need exactly the free-space
+ * accounting of any wrap: an early wrap only moves the pad earlier, so
+ * it can never overwrite anything a wrap at the ring's end would not.
+ * A look that finds the ring not empty (a reclaim: two scans of the
+ * slots) is repeated only a quarter of a window later. */
+static bool
+writer_early_wrap (IvshmWriter * w, uint64_t off, uint64_t rec_len,
+    uint64_t * free_space)
+{
+  if (off < w->hot_window || rec_len > off || w->reserve_pos < w->hot_next_look)
+    return false;
+  /* cheap looks first: our own references, the previous session */
+  if (w->span_first == w->span_end && w->n_holders == 0 &&
+      w->stale_until_ns == 0) {
+    if (*free_space < w->ring_size)
+      *free_space = ivshm_writer_reclaim (w, false);
+    if (*free_space >= w->ring_size)
+      return true;
+  }
+  w->hot_next_look = w->reserve_pos + w->hot_window / 4;
+  return false;
+}
+
 IvshmStatus
 ivshm_writer_reserve_span (IvshmWriter * w, uint64_t payload_len,
     IvshmSpan * span)
 {
   uint64_t rec_len, off, free_space;
+  bool early;
   Span *s;
 
   memset (span, 0, sizeof *span);
@@ -187,12 +222,16 @@ ivshm_writer_reserve_span (IvshmWriter * w, uint64_t payload_len,
 
   free_space = ivshm_writer_free_space (w);
   off = w->reserve_off;
+  early = off + rec_len <= w->ring_size &&
+      writer_early_wrap (w, off, rec_len, &free_space);
 
-  if (off + rec_len > w->ring_size) {
+  if (off + rec_len > w->ring_size || early) {
     /* The record would wrap: pad to the end of the ring first. The pad is
      * published as soon as the spans before it are, so that once readers
      * pass it the record needs only rec_len of space, and any record up to
-     * the ring's size fits. */
+     * the ring's size fits. An early pad needs no such thing (the space
+     * at the ring's start is free already): it is published with the
+     * record, so that a sleeping reader is woken once, not twice. */
     uint64_t pad_len = w->ring_size - off;
     IvshmRecordHeader pad = { 0 };
 
@@ -209,7 +248,10 @@ ivshm_writer_reserve_span (IvshmWriter * w, uint64_t payload_len,
     pad.payload_len = pad_len - sizeof pad;
     memcpy (w->ring + off, &pad, sizeof pad);
     writer_push_span (w, pad_len, SPAN_COMMITTED, true);
-    writer_advance (w);
+    if (early)
+      w->stats.early_wraps++;
+    else
+      writer_advance (w);
     free_space -= pad_len;
     off = 0;
   }

@@ -385,6 +385,8 @@ ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
       cfg->heartbeat_period_ns : DEFAULT_HEARTBEAT_NS;
   w->kernel_id = ivshm_kernel_id ();
   w->leaky = cfg && cfg->leaky;
+  w->hot_window = cfg && cfg->hot_window ?
+      cfg->hot_window : IVSHM_DEFAULT_HOT_WINDOW;
   if (w->leaky) {
     /* a leaky producer keeps nothing for a first reader: everybody joins
      * at the live edge */

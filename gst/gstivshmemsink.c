@@ -192,7 +192,29 @@ struct _GstIvshmemSink
   guint64 time_record_epoch;
   gboolean live_noted;          /* live_since_mono was set */
   guint64 live_since;           /* to it */
+
+  /* The per-buffer time step, kept cheap (issue 20). set_clock() sets
+   * has_clock (atomic: the element has a clock) and moves clock_gen
+   * (atomic) by one; the streaming thread samples the clock before a
+   * buffer (and compares it with time_clock, as above) only when
+   * clock_gen moved or its last sample (sampled_ns, CLOCK_MONOTONIC; 0:
+   * none) is SAMPLE_INTERVAL_NS old, and keeps the epoch and generation
+   * it saw then (render_epoch, render_clock_gen). first_reader_settled:
+   * the writer counts a reader (or stopped keeping the stream for one),
+   * which never changes back in a session, so the streaming thread
+   * stops asking. All but the two atomics: the streaming thread's. */
+  gint has_clock;
+  gint clock_gen;
+  gint render_clock_gen;
+  guint64 render_epoch;
+  guint64 sampled_ns;
+  gboolean first_reader_settled;
 };
+
+/* Before a buffer the clock area gets a new sample only if its last one is
+ * this old (PROTOCOL.md, section 6a): a stream of up to 1000 buffers/s
+ * gets one before every buffer, a faster one one per millisecond. */
+#define SAMPLE_INTERVAL_NS (1000 * 1000)
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
     GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
@@ -215,6 +237,8 @@ static void gst_ivshmem_sink_set_property (GObject * object, guint prop_id,
 static void gst_ivshmem_sink_get_property (GObject * object, guint prop_id,
     GValue * value, GParamSpec * pspec);
 static void gst_ivshmem_sink_finalize (GObject * object);
+static gboolean gst_ivshmem_sink_set_clock (GstElement * element,
+    GstClock * clock);
 static gboolean gst_ivshmem_sink_start (GstBaseSink * bsink);
 static gboolean gst_ivshmem_sink_stop (GstBaseSink * bsink);
 static gboolean gst_ivshmem_sink_unlock (GstBaseSink * bsink);
@@ -328,7 +352,9 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    * overruns of the readers), `readers` (active now), `readers-evicted`
    * (leases that expired), `readers-dropped` (readers a leaky sink dropped
    * because they fell behind), `invalid-slots` (reader slots holding invalid
-   * values, evicted), `sticky-overflows`, `write-position` and `session`.
+   * values, evicted), `sticky-overflows`, `early-wraps` (records written
+   * at the ring's start because the ring was empty: the cache-hot ring,
+   * PROTOCOL.md section 11), `write-position` and `session`.
    *
    * Since: 0.1
    */
@@ -375,6 +401,7 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
   bsink_class->set_caps = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_set_caps);
   bsink_class->event = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_event);
   bsink_class->render = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_render);
+  element_class->set_clock = GST_DEBUG_FUNCPTR (gst_ivshmem_sink_set_clock);
   bsink_class->propose_allocation =
       GST_DEBUG_FUNCPTR (gst_ivshmem_sink_propose_allocation);
 }
@@ -491,6 +518,7 @@ gst_ivshmem_sink_get_stats (GstIvshmemSink * self)
       "readers-dropped", G_TYPE_UINT64, ws.readers_lapped,
       "invalid-slots", G_TYPE_UINT64, ws.invalid_slots,
       "sticky-overflows", G_TYPE_UINT64, ws.sticky_overflows,
+      "early-wraps", G_TYPE_UINT64, ws.early_wraps,
       "write-position", G_TYPE_UINT64, pos,
       "session", G_TYPE_UINT64, session, NULL);
 }
@@ -677,6 +705,22 @@ gst_ivshmem_sink_ref_time_clock (GstIvshmemSink * self, guint64 * epoch)
   return clock;
 }
 
+/* The pipeline gives the sink its clock (or takes it, NULL): the next
+ * buffer samples it whatever the interval (render compares it with the
+ * clock sampled so far, as before every sample). */
+static gboolean
+gst_ivshmem_sink_set_clock (GstElement * element, GstClock * clock)
+{
+  GstIvshmemSink *self = GST_IVSHMEM_SINK (element);
+  gboolean ret;
+
+  /* first the element's clock, then the signs render looks at */
+  ret = GST_ELEMENT_CLASS (parent_class)->set_clock (element, clock);
+  g_atomic_int_set (&self->has_clock, clock != NULL);
+  g_atomic_int_inc (&self->clock_gen);
+  return ret;
+}
+
 static void
 heartbeat_tick (void *data)
 {
@@ -787,6 +831,10 @@ gst_ivshmem_sink_start (GstBaseSink * bsink)
   self->time_latency = GST_CLOCK_TIME_NONE;
   self->time_record_epoch = 0;
   self->live_noted = FALSE;
+  self->render_clock_gen = g_atomic_int_get (&self->clock_gen) - 1;
+  self->render_epoch = 0;
+  self->sampled_ns = 0;
+  self->first_reader_settled = FALSE;
   GST_OBJECT_LOCK (self);
   g_free (self->region_name);
   self->region_name = g_strdup (ivshm_region_path (region));
@@ -848,10 +896,16 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
   GST_OBJECT_UNLOCK (self);
 
   if (producer) {
+    IvshmWriterStats ws;
+
+    g_mutex_lock (&producer->lock);
+    ivshm_writer_get_stats (producer->writer, &ws);
+    g_mutex_unlock (&producer->lock);
     GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " buffers published in "
-        "place, %" G_GUINT64_FORMAT " copied",
-        (guint64) (gsize) g_atomic_pointer_get (&self->zero_copy),
-        (guint64) (gsize) g_atomic_pointer_get (&self->copied));
+        "place, %" G_GUINT64_FORMAT " copied, %" G_GUINT64_FORMAT " early "
+        "wraps", (guint64) (gsize) g_atomic_pointer_get (&self->zero_copy),
+        (guint64) (gsize) g_atomic_pointer_get (&self->copied),
+        ws.early_wraps);
     /* pool buffers may outlive us; they keep the mapping, not the session */
     gst_ivshmem_producer_close (producer);
     gst_ivshmem_producer_unref (producer);
@@ -1192,40 +1246,62 @@ gst_ivshmem_sink_upstream_latency (GstIvshmemSink * self, gboolean * is_live)
 static GstFlowReturn
 gst_ivshmem_sink_publish_time (GstIvshmemSink * self)
 {
-  GstElement *element = GST_ELEMENT (self);
+  GstElement *element = GST_ELEMENT_CAST (self);
   GstIvshmemProducer *p = self->producer;
-  GstClock *clock = gst_element_get_clock (element);
   GstClockTime base, latency;
   IvshmRecordHeader info;
-  guint64 epoch;
+  guint64 epoch, now;
   const gchar *payload = "time;";
   GstFlowReturn ret;
   gboolean live;
+  gint gen;
 
-  g_mutex_lock (&p->lock);
-  if (!ivshm_writer_note_readers (p->writer) && self->live_noted &&
-      ivshm_now_ns () - self->live_since >= IVSHM_LIVE_EDGE_GRACE_NS) {
-    /* a live stream and no reader within the grace: one that comes now
-     * starts at the live edge, so keep nothing for it (a full ring would
-     * stall the live source upstream for a reader that may never come) */
-    GST_INFO_OBJECT (self, "no reader in the first %" GST_TIME_FORMAT
-        " of a live stream: not keeping it for a first reader",
-        GST_TIME_ARGS (IVSHM_LIVE_EDGE_GRACE_NS));
-    ivshm_writer_forget_first_reader (p->writer);
+  /* once the writer counts a reader (or stopped keeping the stream for
+   * one), it does for the rest of the session: no more asking */
+  if (G_UNLIKELY (!self->first_reader_settled)) {
+    g_mutex_lock (&p->lock);
+    if (ivshm_writer_note_readers (p->writer)) {
+      self->first_reader_settled = TRUE;
+    } else if (self->live_noted &&
+        ivshm_now_ns () - self->live_since >= IVSHM_LIVE_EDGE_GRACE_NS) {
+      /* a live stream and no reader within the grace: one that comes now
+       * starts at the live edge, so keep nothing for it (a full ring would
+       * stall the live source upstream for a reader that may never come) */
+      GST_INFO_OBJECT (self, "no reader in the first %" GST_TIME_FORMAT
+          " of a live stream: not keeping it for a first reader",
+          GST_TIME_ARGS (IVSHM_LIVE_EDGE_GRACE_NS));
+      ivshm_writer_forget_first_reader (p->writer);
+      self->first_reader_settled = TRUE;
+    }
+    g_mutex_unlock (&p->lock);
   }
-  g_mutex_unlock (&p->lock);
-  if (!clock)
+  if (!g_atomic_int_get (&self->has_clock))
     return GST_FLOW_OK;         /* no clock: readers anchor on arrival */
 
-  g_mutex_lock (&self->time_lock);
-  if (clock != self->time_clock) {
-    gst_object_replace ((GstObject **) & self->time_clock, GST_OBJECT (clock));
-    self->time_epoch++;
+  /* a new clock, or the last sample is SAMPLE_INTERVAL_NS old: sample */
+  gen = g_atomic_int_get (&self->clock_gen);
+  now = ivshm_now_ns ();
+  if (gen != self->render_clock_gen || self->sampled_ns == 0 ||
+      now - self->sampled_ns >= SAMPLE_INTERVAL_NS) {
+    GstClock *clock = gst_element_get_clock (element);
+
+    if (!clock)
+      return GST_FLOW_OK;
+    g_mutex_lock (&self->time_lock);
+    if (clock != self->time_clock) {
+      gst_object_replace ((GstObject **) & self->time_clock,
+          GST_OBJECT (clock));
+      self->time_epoch++;
+    }
+    epoch = self->time_epoch;
+    g_mutex_unlock (&self->time_lock);
+    gst_ivshmem_sink_sample_clock (p->writer, clock, epoch);
+    gst_object_unref (clock);
+    self->render_clock_gen = gen;
+    self->render_epoch = epoch;
+    self->sampled_ns = now;
   }
-  epoch = self->time_epoch;
-  g_mutex_unlock (&self->time_lock);
-  gst_ivshmem_sink_sample_clock (p->writer, clock, epoch);
-  gst_object_unref (clock);
+  epoch = self->render_epoch;
 
   base = gst_element_get_base_time (element);
   if (base == self->time_base && epoch == self->time_record_epoch)

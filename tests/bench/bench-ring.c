@@ -17,7 +17,14 @@
  * It prints one JSON object: {"mode", "size", "n", "ns_per_record"}, the
  * writer's wall time per record.
  *
- *   bench-ring [--count N] [--size BYTES] alone|reader
+ *   bench-ring [--count N] [--size BYTES] [--region BYTES]
+ *              [--hot-window BYTES|off] [--read-payload] alone|reader
+ *
+ * --region: the region's size (1 MiB by default); --hot-window: the
+ * writer's IvshmWriterConfig.hot_window (the cache-hot ring, PROTOCOL.md
+ * section 11; "off" never wraps early), to compare the two in one run;
+ * --read-payload: the reader copies each payload out, as ivshmemsrc does
+ * with zero-copy=off, instead of only releasing the record.
  */
 
 #include "ivshmem-os.h"
@@ -30,7 +37,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define REGION_SIZE (1024u * 1024)
+static uint64_t region_size = 1024u * 1024;
+static int read_payload;
 
 static int
 read_all (void *base, long n)
@@ -39,8 +47,11 @@ read_all (void *base, long n)
   IvshmReader *r = NULL;
   IvshmError err = { 0 };
   long got = 0;
+  uint8_t *copy = malloc (region_size);
 
-  while (ivshm_reader_new (base, REGION_SIZE, &cfg, &r, &err) != IVSHM_OK)
+  if (!copy)
+    return 1;
+  while (ivshm_reader_new (base, region_size, &cfg, &r, &err) != IVSHM_OK)
     usleep (100);
   while (got < n) {
     IvshmRecord rec;
@@ -54,11 +65,14 @@ read_all (void *base, long n)
       fprintf (stderr, "bench-ring: reader: %s\n", err.detail);
       return 1;
     }
+    if (read_payload && rec.h.payload_len <= region_size)
+      memcpy (copy, rec.payload, rec.h.payload_len);
     if (rec.h.type == IVSHM_RECORD_BUFFER && ++got % 1024 == 0)
       ivshm_reader_heartbeat (r);
     ivshm_reader_release (r);
   }
   ivshm_reader_free (r);
+  free (copy);
   return 0;
 }
 
@@ -70,6 +84,7 @@ main (int argc, char **argv)
   IvshmWriterConfig cfg = { 0 };
   IvshmRecordHeader h = { 0 };
   IvshmWriter *w = NULL;
+  IvshmWriterStats ws;
   IvshmError err = { 0 };
   uint64_t t0, t1;
   int status = 0, with_reader;
@@ -82,18 +97,27 @@ main (int argc, char **argv)
       n = atol (argv[++i]);
     else if (!strcmp (argv[i], "--size") && i + 1 < argc)
       size = atol (argv[++i]);
+    else if (!strcmp (argv[i], "--region") && i + 1 < argc)
+      region_size = strtoull (argv[++i], NULL, 0);
+    else if (!strcmp (argv[i], "--hot-window") && i + 1 < argc) {
+      i++;
+      cfg.hot_window = !strcmp (argv[i], "off") ? UINT64_MAX :
+          strtoull (argv[i], NULL, 0);
+    } else if (!strcmp (argv[i], "--read-payload"))
+      read_payload = 1;
     else
       mode = argv[i];
   }
-  if (!mode || n <= 0 || size <= 0 || size > 65536 ||
+  if (!mode || n <= 0 || size <= 0 || region_size < IVSHM_REGION_MIN ||
+      (uint64_t) size > (region_size - IVSHM_RING_OFFSET) / 2 ||
       (strcmp (mode, "alone") && strcmp (mode, "reader"))) {
-    fprintf (stderr, "usage: %s [--count N] [--size BYTES] alone|reader\n",
-        argv[0]);
+    fprintf (stderr, "usage: %s [--count N] [--size BYTES] [--region BYTES] "
+        "[--hot-window BYTES|off] [--read-payload] alone|reader\n", argv[0]);
     return 2;
   }
   with_reader = !strcmp (mode, "reader");
 
-  base = mmap (NULL, REGION_SIZE, PROT_READ | PROT_WRITE,
+  base = mmap (NULL, region_size, PROT_READ | PROT_WRITE,
       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   payload = calloc (1, size);
   if (base == MAP_FAILED || !payload) {
@@ -101,7 +125,7 @@ main (int argc, char **argv)
     return 1;
   }
   cfg.leaky = !with_reader;
-  if (ivshm_writer_new (base, REGION_SIZE, &cfg, &w, &err) != IVSHM_OK) {
+  if (ivshm_writer_new (base, region_size, &cfg, &w, &err) != IVSHM_OK) {
     fprintf (stderr, "bench-ring: writer: %s\n", err.detail);
     return 1;
   }
@@ -136,8 +160,10 @@ main (int argc, char **argv)
       return 1;
     }
   }
+  ivshm_writer_get_stats (w, &ws);
   ivshm_writer_free (w);
   printf ("{\"mode\": \"%s\", \"size\": %ld, \"n\": %ld, "
-      "\"ns_per_record\": %.1f}\n", mode, size, n, (double) (t1 - t0) / n);
+      "\"ns_per_record\": %.1f, \"early_wraps\": %llu}\n", mode, size, n,
+      (double) (t1 - t0) / n, (unsigned long long) ws.early_wraps);
   return 0;
 }

@@ -2176,6 +2176,179 @@ GST_START_TEST (test_leaky)
 
 GST_END_TEST;
 
+/* ---- the cache-hot ring (PROTOCOL.md, "Early wrap") ---------------------- */
+
+#define HOT_WINDOW (64u * 1024u)
+#define HOT_LEN 4000u           /* a 4096-byte record */
+#define HOT_REC 4096u
+
+/* Writes buffer seq of HOT_LEN bytes; returns the ring offset of its
+ * record (the copy path publishes at once, so it ends at write_pos). */
+static uint64_t
+write_hot (IvshmWriter * w, uint64_t ring, uint64_t seq)
+{
+  write_buffer_ok (w, seq, HOT_LEN);
+  return (ivshm_writer_position (w) - HOT_REC) % ring;
+}
+
+/* Reads buffer seq, which must lie at ring offset off: the reader skips
+ * the early pad without showing it. */
+static void
+read_hot_at (IvshmReader * r, uint64_t ring, uint64_t seq, uint64_t off)
+{
+  IvshmRecord rec;
+  IvshmError err = { 0 };
+
+  assert_status (ivshm_reader_next (r, &rec, &err), IVSHM_OK);
+  fail_unless_equals_int (rec.h.type, IVSHM_RECORD_BUFFER);
+  fail_unless_equals_uint64 (rec.h.pts, buffer_info (seq, 0).pts);
+  fail_unless_equals_uint64 (rec.h.pos % ring, off);
+  fail_unless (check_pattern (rec.payload, HOT_LEN, seq));
+  assert_status (ivshm_reader_release (r), IVSHM_OK);
+}
+
+static uint64_t
+early_wraps (IvshmWriter * w)
+{
+  IvshmWriterStats ws;
+
+  ivshm_writer_get_stats (w, &ws);
+  return ws.early_wraps;
+}
+
+/* Writes n records in ring order, none wrapped early, while something
+ * holds the ring (r, if not NULL, reads each at once). */
+static uint64_t
+write_hot_no_wrap (IvshmWriter * w, IvshmReader * r, uint64_t ring,
+    uint64_t seq, unsigned n)
+{
+  uint64_t wraps = early_wraps (w), prev = UINT64_MAX, off = 0;
+  unsigned i;
+
+  for (i = 0; i < n; i++, seq++) {
+    off = write_hot (w, ring, seq);
+    if (prev != UINT64_MAX)
+      fail_unless_equals_uint64 (off, (prev + HOT_REC) % ring);
+    prev = off;
+    if (r)
+      read_hot_at (r, ring, seq, off);
+  }
+  fail_unless (off >= HOT_WINDOW, "the test must pass the window");
+  fail_unless_equals_uint64 (early_wraps (w), wraps);
+  return seq;
+}
+
+/* With every reader caught up and nothing held, the writer goes back to
+ * the ring's start within a quarter window (its look is throttled after
+ * a look that found the ring held): the record lands at offset 0. */
+static uint64_t
+write_hot_until_wrap (IvshmWriter * w, IvshmReader ** r, unsigned nr,
+    uint64_t ring, uint64_t seq)
+{
+  uint64_t wraps = early_wraps (w), off;
+  unsigned i, k;
+
+  for (i = 0; i <= HOT_WINDOW / 4 / HOT_REC + 1; i++, seq++) {
+    off = write_hot (w, ring, seq);
+    for (k = 0; k < nr; k++)
+      read_hot_at (r[k], ring, seq, off);
+    if (off == 0) {
+      fail_unless_equals_uint64 (early_wraps (w), wraps + 1);
+      return seq + 1;
+    }
+  }
+  fail ("no early wrap although every reader had caught up");
+  return seq;
+}
+
+/* Issue 20's cache-hot ring: positions the writer chooses on a 960 KiB
+ * ring with a 64 KiB hot window. Mutations of writer_early_wrap that this
+ * test caught (each tried once): wrapping whenever the window is passed
+ * (part 1 fails: the early pad leaves no room while the first reader's
+ * records are kept, AGAIN), wrapping once a reader came and half the ring
+ * is free (part 4 fails: a record at offset 0 while a reader was 32
+ * records behind), and never wrapping (part 2 fails). */
+GST_START_TEST (test_early_wrap)
+{
+  const uint64_t size = 1024 * 1024, ring = size - IVSHM_RING_OFFSET;
+  void *base = region_alloc (size);
+  IvshmWriterConfig cfg = { 60000ull * MS, 0, 0 };
+  IvshmReader *r[2];
+  IvshmWriter *w;
+  IvshmSpan sp;
+  IvshmHold h;
+  const uint8_t *p;
+  uint64_t seq, i, off;
+
+  cfg.hot_window = HOT_WINDOW;
+  w = writer_new_ok (base, size, &cfg);
+
+  /* 1. before the first reader everything is kept for it: no early wrap */
+  seq = write_hot_no_wrap (w, NULL, ring, 0, 2 * HOT_WINDOW / HOT_REC);
+  r[0] = reader_new_ok (base, size);
+  for (i = 0; i < seq; i++)
+    read_hot_at (r[0], ring, i, i * HOT_REC);
+  read_none (r[0]);
+
+  /* 2. it has caught up: the next record goes to the ring's start */
+  seq = write_hot_until_wrap (w, r, 1, ring, seq);
+  read_none (r[0]);
+
+  /* 3. and the writer stays in the window while the reader keeps up */
+  for (i = 0; i < 100; i++, seq++) {
+    off = write_hot (w, ring, seq);
+    fail_unless (off <= HOT_WINDOW, "record at %" G_GUINT64_FORMAT, off);
+    read_hot_at (r[0], ring, seq, off);
+  }
+  fail_unless (early_wraps (w) >= 1 + 100 / (HOT_WINDOW / HOT_REC + 1));
+
+  /* 4. a reader behind: records go on in ring order */
+  {
+    uint64_t first = seq;
+
+    seq = write_hot_no_wrap (w, NULL, ring, seq, 2 * HOT_WINDOW / HOT_REC);
+    read_buffers_ok (r[0], first, seq);
+    seq = write_hot_until_wrap (w, r, 1, ring, seq);
+  }
+
+  /* 5. a record held in place (zero-copy read), the rest read at once */
+  off = write_hot (w, ring, seq);
+  h = hold_buffer_ok (r[0], seq++, &p);
+  seq = write_hot_no_wrap (w, r[0], ring, seq, 2 * HOT_WINDOW / HOT_REC);
+  fail_unless (check_pattern (p, HOT_LEN, seq - 1 - 2 * HOT_WINDOW / HOT_REC));
+  ivshm_reader_unhold (r[0], &h);
+  seq = write_hot_until_wrap (w, r, 1, ring, seq);
+
+  /* 6. a reservation of ours still referenced after its commit (a pool
+   * buffer that last-sample keeps) */
+  assert_status (ivshm_writer_reserve_span (w, HOT_LEN, &sp), IVSHM_OK);
+  commit_span_ok (w, &sp, seq, HOT_LEN);
+  read_hot_at (r[0], ring, seq, sp.pos % ring);
+  seq++;
+  seq = write_hot_no_wrap (w, r[0], ring, seq, 2 * HOT_WINDOW / HOT_REC);
+  ivshm_writer_release_span (w, &sp);
+  seq = write_hot_until_wrap (w, r, 1, ring, seq);
+
+  /* 7. a second reader joins late (at the live edge) and lags */
+  r[1] = reader_new_ok (base, size);
+  {
+    uint64_t first = seq;
+
+    seq = write_hot_no_wrap (w, r[0], ring, seq, 2 * HOT_WINDOW / HOT_REC);
+    read_buffers_ok (r[1], first, seq);
+  }
+  seq = write_hot_until_wrap (w, r, 2, ring, seq);
+  read_none (r[0]);
+  read_none (r[1]);
+
+  ivshm_reader_free (r[1]);
+  ivshm_reader_free (r[0]);
+  ivshm_writer_free (w);
+  free (base);
+}
+
+GST_END_TEST;
+
 static Suite *
 core_ring_suite (void)
 {
@@ -2212,6 +2385,7 @@ core_ring_suite (void)
   tcase_add_test (tc, test_holds_bounded);
   tcase_add_test (tc, test_holds_threads);
   tcase_add_test (tc, test_leaky);
+  tcase_add_test (tc, test_early_wrap);
   return s;
 }
 
