@@ -28,6 +28,7 @@
  */
 
 #include "ivshmem-os.h"
+#include "ivshmem-layout.h"
 #include "ivshmem-ring.h"
 
 #include <stdio.h>
