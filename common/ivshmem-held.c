@@ -196,7 +196,7 @@ reader_oldest_held_locked (IvshmReader * r, unsigned *count)
 }
 
 void
-ivshm_reader_held (IvshmReader * r, unsigned *count, uint64_t *bytes)
+ivshm_reader_held (IvshmReader * r, unsigned *count, uint64_t * bytes)
 {
   unsigned n;
 

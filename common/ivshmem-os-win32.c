@@ -233,7 +233,7 @@ ivshm_wait_on (IvshmWaiter * w, _Atomic uint32_t * word, uint32_t expected,
     ivshm_sleep_ns (timeout_ns);
   } else {
     uint64_t ms = timeout_ns / 1000000;
-    WaitOnAddress ((volatile VOID *) & w->kick, &kick, sizeof kick,
+    WaitOnAddress ((volatile VOID *) &w->kick, &kick, sizeof kick,
         ms >= INFINITE ? INFINITE - 1 : (DWORD) ms);
   }
   return !ivshm_waiter_is_flushing (w);

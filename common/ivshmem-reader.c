@@ -143,7 +143,7 @@ reader_next_replay (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
 /* Validates the record header h at r->pos, with avail bytes published. */
 static IvshmStatus
 reader_check_record (IvshmReader * r, const IvshmRecordHeader * h,
-    uint64_t avail, uint64_t *len, IvshmError * err)
+    uint64_t avail, uint64_t * len, IvshmError * err)
 {
   uint64_t off = r->off;
 
@@ -192,8 +192,7 @@ ivshm_reader_next (IvshmReader * r, IvshmRecord * rec, IvshmError * err)
     return st;
   if (r->waiting)
     return IVSHM_AGAIN;
-  if (r->replaying &&
-      (st = reader_next_replay (r, rec, err)) != IVSHM_AGAIN)
+  if (r->replaying && (st = reader_next_replay (r, rec, err)) != IVSHM_AGAIN)
     return st;
 
   for (skips = 0; skips < MAX_SKIPS_PER_CALL; skips++) {

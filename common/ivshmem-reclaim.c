@@ -35,7 +35,7 @@ ivshm_writer_reap_expired (IvshmWriter * w, uint64_t now)
 /* Is slot s an ACTIVE reader of this session at a valid position? 1: yes
  * (*pos set), 0: it holds nothing back, -1: it breaks the rules. */
 static int
-writer_slot_position (IvshmWriter * w, IvshmReaderSlot * s, uint64_t *pos)
+writer_slot_position (IvshmWriter * w, IvshmReaderSlot * s, uint64_t * pos)
 {
   uint64_t owner, session, v;
   uint32_t state = atomic_load_explicit (&s->state, SEQ);
@@ -247,7 +247,7 @@ ivshm_writer_reclaim (IvshmWriter * w, bool check_leases)
 
 /* The slowest ACTIVE reader of this session at or above the tail. */
 static int
-writer_slowest (IvshmWriter * w, uint64_t *min)
+writer_slowest (IvshmWriter * w, uint64_t * min)
 {
   unsigned i;
   int at = -1;

@@ -16,7 +16,7 @@
 #include "ivshmem-os.h"
 
 int
-ivshm_slot_claim (void *base, uint64_t token, uint32_t to, uint64_t *tag)
+ivshm_slot_claim (void *base, uint64_t token, uint32_t to, uint64_t * tag)
 {
   unsigned i;
 
@@ -198,7 +198,7 @@ ivshm_lease_expired (IvshmLeaseWatch * lw, IvshmReaderSlot * s, uint64_t now,
 
 int
 ivshm_slot_claim_reaping (void *base, uint64_t token, uint32_t to,
-    uint64_t lease_ns, unsigned *live, uint64_t *tag)
+    uint64_t lease_ns, unsigned *live, uint64_t * tag)
 {
   IvshmLeaseWatch watch[IVSHM_MAX_READERS] = { {0} };
   uint64_t start = ivshm_now_ns (), now = start, o;

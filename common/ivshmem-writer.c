@@ -511,7 +511,7 @@ writer_sleep_done (IvshmWriter * w)
 }
 
 bool
-ivshm_writer_wait_prepare (IvshmWriter * w, uint32_t *token)
+ivshm_writer_wait_prepare (IvshmWriter * w, uint32_t * token)
 {
   uint64_t tail = w->tail;
   unsigned holders = w->n_holders;

@@ -132,8 +132,7 @@ report_lost (GstIvshmemConsumer * c, guint n, gboolean cause)
  * the slot was still ours after the copies. Returns how many moved; *lost
  * and *cause as check_lost_locked(). */
 static guint
-move_out_checked_locked (GstIvshmemConsumer * c, guint * lost,
-    gboolean * cause)
+move_out_checked_locked (GstIvshmemConsumer * c, guint * lost, gboolean * cause)
 {
   guint n = move_unmapped_locked (c);
 
@@ -439,8 +438,7 @@ gst_ivshmem_consumer_retire (GstIvshmemConsumer * c)
 
 gboolean
 gst_ivshmem_consumer_get_stats (GstIvshmemConsumer * c,
-    IvshmReaderStats * stats, unsigned *held, guint64 * lag,
-    guint64 * session)
+    IvshmReaderStats * stats, unsigned *held, guint64 * lag, guint64 * session)
 {
   gboolean attached;
 

@@ -21,8 +21,7 @@ gst_ivshmem_ring_memory_root (GstMemory * mem)
 
 static GstIvshmemRingMemory *
 ring_memory_init (GstAllocator * allocator, GstMemoryFlags flags,
-    GstMemory * parent, gpointer owner, gsize maxsize, gsize offset,
-    gsize size)
+    GstMemory * parent, gpointer owner, gsize maxsize, gsize offset, gsize size)
 {
   GstIvshmemRingAllocatorClass *klass =
       GST_IVSHMEM_RING_ALLOCATOR_GET_CLASS (allocator);

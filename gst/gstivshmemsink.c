@@ -904,8 +904,7 @@ gst_ivshmem_sink_stop (GstBaseSink * bsink)
     GST_INFO_OBJECT (self, "%" G_GUINT64_FORMAT " buffers published in "
         "place, %" G_GUINT64_FORMAT " copied, %" G_GUINT64_FORMAT " early "
         "wraps", (guint64) (gsize) g_atomic_pointer_get (&self->zero_copy),
-        (guint64) (gsize) g_atomic_pointer_get (&self->copied),
-        ws.early_wraps);
+        (guint64) (gsize) g_atomic_pointer_get (&self->copied), ws.early_wraps);
     /* pool buffers may outlive us; they keep the mapping, not the session */
     gst_ivshmem_producer_close (producer);
     gst_ivshmem_producer_unref (producer);

@@ -52,7 +52,7 @@ static double
 run (CopyFunc f, unsigned char *fixed, unsigned char *ring, size_t slots,
     size_t size, int out, long ms)
 {
-  uint64_t t0 = ivshm_now_ns (), t, until = t0 + (uint64_t) ms * 1000000;
+  uint64_t t0 = ivshm_now_ns (), t, until = t0 + (uint64_t) ms *1000000;
   size_t i = 0;
   long n = 0;
 
@@ -66,7 +66,7 @@ run (CopyFunc f, unsigned char *fixed, unsigned char *ring, size_t slots,
     n++;
     t = ivshm_now_ns ();
   } while (t < until);
-  return (double) n * size / (double) (t - t0);
+  return (double) n *size / (double) (t - t0);
 }
 
 int

@@ -242,8 +242,7 @@ main (int argc, char **argv)
   }
   sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
   if (!sink) {
-    fprintf (stderr, "%s: the pipeline has no element named 'sink'\n",
-        argv[0]);
+    fprintf (stderr, "%s: the pipeline has no element named 'sink'\n", argv[0]);
     return 2;
   }
   pad = gst_element_get_static_pad (sink, "sink");

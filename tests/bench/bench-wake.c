@@ -65,7 +65,7 @@ sleep_until (int64_t t)
 }
 
 static int
-receive_ring (void *base, int n, int64_t *lat, int spin_only)
+receive_ring (void *base, int n, int64_t * lat, int spin_only)
 {
   IvshmReaderConfig cfg = { 0 };
   IvshmReader *r = NULL;

@@ -145,8 +145,7 @@ main (int argc, char **argv)
     else if (argv[i][0] != '-' && !desc)
       desc = argv[i];
     else {
-      fprintf (stderr, "usage: %s [--stamp] [--timeout S] PIPELINE\n",
-          argv[0]);
+      fprintf (stderr, "usage: %s [--stamp] [--timeout S] PIPELINE\n", argv[0]);
       return 2;
     }
   }
@@ -163,8 +162,7 @@ main (int argc, char **argv)
   }
   src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
   if (!src) {
-    fprintf (stderr, "%s: the pipeline has no element named 'src'\n",
-        argv[0]);
+    fprintf (stderr, "%s: the pipeline has no element named 'src'\n", argv[0]);
     return 2;
   }
   pad = gst_element_get_static_pad (src, "src");
@@ -188,8 +186,7 @@ main (int argc, char **argv)
 
   printf ("{\"buffers\": %" G_GUINT64_FORMAT ", \"t_first\": %"
       G_GINT64_FORMAT ", \"t_last\": %" G_GINT64_FORMAT ", \"eos\": %s, "
-      "\"error\": ", w.buffers, w.t_first, w.t_last,
-      w.eos ? "true" : "false");
+      "\"error\": ", w.buffers, w.t_first, w.t_last, w.eos ? "true" : "false");
   print_json_string (w.error);
   puts ("}");
   fflush (stdout);

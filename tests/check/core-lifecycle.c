@@ -192,8 +192,7 @@ GST_START_TEST (test_stale_reader_never_stores)
   }
   fail_unless_equals_uint64 (atomic_load (&sa->owner), 0);
   fail_unless_equals_uint64 (atomic_load (&sa->read_pos), IVSHM_POS_POISON);
-  assert_status (ivshm_reader_next (a, &rec, NULL),
-      IVSHM_ERR_SESSION_CHANGED);
+  assert_status (ivshm_reader_next (a, &rec, NULL), IVSHM_ERR_SESSION_CHANGED);
   ivshm_reader_free (a);
   ivshm_reader_free (b);
   ivshm_writer_free (w2);

@@ -602,8 +602,7 @@ check_pool_roundtrip (const gchar * name, guint width, guint height,
   }
   /* the reader read the very bytes upstream wrote, but for frames moved
    * out of the ring for the producer */
-  GST_INFO ("%s: %u frames read in place, %u moved out", name, in_place,
-      moved);
+  GST_INFO ("%s: %u frames read in place, %u moved out", name, in_place, moved);
   fail_unless (in_place >= 1 && in_place + moved >= n - 1, "%s: only %u of "
       "%u frames published in place (%u moved out of the ring)", name,
       in_place, n, moved);
@@ -1049,8 +1048,7 @@ moved_out_of_ring (GstBuffer * buf, const gchar * path)
   if (!IS_READ_MEMORY (buf))
     return FALSE;
   mappings_read (&maps, path);
-  return mappings_offset (&maps, data_ptr (buf),
-      gst_buffer_get_size (buf)) < 0;
+  return mappings_offset (&maps, data_ptr (buf), gst_buffer_get_size (buf)) < 0;
 }
 
 /* A buffer handed out in place: read-only, in the ring (or moved out of
@@ -1236,8 +1234,7 @@ evict_readers (guint8 * base)
     uint32_t active = IVSHM_SLOT_ACTIVE;
 
     if (atomic_load (&s->owner) != 0 &&
-        atomic_compare_exchange_strong (&s->state, &active,
-            IVSHM_SLOT_EVICTED))
+        atomic_compare_exchange_strong (&s->state, &active, IVSHM_SLOT_EVICTED))
       n++;
   }
   return n;
@@ -1569,15 +1566,15 @@ GST_START_TEST (test_src_zero_copy_default)
 
   fail_unless (src != NULL);
   g_object_get (src, "zero-copy", &mode, NULL);
-  klass = g_type_class_ref (G_PARAM_SPEC_VALUE_TYPE (g_object_class_find_property
+  klass =
+      g_type_class_ref (G_PARAM_SPEC_VALUE_TYPE (g_object_class_find_property
           (G_OBJECT_GET_CLASS (src), "zero-copy")));
   v = g_enum_get_value (klass, mode);
   fail_unless (v != NULL);
   fail_unless_equals_string (v->value_nick, "auto");
   g_object_set (src, "zero-copy", FALSE, NULL);
   g_object_get (src, "zero-copy", &mode, NULL);
-  fail_unless_equals_string (g_enum_get_value (klass, mode)->value_nick,
-      "off");
+  fail_unless_equals_string (g_enum_get_value (klass, mode)->value_nick, "off");
   g_object_set (src, "zero-copy", TRUE, NULL);
   g_object_get (src, "zero-copy", &mode, NULL);
   fail_unless_equals_string (g_enum_get_value (klass, mode)->value_nick, "on");

@@ -31,8 +31,7 @@ typedef struct
 static void
 untouched_take (const uint8_t * base, Untouched * u)
 {
-  memcpy (u->hdr_reserved, base + 4 * IVSHM_CACHE_LINE,
-      sizeof u->hdr_reserved);
+  memcpy (u->hdr_reserved, base + 4 * IVSHM_CACHE_LINE, sizeof u->hdr_reserved);
   for (unsigned i = 0; i < IVSHM_MAX_READERS; i++)
     memcpy (u->slot_reserved[i], base + IVSHM_SLOT_OFFSET +
         i * IVSHM_SLOT_SIZE + IVSHM_CACHE_LINE, IVSHM_CACHE_LINE);
@@ -244,8 +243,7 @@ LLVMFuzzerTestOneInput (const uint8_t * data, size_t size)
           break;
         untouched_take (base, &before);
         if (ivshm_writer_reserve_span (w, len, &spans[n_spans]) == IVSHM_OK) {
-          check_payload (base, spans[n_spans].payload,
-              spans[n_spans].capacity);
+          check_payload (base, spans[n_spans].payload, spans[n_spans].capacity);
           if (spans[n_spans].capacity < len)
             fuzz_fail ("span smaller than asked");
           memset (spans[n_spans].payload, 0x5a, spans[n_spans].capacity);

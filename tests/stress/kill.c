@@ -159,8 +159,7 @@ kill_reader (void)
     }
     close (fds[1]);
     CHECK (pipe_read_u64 (fds[0]) == 1, "child attach");
-    CHECK_STATUS (stress_write_buffer (w, &waiter, seq, 1000, S_NS),
-        IVSHM_OK);
+    CHECK_STATUS (stress_write_buffer (w, &waiter, seq, 1000, S_NS), IVSHM_OK);
     seq++;
     CHECK (pipe_read_u64 (fds[0]) == 2, "child read");
 
@@ -174,8 +173,7 @@ kill_reader (void)
       if (st == IVSHM_OK) {
         IvshmRecordHeader h;
         stress_fill (p, 16 * 1024, seq);
-        h = stress_buffer_info (seq, 16 * 1024, stress_checksum (p,
-                16 * 1024));
+        h = stress_buffer_info (seq, 16 * 1024, stress_checksum (p, 16 * 1024));
         CHECK_STATUS (ivshm_writer_commit (w, &h), IVSHM_OK);
         seq++;
         stalled_since = 0;
@@ -315,8 +313,7 @@ read_some (unsigned n)
       ivshm_reader_wait (r, &waiter, 10 * MS_NS);
       continue;
     }
-    CHECK (st == IVSHM_OK, "next: %s (%s)", ivshm_status_name (st),
-        err.detail);
+    CHECK (st == IVSHM_OK, "next: %s (%s)", ivshm_status_name (st), err.detail);
     if (rec.h.type == IVSHM_RECORD_BUFFER) {
       CHECK (expect == UINT64_MAX || rec.h.offset == expect,
           "buffer %" PRIu64 ", expected %" PRIu64, rec.h.offset, expect);

@@ -42,7 +42,7 @@ random_size (uint64_t * rng)
 
   r >>= 8;
   if (pick < 70)
-    return r % 1025;                    /* 70%: 0 .. 1 KiB */
+    return r % 1025;            /* 70%: 0 .. 1 KiB */
   if (pick < 95)
     return 1024 + r % (15 * 1024 + 1);  /* 25%: 1 .. 16 KiB */
   return 16 * 1024 + r % (48 * 1024 + 1);       /* 5%: 16 .. 64 KiB */

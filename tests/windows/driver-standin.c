@@ -522,8 +522,7 @@ request_mmap (StandinHandle * sh, const void *in, DWORD in_size, void *out,
   }
   if (!GetFileSizeEx (sh->file, &size) || size.QuadPart <= 0)
     goto io_error;
-  sh->mapping = CreateFileMappingA (sh->file, NULL, PAGE_READWRITE, 0, 0,
-      NULL);
+  sh->mapping = CreateFileMappingA (sh->file, NULL, PAGE_READWRITE, 0, 0, NULL);
   if (sh->mapping == NULL)
     goto io_error;
   sh->view = MapViewOfFile (sh->mapping, FILE_MAP_ALL_ACCESS, 0, 0, 0);
