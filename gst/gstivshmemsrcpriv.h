@@ -3,7 +3,9 @@
  *
  * gstivshmemsrc.c is the element (states, queries);
  * gstivshmemsrcprops.c its properties (enum types, specs, get and set);
- * gstivshmemsrcread.c is its streaming thread (create() and its steps).
+ * gstivshmemsrcread.c is its streaming thread (create(): waits, reads,
+ * read errors), gstivshmemsrcrecord.c what a record becomes (buffers,
+ * caps, events, the time mapping's records and the producer's clock).
  */
 #ifndef __GST_IVSHMEM_SRC_PRIV_H__
 #define __GST_IVSHMEM_SRC_PRIV_H__
@@ -179,6 +181,17 @@ void gst_ivshmem_src_get_property (GObject * object, guint prop_id,
 
 /* gstivshmemsrcread.c */
 GstFlowReturn gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** buf);
+
+/* gstivshmemsrcrecord.c */
+/* One look at the producer's clock area (and the clock that follows it). */
+void gst_ivshmem_src_look_clock (GstIvshmemSrc * self);
+/* Sets (and takes) the caps. */
+GstFlowReturn gst_ivshmem_src_set_caps (GstIvshmemSrc * self, GstCaps * caps);
+/* One record: a buffer goes out (GST_FLOW_OK, *out set); caps and events
+ * are handled (GST_FLOW_CUSTOM_SUCCESS: read on); a read error is
+ * GST_FLOW_ERROR with err->status set. */
+GstFlowReturn gst_ivshmem_src_dispatch (GstIvshmemSrc * self,
+    const IvshmRecord * rec, GstBuffer ** out, IvshmError * err);
 
 /* gstivshmemsrcsession.c */
 /* A new stream (start, or the next producer): nothing anchored yet. */
