@@ -1,8 +1,11 @@
 /* gst-ivshmem: ivshmemsrc's state, shared by its two files
  * SPDX-License-Identifier: MIT
  *
- * gstivshmemsrc.c is the element (properties, states, queries);
- * gstivshmemsrcread.c is its streaming thread (create() and its steps).
+ * gstivshmemsrc.c is the element (states, queries);
+ * gstivshmemsrcprops.c its properties (enum types, specs, get and set);
+ * gstivshmemsrcread.c is its streaming thread (create(): waits, reads,
+ * read errors), gstivshmemsrcrecord.c what a record becomes (buffers,
+ * caps, events, the time mapping's records and the producer's clock).
  */
 #ifndef __GST_IVSHMEM_SRC_PRIV_H__
 #define __GST_IVSHMEM_SRC_PRIV_H__
@@ -37,6 +40,40 @@ typedef enum
   GST_IVSHMEM_SRC_ZERO_COPY_ON = 1,
   GST_IVSHMEM_SRC_ZERO_COPY_AUTO = 2,
 } GstIvshmemSrcZeroCopy;
+
+/* the properties' defaults and ids (gstivshmemsrcprops.c) */
+#define DEFAULT_DEVICE NULL
+#define DEFAULT_IS_LIVE TRUE
+#define DEFAULT_LATENCY (20 * GST_MSECOND)
+#define DEFAULT_ZERO_COPY GST_IVSHMEM_SRC_ZERO_COPY_AUTO
+#define DEFAULT_ON_PRODUCER_RESTART GST_IVSHMEM_SRC_RESTART_FOLLOW
+#define DEFAULT_ON_EVICTED GST_IVSHMEM_SRC_EVICTED_REJOIN
+#define DEFAULT_MAX_POLL_INTERVAL GST_IVSHMEM_DEFAULT_MAX_POLL_INTERVAL
+#define DEFAULT_BUSY_POLL 0
+/* the shortest slice Linux grants (0.1 ms) */
+#define DEFAULT_SCHEDULER_SLICE (100 * GST_USECOND)
+
+enum
+{
+  PROP_0,
+  PROP_DEVICE,
+  PROP_IS_LIVE,
+  PROP_LATENCY,
+  PROP_MAX_POLL_INTERVAL,
+  PROP_BUSY_POLL,
+  PROP_SCHEDULER_SLICE,
+  PROP_BAR_MAPPING,
+  PROP_ZERO_COPY,
+  PROP_ON_PRODUCER_RESTART,
+  PROP_ON_EVICTED,
+  PROP_STATS,
+  PROP_PROVIDE_CLOCK,
+};
+
+
+#define GST_TYPE_IVSHMEM_SRC_EVICTED (gst_ivshmem_src_evicted_get_type ())
+#define GST_TYPE_IVSHMEM_SRC_RESTART (gst_ivshmem_src_restart_get_type ())
+#define GST_TYPE_IVSHMEM_SRC_ZERO_COPY (gst_ivshmem_src_zero_copy_get_type ())
 
 struct _GstIvshmemSrc
 {
@@ -129,8 +166,32 @@ struct _GstIvshmemSrc
   GstIvshmemFollow follow;
 };
 
+/* gstivshmemsrcprops.c */
+GType gst_ivshmem_src_evicted_get_type (void);
+GType gst_ivshmem_src_restart_get_type (void);
+GType gst_ivshmem_src_zero_copy_get_type (void);
+/* how and where the source reads */
+void gst_ivshmem_src_install_reading_properties (GObjectClass * gobject_class);
+/* what it does with the stream, and what it reports */
+void gst_ivshmem_src_install_stream_properties (GObjectClass * gobject_class);
+void gst_ivshmem_src_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec);
+void gst_ivshmem_src_get_property (GObject * object, guint prop_id,
+    GValue * value, GParamSpec * pspec);
+
 /* gstivshmemsrcread.c */
 GstFlowReturn gst_ivshmem_src_create (GstPushSrc * psrc, GstBuffer ** buf);
+
+/* gstivshmemsrcrecord.c */
+/* One look at the producer's clock area (and the clock that follows it). */
+void gst_ivshmem_src_look_clock (GstIvshmemSrc * self);
+/* Sets (and takes) the caps. */
+GstFlowReturn gst_ivshmem_src_set_caps (GstIvshmemSrc * self, GstCaps * caps);
+/* One record: a buffer goes out (GST_FLOW_OK, *out set); caps and events
+ * are handled (GST_FLOW_CUSTOM_SUCCESS: read on); a read error is
+ * GST_FLOW_ERROR with err->status set. */
+GstFlowReturn gst_ivshmem_src_dispatch (GstIvshmemSrc * self,
+    const IvshmRecord * rec, GstBuffer ** out, IvshmError * err);
 
 /* gstivshmemsrcsession.c */
 /* A new stream (start, or the next producer): nothing anchored yet. */

@@ -197,7 +197,36 @@ gst_ivshmem_src_drop_consumer (GstIvshmemSrc * self, GstIvshmemConsumer * old)
 /* The producer restarted, went away, or dropped us: let go of its session
  * and wait for the next producer (or join again, after a leaky producer
  * dropped us), with a fresh mapping (buffers still downstream keep the old
- * one). */
+ * one).
+ *
+ * The whole reattach, in order (the streaming thread, no lock held unless
+ * named):
+ *  1. create() (gstivshmemsrcread.c): ivshm_reader_next() or a release
+ *     fails (SESSION_CHANGED, PRODUCER_GONE, EVICTED);
+ *     gst_ivshmem_src_handle_read_error() applies on-evicted and
+ *     on-producer-restart, and for follow or rejoin calls this function.
+ *  2. Here: the region is opened again (a fresh mapping).
+ *  3. Here: why we leave. EVICTED: the same stream goes on, join it again
+ *     at the live edge (lapped); else warn, and skip the session of a
+ *     producer that went away.
+ *  4. Here, under the object lock: a new consumer replaces the old one and
+ *     self->reader is cleared; the old reader is the old consumer's alone.
+ *  5. gst_ivshmem_src_drop_consumer() -> gst_ivshmem_consumer_retire()
+ *     (gstivshmemconsumer.c), under the consumer's lock: held records that
+ *     nobody maps are copied out of the ring and let go
+ *     (ivshm_reader_unhold(), common/ivshmem-held.c, which takes the
+ *     reader's own lock inside the consumer's: the order is always
+ *     consumer, then reader); the slot is checked to be still ours after
+ *     the copies (a loss is reported outside the lock, through
+ *     gst_ivshmem_src_held_lost() below). With nothing held the reader
+ *     detaches at once (lease thread stopped, slot given back); else the
+ *     last held memory to be unmapped or freed detaches it, from whatever
+ *     thread. Then the unlock_lock barrier: unlock() is done with the old
+ *     region.
+ *  6. Here: after a restart the next stream is anchored anew.
+ *  7. The next create() (gst_ivshmem_src_wait_producer()) calls
+ *     gst_ivshmem_src_attach() above: ivshm_reader_new() on the fresh
+ *     region, and gst_ivshmem_consumer_attach() starts the new lease. */
 GstFlowReturn
 gst_ivshmem_src_reattach (GstIvshmemSrc * self, const IvshmError * why)
 {
