@@ -17,7 +17,10 @@
 #  - common/platform/ includes nothing of common/ring/;
 #  - common/ring/ includes only platform/'s public headers, not its
 #    private ones;
-#  - the root of common/ (the status type) includes nothing of either.
+#  - the root of common/ (the status type) includes nothing of either;
+# and every circle of calls between the core's .c files (a file calls a
+# function another defines, which calls back, maybe through others): the
+# core's files are layers, each calls only those below it.
 # Comments and strings are not looked at. Exit 1 with the list, 0 when
 # clean.
 #
@@ -34,7 +37,12 @@
 # ivshmem-clock.h (ring/) planted in common/platform/ivshmem-os-posix.c
 # made it exit 1 naming that line (the platform library, built without
 # ring/ on its include path, no longer compiled either); the self-test
-# plants one wrong-way include per folder.
+# plants one wrong-way include per folder. The circle of calls: before the
+# writer was cut into layers (ivshmem-publish.c below ivshmem-reclaim.c
+# below ivshmem-spans.c below ivshmem-writer.c) it exited 1 naming the
+# circle writer -> spans -> reclaim -> writer, and one between
+# ivshmem-pci.c and ivshmem-region-pci.c (the sysfs root); the self-test
+# plants a call from the slots back up into the reclaim.
 import os
 import re
 import sys
@@ -144,6 +152,7 @@ def check(root):
                                     f"region ('{m.group(0)}'): ask the "
                                     "reader, the writer or ivshmem-inspect")
     problems += check_core(common)
+    problems += call_circles(common)
     return problems
 
 
@@ -172,6 +181,73 @@ def check_core(common):
                     problems.append(
                         f"{rel}: includes {inc}, private to "
                         "common/platform/ (use its public header)")
+    return problems
+
+
+FUNC_DEF = re.compile(r"^(?!static\b)[A-Za-z_][\w \*]*\n(\w+) \(", re.M)
+
+
+def call_circles(common):
+    """Circles of calls between the core's .c files (GNU style: the name
+    of a function it defines starts a line). A function defined in two
+    files (the POSIX and the Windows back ends) belongs to both; a file
+    that defines a name itself calls its own."""
+    texts, defs = {}, {}
+    for d in CORE_DIRS:
+        folder = os.path.join(common, d)
+        for fname in sorted(os.listdir(folder)):
+            if not fname.endswith(".c"):
+                continue
+            rel = "/".join(x for x in (d, fname) if x)
+            with open(os.path.join(folder, fname), encoding="utf-8") as f:
+                texts[rel] = strip_comments_and_strings(f.read())
+            for name in FUNC_DEF.findall(texts[rel]):
+                defs.setdefault(name, set()).add(rel)
+    edges = {f: {} for f in texts}
+    for f, text in texts.items():
+        used = set(re.findall(r"\b(ivshm_\w+)\b", text))
+        for name in used:
+            where = defs.get(name, set())
+            if f in where:
+                continue
+            for g in where:
+                edges[f].setdefault(g, []).append(name)
+    # strongly connected components (Tarjan), those of more than one file
+    index, low, stack, on, circles = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                circles.append(sorted(comp))
+
+    for f in sorted(texts):
+        if f not in index:
+            visit(f)
+    problems = []
+    for comp in circles:
+        calls = []
+        for f in comp:
+            for g in sorted(edges[f]):
+                if g in comp:
+                    calls.append(f"{f} -> {g} ({', '.join(sorted(set(edges[f][g]))[:3])})")
+        problems.append("common/: a circle of calls between "
+                        f"{', '.join(comp)}: " + "; ".join(calls))
     return problems
 
 
@@ -232,6 +308,21 @@ def self_test(root):
                 print(f"self-test: a wrong-way include planted in {rel} "
                       "was not found", file=sys.stderr)
                 ok = False
+    # and a call back up: the slots (below the writer's reclaim) calling it
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(os.path.join(root, "common"),
+                        os.path.join(tmp, "common"))
+        with open(os.path.join(tmp, "common", "ring", "ivshmem-slots.c"), "a",
+                  encoding="utf-8") as f:
+            f.write("\nvoid\nplanted (IvshmWriter * w)\n{\n"
+                    "  ivshm_writer_reclaim (w, false);\n}\n")
+        found = call_circles(os.path.join(tmp, "common"))
+        if not any("ring/ivshmem-slots.c" in x and "ring/ivshmem-reclaim.c"
+                   in x for x in found):
+            print("self-test: a circle of calls planted between "
+                  "ivshmem-slots.c and ivshmem-reclaim.c was not found",
+                  file=sys.stderr)
+            ok = False
     return ok
 
 
@@ -250,7 +341,7 @@ def main():
         return 1
     print("gst/ and tools/ use no private header and read no field of the "
           "shared region; the core's includes point one way (ring -> "
-          "platform -> status)")
+          "platform -> status) and its files call in no circle")
     return 0
 
 

@@ -27,7 +27,7 @@ keep=${MUTATION_DIR:+yes}
 
 mutants() {
   cat <<'MUTANTS'
-publish-no-wake^common/ring/ivshmem-spans.c^'  if (atomic_load_explicit (&w->hdr->readers_sleeping, RLX) != 0)\n    ivshm_wake (&w->hdr->data_futex);'^'  (void) 0;'
+publish-no-wake^common/ring/ivshmem-publish.c^'  if (atomic_load_explicit (&w->hdr->readers_sleeping, RLX) != 0)\n    ivshm_wake (&w->hdr->data_futex);'^'  (void) 0;'
 len-vs-ring-size^common/ring/ivshmem-reader.c^'h->payload_len > r->ring_size - off - sizeof *h'^'h->payload_len > r->ring_size - sizeof *h'
 register-no-tail-recheck^common/ring/ivshmem-attach.c^'    if (tail <= *t)\n      break;'^'    if (1)\n      break;'
 reclaim-no-second-scan^common/ring/ivshmem-reclaim.c^'  m2 = writer_scan_slots (w, false, NULL);'^'  m2 = m1;'
@@ -37,7 +37,7 @@ no-stale-reservation-hold^common/ring/ivshmem-writer.c^'    w->stale_until_ns = 
 read-pos-plain-store^common/ring/ivshmem-held.c^'  if (!atomic_compare_exchange_strong_explicit (&r->slot->read_pos,\n          &expected, pos | r->tag, SEQ, RLX)) {'^'  atomic_store_explicit (&r->slot->read_pos, pos | r->tag, SEQ);\n  if (0) {'
 record-pos-unchecked^common/ring/ivshmem-reader.c^'  if (h->pos != r->pos)'^'  if (0)'
 release-always-ok^common/ring/ivshmem-reader.c^'  return owns ? IVSHM_OK : IVSHM_ERR_EVICTED;'^'  return IVSHM_OK;'
-writer-always-owns^common/ring/ivshmem-writer.c^'  if (atomic_load_explicit (&w->hdr->producer_owner, SEQ) == w->token)\n    return true;'^'  if (1)\n    return true;'
+writer-always-owns^common/ring/ivshmem-publish.c^'  if (atomic_load_explicit (&w->hdr->producer_owner, SEQ) == w->token)\n    return true;'^'  if (1)\n    return true;'
 reap-no-data-wake^common/ring/ivshmem-slots.c^'  if (atomic_fetch_and_explicit (&hdr->readers_sleeping, ~bit, SEQ) & bit)\n    ivshm_wake (&hdr->data_futex);'^'  atomic_fetch_and_explicit (&hdr->readers_sleeping, ~bit, SEQ);'
 freed-slot-no-space-wake^common/ring/ivshmem-slots.c^'  if (atomic_load_explicit (&hdr->writer_sleeping, SEQ) != 0)\n    ivshm_wake (&hdr->space_futex);'^'  (void) hdr;'
 adopt-plain-store^common/ring/ivshmem-slots.c^'  return atomic_compare_exchange_strong_explicit (&s->session_id, &seen,\n      session, SEQ, RLX);'^'  atomic_store_explicit (&s->session_id, session, SEQ);\n  return seen == seen;'
