@@ -21,16 +21,16 @@
 #
 # A file that indent would mangle is reported and left alone (see the
 # odd-indentation check below); fence the construct, as
-# common/ivshmem-sticky.c does, with /* *INDENT-OFF* */ ... /* *INDENT-ON* */.
+# common/ring/ivshmem-sticky.c does, with /* *INDENT-OFF* */ ... /* *INDENT-ON* */.
 #
 # Exclusions (files indent would mangle or that are not ours):
 #   - generated files: none is checked in today; meson writes its own under
 #     the build directory, which is never searched;
-#   - common/model/: Promela (.pml), not C, although it looks like it;
+#   - common/ring/model/: Promela (.pml), not C, although it looks like it;
 #   - tests/fuzz/corpus/ and other data directories: no .c files there.
 # Add a path to EXCLUDE (a grep -E pattern on the path from the top of
 # the tree) with the reason next to it.
-EXCLUDE='^(build[^/]*|subprojects|common/model)/'
+EXCLUDE='^(build[^/]*|subprojects|common/ring/model)/'
 
 set -u
 

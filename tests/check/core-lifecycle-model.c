@@ -1,7 +1,7 @@
 /* gst-ivshmem: the Spin model's findings, played step by step
  * SPDX-License-Identifier: MIT
  *
- * common/model (branch model) found where the 2.0 design fails; each test
+ * common/ring/model (branch model) found where the 2.0 design fails; each test
  * here plays one of its trails at the level of the core. Findings 1 and 2
  * need a peer to stall between a check and the store it guards: the core's
  * test hook (ivshm_test_hook, ivshmem-ring-private.h) runs the other

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Checks the Promela model of the ring protocol (common/model) with Spin.
+# Checks the Promela model of the ring protocol (common/ring/model) with Spin.
 #
 #   run-model.sh MODEL.pml WORKDIR EXPECT [-DNAME[=VALUE]...] [-- PAN-FLAGS...]
 #

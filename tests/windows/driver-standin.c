@@ -1,7 +1,7 @@
 /* gst-ivshmem: TEST ONLY: a stand-in for the virtio-win IVSHMEM driver
  * SPDX-License-Identifier: MIT
  *
- * Linked instead of common/ivshmem-win32-driver.c only when the build has
+ * Linked instead of common/platform/ivshmem-win32-driver.c only when the build has
  * -Dwindows_driver_standin=true (tests/windows: the wine suite). A shipped
  * build never contains it.
  *

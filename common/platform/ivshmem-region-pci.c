@@ -3,8 +3,9 @@
  *
  * BAR2 of the ivshmem PCI device (1af4:1110), found with ivshmem-pci.c and
  * mapped from sysfs resource2_wc (write-combining) where the kernel offers
- * it, else resource2 (uncached); IvshmBarMapping chooses. The sysfs root
- * (a fake tree in tests) and the kernel's lockdown mode are read here.
+ * it, else resource2 (uncached); IvshmBarMapping chooses. The kernel's
+ * lockdown mode is read here, the sysfs root (a fake tree in tests) in
+ * ivshmem-pci.c.
  *
  * resource2 is opened O_RDWR without O_SYNC. O_SYNC changes the caching of
  * /dev/mem mappings only; for a sysfs resourceN file the kernel picks the
@@ -30,33 +31,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* ---- sysfs root ---- */
-
-static pthread_once_t sysfs_root_once = PTHREAD_ONCE_INIT;
-static const char *sysfs_root_value = "/sys";
-
-static void
-sysfs_root_init (void)
-{
-  const char *env = getenv (IVSHM_SYSFS_ROOT_ENV);
-  char *copy;
-
-  if (env == NULL || env[0] == '\0')
-    return;
-  /* A copy: a later setenv() must not change or free what we hand out. It
-   * lives as long as the process. */
-  copy = strdup (env);
-  if (copy != NULL)
-    sysfs_root_value = copy;
-}
-
-const char *
-ivshm_sysfs_root (void)
-{
-  pthread_once (&sysfs_root_once, sysfs_root_init);
-  return sysfs_root_value;
-}
 
 /* ---- lockdown ---- */
 

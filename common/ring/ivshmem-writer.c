@@ -7,6 +7,10 @@
  * (writer_format), adopting the readers that wait for it. Before each
  * store that starts a record, publishes a position or touches the slots,
  * it checks that it still owns the region (ivshm_writer_owns).
+ *
+ * The writer object, on top of the writer's other files: it calls
+ * ivshmem-spans.c, ivshmem-reclaim.c and ivshmem-publish.c, none of which
+ * calls it.
  */
 #include "ivshmem-ring-private.h"
 
@@ -15,48 +19,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-void
-ivshm_writer_lock (IvshmWriter * w)
-{
-  while (atomic_flag_test_and_set_explicit (&w->lock, ACQ))
-    ivshm_cpu_relax ();
-}
-
-bool
-ivshm_writer_trylock (IvshmWriter * w)
-{
-  return !atomic_flag_test_and_set_explicit (&w->lock, ACQ);
-}
-
-void
-ivshm_writer_unlock (IvshmWriter * w)
-{
-  atomic_flag_clear_explicit (&w->lock, REL);
-}
-
-/* Do we still own the region? Once we do not, never again. */
-bool
-ivshm_writer_owns (IvshmWriter * w)
-{
-  if (atomic_load_explicit (&w->stopped, RLX))
-    return false;
-  if (atomic_load_explicit (&w->hdr->producer_owner, SEQ) == w->token)
-    return true;
-  atomic_store_explicit (&w->stopped, true, RLX);
-  atomic_store_explicit (&w->taken_over, true, RLX);
-  return false;
-}
-
-void
-ivshm_writer_set_flag (IvshmWriter * w, uint32_t flag)
-{
-  if (w->producer_flags & flag)
-    return;
-  w->producer_flags |= flag;
-  if (ivshm_writer_owns (w))
-    atomic_store_explicit (&w->hdr->producer_flags, w->producer_flags, REL);
-}
 
 static uint64_t
 takeover_wait_ns (IvshmHeader * hdr, const IvshmWriterConfig * cfg)
@@ -231,25 +193,6 @@ writer_format_slots (IvshmWriter * w, uint64_t old_end, bool congruent)
     }
   }
   return adopted;
-}
-
-/* A store that a stale producer must not make: by compare-and-swap from
- * the value we saw (session ids and session bases never repeat), after a
- * check that we still own the region. */
-bool
-ivshm_writer_cas_owned (IvshmWriter * w, _Atomic uint64_t * field,
-    uint64_t seen, uint64_t v)
-{
-  if (!ivshm_writer_owns (w))
-    return false;
-  if (atomic_compare_exchange_strong_explicit (field, &seen, v, SEQ, RLX))
-    return true;
-  /* changed since we saw it: by a producer that took over (we stop), or
-   * by a scribbling peer while we still own the region (we overwrite) */
-  if (!ivshm_writer_owns (w))
-    return false;
-  atomic_store_explicit (field, v, SEQ);
-  return true;
 }
 
 /* The end of the old producer's reservations: its reserve_end if that is
@@ -457,12 +400,6 @@ ivshm_writer_taken_over (IvshmWriter * w)
 {
   ivshm_writer_owns (w);
   return atomic_load_explicit (&w->taken_over, RLX);
-}
-
-uint64_t
-ivshm_writer_max_payload (const IvshmWriter * w)
-{
-  return w->ring_size - sizeof (IvshmRecordHeader);
 }
 
 uint64_t

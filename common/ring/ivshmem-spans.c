@@ -1,11 +1,12 @@
-/* gst-ivshmem: the producer's records: reserve, commit, publish
+/* gst-ivshmem: the producer's records: reserve, commit, cancel
  * SPDX-License-Identifier: MIT
  *
  * Reservations (spans) are kept in ring order and published in that
  * order (PROTOCOL.md, "Zero-copy writes"); write_pos is published with a
  * compare-and-swap from the value this producer last published, which
- * fails once another producer took the region over. The write side of the
- * sticky area lives here too: it is updated before the write_pos that
+ * fails once another producer took the region over (ivshmem-publish.c,
+ * the layer below; room comes from ivshmem-reclaim.c). The write side of
+ * the sticky area lives here too: it is updated before the write_pos that
  * covers it is published.
  */
 #include "ivshmem-ring-private.h"
@@ -15,82 +16,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-Span *
-ivshm_span_at (IvshmWriter * w, uint64_t id)
-{
-  return &w->spans[id % MAX_SPANS];
-}
-
-static void writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t off,
-    uint64_t len);
-static void writer_advance (IvshmWriter * w);
-
-/* Forgets the spans that are published and no longer referenced. A span
- * released while still pending (a pool buffer dropped unpushed) will never
- * be committed: it becomes a skip, so that it neither blocks publication
- * nor keeps its space. */
-void
-ivshm_writer_collect (IvshmWriter * w)
-{
-  uint64_t i;
-  bool cancelled = false;
-
-  for (i = w->span_pub; i < w->span_end; i++) {
-    Span *s = ivshm_span_at (w, i);
-
-    if (s->state == SPAN_PENDING && atomic_load_explicit (&s->freed, ACQ)) {
-      writer_write_skip (w, s->pos, s->off, s->len);
-      s->state = SPAN_CANCELLED;
-      w->stats.cancelled++;
-      cancelled = true;
-    }
-  }
-  if (cancelled)
-    writer_advance (w);
-  while (w->span_first < w->span_pub &&
-      atomic_load_explicit (&ivshm_span_at (w, w->span_first)->freed, ACQ))
-    w->span_first++;
-}
-
-/* Publishes w->write_pos: CAS from what we last published, so that a
- * producer that was taken over can never move the new session's
- * write_pos (its base is one this producer never published). */
-static bool
-writer_publish (IvshmWriter * w)
-{
-  uint64_t expected = w->published;
-
-  if (!ivshm_writer_owns (w) ||
-      !atomic_compare_exchange_strong_explicit (&w->hdr->write_pos,
-          &expected, w->write_pos, SEQ, RLX)) {
-    atomic_store_explicit (&w->stopped, true, RLX);
-    atomic_store_explicit (&w->taken_over, true, RLX);
-    return false;
-  }
-  w->published = w->write_pos;
-  /* A reader announces that it is going to sleep, then re-reads write_pos;
-   * we publish, then look for sleepers. With a full fence on both sides
-   * one of us sees the other (PROTOCOL.md, "Wake-ups"). */
-  atomic_thread_fence (SEQ);
-  if (atomic_load_explicit (&w->hdr->readers_sleeping, RLX) != 0)
-    ivshm_wake (&w->hdr->data_futex);
-  return true;
-}
-
-static void
-writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t off, uint64_t len)
-{
-  IvshmRecordHeader h = { 0 };
-
-  /* a skip header is a record header: never into a region we lost */
-  if (!ivshm_writer_owns (w))
-    return;
-  h.type = IVSHM_RECORD_SKIP;
-  h.pos = pos;
-  h.payload_len = len - sizeof h;
-  memcpy (w->ring + off, &h, sizeof h);
-}
 
 /* Before it writes into ring space it has not published, the producer
  * announces how far it may write: CAS(reserve_end, its last value, end),
@@ -136,31 +61,6 @@ writer_push_span (IvshmWriter * w, uint64_t len, uint8_t state, bool freed)
   if (w->reserve_off == w->ring_size)
     w->reserve_off = 0;
   return s;
-}
-
-/* Publishes every span from span_pub on that is no longer pending. */
-static void
-writer_advance (IvshmWriter * w)
-{
-  uint64_t old = w->write_pos;
-
-  while (w->span_pub < w->span_end &&
-      ivshm_span_at (w, w->span_pub)->state != SPAN_PENDING) {
-    Span *s = ivshm_span_at (w, w->span_pub++);
-    w->write_pos = s->pos + s->len;
-    /* until the first real record, what is published is only skips and
-     * pads: no need to keep it for a first reader */
-    if (!w->retain_fixed) {
-      if (s->state == SPAN_COMMITTED && !s->pad) {
-        w->retain_fixed = true;
-        w->retain_from = s->pos;
-      } else {
-        w->retain_from = w->write_pos;
-      }
-    }
-  }
-  if (w->write_pos != old)
-    writer_publish (w);
 }
 
 /* The cache-hot ring (PROTOCOL.md, "Early wrap"): should the record of
@@ -251,7 +151,7 @@ ivshm_writer_reserve_span (IvshmWriter * w, uint64_t payload_len,
     if (early)
       w->stats.early_wraps++;
     else
-      writer_advance (w);
+      ivshm_writer_advance (w);
     free_space -= pad_len;
     off = 0;
   }
@@ -293,10 +193,10 @@ ivshm_writer_cancel_span (IvshmWriter * w, const IvshmSpan * span)
 
   if (!s)
     return;
-  writer_write_skip (w, s->pos, s->off, s->len);
+  ivshm_writer_write_skip (w, s->pos, s->off, s->len);
   s->state = SPAN_CANCELLED;
   w->stats.cancelled++;
-  writer_advance (w);
+  ivshm_writer_advance (w);
 }
 
 void
@@ -453,7 +353,7 @@ ivshm_writer_commit_span (IvshmWriter * w, const IvshmSpan * span,
   memcpy (rec, &h, sizeof h);
   used = ivshm_record_len (h.payload_len);
   if (used < s->len)
-    writer_write_skip (w, s->pos + used, s->off + used, s->len - used);
+    ivshm_writer_write_skip (w, s->pos + used, s->off + used, s->len - used);
   s->state = SPAN_COMMITTED;
 
   /* Records reach readers in ring order, which must be stream order: a
@@ -463,7 +363,7 @@ ivshm_writer_commit_span (IvshmWriter * w, const IvshmSpan * span,
   for (i = w->span_pub; i < span->id; i++) {
     Span *o = ivshm_span_at (w, i);
     if (o->state == SPAN_PENDING) {
-      writer_write_skip (w, o->pos, o->off, o->len);
+      ivshm_writer_write_skip (w, o->pos, o->off, o->len);
       o->state = SPAN_CANCELLED;
       w->stats.cancelled++;
     }
@@ -482,7 +382,7 @@ ivshm_writer_commit_span (IvshmWriter * w, const IvshmSpan * span,
     writer_keep_sticky (w, kind, &h, rec + sizeof h);
     writer_write_sticky (w, s->pos + s->len);
   }
-  writer_advance (w);
+  ivshm_writer_advance (w);
   return atomic_load_explicit (&w->taken_over, RLX) ?
       IVSHM_ERR_TAKEN_OVER : IVSHM_OK;
 }

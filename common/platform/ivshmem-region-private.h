@@ -1,4 +1,4 @@
-/* gst-ivshmem: the POSIX region back end, shared by its three files
+/* gst-ivshmem: the POSIX region back end, shared by its four files
  * SPDX-License-Identifier: MIT
  *
  * Not installed, not for the elements. ivshm_region_open() (ivshmem-region.c)
@@ -7,8 +7,8 @@
  *    on demand, guarded against SIGBUS (ivshmem-guard.c);
  *  - ivshmem-region-pci.c: a guest's BAR2 through sysfs resource2(_wc),
  *    after finding the device (ivshmem-pci.c).
- * Both build the same IvshmRegion. Windows has its own back end
- * (ivshmem-region-win32.c).
+ * Both build the same IvshmRegion with ivshmem-region-map.c, which calls
+ * neither. Windows has its own back end (ivshmem-region-win32.c).
  */
 #ifndef IVSHMEM_REGION_PRIVATE_H
 #define IVSHMEM_REGION_PRIVATE_H
@@ -34,6 +34,8 @@ struct IvshmRegion
   int fd;
   int guard;
 };
+
+/* ---- ivshmem-region-map.c: what both ways in share ---- */
 
 /* A new IvshmRegion for a mapping (fd and guard -1: the caller sets them). */
 IvshmStatus ivshm_region_new (void *data, uint64_t size, IvshmRegionKind kind,

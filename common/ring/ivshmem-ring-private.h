@@ -2,16 +2,22 @@
  * SPDX-License-Identifier: MIT
  *
  * Not installed and not part of the API. The ring is split by
- * responsibility (PROTOCOL.md names the function that keeps each rule):
+ * responsibility (PROTOCOL.md names the function that keeps each rule);
+ * the writer's four files are layers, listed top first: each calls only
+ * those below it, and the slots (tests/ci/check-layers.py fails on a
+ * circle of calls between files):
  *
  *   ivshmem-slots.c    the reader slot state machine: claim, wait, adopt,
  *                      evict, reap, let go, and the lease watch
  *   ivshmem-writer.c   the producer: claim and takeover, session format,
  *                      close, heartbeat and tick, waiting for space
+ *   ivshmem-spans.c    the producer: reserve, commit, cancel, and the
+ *                      write side of the sticky area
  *   ivshmem-reclaim.c  the producer: scanning the slots, the tail, leaky
- *                      eviction
- *   ivshmem-spans.c    the producer: reserve, commit, cancel, publish, and
- *                      the write side of the sticky area
+ *                      eviction, making room
+ *   ivshmem-publish.c  the producer: does it still own the region, its
+ *                      lock, the table of spans, skip records, publishing
+ *                      write_pos
  *   ivshmem-attach.c   a reader: attaching in named steps, adoption
  *   ivshmem-reader.c   a reader: next, release, producer liveness, wait
  *   ivshmem-held.c     a reader: its published position, held records
@@ -268,7 +274,7 @@ struct IvshmWriter
   IvshmWriterStats stats;
 };
 
-/* ivshmem-writer.c */
+/* ivshmem-publish.c: the bottom layer, calls nothing else of the writer */
 bool ivshm_writer_owns (IvshmWriter * w);
 bool ivshm_writer_cas_owned (IvshmWriter * w, _Atomic uint64_t * field,
     uint64_t seen, uint64_t v);
@@ -276,17 +282,23 @@ void ivshm_writer_set_flag (IvshmWriter * w, uint32_t flag);
 void ivshm_writer_lock (IvshmWriter * w);
 bool ivshm_writer_trylock (IvshmWriter * w);
 void ivshm_writer_unlock (IvshmWriter * w);
+Span *ivshm_span_at (IvshmWriter * w, uint64_t id);
+/* A skip record over len bytes at pos (ring offset off), if we own the
+ * region. */
+void ivshm_writer_write_skip (IvshmWriter * w, uint64_t pos, uint64_t off,
+    uint64_t len);
+void ivshm_writer_advance (IvshmWriter * w);
+void ivshm_writer_collect (IvshmWriter * w);
 
-/* ivshmem-reclaim.c */
+/* ivshmem-reclaim.c: above publish.c and the slots */
 uint64_t ivshm_writer_reclaim (IvshmWriter * w, bool check_leases);
 uint64_t ivshm_writer_make_room (IvshmWriter * w, uint64_t need);
 uint64_t ivshm_writer_free_space (IvshmWriter * w);
 unsigned ivshm_writer_reap_expired (IvshmWriter * w, uint64_t now);
 bool ivshm_writer_reader_came (IvshmWriter * w);
 
-/* ivshmem-spans.c */
-Span *ivshm_span_at (IvshmWriter * w, uint64_t id);
-void ivshm_writer_collect (IvshmWriter * w);
+/* ivshmem-spans.c: above reclaim.c; ivshmem-writer.c (the object, on top)
+ * calls all three */
 void ivshm_writer_clear_sticky (IvshmWriter * w);
 
 /* ---- a reader --------------------------------------------------------- */

@@ -1,6 +1,6 @@
 /*
  * gst-ivshmem ring protocol 2.0: a Promela model of the producer/reader
- * lifecycle, checked with Spin (common/model/README.md says what it checks,
+ * lifecycle, checked with Spin (common/ring/model/README.md says what it checks,
  * what it leaves out and how to run it; tests/model runs it in the suite).
  *
  * Two producers (tokens 1 and 2) and two reader processes (-DONE_PRODUCER,

@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: MIT
  *
  * This header and ivshmem-protocol.h are the protocol's ABI;
- * common/PROTOCOL.md describes it in prose. This one is where things are in
+ * common/ring/PROTOCOL.md describes it in prose. This one is where things are in
  * the region: private to common/ (the elements and the tools ask the
  * reader, the writer or ivshmem-inspect.h; tests/ci/check-layers.sh checks
  * that gst/ and tools/ never include it). ivshmem-protocol.h holds the

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,33 @@
 #include <pci/pci.h>
 #include <setjmp.h>
 #endif
+
+/* ---- sysfs root ---- */
+
+static pthread_once_t sysfs_root_once = PTHREAD_ONCE_INIT;
+static const char *sysfs_root_value = "/sys";
+
+static void
+sysfs_root_init (void)
+{
+  const char *env = getenv (IVSHM_SYSFS_ROOT_ENV);
+  char *copy;
+
+  if (env == NULL || env[0] == '\0')
+    return;
+  /* A copy: a later setenv() must not change or free what we hand out. It
+   * lives as long as the process. */
+  copy = strdup (env);
+  if (copy != NULL)
+    sysfs_root_value = copy;
+}
+
+const char *
+ivshm_sysfs_root (void)
+{
+  pthread_once (&sysfs_root_once, sysfs_root_init);
+  return sysfs_root_value;
+}
 
 /* ---- sysfs attributes ---- */
 
