@@ -214,7 +214,7 @@ gst_ivshmem_src_drop_consumer (GstIvshmemSrc * self, GstIvshmemConsumer * old)
  *  5. gst_ivshmem_src_drop_consumer() -> gst_ivshmem_consumer_retire()
  *     (gstivshmemconsumer.c), under the consumer's lock: held records that
  *     nobody maps are copied out of the ring and let go
- *     (ivshm_reader_unhold(), common/ivshmem-held.c, which takes the
+ *     (ivshm_reader_unhold(), common/ring/ivshmem-held.c, which takes the
  *     reader's own lock inside the consumer's: the order is always
  *     consumer, then reader); the slot is checked to be still ours after
  *     the copies (a loss is reported outside the lock, through
