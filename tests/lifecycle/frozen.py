@@ -41,8 +41,11 @@ MIB = 1024 * 1024
 FPS = 30
 FROZEN_RE = re.compile(r'WARNING: from element [^\n]*ivshmemsrc0: This reader '
                        r'was frozen for ([\d.]+) s[^\n]*lost (\d+) bytes')
+# gst-launch prints a message's head and its structure in separate writes,
+# so a checksum line of the streaming thread can fall between them (seen
+# once in CI): the QoS message's fields may start on a later line.
 QOS_RE = re.compile(r'from element "ivshmemsrc0" \(qos\): .*?dropped='
-                    r'\(guint64\)(\d+)')
+                    r'\(guint64\)(\d+)', re.S)
 
 
 def live_producer(t, name, region, n, policy):
