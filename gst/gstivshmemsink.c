@@ -249,7 +249,7 @@ gst_ivshmem_sink_class_init (GstIvshmemSinkClass * klass)
    * (leases that expired), `readers-dropped` (readers a leaky sink dropped
    * because they fell behind), `invalid-slots` (reader slots holding invalid
    * values, evicted), `sticky-overflows`, `early-wraps` (records written
-   * at the ring's start because the ring was empty: the cache-hot ring,
+   * at the ring's start, which the readers had released: the cache-hot ring,
    * PROTOCOL.md section 11), `write-position` and `session`.
    *
    * Since: 0.1

@@ -153,6 +153,11 @@ gst_ivshmem_sink_publish_time (GstIvshmemSink * self)
     self->live_since = ivshm_now_ns ();
     g_mutex_lock (&p->lock);
     ivshm_writer_set_live_since (p->writer, self->live_since);
+    /* a live stream gains little from a cache-hot ring (it does not run
+     * at memory speed) and needs the slack: wrap early only while half
+     * the ring stays free (PROTOCOL.md, "Early wrap") */
+    ivshm_writer_set_early_margin (p->writer,
+        ivshm_writer_max_payload (p->writer) / 2);
     g_mutex_unlock (&p->lock);
     self->live_noted = TRUE;
   }

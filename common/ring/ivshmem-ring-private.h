@@ -231,6 +231,7 @@ struct IvshmWriter
    * hot_next_look on (a position) */
   uint64_t hot_window;
   uint64_t hot_next_look;
+  uint64_t early_margin;        /* writer_early_margin() adds it */
 
   /* the one reservation of ivshm_writer_reserve/commit */
   IvshmSpan current;

@@ -90,12 +90,18 @@ typedef struct
   void (*takeover_wait_cb) (void *data, uint64_t pid, uint64_t wait_ns);
   void *takeover_wait_data;
   /* The cache-hot ring (PROTOCOL.md, "Early wrap"): once the next record
-   * would start this many bytes or more into the ring and nothing is held
-   * (every reader caught up, no reservation out), the writer pads to the
-   * ring's end and starts again at its start, in memory that is still in
-   * the cache. 0: IVSHM_DEFAULT_HOT_WINDOW; UINT64_MAX: never wrap early.
-   * A ring no larger than the window never wraps early. */
+   * would start this many bytes or more into the ring and the ring's start
+   * has room for it (the readers released it, no reservation of ours is
+   * there), the writer pads to the ring's end and starts again at its
+   * start, in memory that is still in the cache. 0:
+   * IVSHM_DEFAULT_HOT_WINDOW; UINT64_MAX: never wrap early. A ring no
+   * larger than the window never wraps early. */
   uint64_t hot_window;
+  /* How much more than the record an early wrap leaves free at the ring's
+   * start: the slack of a reader that stalls right after it (0: none
+   * beyond room to copy our own pending reservations). See also
+   * ivshm_writer_set_early_margin(). */
+  uint64_t early_margin;
 } IvshmWriterConfig;
 
 /* 256 KiB: within a core's L2 cache on current x86 and ARM servers. */
@@ -112,8 +118,12 @@ typedef struct
   uint64_t sticky_overflows;    /* sticky records that did not fit */
   uint64_t cancelled;           /* reservations turned into skips */
   uint64_t readers_lapped;      /* readers a leaky producer dropped */
-  uint64_t early_wraps;         /* pads written early: the ring was empty */
+  uint64_t early_wraps;         /* pads written early (the cache-hot ring) */
 } IvshmWriterStats;
+
+/* Changes IvshmWriterConfig.early_margin, for instance once the stream
+ * turns out to be live (ivshmemsink: half the ring then). */
+void ivshm_writer_set_early_margin (IvshmWriter * writer, uint64_t bytes);
 
 /* Claims the region (compare-and-swap of producer_owner), formats the ring
  * and starts a new session: readers waiting in a WAITING slot are adopted

@@ -63,38 +63,67 @@ writer_push_span (IvshmWriter * w, uint64_t len, uint8_t state, bool freed)
   return s;
 }
 
+/* What an early wrap must leave free after the record it places at the
+ * ring's start (PROTOCOL.md, "Early wrap"): room to copy each reservation
+ * of ours that may still be copied, pending or cancelled but still
+ * referenced (a pool buffer that was not published in place is copied
+ * when it is rendered, and that copy must not wait for the space the
+ * buffer itself holds), plus the configured margin: the slack left to a
+ * reader that stalls right after the wrap. */
+static uint64_t
+writer_early_margin (IvshmWriter * w)
+{
+  uint64_t pending = 0, id;
+
+  for (id = w->span_first; id < w->span_end; id++) {
+    Span *s = ivshm_span_at (w, id);
+
+    if (s->state == SPAN_PENDING || (s->state == SPAN_CANCELLED &&
+            !atomic_load_explicit (&s->freed, ACQ)))
+      pending += s->len;
+  }
+  return pending + w->early_margin;
+}
+
 /* The cache-hot ring (PROTOCOL.md, "Early wrap"): should the record of
  * rec_len bytes that would start at ring offset off start at offset 0
- * instead, behind a pad to the ring's end? Only when it would start at
- * least hot_window bytes into the ring, fits before off, and nothing at
- * all is held: after a reclaim the free space is the whole ring, which
- * means every live reader of the session stands at write_pos (none is
- * behind, none holds a record in place, none is registering below the
- * tail: the reclaim's second scan, PROTOCOL.md section 9), no
- * reservation of ours is pending or referenced (pool buffers), a first
- * reader has come (before it the tail does not move), and no holder of
- * the previous session nor a stale producer's reservation bounds the
- * space. The pad and the record then need exactly the free-space
- * accounting of any wrap: an early wrap only moves the pad earlier, so
- * it can never overwrite anything a wrap at the ring's end would not.
- * A look that finds the ring not empty (a reclaim: two scans of the
- * slots) is repeated only a quarter of a window later. */
+ * instead, behind a pad to the ring's end? When it would start at least
+ * hot_window bytes into the ring, fits before off, and the space at the
+ * ring's start that no reader and no reservation of ours still needs
+ * holds it and the margin. The free space is the ring less what lies
+ * between the bound (the tail after a reclaim, our oldest reservation)
+ * and reserve_pos; when that used part does not itself wrap, the free
+ * space less the pad is exactly the free space at the ring's start, and
+ * when it does, it is smaller than the pad. So the test is that of any
+ * wrap (free space >= pad + record), with the margin on top: an early
+ * wrap never writes where a wrap at the end would not. It is left out
+ * while a holder of the previous session or a stale producer's
+ * reservation bounds the space (section 10). A look that fails is
+ * repeated only a quarter of a window later. */
 static bool
 writer_early_wrap (IvshmWriter * w, uint64_t off, uint64_t rec_len,
     uint64_t * free_space)
 {
+  uint64_t need, margin;
+
   if (off < w->hot_window || rec_len > off || w->reserve_pos < w->hot_next_look)
     return false;
-  /* cheap looks first: our own references, the previous session */
-  if (w->span_first == w->span_end && w->n_holders == 0 &&
-      w->stale_until_ns == 0) {
-    if (*free_space < w->ring_size)
+  if (w->n_holders == 0 && w->stale_until_ns == 0) {
+    margin = writer_early_margin (w);
+    need = (w->ring_size - off) + rec_len + margin;
+    if (margin < w->ring_size && *free_space < need)
       *free_space = ivshm_writer_reclaim (w, false);
-    if (*free_space >= w->ring_size)
+    if (margin < w->ring_size && *free_space >= need)
       return true;
   }
   w->hot_next_look = w->reserve_pos + w->hot_window / 4;
   return false;
+}
+
+void
+ivshm_writer_set_early_margin (IvshmWriter * w, uint64_t bytes)
+{
+  w->early_margin = bytes;
 }
 
 IvshmStatus

@@ -330,6 +330,7 @@ ivshm_writer_new (void *base, uint64_t size, const IvshmWriterConfig * cfg,
   w->leaky = cfg && cfg->leaky;
   w->hot_window = cfg && cfg->hot_window ?
       cfg->hot_window : IVSHM_DEFAULT_HOT_WINDOW;
+  w->early_margin = cfg ? cfg->early_margin : 0;
   if (w->leaky) {
     /* a leaky producer keeps nothing for a first reader: everybody joins
      * at the live edge */

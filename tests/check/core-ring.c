@@ -2239,8 +2239,9 @@ write_hot_no_wrap (IvshmWriter * w, IvshmReader * r, uint64_t ring,
 }
 
 /* With every reader caught up and nothing held, the writer goes back to
- * the ring's start within a quarter window (its look is throttled after
- * a look that found the ring held): the record lands at offset 0. */
+ * the ring's start once past the window, within a quarter window more
+ * (its look is throttled after a look that found the start held): the
+ * record lands at offset 0. */
 static uint64_t
 write_hot_until_wrap (IvshmWriter * w, IvshmReader ** r, unsigned nr,
     uint64_t ring, uint64_t seq)
@@ -2248,7 +2249,7 @@ write_hot_until_wrap (IvshmWriter * w, IvshmReader ** r, unsigned nr,
   uint64_t wraps = early_wraps (w), off;
   unsigned i, k;
 
-  for (i = 0; i <= HOT_WINDOW / 4 / HOT_REC + 1; i++, seq++) {
+  for (i = 0; i <= (HOT_WINDOW + HOT_WINDOW / 4) / HOT_REC + 1; i++, seq++) {
     off = write_hot (w, ring, seq);
     for (k = 0; k < nr; k++)
       read_hot_at (r[k], ring, seq, off);
@@ -2262,12 +2263,17 @@ write_hot_until_wrap (IvshmWriter * w, IvshmReader ** r, unsigned nr,
 }
 
 /* Issue 20's cache-hot ring: positions the writer chooses on a 960 KiB
- * ring with a 64 KiB hot window. Mutations of writer_early_wrap that this
- * test caught (each tried once): wrapping whenever the window is passed
- * (part 1 fails: the early pad leaves no room while the first reader's
- * records are kept, AGAIN), wrapping once a reader came and half the ring
- * is free (part 4 fails: a record at offset 0 while a reader was 32
- * records behind), and never wrapping (part 2 fails). */
+ * ring with a 64 KiB hot window. The writer wraps early when the ring's
+ * start has room for the record and the margin; from part 4 on the
+ * margin is 8 records, so a reader (or a hold, or a reservation of ours)
+ * at offset 4096, right behind the record at the start, keeps the writer
+ * in ring order. Mutations of writer_early_wrap that this test caught
+ * (each tried once): wrapping whenever the window is passed (part 1
+ * fails: the early pad leaves no room while the first reader's records
+ * are kept, AGAIN), ignoring the margin (part 4 fails: a record at offset
+ * 0 while the reader's oldest unread record was at 4096), never wrapping
+ * (part 2 fails), and leaving out the room for pending reservations
+ * (part 8 fails). */
 GST_START_TEST (test_early_wrap)
 {
   const uint64_t size = 1024 * 1024, ring = size - IVSHM_RING_OFFSET;
@@ -2302,13 +2308,37 @@ GST_START_TEST (test_early_wrap)
   }
   fail_unless (early_wraps (w) >= 1 + 100 / (HOT_WINDOW / HOT_REC + 1));
 
-  /* 4. a reader behind: records go on in ring order */
+  /* 4. a margin of 8 records; a reader behind at offset 4096: the start
+   * lacks room for record and margin, records go on in ring order */
+  ivshm_writer_set_early_margin (w, 8 * HOT_REC);
+  seq = write_hot_until_wrap (w, r, 1, ring, seq);
   {
     uint64_t first = seq;
 
     seq = write_hot_no_wrap (w, NULL, ring, seq, 2 * HOT_WINDOW / HOT_REC);
     read_buffers_ok (r[0], first, seq);
     seq = write_hot_until_wrap (w, r, 1, ring, seq);
+  }
+
+  /* 4b. a reader behind at offset 13 * 4096, past record and margin: the
+   * writer wraps early although the reader has not caught up, and the
+   * reader still gets every record, in order and intact */
+  for (i = 0; i < 12; i++, seq++)
+    read_hot_at (r[0], ring, seq, write_hot (w, ring, seq));
+  {
+    uint64_t first = seq, offs[64], wraps = early_wraps (w);
+    unsigned n = 0;
+
+    do {
+      fail_unless (n < G_N_ELEMENTS (offs), "no early wrap with the start "
+          "free past record and margin");
+      offs[n++] = write_hot (w, ring, seq++);
+    } while (offs[n - 1] != 0);
+    fail_unless_equals_uint64 (early_wraps (w), wraps + 1);
+    fail_unless (offs[n - 2] + HOT_REC >= HOT_WINDOW);
+    for (i = 0; i < n; i++)
+      read_hot_at (r[0], ring, first + i, offs[i]);
+    read_none (r[0]);
   }
 
   /* 5. a record held in place (zero-copy read), the rest read at once */
@@ -2340,8 +2370,30 @@ GST_START_TEST (test_early_wrap)
   seq = write_hot_until_wrap (w, r, 2, ring, seq);
   read_none (r[0]);
   read_none (r[1]);
-
   ivshm_reader_free (r[1]);
+
+  /* 8. margin 0, a reservation of ours at offset 4096, still referenced:
+   * records written after it turn it into a skip (it will be copied when
+   * it is rendered), and an early wrap must leave room for that copy; the
+   * start has only 4096 bytes, so records go on in ring order */
+  ivshm_writer_set_early_margin (w, 0);
+  {
+    uint64_t first = seq, wraps = early_wraps (w);
+
+    assert_status (ivshm_writer_reserve_span (w, 4 * HOT_REC, &sp), IVSHM_OK);
+    fail_unless_equals_uint64 (sp.pos % ring, HOT_REC);
+    for (i = 0; i < 2 * HOT_WINDOW / HOT_REC; i++)
+      write_buffer_ok (w, seq++, HOT_LEN);
+    fail_unless_equals_uint64 (early_wraps (w), wraps);
+    read_buffers_ok (r[0], first, seq);
+    read_none (r[0]);
+    ivshm_writer_release_span (w, &sp);
+  }
+  /* without anything pending, margin 0: wrapped as soon as one record
+   * fits at the start */
+  seq = write_hot_until_wrap (w, r, 1, ring, seq);
+
+
   ivshm_reader_free (r[0]);
   ivshm_writer_free (w);
   free (base);
