@@ -1542,6 +1542,87 @@ GST_START_TEST (test_src_garbage_while_reading)
 
 GST_END_TEST;
 
+/* The cache-hot ring's margin for live streams (PROTOCOL.md section 11,
+ * "Early wrap"): once upstream answers the latency query as live (the
+ * harness does), the sink wraps early only while half the ring stays free
+ * at its start, so a reader that stalls keeps half the ring as slack. A
+ * reader that reads every record at once sees 256 KiB records; an early
+ * wrap (a record at offset 0 although it fitted behind the previous one)
+ * must come only after the previous record ended at least half a ring in.
+ * Mutation caught: not setting the margin in gst_ivshmem_sink_note_time
+ * (wraps after 256 KiB). */
+GST_START_TEST (test_sink_live_early_margin)
+{
+  const guint64 size = 4 * MiB, ring = size - IVSHM_RING_OFFSET;
+  const gsize len = 256 * KiB - 64;
+  gchar *path = shm_path ("sink-live-margin");
+  gchar *desc = g_strdup_printf ("ivshmemsink device=%s size=%"
+      G_GUINT64_FORMAT " sync=false", path, size);
+  GstHarness *h = gst_harness_new_parse (desc);
+  IvshmRegion *region;
+  IvshmReader *reader;
+  IvshmRegionOptions opts = { 0 };
+  IvshmError err = { 0 };
+  IvshmRecord rec;
+  GstSegment seg;
+  guint64 prev_end = G_MAXUINT64, early = 0, wraps_stat = 0;
+  GstStructure *stats = NULL;
+  GstElement *sink;
+  gint i;
+
+  fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
+      IVSHM_OK);
+  fail_unless_equals_int (ivshm_reader_new (ivshm_region_data (region),
+          ivshm_region_size (region), NULL, &reader, &err), IVSHM_OK);
+  gst_harness_use_systemclock (h);
+  fail_unless (gst_harness_push_event (h,
+          gst_event_new_stream_start ("live-margin")));
+  fail_unless (gst_harness_push_event (h,
+          gst_event_new_caps (gst_caps_new_empty_simple ("application/x-t"))));
+  gst_segment_init (&seg, GST_FORMAT_TIME);
+  fail_unless (gst_harness_push_event (h, gst_event_new_segment (&seg)));
+
+  for (i = 0; i < 48; i++) {
+    GstBuffer *b = gst_buffer_new_allocate (NULL, len, NULL);
+
+    GST_BUFFER_PTS (b) = i * 10 * GST_MSECOND;
+    fail_unless_equals_int (gst_harness_push (h, b), GST_FLOW_OK);
+    /* read everything there is: the reader keeps up */
+    ivshm_reader_heartbeat (reader);
+    while (ivshm_reader_next (reader, &rec, &err) == IVSHM_OK) {
+      guint64 off = rec.h.pos % ring,
+          rec_len = ivshm_record_len (rec.h.payload_len);
+
+      if (rec.h.type == IVSHM_RECORD_BUFFER) {
+        if (off == 0 && prev_end != G_MAXUINT64 && prev_end + rec_len <= ring) {
+          early++;
+          fail_unless (prev_end >= ring / 2, "an early wrap of a live stream "
+              "after %" G_GUINT64_FORMAT " bytes of a %" G_GUINT64_FORMAT
+              "-byte ring: less than half of it stayed free", prev_end, ring);
+        }
+        prev_end = off + rec_len;
+      }
+      fail_unless_equals_int (ivshm_reader_release (reader), IVSHM_OK);
+    }
+  }
+  fail_unless (early >= 2, "only %" G_GUINT64_FORMAT " early wraps in 48 "
+      "records of a quarter MiB: the test saw nothing", early);
+  sink = gst_harness_find_element (h, "ivshmemsink");
+  g_object_get (sink, "stats", &stats, NULL);
+  fail_unless (gst_structure_get_uint64 (stats, "early-wraps", &wraps_stat));
+  fail_unless_equals_uint64 (wraps_stat, early);
+  gst_structure_free (stats);
+  gst_object_unref (sink);
+
+  ivshm_reader_free (reader);
+  gst_harness_teardown (h);
+  ivshm_region_close (region);
+  g_free (desc);
+  remove_region (path);
+}
+
+GST_END_TEST;
+
 static Suite *
 ivshmem_suite (void)
 {
@@ -1553,6 +1634,7 @@ ivshmem_suite (void)
   tcase_add_test (tc, test_registered_with_defaults);
   tcase_add_test (tc, test_enum_types_plugin_api);
   tcase_add_test (tc, test_sink_state_changes);
+  tcase_add_test (tc, test_sink_live_early_margin);
   tcase_add_test (tc, test_src_state_changes);
   tcase_add_test (tc, test_missing_device);
   tcase_add_test (tc, test_size_not_power_of_two);
