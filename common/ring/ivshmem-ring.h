@@ -104,8 +104,14 @@ typedef struct
   uint64_t early_margin;
 } IvshmWriterConfig;
 
-/* 256 KiB: within a core's L2 cache on current x86 and ARM servers. */
-#define IVSHM_DEFAULT_HOT_WINDOW (256ull * 1024)
+/* 4 MiB: more than a core's L2 cache on current x86 and ARM servers. A
+ * reader that copies records out keeps the lines it read in its L2, and
+ * each line the writer then writes again costs a probe of that core: with
+ * a 256 KiB window, 64 KiB records copied out by the reader ran 13 %
+ * slower than without early wraps (tests/bench/run.py); from 4 MiB on the
+ * reader has let go of them. Records of megabytes, which no L2 holds,
+ * still cycle through a few of them (PROTOCOL.md, "Early wrap"). */
+#define IVSHM_DEFAULT_HOT_WINDOW (4ull * 1024 * 1024)
 
 typedef struct
 {

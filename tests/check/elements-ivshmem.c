@@ -1546,15 +1546,15 @@ GST_END_TEST;
  * "Early wrap"): once upstream answers the latency query as live (the
  * harness does), the sink wraps early only while half the ring stays free
  * at its start, so a reader that stalls keeps half the ring as slack. A
- * reader that reads every record at once sees 256 KiB records; an early
- * wrap (a record at offset 0 although it fitted behind the previous one)
- * must come only after the previous record ended at least half a ring in.
- * Mutation caught: not setting the margin in gst_ivshmem_sink_note_time
- * (wraps after 256 KiB). */
+ * reader that reads every record at once sees 1 MiB records in a 16 MiB
+ * region; an early wrap (a record at offset 0 although it fitted behind
+ * the previous one) must come only after the previous record ended at
+ * least half a ring in. Mutation caught: not setting the margin in
+ * gst_ivshmem_sink_note_time (wraps after the 4 MiB hot window). */
 GST_START_TEST (test_sink_live_early_margin)
 {
-  const guint64 size = 4 * MiB, ring = size - IVSHM_RING_OFFSET;
-  const gsize len = 256 * KiB - 64;
+  const guint64 size = 16 * MiB, ring = size - IVSHM_RING_OFFSET;
+  const gsize len = MiB - 64;
   gchar *path = shm_path ("sink-live-margin");
   gchar *desc = g_strdup_printf ("ivshmemsink device=%s size=%"
       G_GUINT64_FORMAT " sync=false", path, size);
@@ -1606,7 +1606,7 @@ GST_START_TEST (test_sink_live_early_margin)
     }
   }
   fail_unless (early >= 2, "only %" G_GUINT64_FORMAT " early wraps in 48 "
-      "records of a quarter MiB: the test saw nothing", early);
+      "records of 1 MiB: the test saw nothing", early);
   sink = gst_harness_find_element (h, "ivshmemsink");
   g_object_get (sink, "stats", &stats, NULL);
   fail_unless (gst_structure_get_uint64 (stats, "early-wraps", &wraps_stat));
