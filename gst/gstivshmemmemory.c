@@ -4,8 +4,8 @@
 #include "gstivshmemmemory.h"
 
 #include "ivshmem-protocol.h"
+#include "ivshmem-copy.h"
 
-#include <string.h>
 
 G_DEFINE_ABSTRACT_TYPE (GstIvshmemRingAllocator, gst_ivshmem_ring_allocator,
     GST_TYPE_ALLOCATOR);
@@ -76,7 +76,8 @@ gst_ivshmem_ring_memory_move_out_locked (GstIvshmemRingMemory * root)
 
   g_return_if_fail (root->maps == 0 && root->copy == NULL);
   root->copy = g_malloc (size);
-  memcpy (root->copy, root->data, size);
+  /* at memory speed, as every copy out of or into the ring */
+  ivshm_copy (root->copy, root->data, size);
   root->data = root->copy;
 }
 
