@@ -16,12 +16,20 @@
 #define GST_CAT_DEFAULT gst_ivshmem_sink_debug
 
 /* Another producer owns the region now: this one must stop. Posted once,
- * from whichever thread notices first. */
+ * from whichever thread notices first (the streaming thread or the
+ * heartbeat thread); the other one returns only after the post, so that
+ * the streaming thread's GST_FLOW_ERROR never reaches upstream before
+ * the error (else upstream's "Internal data stream error" is the first
+ * error on the bus: elements-ivshmem, test_sink_taken_over_error_first). */
 void
 gst_ivshmem_sink_post_taken_over (GstIvshmemSink * self)
 {
-  if (!g_atomic_int_compare_and_exchange (&self->taken_over, 0, 1))
+  g_mutex_lock (&self->taken_over_lock);
+  if (g_atomic_int_get (&self->taken_over)) {
+    g_mutex_unlock (&self->taken_over_lock);
     return;
+  }
+  g_atomic_int_set (&self->taken_over, 1);
   GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
       ("Another producer took over the IVSHMEM region %s while this "
           "pipeline was stalled (a paused VM or a stopped process?).",
@@ -30,6 +38,7 @@ gst_ivshmem_sink_post_taken_over (GstIvshmemSink * self)
           "so the other producer started a new session; this sink wrote "
           "nothing into it. Its readers follow the new producer. Stop one "
           "of the two producers, or give each a region of its own."));
+  g_mutex_unlock (&self->taken_over_lock);
 }
 
 /* how long a lossless sink waits on one reader before it names it */

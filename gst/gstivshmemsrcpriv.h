@@ -103,7 +103,8 @@ struct _GstIvshmemSrc
   GMutex unlock_lock;
   GstAllocator *allocator;
   gint region_lost;             /* atomic: the region's file shrank (or lost
-                                 * pages) and the error was posted */
+                                 * pages): 1 while the error is being
+                                 * posted, 2 once it is on the bus */
   guint64 region_checked_ns;    /* the streaming thread's: when it last
                                  * looked at the file's size */
 

@@ -111,8 +111,16 @@ gst_ivshmem_region_lost (GstElement * element, const IvshmRegion * region,
 
   if (G_LIKELY (!ivshm_region_lost (region)))
     return FALSE;
-  if (!g_atomic_int_compare_and_exchange (posted, 0, 1))
+  /* *posted: 0, 1 while one thread posts, 2 once the error is on the
+   * bus. A thread that finds it posting waits for it: a streaming thread
+   * must not return GST_FLOW_ERROR before the error is posted, or
+   * upstream's "Internal data stream error" comes first (the same rule as
+   * gst_ivshmem_sink_post_taken_over). */
+  if (!g_atomic_int_compare_and_exchange (posted, 0, 1)) {
+    while (g_atomic_int_get (posted) == 1)
+      g_usleep (100);
     return TRUE;
+  }
   ivshm_region_lost_error (region, &err);
   /* "The region file /dev/shm/x shrank to 0 bytes while it was in use" */
   text = g_strdup_printf ("%c%s.", g_ascii_toupper (err.detail[0]),
@@ -124,6 +132,7 @@ gst_ivshmem_region_lost (GstElement * element, const IvshmRegion * region,
           "process that uses the region, make the file again with its "
           "full size (or let the sink's size= create it), and restart "
           "them."), __FILE__, GST_FUNCTION, __LINE__);
+  g_atomic_int_set (posted, 2);
   return TRUE;
 }
 

@@ -23,9 +23,10 @@ void gst_ivshmem_post_error (GstElement * element, const IvshmError * err,
 
 /* The region's mapping faulted (ivshm_region_lost(): the host file shrank
  * or lost its pages): posts the element error that says what happened to
- * the file, once per element (*posted, atomic, is the element's flag), and
- * returns TRUE: the caller stops using the region. FALSE: all is well. Any
- * thread. */
+ * the file, once per element (*posted, atomic, is the element's flag: 1
+ * while one thread posts, 2 after; another thread that finds it lost
+ * returns only after the post), and returns TRUE: the caller stops using
+ * the region. FALSE: all is well. Any thread. */
 gboolean gst_ivshmem_region_lost (GstElement * element,
     const IvshmRegion * region, gint * posted);
 /* The same after a look at the file's size (ivshm_region_check(): an

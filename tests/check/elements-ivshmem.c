@@ -1568,6 +1568,7 @@ GST_START_TEST (test_sink_live_early_margin)
   guint64 prev_end = G_MAXUINT64, early = 0, wraps_stat = 0;
   GstStructure *stats = NULL;
   GstElement *sink;
+  GstCaps *caps;
   gint i;
 
   fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
@@ -1577,8 +1578,9 @@ GST_START_TEST (test_sink_live_early_margin)
   gst_harness_use_systemclock (h);
   fail_unless (gst_harness_push_event (h,
           gst_event_new_stream_start ("live-margin")));
-  fail_unless (gst_harness_push_event (h,
-          gst_event_new_caps (gst_caps_new_empty_simple ("application/x-t"))));
+  caps = gst_caps_new_empty_simple ("application/x-t");
+  fail_unless (gst_harness_push_event (h, gst_event_new_caps (caps)));
+  gst_caps_unref (caps);
   gst_segment_init (&seg, GST_FORMAT_TIME);
   fail_unless (gst_harness_push_event (h, gst_event_new_segment (&seg)));
 
@@ -1623,6 +1625,97 @@ GST_START_TEST (test_sink_live_early_margin)
 
 GST_END_TEST;
 
+/* A sink that finds its region taken over posts its error before it
+ * returns GST_FLOW_ERROR, whichever of its threads noticed first:
+ * otherwise upstream's "Internal data stream error" reaches the bus
+ * first and is what gst-launch-1.0 and applications report (CI saw it in
+ * lifecycle-stale-producer). The takeover is simulated by a foreign
+ * producer_owner; a bus sync handler holds the sink's heartbeat thread
+ * inside its post for 300 ms, and meanwhile the streaming thread (this
+ * one) renders a buffer. */
+typedef struct
+{
+  GMutex lock;
+  GCond cond;
+  gboolean in_post;
+  GThread *test_thread;
+} PostGate;
+
+static GstBusSyncReply
+hold_error_post (GstBus * bus, GstMessage * msg, gpointer data)
+{
+  PostGate *g = data;
+
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR &&
+      g_thread_self () != g->test_thread) {
+    g_mutex_lock (&g->lock);
+    g->in_post = TRUE;
+    g_cond_broadcast (&g->cond);
+    g_mutex_unlock (&g->lock);
+    g_usleep (300 * 1000);
+  }
+  return GST_BUS_PASS;
+}
+
+GST_START_TEST (test_sink_taken_over_error_first)
+{
+  gchar *path = shm_path ("sink-taken-over");
+  gchar *desc = g_strdup_printf ("ivshmemsink device=%s size=%"
+      G_GUINT64_FORMAT " sync=false", path, MiB);
+  GstHarness *h = gst_harness_new_parse (desc);
+  GstElement *sink = gst_harness_find_element (h, "ivshmemsink");
+  GstBus *bus = gst_bus_new ();
+  PostGate g = { 0 };
+  IvshmRegion *region;
+  IvshmRegionOptions opts = { 0 };
+  IvshmError err = { 0 };
+  GstMessage *msg;
+  gint64 deadline;
+
+  g_mutex_init (&g.lock);
+  g_cond_init (&g.cond);
+  g.test_thread = g_thread_self ();
+  gst_element_set_bus (sink, bus);
+  gst_bus_set_sync_handler (bus, hold_error_post, &g, NULL);
+  gst_harness_set_src_caps_str (h, "application/x-t");
+  fail_unless_equals_int (gst_harness_push (h,
+          gst_buffer_new_allocate (NULL, 100, NULL)), GST_FLOW_OK);
+
+  /* another producer owns the region now */
+  fail_unless_equals_int (ivshm_region_open (path, &opts, &region, &err),
+      IVSHM_OK);
+  atomic_store (&((IvshmHeader *) ivshm_region_data (region))->producer_owner,
+      0x1234567890abcdefull);
+  /* the heartbeat thread notices and is held in its post */
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  g_mutex_lock (&g.lock);
+  while (!g.in_post)
+    fail_unless (g_cond_wait_until (&g.cond, &g.lock, deadline),
+        "the sink's heartbeat thread did not report the takeover");
+  g_mutex_unlock (&g.lock);
+
+  /* the streaming thread fails: by then the error must be on the bus */
+  fail_unless_equals_int (gst_harness_push (h,
+          gst_buffer_new_allocate (NULL, 100, NULL)), GST_FLOW_ERROR);
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL, "GST_FLOW_ERROR returned before the sink's "
+      "error reached the bus");
+  fail_unless (GST_MESSAGE_SRC (msg) == GST_OBJECT (sink));
+  gst_message_unref (msg);
+
+  gst_bus_set_sync_handler (bus, NULL, NULL, NULL);
+  gst_harness_teardown (h);
+  gst_object_unref (sink);
+  gst_object_unref (bus);
+  ivshm_region_close (region);
+  g_mutex_clear (&g.lock);
+  g_cond_clear (&g.cond);
+  g_free (desc);
+  remove_region (path);
+}
+
+GST_END_TEST;
+
 static Suite *
 ivshmem_suite (void)
 {
@@ -1635,6 +1728,7 @@ ivshmem_suite (void)
   tcase_add_test (tc, test_enum_types_plugin_api);
   tcase_add_test (tc, test_sink_state_changes);
   tcase_add_test (tc, test_sink_live_early_margin);
+  tcase_add_test (tc, test_sink_taken_over_error_first);
   tcase_add_test (tc, test_src_state_changes);
   tcase_add_test (tc, test_missing_device);
   tcase_add_test (tc, test_size_not_power_of_two);
