@@ -311,7 +311,6 @@ gst_ivshmem_sink_init (GstIvshmemSink * self)
   self->policy = DEFAULT_POLICY;
   ivshm_waiter_init (&self->waiter);
   g_mutex_init (&self->time_lock);
-  g_mutex_init (&self->taken_over_lock);
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
 }
 
@@ -325,7 +324,6 @@ gst_ivshmem_sink_finalize (GObject * object)
   gst_clear_object (&self->pool);
   gst_clear_object (&self->time_clock);
   g_mutex_clear (&self->time_lock);
-  g_mutex_clear (&self->taken_over_lock);
 
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }

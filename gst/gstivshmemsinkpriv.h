@@ -45,13 +45,9 @@ struct _GstIvshmemSink
    * sink: upstream threads may wait in its acquire (object lock) */
   GstBufferPool *pool;
   gchar *region_name;           /* for messages; set in start() */
-  /* the takeover error: posted once, under taken_over_lock, so that a
-   * thread that did not post it returns only once it is on the bus */
-  GMutex taken_over_lock;
-  gint taken_over;              /* atomic: the error was posted */
-  gint region_lost;             /* atomic: the region's file shrank (or lost
-                                 * pages): 1 while the error is being
-                                 * posted, 2 once it is on the bus */
+  gint taken_over;              /* the takeover error: gst_ivshmem_post_begin() */
+  gint region_lost;             /* the region's file shrank (or lost pages):
+                                 * gst_ivshmem_post_begin() */
 
   /* the heartbeat thread's: a lossless sink held back by one reader */
   guint64 hold_pos;             /* the write position when last seen */

@@ -24,12 +24,8 @@
 void
 gst_ivshmem_sink_post_taken_over (GstIvshmemSink * self)
 {
-  g_mutex_lock (&self->taken_over_lock);
-  if (g_atomic_int_get (&self->taken_over)) {
-    g_mutex_unlock (&self->taken_over_lock);
+  if (!gst_ivshmem_post_begin (&self->taken_over))
     return;
-  }
-  g_atomic_int_set (&self->taken_over, 1);
   GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
       ("Another producer took over the IVSHMEM region %s while this "
           "pipeline was stalled (a paused VM or a stopped process?).",
@@ -38,7 +34,7 @@ gst_ivshmem_sink_post_taken_over (GstIvshmemSink * self)
           "so the other producer started a new session; this sink wrote "
           "nothing into it. Its readers follow the new producer. Stop one "
           "of the two producers, or give each a region of its own."));
-  g_mutex_unlock (&self->taken_over_lock);
+  gst_ivshmem_post_end (&self->taken_over);
 }
 
 /* how long a lossless sink waits on one reader before it names it */

@@ -102,9 +102,8 @@ struct _GstIvshmemSrc
    * it before it lets a region go (reattach, stop). */
   GMutex unlock_lock;
   GstAllocator *allocator;
-  gint region_lost;             /* atomic: the region's file shrank (or lost
-                                 * pages): 1 while the error is being
-                                 * posted, 2 once it is on the bus */
+  gint region_lost;             /* the region's file shrank (or lost pages):
+                                 * gst_ivshmem_post_begin() */
   guint64 region_checked_ns;    /* the streaming thread's: when it last
                                  * looked at the file's size */
 

@@ -103,6 +103,23 @@ gst_ivshmem_post_error (GstElement * element, const IvshmError * err,
 }
 
 gboolean
+gst_ivshmem_post_begin (gint * posted)
+{
+  if (g_atomic_int_compare_and_exchange (posted, 0, 1))
+    return TRUE;
+  /* another thread posts it (or did): return once it is on the bus */
+  while (g_atomic_int_get (posted) == 1)
+    g_usleep (100);
+  return FALSE;
+}
+
+void
+gst_ivshmem_post_end (gint * posted)
+{
+  g_atomic_int_set (posted, 2);
+}
+
+gboolean
 gst_ivshmem_region_lost (GstElement * element, const IvshmRegion * region,
     gint * posted)
 {
@@ -116,11 +133,8 @@ gst_ivshmem_region_lost (GstElement * element, const IvshmRegion * region,
    * must not return GST_FLOW_ERROR before the error is posted, or
    * upstream's "Internal data stream error" comes first (the same rule as
    * gst_ivshmem_sink_post_taken_over). */
-  if (!g_atomic_int_compare_and_exchange (posted, 0, 1)) {
-    while (g_atomic_int_get (posted) == 1)
-      g_usleep (100);
+  if (!gst_ivshmem_post_begin (posted))
     return TRUE;
-  }
   ivshm_region_lost_error (region, &err);
   /* "The region file /dev/shm/x shrank to 0 bytes while it was in use" */
   text = g_strdup_printf ("%c%s.", g_ascii_toupper (err.detail[0]),
@@ -132,7 +146,7 @@ gst_ivshmem_region_lost (GstElement * element, const IvshmRegion * region,
           "process that uses the region, make the file again with its "
           "full size (or let the sink's size= create it), and restart "
           "them."), __FILE__, GST_FUNCTION, __LINE__);
-  g_atomic_int_set (posted, 2);
+  gst_ivshmem_post_end (posted);
   return TRUE;
 }
 

@@ -21,10 +21,19 @@ void gst_ivshmem_post_error (GstElement * element, const IvshmError * err,
   gst_ivshmem_post_error (GST_ELEMENT (el), err, what, __FILE__, \
       GST_FUNCTION, __LINE__)
 
+/* An error an element posts once, from whichever of its threads notices
+ * first (*posted, atomic: 0, 1 while one thread posts, 2 after). TRUE:
+ * this thread posts it, then calls gst_ivshmem_post_end(). FALSE: another
+ * thread did, and it is on the bus now: a streaming thread must not
+ * return GST_FLOW_ERROR before its element's error is posted, or
+ * upstream's "Internal data stream error" comes first. */
+gboolean gst_ivshmem_post_begin (gint * posted);
+void gst_ivshmem_post_end (gint * posted);
+
 /* The region's mapping faulted (ivshm_region_lost(): the host file shrank
  * or lost its pages): posts the element error that says what happened to
- * the file, once per element (*posted, atomic, is the element's flag: 1
- * while one thread posts, 2 after; another thread that finds it lost
+ * the file, once per element (*posted is the element's flag, as for
+ * gst_ivshmem_post_begin(): another thread that finds the region lost
  * returns only after the post), and returns TRUE: the caller stops using
  * the region. FALSE: all is well. Any thread. */
 gboolean gst_ivshmem_region_lost (GstElement * element,

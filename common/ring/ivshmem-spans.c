@@ -108,12 +108,12 @@ writer_early_wrap (IvshmWriter * w, uint64_t off, uint64_t rec_len,
 
   if (off < w->hot_window || rec_len > off || w->reserve_pos < w->hot_next_look)
     return false;
-  if (w->n_holders == 0 && w->stale_until_ns == 0) {
-    margin = writer_early_margin (w);
+  if (w->n_holders == 0 && w->stale_until_ns == 0 &&
+      (margin = writer_early_margin (w)) < w->ring_size) {
     need = (w->ring_size - off) + rec_len + margin;
-    if (margin < w->ring_size && *free_space < need)
+    if (*free_space < need)
       *free_space = ivshm_writer_reclaim (w, false);
-    if (margin < w->ring_size && *free_space >= need)
+    if (*free_space >= need)
       return true;
   }
   w->hot_next_look = w->reserve_pos + w->hot_window / 4;
