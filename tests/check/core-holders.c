@@ -26,16 +26,18 @@ typedef struct
   uint64_t next2;               /* r2's next buffer */
 } Fixture;
 
-/* a writes three buffers, r holds the first and reads the others; then b
- * takes over from a, and r2 attaches to b's session. */
+/* a writes three buffers, r holds the one at index `held` and reads the
+ * others; then b (with the given hot window, 0: the default) takes over
+ * from a, and r2 attaches to b's session. */
 static void
-setup (Fixture * f, uint64_t b_lease_ns, bool leaky)
+setup_full (Fixture * f, uint64_t b_lease_ns, bool leaky, unsigned held,
+    uint64_t hot_window)
 {
   IvshmWriterConfig cfg = { 0 };
   IvshmError err = { 0 };
   IvshmRecord rec;
-  uint64_t next = 1;
-  int i;
+  uint64_t next = held + 1;
+  unsigned i;
 
   memset (f, 0, sizeof *f);
   f->base = region_shared ();
@@ -44,8 +46,12 @@ setup (Fixture * f, uint64_t b_lease_ns, bool leaky)
   f->slot = slot_of_reader (f->r);
   for (i = 0; i < 3; i++)
     assert_status (write_buffer (f->a, i, LEN), IVSHM_OK);
+  for (i = 0; i < held; i++) {
+    assert_status (ivshm_reader_next (f->r, &rec, &err), IVSHM_OK);
+    assert_status (ivshm_reader_release (f->r), IVSHM_OK);
+  }
   assert_status (ivshm_reader_next (f->r, &rec, &err), IVSHM_OK);
-  fail_unless_equals_uint64 (rec.h.offset, 0);
+  fail_unless_equals_uint64 (rec.h.offset, held);
   fail_unless_equals_uint64 (rec.h.payload_len, LEN);
   assert_status (ivshm_reader_hold (f->r, &f->hold), IVSHM_OK);
   f->held = rec.payload;
@@ -58,9 +64,16 @@ setup (Fixture * f, uint64_t b_lease_ns, bool leaky)
   cfg.heartbeat_period_ns = 20 * MS;
   cfg.takeover_wait_ns = 100 * MS;
   cfg.leaky = leaky;
+  cfg.hot_window = hot_window;
   assert_status (ivshm_writer_new (f->base, REGION, &cfg, &f->b, &err),
       IVSHM_OK);
   f->r2 = reader_new_ok (f->base, false);
+}
+
+static void
+setup (Fixture * f, uint64_t b_lease_ns, bool leaky)
+{
+  setup_full (f, b_lease_ns, leaky, 0, 0);
 }
 
 static void
@@ -184,6 +197,50 @@ GST_START_TEST (test_dead_holder_delays_one_lease)
 
 GST_END_TEST;
 
+static uint64_t
+early_wraps (IvshmWriter * w)
+{
+  IvshmWriterStats ws;
+
+  ivshm_writer_get_stats (w, &ws);
+  return ws.early_wraps;
+}
+
+/* The cache-hot ring's condition 2 (PROTOCOL.md, "Early wrap"): while a
+ * holder of the previous session is in its bound, the producer does not
+ * wrap early, even where the ring's start before the held record (the
+ * third of a's, after two records' worth of free space) would have room
+ * for the next record. Once the holder lets go, it does again. Mutation:
+ * with the n_holders test taken out of writer_early_wrap this fails (an
+ * early wrap while r held its record); the held record stayed intact even
+ * then, as the free-space accounting alone keeps it. */
+GST_START_TEST (test_no_early_wrap_past_holder)
+{
+  Fixture f;
+  uint64_t i, rounds = 2 * REGION / LEN;
+  IvshmStatus st = IVSHM_OK;
+
+  setup_full (&f, 60000 * MS, false, 2, REGION / 4);
+  for (i = 0; i < rounds && st == IVSHM_OK; i++) {
+    st = write_one (&f);
+    assert_held_intact (&f, "while writing");
+  }
+  assert_status (st, IVSHM_AGAIN);
+  fail_unless (early_wraps (f.b) == 0, "b wrapped early while a holder of "
+      "the previous session was in its bound");
+  fail_unless (f.n > REGION / 4 / LEN, "b must pass its hot window");
+
+  ivshm_reader_unhold (f.r, &f.hold);
+  ivshm_reader_free (f.r);
+  f.r = NULL;
+  assert_proceeds (&f);
+  fail_unless (early_wraps (f.b) > 0, "no early wrap once the holder was "
+      "gone");
+  teardown (&f);
+}
+
+GST_END_TEST;
+
 /* A leaky producer keeps a live holder's records one lease, then goes on
  * (it never waits for readers longer). */
 GST_START_TEST (test_leaky_holder_one_lease)
@@ -225,6 +282,7 @@ core_holders_suite (void)
   tcase_add_test (tc, test_live_holder_not_overwritten);
   tcase_add_test (tc, test_dead_holder_delays_one_lease);
   tcase_add_test (tc, test_leaky_holder_one_lease);
+  tcase_add_test (tc, test_no_early_wrap_past_holder);
   return s;
 }
 

@@ -290,6 +290,89 @@ GST_START_TEST (test_stale_payload_full_ring)
 
 GST_END_TEST;
 
+/* ---- no early wrap past a stale reservation ----------------------------- */
+
+static uint64_t
+early_wraps (IvshmWriter * w)
+{
+  IvshmWriterStats ws;
+
+  ivshm_writer_get_stats (w, &ws);
+  return ws.early_wraps;
+}
+
+/* Writes one buffer of B and reads it at once; FALSE: B had no room. */
+static gboolean
+write_read_one (IvshmWriter * b, IvshmReader * r, uint64_t * n, uint64_t len)
+{
+  IvshmError err = { 0 };
+  IvshmStatus st = write_buffer (b, *n, len);
+  uint64_t next = *n;
+
+  if (st == IVSHM_AGAIN)
+    return FALSE;
+  assert_status (st, IVSHM_OK);
+  (*n)++;
+  assert_status (drain (r, &next, &err), IVSHM_AGAIN);
+  fail_unless_equals_uint64 (next, *n);
+  return TRUE;
+}
+
+/* The cache-hot ring's condition 2 (PROTOCOL.md, "Early wrap"): for the
+ * lease during which a stale producer's reservation is in its bound, the
+ * producer does not wrap early, even where the ring's start before that
+ * reservation (A's fourth record, after three records' worth of space)
+ * has room and its reader has caught up. After the lease it does.
+ * Mutation: with the stale test taken out of writer_early_wrap this
+ * fails (an early wrap within the lease). */
+GST_START_TEST (test_no_early_wrap_past_stale_reservation)
+{
+  void *base = region_shared ();
+  IvshmWriter *a = writer_new_ok (base, 0, 0), *b = NULL;
+  IvshmWriterConfig cfg = { 0 };
+  IvshmError err = { 0 };
+  IvshmReader *r;
+  const uint64_t len = 1000, lease = scaled (500 * MS);
+  uint64_t i, n = 0, start, deadline;
+  void *pa;
+
+  for (i = 0; i < 3; i++)
+    assert_status (write_buffer (a, i, len), IVSHM_OK);
+  assert_status (ivshm_writer_reserve (a, len, &pa), IVSHM_OK);
+  /* A stalls with its reservation; B takes over after 50 ms */
+  cfg.lease_timeout_ns = lease;
+  cfg.takeover_wait_ns = scaled (50 * MS);
+  cfg.heartbeat_period_ns = 20 * MS;
+  cfg.hot_window = REGION / 4;
+  assert_status (ivshm_writer_new (base, REGION, &cfg, &b, &err), IVSHM_OK);
+  start = ivshm_now_ns ();
+  r = reader_new_ok (base, false);
+
+  /* within the lease: in ring order, past the window and round the end,
+   * until A's reservation is in the way */
+  for (i = 0; i < 2 * REGION / len && write_read_one (b, r, &n, len); i++);
+  fail_unless (ivshm_now_ns () - start < lease, "too slow to test within "
+      "the lease");
+  fail_unless (early_wraps (b) == 0, "B wrapped early while a stale "
+      "reservation was in its bound");
+  fail_unless (n > REGION / 4 / len, "B must pass its hot window");
+
+  /* after the lease: B goes on, and back to the ring's start early */
+  deadline = ivshm_now_ns () + scaled (60000 * MS);
+  while (early_wraps (b) == 0) {
+    fail_unless (ivshm_now_ns () < deadline, "no early wrap after the "
+        "stale reservation's lease");
+    if (!write_read_one (b, r, &n, len))
+      sleep_ms (10);
+  }
+  ivshm_reader_free (r);
+  ivshm_writer_free (b);
+  ivshm_writer_free (a);
+  munmap (base, REGION);
+}
+
+GST_END_TEST;
+
 static Suite *
 core_takeover_suite (void)
 {
@@ -303,6 +386,7 @@ core_takeover_suite (void)
   tcase_add_test (tc, test_racing_producers_exclusive);
   tcase_add_test (tc, test_stale_payload_first_record);
   tcase_add_test (tc, test_stale_payload_full_ring);
+  tcase_add_test (tc, test_no_early_wrap_past_stale_reservation);
   return s;
 }
 
