@@ -936,7 +936,7 @@ def fmt_ratio(x):
 
 
 def fmt_pct(x):
-    return "n/a" if x is None else "%.0f%%" % (100 * x)
+    return "n/a" if x is None else "%.1f%%" % (100 * x)
 
 
 def cpu_per_s(s):
