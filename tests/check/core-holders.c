@@ -197,15 +197,6 @@ GST_START_TEST (test_dead_holder_delays_one_lease)
 
 GST_END_TEST;
 
-static uint64_t
-early_wraps (IvshmWriter * w)
-{
-  IvshmWriterStats ws;
-
-  ivshm_writer_get_stats (w, &ws);
-  return ws.early_wraps;
-}
-
 /* The cache-hot ring's condition 2 (PROTOCOL.md, "Early wrap"): while a
  * holder of the previous session is in its bound, the producer does not
  * wrap early, even where the ring's start before the held record (the

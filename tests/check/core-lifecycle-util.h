@@ -1,9 +1,10 @@
 /* gst-ivshmem: helpers of the core's life-cycle tests
  * SPDX-License-Identifier: MIT
  *
- * Shared by core-lifecycle.c (readers and their slots) and core-takeover.c
- * (producers: stalls, takeovers, races). Regions are anonymous MAP_SHARED
- * mappings, so that forked peers see them.
+ * Shared by core-lifecycle.c (readers and their slots), core-takeover.c
+ * (producers: stalls, takeovers, races), core-holders.c (readers of the
+ * previous session) and core-lifecycle-model.c. Regions are anonymous
+ * MAP_SHARED mappings, so that forked peers see them.
  */
 #ifndef CORE_LIFECYCLE_UTIL_H
 #define CORE_LIFECYCLE_UTIL_H
@@ -128,6 +129,17 @@ drain (IvshmReader * r, uint64_t *next, IvshmError * err)
     assert_status (ivshm_reader_release (r), IVSHM_OK);
   }
   return st;
+}
+
+/* How often the writer has gone back to the ring's start early (the
+ * cache-hot ring, PROTOCOL.md section 11). */
+static inline uint64_t
+early_wraps (IvshmWriter * w)
+{
+  IvshmWriterStats ws;
+
+  ivshm_writer_get_stats (w, &ws);
+  return ws.early_wraps;
 }
 
 /* Timeouts stretch under valgrind (IVSHMEM_TEST_TIME_SCALE=10). */

@@ -292,15 +292,6 @@ GST_END_TEST;
 
 /* ---- no early wrap past a stale reservation ----------------------------- */
 
-static uint64_t
-early_wraps (IvshmWriter * w)
-{
-  IvshmWriterStats ws;
-
-  ivshm_writer_get_stats (w, &ws);
-  return ws.early_wraps;
-}
-
 /* Writes one buffer of B and reads it at once; FALSE: B had no room. */
 static gboolean
 write_read_one (IvshmWriter * b, IvshmReader * r, uint64_t * n, uint64_t len)
