@@ -6,7 +6,6 @@
 #include "ivshmem-protocol.h"
 #include "ivshmem-copy.h"
 
-
 G_DEFINE_ABSTRACT_TYPE (GstIvshmemRingAllocator, gst_ivshmem_ring_allocator,
     GST_TYPE_ALLOCATOR);
 
